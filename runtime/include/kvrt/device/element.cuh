@@ -1,0 +1,86 @@
+//===- element.cuh - Element types of compiled kernels ----------*- CUDA -*-===//
+//
+// Conversions between the cache element types (__half, __nv_bfloat16, float)
+// and the fp32 that kernels compute in, and 16-byte vector loads that widen
+// a whole vector to fp32 at once. Part of the device library that kvcc's
+// generated CUDA includes.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_DEVICE_ELEMENT_CUH
+#define KVRT_DEVICE_ELEMENT_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <type_traits>
+
+namespace kvrt::device {
+
+/// True for the element types the device library supports.
+template <typename T>
+inline constexpr bool kIsSupportedElement =
+    std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16> ||
+    std::is_same_v<T, float>;
+
+/// Elements of T in one 16-byte vector: the unit of every K/V load.
+template <typename T> inline constexpr int kVecElems = 16 / sizeof(T);
+
+/// Widens one element to fp32.
+__device__ __forceinline__ float toFloat(float x) { return x; }
+__device__ __forceinline__ float toFloat(__half x) { return __half2float(x); }
+__device__ __forceinline__ float toFloat(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
+
+/// Narrows fp32 to T, rounding to nearest even (as the host reference does).
+template <typename T> __device__ __forceinline__ T fromFloat(float x);
+template <> __device__ __forceinline__ float fromFloat<float>(float x) {
+  return x;
+}
+template <> __device__ __forceinline__ __half fromFloat<__half>(float x) {
+  return __float2half_rn(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 fromFloat<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+/// Loads the 16 bytes at `source` (16-byte aligned) and widens them to
+/// kVecElems<T> floats in `out`: one memory instruction per vector.
+__device__ __forceinline__ void loadVector(const float *source, float *out) {
+  float4 raw = *reinterpret_cast<const float4 *>(source);
+  out[0] = raw.x;
+  out[1] = raw.y;
+  out[2] = raw.z;
+  out[3] = raw.w;
+}
+__device__ __forceinline__ void loadVector(const __half *source, float *out) {
+  uint4 raw = *reinterpret_cast<const uint4 *>(source);
+  const __half2 *pairs = reinterpret_cast<const __half2 *>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 pair = __half22float2(pairs[i]);
+    out[2 * i] = pair.x;
+    out[2 * i + 1] = pair.y;
+  }
+}
+__device__ __forceinline__ void loadVector(const __nv_bfloat16 *source,
+                                           float *out) {
+  uint4 raw = *reinterpret_cast<const uint4 *>(source);
+  const __nv_bfloat162 *pairs = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 pair = __bfloat1622float2(pairs[i]);
+    out[2 * i] = pair.x;
+    out[2 * i + 1] = pair.y;
+  }
+}
+
+/// A quiet NaN of type T, written where a kernel refuses to compute.
+template <typename T> __device__ __forceinline__ T quietNaN() {
+  return fromFloat<T>(__int_as_float(0x7fc00000));
+}
+
+} // namespace kvrt::device
+
+#endif // KVRT_DEVICE_ELEMENT_CUH

@@ -1,0 +1,45 @@
+/*===- params.h - Arguments of compiled attention kernels ---------*- C -*-===*
+ *
+ * The one argument of every `__global__` attention kernel kvcc generates.
+ * kvrt_attention_launch fills it; device templates read it. Plain C so that
+ * host code, device code and ctypes agree on its layout.
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef KVRT_DEVICE_PARAMS_H
+#define KVRT_DEVICE_PARAMS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kvrt_attention_params {
+  /* Pool memory: page p starts at pool_base + p * page_bytes and holds keys
+   * [page_size, head_dim] followed by values [page_size, head_dim]. */
+  const void *pool_base;
+  int64_t page_bytes;
+  /* Page table of row r = b * num_kv_heads + h (batch b, kv head h): its
+   * pages are page_indices[page_indptr[r] .. page_indptr[r + 1]), in token
+   * order, and it holds kv_lens[r] tokens. Device memory. */
+  const int32_t *page_indptr;
+  const int32_t *page_indices;
+  const int32_t *kv_lens;
+  /* [batch, num_tokens, num_q_heads, head_dim], cache element type. */
+  const void *queries;
+  void *out;
+  int32_t batch;
+  int32_t num_tokens;
+  int32_t num_q_heads;
+  int32_t num_kv_heads;
+  int32_t head_dim;
+  int32_t page_size;
+  float scale;
+  int32_t causal;
+} kvrt_attention_params;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVRT_DEVICE_PARAMS_H */

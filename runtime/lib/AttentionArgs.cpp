@@ -1,0 +1,43 @@
+//===- AttentionArgs.cpp - Checks shared by attention entry points -*- C++ -*-//
+//
+// The rules: a non-null cache, positive sizes, q heads a multiple of kv heads
+// (GQA), live sequences that already hold at least num_tokens tokens (the
+// queries are their last num_tokens positions).
+//
+//===----------------------------------------------------------------------===//
+#include "AttentionArgs.h"
+#include "Error.h"
+#include "Handles.h"
+
+kvrt_status kvrt::validateAttention(const kvrt_cache *cache, int32_t batch,
+                                    const int32_t *seqIds, int32_t numTokens,
+                                    int32_t numQHeads, const void *queries,
+                                    const void *out, const char *function,
+                                    std::vector<int64_t> &lengths) {
+  const char *fn = function;
+  KVRT_RETURN_IF_ERROR(checkNotNull(cache, fn, "cache"));
+  KVRT_RETURN_IF_ERROR(checkPositive(batch, fn, "batch"));
+  KVRT_RETURN_IF_ERROR(checkNotNull(seqIds, fn, "seq_ids"));
+  KVRT_RETURN_IF_ERROR(checkPositive(numTokens, fn, "num_tokens"));
+  KVRT_RETURN_IF_ERROR(checkPositive(numQHeads, fn, "num_q_heads"));
+  KVRT_RETURN_IF_ERROR(checkNotNull(queries, fn, "queries"));
+  KVRT_RETURN_IF_ERROR(checkNotNull(out, fn, "out"));
+  int32_t numKvHeads = cache->desc.num_kv_heads;
+  if (numQHeads % numKvHeads != 0)
+    return fail(KVRT_ERROR_INVALID_ARGUMENT,
+                "%s: num_q_heads %d is not a multiple of the cache's %d kv "
+                "heads",
+                fn, numQHeads, numKvHeads);
+  lengths.assign(static_cast<size_t>(batch), 0);
+  for (int32_t b = 0; b < batch; ++b) {
+    KVRT_RETURN_IF_ERROR(checkSequence(cache, seqIds[b], fn));
+    int64_t length = sequenceLength(cache, seqIds[b]);
+    if (length < numTokens)
+      return fail(KVRT_ERROR_INVALID_ARGUMENT,
+                  "%s: sequence %d holds %lld tokens, fewer than num_tokens "
+                  "%d (append the queries' tokens first)",
+                  fn, seqIds[b], static_cast<long long>(length), numTokens);
+    lengths[b] = length;
+  }
+  return KVRT_OK;
+}

@@ -1,0 +1,28 @@
+//===- AttentionArgs.h - Checks shared by attention entry points -*- C++ -*-===//
+//
+// kvrt_attention_host and kvrt_attention_launch take the same arguments and
+// obey the same rules; one validator keeps their messages identical.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_LIB_ATTENTIONARGS_H
+#define KVRT_LIB_ATTENTIONARGS_H
+
+#include "kvrt/kvrt.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace kvrt {
+
+/// Validates the arguments every attention entry point shares (the pool's
+/// device is checked by the caller) and returns each sequence's length in
+/// `lengths`.
+kvrt_status validateAttention(const kvrt_cache *cache, int32_t batch,
+                              const int32_t *seqIds, int32_t numTokens,
+                              int32_t numQHeads, const void *queries,
+                              const void *out, const char *function,
+                              std::vector<int64_t> &lengths);
+
+} // namespace kvrt
+
+#endif // KVRT_LIB_ATTENTIONARGS_H

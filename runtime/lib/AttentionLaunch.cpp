@@ -1,0 +1,101 @@
+//===- AttentionLaunch.cpp - Launching compiled attention kernels -*- C++ -*-//
+//
+// kvrt_attention_launch turns a batch of sequence ids into the CSR page
+// tables of kvrt_attention_params, uploads them to the cache's scratch buffer
+// on the caller's stream and launches the compiled kernel. The kernel's
+// template parameters (head_dim, page_size, group) are baked in at compile
+// time; kvrt_cache_check is what ties them to the cache.
+//
+//===----------------------------------------------------------------------===//
+#include "AttentionArgs.h"
+#include "Error.h"
+#include "Handles.h"
+
+#include <vector>
+
+namespace {
+/// gridDim.y limit of CUDA; the grid's y dimension is batch * num_tokens.
+constexpr int64_t kMaxGridY = 65535;
+} // namespace
+
+extern "C" kvrt_status kvrt_attention_launch(
+    const kvrt_cache *cache, int32_t batch, const int32_t *seq_ids,
+    int32_t num_tokens, int32_t num_q_heads, const void *queries, void *out,
+    float scale, int32_t causal, const void *kernel, int32_t threads,
+    void *stream) {
+  const char *fn = "kvrt_attention_launch";
+  return kvrt::guardCall(fn, [&]() -> kvrt_status {
+    if (!kvrt::cuda::isBuiltWithCuda())
+      return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
+                        "%s: this kvrt was built without CUDA (configure with "
+                        "-DKVCC_ENABLE_CUDA=ON)",
+                        fn);
+    std::vector<int64_t> lengths;
+    KVRT_RETURN_IF_ERROR(kvrt::validateAttention(cache, batch, seq_ids,
+                                                 num_tokens, num_q_heads,
+                                                 queries, out, fn, lengths));
+    if (cache->pool->device != KVRT_DEVICE_CUDA)
+      return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
+                        "%s: the cache lives in a host pool; compiled kernels "
+                        "read CUDA pools only (use kvrt_attention_host)",
+                        fn);
+    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(kernel, fn, "kernel"));
+    if (threads < 32 || threads > 1024 || threads % 32 != 0)
+      return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                        "%s: threads %d must be a multiple of 32 in [32, 1024]",
+                        fn, threads);
+    if (static_cast<int64_t>(batch) * num_tokens > kMaxGridY)
+      return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                        "%s: batch %d x num_tokens %d exceeds %lld, the most "
+                        "blocks the grid's y dimension holds",
+                        fn, batch, num_tokens,
+                        static_cast<long long>(kMaxGridY));
+
+    // One buffer: indptr[rows + 1], kv_lens[rows], then the page indices.
+    const int64_t numKvHeads = cache->desc.num_kv_heads;
+    const int64_t rows = batch * numKvHeads;
+    std::vector<int32_t> table(static_cast<size_t>(2 * rows + 1), 0);
+    int64_t totalPages = 0;
+    for (int64_t b = 0; b < batch; ++b) {
+      const kvrt::SequenceState &state = cache->sequences.at(seq_ids[b]);
+      for (int64_t h = 0; h < numKvHeads; ++h) {
+        const kvrt::HeadTable &head = state.heads[h];
+        int64_t row = b * numKvHeads + h;
+        table[row] = static_cast<int32_t>(totalPages);
+        table[rows + 1 + row] = static_cast<int32_t>(head.length);
+        table.insert(table.end(), head.pages.begin(), head.pages.end());
+        totalPages += static_cast<int64_t>(head.pages.size());
+      }
+    }
+    table[rows] = static_cast<int32_t>(totalPages);
+
+    const kvrt_pool &pool = *cache->pool;
+    void *deviceTable = nullptr;
+    KVRT_RETURN_IF_ERROR(cache->scratch.upload(
+        table.data(), table.size() * sizeof(int32_t), pool.cudaDevice, stream,
+        &deviceTable, fn));
+    const int32_t *deviceInts = static_cast<const int32_t *>(deviceTable);
+
+    kvrt_attention_params params{};
+    params.pool_base = pool.base;
+    params.page_bytes = pool.pageBytes;
+    params.page_indptr = deviceInts;
+    params.kv_lens = deviceInts + rows + 1;
+    params.page_indices = deviceInts + 2 * rows + 1;
+    params.queries = queries;
+    params.out = out;
+    params.batch = batch;
+    params.num_tokens = num_tokens;
+    params.num_q_heads = num_q_heads;
+    params.num_kv_heads = static_cast<int32_t>(numKvHeads);
+    params.head_dim = cache->desc.head_dim;
+    params.page_size = cache->desc.page_size;
+    params.scale = scale;
+    params.causal = causal ? 1 : 0;
+    KVRT_RETURN_IF_ERROR(kvrt::cuda::launchAttention(
+        kernel, params, static_cast<int>(numKvHeads),
+        static_cast<int>(batch * num_tokens), threads, pool.cudaDevice, stream,
+        fn));
+    return cache->scratch.markInUse(stream, fn);
+  });
+}

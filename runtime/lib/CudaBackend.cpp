@@ -1,0 +1,135 @@
+//===- CudaBackend.cpp - kvrt's CUDA runtime calls --------------*- C++ -*-===//
+//
+// Device memory, copies, the per-cache scratch buffer and kernel launches of
+// CUDA builds. Kernels themselves live in .cu files.
+//
+//===----------------------------------------------------------------------===//
+#include "CudaBackend.h"
+#include "CudaSupport.h"
+
+extern "C" int32_t kvrt_has_cuda(void) { return 1; }
+
+bool kvrt::cuda::isBuiltWithCuda() { return true; }
+
+kvrt_status kvrt::cuda::allocate(size_t bytes, void **out, int *deviceOut,
+                                 const char *function) {
+  int device = 0;
+  KVRT_RETURN_IF_ERROR(
+      checkCuda(cudaGetDevice(&device), function, "cudaGetDevice"));
+  void *memory = nullptr;
+  cudaError_t error = cudaMalloc(&memory, bytes);
+  if (error == cudaErrorMemoryAllocation)
+    return fail(KVRT_ERROR_OUT_OF_MEMORY,
+                "%s: cudaMalloc of %zu bytes on device %d failed: %s", function,
+                bytes, device, cudaGetErrorString(error));
+  KVRT_RETURN_IF_ERROR(checkCuda(error, function, "cudaMalloc"));
+  *out = memory;
+  *deviceOut = device;
+  return KVRT_OK;
+}
+
+void kvrt::cuda::release(void *pointer, int device) {
+  if (!pointer)
+    return;
+  ScopedDevice scoped(device);
+  cudaFree(pointer);
+}
+
+kvrt_status kvrt::cuda::copyToHost(void *destination, const void *source,
+                                   size_t bytes, int device,
+                                   const char *function) {
+  ScopedDevice scoped(device);
+  return checkCuda(
+      cudaMemcpy(destination, source, bytes, cudaMemcpyDeviceToHost), function,
+      "cudaMemcpy (device to host)");
+}
+
+kvrt::cuda::Scratch::~Scratch() {
+  if (!buffer && !lastUse)
+    return;
+  ScopedDevice scoped(device);
+  // The last launch may still read the buffer; cudaFree would wait for the
+  // device anyway, but only on the current context's work.
+  if (lastUse) {
+    cudaEventSynchronize(static_cast<cudaEvent_t>(lastUse));
+    cudaEventDestroy(static_cast<cudaEvent_t>(lastUse));
+  }
+  cudaFree(buffer);
+}
+
+kvrt_status kvrt::cuda::Scratch::waitIdle(const char *function) const {
+  if (!lastUse)
+    return KVRT_OK;
+  ScopedDevice scoped(device);
+  return checkCuda(cudaEventSynchronize(static_cast<cudaEvent_t>(lastUse)),
+                   function, "cudaEventSynchronize (scratch buffer)");
+}
+
+kvrt_status kvrt::cuda::Scratch::upload(const void *host, size_t bytes,
+                                        int deviceIndex, void *stream,
+                                        void **deviceOut,
+                                        const char *function) {
+  ScopedDevice scoped(deviceIndex);
+  cudaStream_t cudaStream = static_cast<cudaStream_t>(stream);
+  if (bytes > capacity) {
+    // Growing frees the old buffer, which earlier launches may still read.
+    KVRT_RETURN_IF_ERROR(waitIdle(function));
+    void *grown = nullptr;
+    size_t size = bytes < 4096 ? 4096 : bytes + bytes / 2;
+    KVRT_RETURN_IF_ERROR(
+        checkCuda(cudaMalloc(&grown, size), function,
+                  "cudaMalloc (scratch buffer for index tables)"));
+    if (buffer) {
+      ScopedDevice old(device);
+      cudaFree(buffer);
+    }
+    buffer = grown;
+    capacity = size;
+    device = deviceIndex;
+  } else if (lastUse) {
+    // The previous launch may run on another stream: order the overwrite
+    // after it without blocking the host.
+    KVRT_RETURN_IF_ERROR(checkCuda(
+        cudaStreamWaitEvent(cudaStream, static_cast<cudaEvent_t>(lastUse), 0),
+        function, "cudaStreamWaitEvent (scratch buffer)"));
+  }
+  // From pageable memory, cudaMemcpyAsync returns only once the source has
+  // been staged, so `host` may be freed right after this call.
+  KVRT_RETURN_IF_ERROR(checkCuda(
+      cudaMemcpyAsync(buffer, host, bytes, cudaMemcpyHostToDevice, cudaStream),
+      function, "cudaMemcpyAsync (index tables)"));
+  *deviceOut = buffer;
+  return KVRT_OK;
+}
+
+kvrt_status kvrt::cuda::Scratch::markInUse(void *stream,
+                                           const char *function) {
+  ScopedDevice scoped(device);
+  if (!lastUse) {
+    cudaEvent_t event = nullptr;
+    KVRT_RETURN_IF_ERROR(checkCuda(
+        cudaEventCreateWithFlags(&event, cudaEventDisableTiming), function,
+        "cudaEventCreate (scratch buffer)"));
+    lastUse = event;
+  }
+  return checkCuda(cudaEventRecord(static_cast<cudaEvent_t>(lastUse),
+                                   static_cast<cudaStream_t>(stream)),
+                   function, "cudaEventRecord (scratch buffer)");
+}
+
+kvrt_status kvrt::cuda::launchAttention(const void *kernel,
+                                        const kvrt_attention_params &params,
+                                        int gridX, int gridY, int threads,
+                                        int device, void *stream,
+                                        const char *function) {
+  ScopedDevice scoped(device);
+  // cudaLaunchKernel reads the argument values during the call.
+  kvrt_attention_params copy = params;
+  void *args[] = {&copy};
+  cudaError_t error =
+      cudaLaunchKernel(kernel, dim3(gridX, gridY), dim3(threads), args, 0,
+                       static_cast<cudaStream_t>(stream));
+  if (error == cudaSuccess)
+    error = cudaGetLastError();
+  return checkCuda(error, function, "launching the attention kernel");
+}

@@ -1,0 +1,108 @@
+//===- CudaBackend.h - What kvrt needs from CUDA ----------------*- C++ -*-===//
+//
+// The host-side library talks to CUDA only through this interface, which
+// mentions no CUDA type. CUDA builds implement it in CudaBackend.cpp and
+// AppendKernel.cu; host-only builds link NoCudaBackend.cpp, whose functions
+// fail with KVRT_ERROR_UNSUPPORTED. This keeps every #ifdef out of the rest
+// of the runtime.
+//
+// All functions take the ordinal of the device a pool lives on and make it
+// current for the duration of the call only, restoring the caller's device.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_LIB_CUDABACKEND_H
+#define KVRT_LIB_CUDABACKEND_H
+
+#include "kvrt/device/params.h"
+#include "kvrt/kvrt.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace kvrt::cuda {
+
+/// True when this build of kvrt was compiled with CUDA support.
+bool isBuiltWithCuda();
+
+/// Allocates `bytes` of device memory on the current device; returns the
+/// pointer and the device's ordinal.
+kvrt_status allocate(size_t bytes, void **out, int *deviceOut,
+                     const char *function);
+
+/// Frees memory from allocate(). Errors are ignored: this runs on destroy
+/// paths that cannot fail.
+void release(void *pointer, int device);
+
+/// Synchronous copy of `bytes` from device memory to host memory.
+kvrt_status copyToHost(void *destination, const void *source, size_t bytes,
+                       int device, const char *function);
+
+/// A device buffer for the small index tables a launch reads (append page
+/// lists, attention CSR tables), owned by one cache and grown on demand.
+///
+/// Safety rule: before its contents are overwritten, the work that read the
+/// previous contents must be finished or ordered before the overwrite. An
+/// event recorded after every launch that reads the buffer gives this: a new
+/// upload first makes its stream wait on that event, and growing the buffer
+/// first waits for it on the host before freeing the old one.
+class Scratch {
+public:
+  Scratch() = default;
+  Scratch(const Scratch &) = delete;
+  Scratch &operator=(const Scratch &) = delete;
+  ~Scratch();
+
+  /// Copies `bytes` of host memory into the buffer, ordered on `stream`
+  /// after the previous use; returns the device address of the copy. The host
+  /// memory may be freed as soon as this returns.
+  kvrt_status upload(const void *host, size_t bytes, int device, void *stream,
+                     void **deviceOut, const char *function);
+  /// Records that work queued on `stream` so far reads the buffer.
+  kvrt_status markInUse(void *stream, const char *function);
+  /// Blocks until all work recorded by markInUse has finished.
+  kvrt_status waitIdle(const char *function) const;
+
+private:
+  void *buffer = nullptr;
+  size_t capacity = 0;
+  int device = 0;
+  /// cudaEvent_t of the last markInUse, or null before the first.
+  void *lastUse = nullptr;
+};
+
+/// Device-side description of one kvrt_append: the index tables are device
+/// pointers (in a Scratch).
+struct AppendLaunch {
+  const void *keys;
+  const void *values;
+  void *poolBase;
+  int64_t pageBytes;   // stride between pages of the pool
+  int64_t rowBytes;    // head_dim * element size
+  int64_t valueOffset; // page_size * rowBytes: where the values start
+  int32_t batch;
+  int32_t numTokens;
+  int32_t numHeads;
+  int32_t pageSize;
+  /// starts[b]: length of sequence b before the append.
+  const int32_t *starts;
+  /// pages[(b * numHeads + h) * pageStride + k]: page holding the k-th page
+  /// touched by the append of sequence b, head h (k = 0 is the page holding
+  /// position starts[b]).
+  const int32_t *pages;
+  int32_t pageStride;
+};
+
+/// Queues the append kernel on `stream`.
+kvrt_status launchAppend(const AppendLaunch &launch, int device, void *stream,
+                         const char *function);
+
+/// Launches a compiled attention kernel `kernel` with grid (gridX, gridY),
+/// `threads` threads and `params` as its only argument.
+kvrt_status launchAttention(const void *kernel,
+                            const kvrt_attention_params &params, int gridX,
+                            int gridY, int threads, int device, void *stream,
+                            const char *function);
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_LIB_CUDABACKEND_H

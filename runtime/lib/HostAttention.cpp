@@ -1,0 +1,119 @@
+//===- HostAttention.cpp - Reference attention on host pools ----*- C++ -*-===//
+//
+// The CPU reference that compiled kernels are tested against. It favours
+// clarity over speed: each (sequence, kv head) is gathered into dense fp32
+// K/V once, then every query of the group runs an exact two-pass softmax in
+// fp32 (max first, then exponentials), so no intermediate can overflow.
+//
+//===----------------------------------------------------------------------===//
+#include "AttentionArgs.h"
+#include "Dtype.h"
+#include "Error.h"
+#include "Handles.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace {
+
+/// Converts the first `length` tokens of (sequence, head) to dense fp32
+/// [length, head_dim] keys and values.
+void gatherHead(const kvrt_cache &cache, const kvrt::HeadTable &table,
+                int64_t length, std::vector<float> &keys,
+                std::vector<float> &values) {
+  const kvrt_cache_desc &desc = cache.desc;
+  const int64_t dim = desc.head_dim;
+  const int64_t pageSize = desc.page_size;
+  keys.resize(static_cast<size_t>(length * dim));
+  values.resize(static_cast<size_t>(length * dim));
+  for (int64_t token = 0; token < length; ++token) {
+    const char *page = cache.pool->pageAddress(table.pages[token / pageSize]);
+    int64_t slot = token & (pageSize - 1);
+    const char *keyRow = page + slot * cache.rowBytes;
+    const char *valueRow = page + (pageSize + slot) * cache.rowBytes;
+    for (int64_t d = 0; d < dim; ++d) {
+      keys[token * dim + d] = kvrt::loadAsFloat(keyRow, desc.dtype, d);
+      values[token * dim + d] = kvrt::loadAsFloat(valueRow, desc.dtype, d);
+    }
+  }
+}
+
+/// Attention of one query row `q` over keys [0, numKeys): writes the
+/// head_dim outputs to `out` in the cache dtype.
+void attendOne(const float *q, const std::vector<float> &keys,
+               const std::vector<float> &values, int64_t numKeys, int64_t dim,
+               float scale, kvrt_dtype dtype, void *out, int64_t outIndex,
+               std::vector<float> &scores, std::vector<float> &accumulator) {
+  scores.resize(static_cast<size_t>(numKeys));
+  float maxScore = -INFINITY;
+  for (int64_t k = 0; k < numKeys; ++k) {
+    float dot = 0.0f;
+    for (int64_t d = 0; d < dim; ++d)
+      dot += q[d] * keys[k * dim + d];
+    scores[k] = dot * scale;
+    maxScore = std::max(maxScore, scores[k]);
+  }
+  float sum = 0.0f;
+  accumulator.assign(static_cast<size_t>(dim), 0.0f);
+  for (int64_t k = 0; k < numKeys; ++k) {
+    float weight = std::exp(scores[k] - maxScore);
+    sum += weight;
+    for (int64_t d = 0; d < dim; ++d)
+      accumulator[d] += weight * values[k * dim + d];
+  }
+  float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
+  for (int64_t d = 0; d < dim; ++d)
+    kvrt::storeFromFloat(out, dtype, outIndex + d, accumulator[d] * inverse);
+}
+
+} // namespace
+
+extern "C" kvrt_status kvrt_attention_host(const kvrt_cache *cache,
+                                           int32_t batch,
+                                           const int32_t *seq_ids,
+                                           int32_t num_tokens,
+                                           int32_t num_q_heads,
+                                           const void *queries, void *out,
+                                           float scale, int32_t causal) {
+  const char *fn = "kvrt_attention_host";
+  return kvrt::guardCall(fn, [&]() -> kvrt_status {
+    std::vector<int64_t> lengths;
+    KVRT_RETURN_IF_ERROR(kvrt::validateAttention(cache, batch, seq_ids,
+                                                 num_tokens, num_q_heads,
+                                                 queries, out, fn, lengths));
+    if (cache->pool->device != KVRT_DEVICE_HOST)
+      return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
+                        "%s: the cache lives in a CUDA pool; the reference "
+                        "kernel reads host pools only (use "
+                        "kvrt_attention_launch)",
+                        fn);
+
+    const kvrt_cache_desc &desc = cache->desc;
+    const int64_t dim = desc.head_dim;
+    const int64_t numKvHeads = desc.num_kv_heads;
+    const int64_t group = num_q_heads / numKvHeads;
+    std::vector<float> keys, values, query(static_cast<size_t>(dim)), scores,
+        accumulator;
+    for (int64_t b = 0; b < batch; ++b) {
+      const kvrt::SequenceState &state = cache->sequences.at(seq_ids[b]);
+      const int64_t length = lengths[b];
+      for (int64_t h = 0; h < numKvHeads; ++h) {
+        gatherHead(*cache, state.heads[h], length, keys, values);
+        for (int64_t t = 0; t < num_tokens; ++t) {
+          // Query t sits at position length - num_tokens + t.
+          int64_t numKeys = causal ? length - num_tokens + t + 1 : length;
+          for (int64_t g = 0; g < group; ++g) {
+            int64_t qh = h * group + g;
+            int64_t rowIndex = ((b * num_tokens + t) * num_q_heads + qh) * dim;
+            for (int64_t d = 0; d < dim; ++d)
+              query[d] = kvrt::loadAsFloat(queries, desc.dtype, rowIndex + d);
+            attendOne(query.data(), keys, values, numKeys, dim, scale,
+                      desc.dtype, out, rowIndex, scores, accumulator);
+          }
+        }
+      }
+    }
+    return KVRT_OK;
+  });
+}

@@ -1,0 +1,35 @@
+# -*- Python -*-
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "KVCC"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.kvcc_obj_root, "test")
+config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
+
+config.substitutions.append(("%kvcc_libs", config.kvcc_lib_dir))
+config.substitutions.append(("%kvcc_src", config.kvcc_src_root))
+config.substitutions.append(
+    ("%kv_plugin", os.path.join(config.kvcc_lib_dir, "libKVPlugin.so")))
+
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.with_environment("PATH", config.kvcc_tools_dir, append_path=True)
+
+tools = [
+    "kv-opt",
+    "kv-translate",
+    "kvcc",
+    "kvcc-run",
+    ToolSubst("mlir-opt", unresolved="fatal"),
+]
+llvm_config.add_tool_substitutions(
+    tools, [config.kvcc_tools_dir, config.llvm_tools_dir])
+
+if config.kvcc_cuda_enabled and config.cuda_compiler:
+    config.available_features.add("nvcc")

@@ -1,0 +1,303 @@
+//===- GpuAttentionTest.cpp - CUDA pools and compiled kernels ---*- C++ -*-===//
+//
+// Runs only where a CUDA device exists (skips otherwise): fills a CUDA pool
+// and a host pool with the same random K/V through kvrt_append, checks the
+// device append against the host one byte for byte, then compares every
+// kernel of GpuKernels.cu, launched through kvrt_attention_launch, with
+// kvrt_attention_host.
+//
+//===----------------------------------------------------------------------===//
+#include "GpuKernels.h"
+#include "TestHelpers.h"
+
+#include <cuda_runtime.h>
+
+using namespace kvrt::test;
+
+namespace {
+
+/// True when kvrt has CUDA and the machine has a device to run on.
+bool haveGpu() {
+  if (!kvrt_has_cuda())
+    return false;
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+#define SKIP_WITHOUT_GPU()                                                     \
+  do {                                                                         \
+    if (!haveGpu())                                                            \
+      GTEST_SKIP() << "no CUDA device";                                        \
+  } while (false)
+
+/// Device memory freed at scope exit.
+class DeviceBuffer {
+public:
+  explicit DeviceBuffer(size_t bytes) : size(bytes) {
+    EXPECT_EQ(cudaMalloc(&pointer, bytes), cudaSuccess);
+  }
+  DeviceBuffer(const DeviceBuffer &) = delete;
+  DeviceBuffer &operator=(const DeviceBuffer &) = delete;
+  ~DeviceBuffer() { cudaFree(pointer); }
+  void *get() const { return pointer; }
+  void upload(const Tensor &tensor) {
+    ASSERT_EQ(tensor.bytes.size(), size);
+    ASSERT_EQ(cudaMemcpy(pointer, tensor.data(), size, cudaMemcpyHostToDevice),
+              cudaSuccess);
+  }
+  void download(Tensor &tensor) {
+    ASSERT_EQ(tensor.bytes.size(), size);
+    ASSERT_EQ(cudaMemcpy(tensor.data(), pointer, size, cudaMemcpyDeviceToHost),
+              cudaSuccess);
+  }
+
+private:
+  void *pointer = nullptr;
+  size_t size;
+};
+
+/// A host cache and a CUDA cache of the same shape that always receive the
+/// same appends.
+class TwinCaches {
+public:
+  TwinCaches(const kvrt_cache_desc &cacheDesc, int64_t numPages)
+      : desc(cacheDesc) {
+    int64_t pageBytes = kvrt_cache_page_bytes(&desc);
+    host = makePool(KVRT_DEVICE_HOST, pageBytes, numPages);
+    device = makePool(KVRT_DEVICE_CUDA, pageBytes, numPages);
+    if (!host || !device)
+      return;
+    hostCache = makeCache(host.get(), desc);
+    deviceCache = makeCache(device.get(), desc);
+  }
+
+  bool ok() const { return hostCache && deviceCache; }
+
+  /// Creates a sequence in both pools; ids agree since both pools hand
+  /// out ids the same way.
+  int32_t newSequence() {
+    int32_t id = makeSequence(host.get());
+    EXPECT_EQ(makeSequence(device.get()), id);
+    return id;
+  }
+
+  /// Appends the same random tokens to both caches.
+  void append(const std::vector<int32_t> &ids, int tokens,
+              std::mt19937 &rng) {
+    int64_t elements =
+        int64_t(ids.size()) * tokens * desc.num_kv_heads * desc.head_dim;
+    Tensor keys = randomTensor(desc.dtype, elements, rng);
+    Tensor values = randomTensor(desc.dtype, elements, rng);
+    int32_t batch = static_cast<int32_t>(ids.size());
+    ASSERT_EQ(kvrt_append(hostCache, batch, ids.data(), tokens, keys.data(),
+                          values.data(), nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+    DeviceBuffer deviceKeys(keys.bytes.size()), deviceValues(keys.bytes.size());
+    deviceKeys.upload(keys);
+    deviceValues.upload(values);
+    ASSERT_EQ(kvrt_append(deviceCache, batch, ids.data(), tokens,
+                          deviceKeys.get(), deviceValues.get(), nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+    // The append kernel reads the buffers freed at scope exit.
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  }
+
+  /// Expects both caches to hold the same bytes for sequence `id`.
+  void expectSameContents(int32_t id) {
+    int64_t hostLength = -1, deviceLength = -2;
+    ASSERT_EQ(kvrt_cache_sequence_length(hostCache, id, &hostLength), KVRT_OK);
+    ASSERT_EQ(kvrt_cache_sequence_length(deviceCache, id, &deviceLength),
+              KVRT_OK);
+    ASSERT_EQ(hostLength, deviceLength);
+    int64_t elements = hostLength * desc.num_kv_heads * desc.head_dim;
+    Tensor hostKeys(desc.dtype, elements), hostValues(desc.dtype, elements);
+    Tensor deviceKeys(desc.dtype, elements), deviceValues(desc.dtype, elements);
+    deviceKeys.poison();
+    deviceValues.poison();
+    ASSERT_EQ(kvrt_cache_read(hostCache, id, hostKeys.data(),
+                              hostValues.data()),
+              KVRT_OK);
+    ASSERT_EQ(kvrt_cache_read(deviceCache, id, deviceKeys.data(),
+                              deviceValues.data()),
+              KVRT_OK)
+        << kvrt_last_error();
+    EXPECT_TRUE(hostKeys.bytes == deviceKeys.bytes) << "keys of " << id;
+    EXPECT_TRUE(hostValues.bytes == deviceValues.bytes) << "values of " << id;
+  }
+
+  kvrt_cache_desc desc;
+  PoolPtr host, device;
+  kvrt_cache *hostCache = nullptr;
+  kvrt_cache *deviceCache = nullptr;
+};
+
+/// One kernel of GpuKernels.cu run on one query chunk size.
+struct KernelCase {
+  const GpuKernel *kernel;
+  int numTokens;
+};
+
+/// Keeps test names stable (gtest would otherwise print the pointer).
+void PrintTo(const KernelCase &c, std::ostream *os) {
+  *os << c.kernel->name << " with " << c.numTokens << " query tokens";
+}
+
+std::vector<KernelCase> kernelCases() {
+  std::vector<KernelCase> cases;
+  for (const GpuKernel &kernel : gpuKernels())
+    for (int tokens : {1, 5})
+      cases.push_back({&kernel, tokens});
+  return cases;
+}
+
+std::string kernelCaseName(const ::testing::TestParamInfo<KernelCase> &info) {
+  return std::string(info.param.kernel->name) + "_t" +
+         std::to_string(info.param.numTokens);
+}
+
+class GpuAttentionTest : public ::testing::TestWithParam<KernelCase> {};
+
+TEST_P(GpuAttentionTest, MatchesHostReference) {
+  SKIP_WITHOUT_GPU();
+  const GpuKernel &kernel = *GetParam().kernel;
+  const int numTokens = GetParam().numTokens;
+  // GQA 32/8 for groups of 4, 8/8 for groups of 1, 16/2 for groups of 8.
+  const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
+  const int numQHeads = numKvHeads * kernel.groupSize;
+  const std::vector<int> lengths = {1000, 37, 517};
+  const int batch = static_cast<int>(lengths.size());
+  kvrt_cache_desc desc = makeDesc(numKvHeads, kernel.headDim, kernel.dtype,
+                                  kernel.pageSize, 2048);
+  int64_t numPages = 0;
+  for (int length : lengths)
+    numPages += (length + kernel.pageSize - 1) / kernel.pageSize * numKvHeads;
+  TwinCaches twins(desc, numPages + 8);
+  ASSERT_TRUE(twins.ok());
+
+  std::mt19937 rng(7 * kernel.headDim + numTokens);
+  std::vector<int32_t> ids;
+  for (int b = 0; b < batch; ++b) {
+    ids.push_back(twins.newSequence());
+    twins.append({ids[b]}, lengths[b] - numTokens, rng);
+  }
+  // The queries' own tokens arrive as one batched append.
+  twins.append(ids, numTokens, rng);
+  ASSERT_FALSE(HasFatalFailure());
+  for (int32_t id : ids)
+    twins.expectSameContents(id);
+
+  const int64_t queryElements =
+      int64_t(batch) * numTokens * numQHeads * kernel.headDim;
+  Tensor queries = randomTensor(kernel.dtype, queryElements, rng, 2.0f);
+  const float scale = 1.0f / std::sqrt(float(kernel.headDim));
+  Tensor expected(kernel.dtype, queryElements);
+  expected.poison();
+  ASSERT_EQ(kvrt_attention_host(twins.hostCache, batch, ids.data(), numTokens,
+                                numQHeads, queries.data(), expected.data(),
+                                scale, kernel.causal),
+            KVRT_OK)
+      << kvrt_last_error();
+
+  DeviceBuffer deviceQueries(queries.bytes.size());
+  DeviceBuffer deviceOut(queries.bytes.size());
+  deviceQueries.upload(queries);
+  ASSERT_EQ(cudaMemset(deviceOut.get(), 0xff, queries.bytes.size()),
+            cudaSuccess);
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+            cudaSuccess);
+  ASSERT_EQ(kvrt_attention_launch(twins.deviceCache, batch, ids.data(),
+                                  numTokens, numQHeads, deviceQueries.get(),
+                                  deviceOut.get(), scale, kernel.causal,
+                                  kernel.function, attentionThreads(), stream),
+            KVRT_OK)
+      << kvrt_last_error();
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  cudaStreamDestroy(stream);
+  Tensor actual(kernel.dtype, queryElements);
+  deviceOut.download(actual);
+
+  std::vector<double> reference = toDoubles(expected);
+  double error = relativeError(actual, reference);
+  EXPECT_LT(error, toleranceFor(kernel.dtype)) << kernel.name;
+  RecordProperty("relative_error", std::to_string(error));
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, GpuAttentionTest,
+                         ::testing::ValuesIn(kernelCases()), kernelCaseName);
+
+TEST(GpuPoolTest, AccountingAndLaunchChecks) {
+  SKIP_WITHOUT_GPU();
+  const GpuKernel *kernel = nullptr;
+  for (const GpuKernel &candidate : gpuKernels())
+    if (std::string(candidate.name) == "f16_d128_g4_p16_causal")
+      kernel = &candidate;
+  ASSERT_NE(kernel, nullptr);
+  kvrt_cache_desc desc = makeDesc(8, 128, KVRT_DTYPE_F16, 16, 256);
+  TwinCaches twins(desc, 64);
+  ASSERT_TRUE(twins.ok());
+  std::mt19937 rng(5);
+  int32_t id = twins.newSequence();
+  twins.append({id}, 20, rng);
+  kvrt_pool_stats stats;
+  ASSERT_EQ(kvrt_pool_get_stats(twins.device.get(), &stats), KVRT_OK);
+  EXPECT_EQ(stats.device, KVRT_DEVICE_CUDA);
+  EXPECT_EQ(stats.pages_free, 64 - 2 * 8);
+
+  DeviceBuffer queries(32 * 128 * 2), out(32 * 128 * 2);
+  EXPECT_KVRT_ERROR(kvrt_attention_launch(twins.deviceCache, 1, &id, 1, 32,
+                                          queries.get(), out.get(), 1.0f, 1,
+                                          kernel->function, 48, nullptr),
+                    KVRT_ERROR_INVALID_ARGUMENT,
+                    "threads 48 must be a multiple of 32");
+  EXPECT_KVRT_ERROR(kvrt_attention_launch(twins.deviceCache, 1, &id, 1, 32,
+                                          queries.get(), out.get(), 1.0f, 1,
+                                          nullptr, 128, nullptr),
+                    KVRT_ERROR_INVALID_ARGUMENT, "kernel must not be null");
+  EXPECT_KVRT_ERROR(kvrt_attention_launch(twins.deviceCache, 1, &id, 21, 32,
+                                          queries.get(), out.get(), 1.0f, 1,
+                                          kernel->function, 128, nullptr),
+                    KVRT_ERROR_INVALID_ARGUMENT, "fewer than num_tokens 21");
+  Tensor hostOut(KVRT_DTYPE_F16, 32 * 128);
+  EXPECT_KVRT_ERROR(kvrt_attention_host(twins.deviceCache, 1, &id, 1, 32,
+                                        queries.get(), hostOut.data(), 1.0f,
+                                        1),
+                    KVRT_ERROR_UNSUPPORTED, "CUDA pool");
+
+  ASSERT_EQ(kvrt_sequence_destroy(twins.device.get(), id), KVRT_OK);
+  ASSERT_EQ(kvrt_pool_get_stats(twins.device.get(), &stats), KVRT_OK);
+  EXPECT_EQ(stats.pages_free, 64);
+}
+
+TEST(GpuPoolTest, KernelRefusesMismatchedCache) {
+  SKIP_WITHOUT_GPU();
+  // A kernel compiled for pages of 16 launched on a cache of pages of 64
+  // must not read the cache with the wrong layout: it writes NaN.
+  const GpuKernel *kernel = nullptr;
+  for (const GpuKernel &candidate : gpuKernels())
+    if (std::string(candidate.name) == "f16_d128_g4_p16_causal")
+      kernel = &candidate;
+  ASSERT_NE(kernel, nullptr);
+  kvrt_cache_desc desc = makeDesc(8, 128, KVRT_DTYPE_F16, 64, 256);
+  TwinCaches twins(desc, 32);
+  ASSERT_TRUE(twins.ok());
+  std::mt19937 rng(9);
+  int32_t id = twins.newSequence();
+  twins.append({id}, 10, rng);
+  DeviceBuffer queries(32 * 128 * 2), out(32 * 128 * 2);
+  ASSERT_EQ(cudaMemset(queries.get(), 0, 32 * 128 * 2), cudaSuccess);
+  ASSERT_EQ(kvrt_attention_launch(twins.deviceCache, 1, &id, 1, 32,
+                                  queries.get(), out.get(), 1.0f, 1,
+                                  kernel->function, attentionThreads(),
+                                  nullptr),
+            KVRT_OK)
+      << kvrt_last_error();
+  Tensor result(KVRT_DTYPE_F16, 32 * 128);
+  out.download(result);
+  for (int64_t i = 0; i < result.count; ++i)
+    ASSERT_TRUE(std::isnan(result.at(i))) << i;
+}
+
+} // namespace

@@ -1,0 +1,66 @@
+//===- GpuKernels.cu - Attention kernels instantiated for tests -*- CUDA -*-===//
+//
+// Each kernel has the exact shape kvcc emits for a kv.attention op. The set
+// covers every supported element type, head dims 64/128/256, groups 1/4/8,
+// pages 16/64 and both masks without instantiating the full cross product,
+// which would take long to compile.
+//
+//===----------------------------------------------------------------------===//
+#include "GpuKernels.h"
+
+#include "kvrt/device/attention.cuh"
+
+/// Defines kernel `name` the way generated code does.
+#define KVRT_TEST_KERNEL(name, T, headDim, group, pageSize, causal)            \
+  __global__ void __launch_bounds__(128) name(kvrt_attention_params p) {       \
+    kvrt::device::pagedAttention<T, headDim, group, pageSize, causal>(p);      \
+  }
+
+// The shapes the GPU test runs: GQA 32/8 and 8/8, d 64/128, page 16.
+KVRT_TEST_KERNEL(f16_d64_g4_p16_causal, __half, 64, 4, 16, true)
+KVRT_TEST_KERNEL(f16_d64_g1_p16_causal, __half, 64, 1, 16, true)
+KVRT_TEST_KERNEL(f16_d128_g4_p16_causal, __half, 128, 4, 16, true)
+KVRT_TEST_KERNEL(f16_d128_g1_p16_causal, __half, 128, 1, 16, true)
+KVRT_TEST_KERNEL(bf16_d64_g4_p16_causal, __nv_bfloat16, 64, 4, 16, true)
+KVRT_TEST_KERNEL(bf16_d64_g1_p16_causal, __nv_bfloat16, 64, 1, 16, true)
+KVRT_TEST_KERNEL(bf16_d128_g4_p16_causal, __nv_bfloat16, 128, 4, 16, true)
+KVRT_TEST_KERNEL(bf16_d128_g1_p16_causal, __nv_bfloat16, 128, 1, 16, true)
+// Coverage of the remaining template values.
+KVRT_TEST_KERNEL(f32_d64_g1_p16_causal, float, 64, 1, 16, true)
+KVRT_TEST_KERNEL(f32_d256_g8_p64_full, float, 256, 8, 64, false)
+KVRT_TEST_KERNEL(f16_d256_g8_p64_causal, __half, 256, 8, 64, true)
+KVRT_TEST_KERNEL(bf16_d128_g4_p64_full, __nv_bfloat16, 128, 4, 64, false)
+KVRT_TEST_KERNEL(f16_d128_g4_p16_full, __half, 128, 4, 16, false)
+
+#undef KVRT_TEST_KERNEL
+
+namespace kvrt::test {
+
+const std::vector<GpuKernel> &gpuKernels() {
+#define KVRT_ENTRY(name, dtype, headDim, group, pageSize, causal)              \
+  GpuKernel {                                                                  \
+    #name, dtype, headDim, group, pageSize, causal,                            \
+        reinterpret_cast<const void *>(&name)                                  \
+  }
+  static const std::vector<GpuKernel> kernels = {
+      KVRT_ENTRY(f16_d64_g4_p16_causal, KVRT_DTYPE_F16, 64, 4, 16, true),
+      KVRT_ENTRY(f16_d64_g1_p16_causal, KVRT_DTYPE_F16, 64, 1, 16, true),
+      KVRT_ENTRY(f16_d128_g4_p16_causal, KVRT_DTYPE_F16, 128, 4, 16, true),
+      KVRT_ENTRY(f16_d128_g1_p16_causal, KVRT_DTYPE_F16, 128, 1, 16, true),
+      KVRT_ENTRY(bf16_d64_g4_p16_causal, KVRT_DTYPE_BF16, 64, 4, 16, true),
+      KVRT_ENTRY(bf16_d64_g1_p16_causal, KVRT_DTYPE_BF16, 64, 1, 16, true),
+      KVRT_ENTRY(bf16_d128_g4_p16_causal, KVRT_DTYPE_BF16, 128, 4, 16, true),
+      KVRT_ENTRY(bf16_d128_g1_p16_causal, KVRT_DTYPE_BF16, 128, 1, 16, true),
+      KVRT_ENTRY(f32_d64_g1_p16_causal, KVRT_DTYPE_F32, 64, 1, 16, true),
+      KVRT_ENTRY(f32_d256_g8_p64_full, KVRT_DTYPE_F32, 256, 8, 64, false),
+      KVRT_ENTRY(f16_d256_g8_p64_causal, KVRT_DTYPE_F16, 256, 8, 64, true),
+      KVRT_ENTRY(bf16_d128_g4_p64_full, KVRT_DTYPE_BF16, 128, 4, 64, false),
+      KVRT_ENTRY(f16_d128_g4_p16_full, KVRT_DTYPE_F16, 128, 4, 16, false),
+  };
+#undef KVRT_ENTRY
+  return kernels;
+}
+
+int attentionThreads() { return kvrt::device::kAttentionThreads; }
+
+} // namespace kvrt::test

@@ -1,0 +1,39 @@
+//===- GpuKernels.h - Attention kernels instantiated for tests --*- C++ -*-===//
+//
+// GpuKernels.cu instantiates kvrt::device::pagedAttention exactly the way
+// kvcc's generated code does, for a spread of element types, head dims,
+// group sizes, page sizes and masks. Building it is the compile test of the
+// device library; GpuAttentionTest.cpp runs the kernels when a GPU exists.
+// This header keeps CUDA out of the test's C++ sources.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_UNITTESTS_GPUKERNELS_H
+#define KVRT_UNITTESTS_GPUKERNELS_H
+
+#include "kvrt/kvrt.h"
+
+#include <vector>
+
+namespace kvrt::test {
+
+/// One instantiated `__global__ void(kvrt_attention_params)` kernel.
+struct GpuKernel {
+  const char *name;
+  kvrt_dtype dtype;
+  int headDim;
+  int groupSize;
+  int pageSize;
+  bool causal;
+  /// Address to pass to kvrt_attention_launch.
+  const void *function;
+};
+
+/// Every kernel GpuKernels.cu instantiates.
+const std::vector<GpuKernel> &gpuKernels();
+
+/// kvrt::device::kAttentionThreads, seen from host C++.
+int attentionThreads();
+
+} // namespace kvrt::test
+
+#endif // KVRT_UNITTESTS_GPUKERNELS_H
