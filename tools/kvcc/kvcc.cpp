@@ -13,6 +13,7 @@
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/InitAllDialects.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
@@ -212,7 +213,9 @@ int main(int argc, char **argv) {
   if (!target)
     return fail("unknown --target '" + targetName + "'; expected cpu or cuda");
 
+  // Upstream dialects too: programs arrive mixed with arith, linalg, tensor.
   DialectRegistry registry;
+  mlir::registerAllDialects(registry);
   kvcc::registerAllDialects(registry);
   kvcc::registerAllPasses();
   MLIRContext context(registry);
