@@ -24,7 +24,7 @@ kvrt_status validateDesc(const kvrt_cache_desc &desc, const char *fn) {
     return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
                       "%s: desc->dtype %d is not a kvrt_dtype (0 = f16, 1 = "
                       "bf16, 2 = f32)",
-                      fn, static_cast<int>(desc.dtype));
+                      fn, kvrt::rawEnum(desc.dtype));
   KVRT_RETURN_IF_ERROR(
       kvrt::checkPositive(desc.page_size, fn, "desc->page_size"));
   if ((desc.page_size & (desc.page_size - 1)) != 0)
@@ -87,7 +87,7 @@ extern "C" int64_t kvrt_cache_page_bytes(const kvrt_cache_desc *desc) {
   // dtype, a non-positive size, or a product beyond int64).
   if (!desc || desc->page_size <= 0 || desc->head_dim <= 0)
     return 0;
-  size_t elementSize = kvrt_dtype_size(desc->dtype);
+  size_t elementSize = kvrt::elementSize(desc->dtype);
   if (elementSize == 0)
     return 0;
   unsigned __int128 bytes = static_cast<unsigned __int128>(2) *
@@ -172,7 +172,7 @@ extern "C" kvrt_status kvrt_cache_check(const kvrt_cache *cache,
   kvrt_device actualDevice = cache->pool->device;
   // Fields are compared in the order a reader checks a layout: where the
   // memory is, then its shape, then its paging.
-  if (actualDevice != device)
+  if (kvrt::rawEnum(actualDevice) != kvrt::rawEnum(device))
     return kvrt::fail(KVRT_ERROR_MISMATCH,
                       "%s: cache lives on %s, the program was compiled for %s",
                       fn, kvrt::deviceName(actualDevice),
@@ -187,7 +187,7 @@ extern "C" kvrt_status kvrt_cache_check(const kvrt_cache *cache,
                       "%s: cache has head_dim %d, the program was compiled "
                       "for %d",
                       fn, desc.head_dim, head_dim);
-  if (desc.dtype != dtype)
+  if (kvrt::rawEnum(desc.dtype) != kvrt::rawEnum(dtype))
     return kvrt::fail(KVRT_ERROR_MISMATCH,
                       "%s: cache has dtype %s, the program was compiled for "
                       "%s",

@@ -15,22 +15,39 @@
 
 namespace kvrt {
 
-/// True for the dtypes kvrt knows; C callers may pass any integer.
-inline bool isValidDtype(kvrt_dtype dtype) {
-  return dtype == KVRT_DTYPE_F16 || dtype == KVRT_DTYPE_BF16 ||
-         dtype == KVRT_DTYPE_F32;
+/// The integer a caller stored in an enum parameter or field. C callers
+/// (and ctypes) may pass any int, but reading a C++ enum object whose value
+/// lies outside its enumerators is undefined behaviour (UBSan flags it), so
+/// kvrt inspects user-provided enums through their bytes. Takes a reference:
+/// passing the enum by value would already read it.
+template <typename Enum> int32_t rawEnum(const Enum &value) {
+  static_assert(sizeof(Enum) == sizeof(int32_t), "C enums are int-sized");
+  int32_t raw;
+  std::memcpy(&raw, &value, sizeof(raw));
+  return raw;
+}
+
+/// True for the dtypes kvrt knows.
+inline bool isValidDtype(const kvrt_dtype &dtype) {
+  int32_t raw = rawEnum(dtype);
+  return raw == KVRT_DTYPE_F16 || raw == KVRT_DTYPE_BF16 ||
+         raw == KVRT_DTYPE_F32;
 }
 
 /// True for the devices kvrt knows.
-inline bool isValidDevice(kvrt_device device) {
-  return device == KVRT_DEVICE_HOST || device == KVRT_DEVICE_CUDA;
+inline bool isValidDevice(const kvrt_device &device) {
+  int32_t raw = rawEnum(device);
+  return raw == KVRT_DEVICE_HOST || raw == KVRT_DEVICE_CUDA;
 }
 
-/// Short name used in messages: "f16", "bf16", "f32" or "unknown".
-const char *dtypeName(kvrt_dtype dtype);
+/// Bytes per element of `dtype`, 0 for an unknown dtype.
+size_t elementSize(const kvrt_dtype &dtype);
 
-/// Name used in messages: "host", "cuda" or "unknown".
-const char *deviceName(kvrt_device device);
+/// Short name used in messages: "f16", "bf16", "f32" or "unknown dtype".
+const char *dtypeName(const kvrt_dtype &dtype);
+
+/// Name used in messages: "host", "cuda" or "unknown device".
+const char *deviceName(const kvrt_device &device);
 
 /// Reads element `index` of an array of `dtype` as float.
 inline float loadAsFloat(const void *data, kvrt_dtype dtype, int64_t index) {

@@ -52,7 +52,7 @@ extern "C" kvrt_status kvrt_pool_create(kvrt_device device, int64_t page_bytes,
       return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
                         "%s: device %d is not a kvrt_device (0 = host, 1 = "
                         "cuda)",
-                        fn, static_cast<int>(device));
+                        fn, kvrt::rawEnum(device));
     KVRT_RETURN_IF_ERROR(kvrt::checkPositive(page_bytes, fn, "page_bytes"));
     KVRT_RETURN_IF_ERROR(kvrt::checkPositive(num_pages, fn, "num_pages"));
     if (page_bytes % kPageBytesMultiple != 0)

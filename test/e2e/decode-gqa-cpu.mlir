@@ -16,8 +16,8 @@ func.func @decode_step(%c: !cache, %s: tensor<4xi32>, %q: tensor<4x1x32x128xf16>
 }
 
 // KVCC: entry decode_step(cache0, seq_ids0, query0, key0, value0, out0)
-// KVCC: kv.append     4 seqs x 1 tokens into a cache of 8 kv heads x 128 f16, page 16, capacity 64
-// KVCC: kv.attention  4 seqs x 1 queries, 32 q heads (GQA group 4), scale 0.0883883, not causal
+// KVCC: kv.append     4 seqs x 1 token into a cache of 8 kv heads x 128 f16, page 16, capacity 64
+// KVCC: kv.attention  4 seqs x 1 query, 32 q heads (GQA group 4), scale 0.0883883, not causal
 // KVCC: built {{.*}}libdecode-gqa-cpu.so
 
 // CHECK: target cpu, device cpu

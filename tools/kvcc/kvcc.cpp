@@ -81,6 +81,15 @@ static int fail(const llvm::Twine &message) {
   return 1;
 }
 
+/// "1 token", "61 tokens".
+static std::string plural(int64_t count, StringRef one,
+                          StringRef many = StringRef()) {
+  std::string text = std::to_string(count) + " ";
+  if (count == 1)
+    return text + one.str();
+  return text + (many.empty() ? one.str() + "s" : many.str());
+}
+
 /// Prints one line per entry point and kv op: what the user asked for.
 static void describeModule(ModuleOp module, Target target) {
   for (func::FuncOp func : getEntryFunctions(module)) {
@@ -96,7 +105,7 @@ static void describeModule(ModuleOp module, Target target) {
         kv::CacheType cache = append.getCache().getType();
         auto key = append.getKey().getType();
         note() << "    kv.append     " << key.getDimSize(0) << " seqs x "
-               << key.getDimSize(1) << " tokens into a cache of "
+               << plural(key.getDimSize(1), "token") << " into a cache of "
                << cache.getNumHeads() << " kv heads x " << cache.getHeadDim()
                << " " << getDTypeName(cache.getElementType()) << ", page "
                << cache.getPageSize() << ", capacity " << cache.getCapacity()
@@ -106,7 +115,8 @@ static void describeModule(ModuleOp module, Target target) {
         int64_t group =
             query.getDimSize(2) / attention.getCache().getType().getNumHeads();
         note() << "    kv.attention  " << query.getDimSize(0) << " seqs x "
-               << query.getDimSize(1) << " queries, " << query.getDimSize(2)
+               << plural(query.getDimSize(1), "query", "queries") << ", "
+               << query.getDimSize(2)
                << " q heads (GQA group " << group << "), scale "
                << llvm::format("%.6g", attention.getEffectiveScale())
                << (attention.getCausal() ? ", causal" : ", not causal")
@@ -241,7 +251,7 @@ int main(int argc, char **argv) {
     if (failed(computeEntryABI(func, *target)))
       return 1;
 
-  note() << "kvcc: " << inputFile << " -> " << outputDir << "/ (target "
+  note() << "kvcc: " << inputFile << " -> " << outputDir << " (target "
          << stringifyTarget(*target) << ")\n";
   describeModule(*module, *target);
 

@@ -26,11 +26,12 @@ def KVLowerToEmitC : Pass<"kv-lower-to-emitc", "::mlir::ModuleOp"> {
     the program was compiled for is reported, not misread.
 
     With `target=cpu`, attention calls kvrt's reference CPU kernel. With
-    `target=cuda`, every `kv.attention` also gets a `__global__` wrapper
-    that instantiates `kvrt::device::pagedAttention` from
-    `kvrt/device/attention.cuh` with the op's element type, head dim, GQA
-    group size, page size and causality baked in as template arguments; the
-    entry point launches it through `kvrt_attention_launch`.
+    `target=cuda`, each distinct `kv.attention` configuration gets one
+    `__global__` wrapper that instantiates `kvrt::device::pagedAttention`
+    from `kvrt/device/attention.cuh` with the element type, head dim, GQA
+    group size, page size and causality baked in as template arguments
+    (attentions with the same constants share it); the entry point launches
+    it through `kvrt_attention_launch`.
 
     Functions that are private or declarations are left alone. Anything in
     a public function's body that is not a kv op over the function's
