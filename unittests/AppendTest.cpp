@@ -1,4 +1,4 @@
-//===- AppendTest.cpp - kvrt_append, kvrt_cache_read, accounting -*- C++ -*-===//
+//===- AppendTest.cpp - kvrt_append, kvrt_cache_read, accounting ---*- C++ -*-//
 //
 // Appends on host pools checked against a dense shadow copy, page
 // accounting, and the all-or-nothing rule of failing appends.
@@ -37,8 +37,8 @@ protected:
     Tensor keys = randomTensor(desc.dtype, elements, rng);
     Tensor values = randomTensor(desc.dtype, elements, rng);
     kvrt_status status =
-        kvrt_append(cache, static_cast<int32_t>(ids.size()), ids.data(),
-                    tokens, keys.data(), values.data(), nullptr);
+        kvrt_append(cache, static_cast<int32_t>(ids.size()), ids.data(), tokens,
+                    keys.data(), values.data(), nullptr);
     if (status != KVRT_OK)
       return status;
     int64_t chunk = tokens * tokenBytes();
@@ -46,8 +46,7 @@ protected:
       auto &entry = shadow[ids[b]];
       entry.first.insert(entry.first.end(), keys.bytes.begin() + b * chunk,
                          keys.bytes.begin() + (b + 1) * chunk);
-      entry.second.insert(entry.second.end(),
-                          values.bytes.begin() + b * chunk,
+      entry.second.insert(entry.second.end(), values.bytes.begin() + b * chunk,
                           values.bytes.begin() + (b + 1) * chunk);
     }
     return status;
@@ -88,8 +87,8 @@ protected:
   PoolPtr pool;
   kvrt_cache *cache = nullptr;
   std::mt19937 rng{1234};
-  std::map<int32_t, std::pair<std::vector<unsigned char>,
-                              std::vector<unsigned char>>>
+  std::map<int32_t,
+           std::pair<std::vector<unsigned char>, std::vector<unsigned char>>>
       shadow;
 };
 

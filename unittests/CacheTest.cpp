@@ -110,11 +110,10 @@ TEST(CacheTest, CheckNamesFirstDifferingField) {
   const kvrt_device host = KVRT_DEVICE_HOST;
   EXPECT_EQ(kvrt_cache_check(cache, host, 4, 64, KVRT_DTYPE_F16, 16, 4096),
             KVRT_OK);
-  EXPECT_KVRT_ERROR(
-      kvrt_cache_check(cache, KVRT_DEVICE_CUDA, 4, 64, KVRT_DTYPE_F16, 16,
-                       4096),
-      KVRT_ERROR_MISMATCH,
-      "cache lives on host, the program was compiled for cuda");
+  EXPECT_KVRT_ERROR(kvrt_cache_check(cache, KVRT_DEVICE_CUDA, 4, 64,
+                                     KVRT_DTYPE_F16, 16, 4096),
+                    KVRT_ERROR_MISMATCH,
+                    "cache lives on host, the program was compiled for cuda");
   EXPECT_KVRT_ERROR(
       kvrt_cache_check(cache, host, 8, 32, KVRT_DTYPE_F32, 16, 4096),
       KVRT_ERROR_MISMATCH,
@@ -166,8 +165,8 @@ TEST(CacheTest, PoolDestroyDestroysCaches) {
   // would report a leak otherwise); their handles are dead afterwards.
   kvrt_cache_desc desc = makeDesc(2, 32, KVRT_DTYPE_F16, 4, 32);
   kvrt_pool *pool = nullptr;
-  ASSERT_EQ(kvrt_pool_create(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc),
-                             16, &pool),
+  ASSERT_EQ(kvrt_pool_create(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 16,
+                             &pool),
             KVRT_OK);
   kvrt_cache *first = makeCache(pool, desc);
   kvrt_cache *second = makeCache(pool, desc);

@@ -104,9 +104,9 @@ TEST(Float16Test, BFloat16Rounding) {
   EXPECT_EQ(floatToBFloat16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);
   // 1 + 3 * 2^-8 ties between 0x3f81 and 0x3f82: even is 0x3f82.
   EXPECT_EQ(floatToBFloat16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);
-  EXPECT_EQ(floatToBFloat16(1.0f + std::ldexp(1.0f, -8) +
-                            std::ldexp(1.0f, -20)),
-            0x3f81);
+  EXPECT_EQ(
+      floatToBFloat16(1.0f + std::ldexp(1.0f, -8) + std::ldexp(1.0f, -20)),
+      0x3f81);
   // The largest float rounds up to infinity.
   EXPECT_EQ(floatToBFloat16(std::numeric_limits<float>::max()), 0x7f80);
   EXPECT_EQ(floatToBFloat16(-std::numeric_limits<float>::infinity()), 0xff80);

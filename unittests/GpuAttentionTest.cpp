@@ -82,8 +82,7 @@ public:
   }
 
   /// Appends the same random tokens to both caches.
-  void append(const std::vector<int32_t> &ids, int tokens,
-              std::mt19937 &rng) {
+  void append(const std::vector<int32_t> &ids, int tokens, std::mt19937 &rng) {
     int64_t elements =
         int64_t(ids.size()) * tokens * desc.num_kv_heads * desc.head_dim;
     Tensor keys = randomTensor(desc.dtype, elements, rng);
@@ -116,9 +115,9 @@ public:
     Tensor deviceKeys(desc.dtype, elements), deviceValues(desc.dtype, elements);
     deviceKeys.poison();
     deviceValues.poison();
-    ASSERT_EQ(kvrt_cache_read(hostCache, id, hostKeys.data(),
-                              hostValues.data()),
-              KVRT_OK);
+    ASSERT_EQ(
+        kvrt_cache_read(hostCache, id, hostKeys.data(), hostValues.data()),
+        KVRT_OK);
     ASSERT_EQ(kvrt_cache_read(deviceCache, id, deviceKeys.data(),
                               deviceValues.data()),
               KVRT_OK)
@@ -168,8 +167,8 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
   const int numQHeads = numKvHeads * kernel.groupSize;
   const std::vector<int> lengths = {1000, 37, 517};
   const int batch = static_cast<int>(lengths.size());
-  kvrt_cache_desc desc = makeDesc(numKvHeads, kernel.headDim, kernel.dtype,
-                                  kernel.pageSize, 2048);
+  kvrt_cache_desc desc =
+      makeDesc(numKvHeads, kernel.headDim, kernel.dtype, kernel.pageSize, 2048);
   int64_t numPages = 0;
   for (int length : lengths)
     numPages += (length + kernel.pageSize - 1) / kernel.pageSize * numKvHeads;
@@ -247,11 +246,10 @@ TEST(GpuPoolTest, AccountingAndLaunchChecks) {
   EXPECT_EQ(stats.pages_free, 64 - 2 * 8);
 
   DeviceBuffer queries(32 * 128 * 2), out(32 * 128 * 2);
-  EXPECT_KVRT_ERROR(kvrt_attention_launch(twins.deviceCache, 1, &id, 1, 32,
-                                          queries.get(), out.get(), 1.0f, 1,
-                                          kernel->function, 48, nullptr),
-                    KVRT_ERROR_INVALID_ARGUMENT,
-                    "threads 48 must be a multiple of 32");
+  EXPECT_KVRT_ERROR(
+      kvrt_attention_launch(twins.deviceCache, 1, &id, 1, 32, queries.get(),
+                            out.get(), 1.0f, 1, kernel->function, 48, nullptr),
+      KVRT_ERROR_INVALID_ARGUMENT, "threads 48 must be a multiple of 32");
   EXPECT_KVRT_ERROR(kvrt_attention_launch(twins.deviceCache, 1, &id, 1, 32,
                                           queries.get(), out.get(), 1.0f, 1,
                                           nullptr, 128, nullptr),
@@ -262,8 +260,7 @@ TEST(GpuPoolTest, AccountingAndLaunchChecks) {
                     KVRT_ERROR_INVALID_ARGUMENT, "fewer than num_tokens 21");
   Tensor hostOut(KVRT_DTYPE_F16, 32 * 128);
   EXPECT_KVRT_ERROR(kvrt_attention_host(twins.deviceCache, 1, &id, 1, 32,
-                                        queries.get(), hostOut.data(), 1.0f,
-                                        1),
+                                        queries.get(), hostOut.data(), 1.0f, 1),
                     KVRT_ERROR_UNSUPPORTED, "CUDA pool");
 
   ASSERT_EQ(kvrt_sequence_destroy(twins.device.get(), id), KVRT_OK);
@@ -288,10 +285,9 @@ TEST(GpuPoolTest, KernelRefusesMismatchedCache) {
   twins.append({id}, 10, rng);
   DeviceBuffer queries(32 * 128 * 2), out(32 * 128 * 2);
   ASSERT_EQ(cudaMemset(queries.get(), 0, 32 * 128 * 2), cudaSuccess);
-  ASSERT_EQ(kvrt_attention_launch(twins.deviceCache, 1, &id, 1, 32,
-                                  queries.get(), out.get(), 1.0f, 1,
-                                  kernel->function, attentionThreads(),
-                                  nullptr),
+  ASSERT_EQ(kvrt_attention_launch(
+                twins.deviceCache, 1, &id, 1, 32, queries.get(), out.get(),
+                1.0f, 1, kernel->function, attentionThreads(), nullptr),
             KVRT_OK)
       << kvrt_last_error();
   Tensor result(KVRT_DTYPE_F16, 32 * 128);

@@ -1,4 +1,4 @@
-//===- GpuKernels.cu - Attention kernels instantiated for tests -*- CUDA -*-===//
+//===- GpuKernels.cu - Attention kernels instantiated for tests ---*- CUDA -*-//
 //
 // Each kernel has the exact shape kvcc emits for a kv.attention op. The set
 // covers every supported element type, head dims 64/128/256, groups 1/4/8,
@@ -39,8 +39,8 @@ namespace kvrt::test {
 const std::vector<GpuKernel> &gpuKernels() {
 #define KVRT_ENTRY(name, dtype, headDim, group, pageSize, causal)              \
   GpuKernel {                                                                  \
-    #name, dtype, headDim, group, pageSize, causal,                            \
-        reinterpret_cast<const void *>(&name)                                  \
+#name, dtype, headDim, group, pageSize, causal,                            \
+        reinterpret_cast < const void *>(&name)                                \
   }
   static const std::vector<GpuKernel> kernels = {
       KVRT_ENTRY(f16_d64_g4_p16_causal, KVRT_DTYPE_F16, 64, 4, 16, true),

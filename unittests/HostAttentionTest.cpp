@@ -25,9 +25,9 @@ struct AttentionCase {
 
 /// Keeps test names readable (gtest would otherwise print raw bytes).
 void PrintTo(const AttentionCase &c, std::ostream *os) {
-  *os << c.numQHeads << "/" << c.numKvHeads << " heads, d " << c.headDim
-      << ", " << kvrt::dtypeName(c.dtype) << (c.causal ? ", causal" : "")
-      << ", " << c.numTokens << " tokens";
+  *os << c.numQHeads << "/" << c.numKvHeads << " heads, d " << c.headDim << ", "
+      << kvrt::dtypeName(c.dtype) << (c.causal ? ", causal" : "") << ", "
+      << c.numTokens << " tokens";
 }
 
 std::string caseName(const ::testing::TestParamInfo<AttentionCase> &info) {
@@ -38,8 +38,8 @@ std::string caseName(const ::testing::TestParamInfo<AttentionCase> &info) {
          std::to_string(c.numTokens);
 }
 
-class HostAttentionRandomTest
-    : public ::testing::TestWithParam<AttentionCase> {};
+class HostAttentionRandomTest : public ::testing::TestWithParam<AttentionCase> {
+};
 
 TEST_P(HostAttentionRandomTest, MatchesFloat64Reference) {
   const AttentionCase &c = GetParam();
@@ -65,9 +65,9 @@ TEST_P(HostAttentionRandomTest, MatchesFloat64Reference) {
     int prefix = lengths[b] - c.numTokens;
     Tensor k = randomTensor(c.dtype, prefix * tokenElements, rng);
     Tensor v = randomTensor(c.dtype, prefix * tokenElements, rng);
-    ASSERT_EQ(kvrt_append(cache, 1, &ids[b], prefix, k.data(), v.data(),
-                          nullptr),
-              KVRT_OK)
+    ASSERT_EQ(
+        kvrt_append(cache, 1, &ids[b], prefix, k.data(), v.data(), nullptr),
+        KVRT_OK)
         << kvrt_last_error();
     keys[b] = toDoubles(k);
     values[b] = toDoubles(v);
@@ -99,9 +99,9 @@ TEST_P(HostAttentionRandomTest, MatchesFloat64Reference) {
                                 c.causal),
             KVRT_OK)
       << kvrt_last_error();
-  std::vector<double> expected = referenceAttention(
-      keys, values, toDoubles(queries), c.numTokens, c.numQHeads,
-      c.numKvHeads, c.headDim, scale, c.causal);
+  std::vector<double> expected =
+      referenceAttention(keys, values, toDoubles(queries), c.numTokens,
+                         c.numQHeads, c.numKvHeads, c.headDim, scale, c.causal);
   double error = relativeError(out, expected);
   EXPECT_LT(error, toleranceFor(c.dtype));
   RecordProperty("relative_error", std::to_string(error));
@@ -111,8 +111,7 @@ std::vector<AttentionCase> allCases() {
   std::vector<AttentionCase> cases;
   for (auto heads : {std::make_pair(32, 8), std::make_pair(8, 8)})
     for (int headDim : {64, 128})
-      for (kvrt_dtype dtype :
-           {KVRT_DTYPE_F32, KVRT_DTYPE_F16, KVRT_DTYPE_BF16})
+      for (kvrt_dtype dtype : {KVRT_DTYPE_F32, KVRT_DTYPE_F16, KVRT_DTYPE_BF16})
         for (bool causal : {true, false})
           for (int tokens : {1, 5})
             cases.push_back(
@@ -133,14 +132,14 @@ protected:
     ASSERT_TRUE(pool);
     cache = makeCache(pool.get(), desc);
     id = makeSequence(pool.get());
-    Tensor keys(KVRT_DTYPE_F32, length * 16), values(KVRT_DTYPE_F32,
-                                                     length * 16);
+    Tensor keys(KVRT_DTYPE_F32, length * 16),
+        values(KVRT_DTYPE_F32, length * 16);
     for (int i = 0; i < length; ++i)
       for (int d = 0; d < 16; ++d)
         values.set(i * 16 + d, float(i + 1));
-    ASSERT_EQ(kvrt_append(cache, 1, &id, length, keys.data(), values.data(),
-                          nullptr),
-              KVRT_OK);
+    ASSERT_EQ(
+        kvrt_append(cache, 1, &id, length, keys.data(), values.data(), nullptr),
+        KVRT_OK);
   }
 
   static constexpr int length = 6;
@@ -182,8 +181,7 @@ TEST_F(HostAttentionExactTest, RejectsBadArguments) {
   EXPECT_KVRT_ERROR(kvrt_attention_host(cache, 1, nullptr, 1, 1, q, o, 1, 0),
                     KVRT_ERROR_INVALID_ARGUMENT, "seq_ids must not be null");
   EXPECT_KVRT_ERROR(kvrt_attention_host(cache, 1, &id, 0, 1, q, o, 1, 0),
-                    KVRT_ERROR_INVALID_ARGUMENT,
-                    "num_tokens must be positive");
+                    KVRT_ERROR_INVALID_ARGUMENT, "num_tokens must be positive");
   EXPECT_KVRT_ERROR(kvrt_attention_host(cache, 1, &id, 1, 0, q, o, 1, 0),
                     KVRT_ERROR_INVALID_ARGUMENT,
                     "num_q_heads must be positive");
@@ -191,10 +189,9 @@ TEST_F(HostAttentionExactTest, RejectsBadArguments) {
                     KVRT_ERROR_INVALID_ARGUMENT, "queries must not be null");
   EXPECT_KVRT_ERROR(kvrt_attention_host(cache, 1, &id, 1, 1, q, nullptr, 1, 0),
                     KVRT_ERROR_INVALID_ARGUMENT, "out must not be null");
-  EXPECT_KVRT_ERROR(kvrt_attention_host(cache, 1, &id, length + 1, 1, q, o, 1,
-                                        0),
-                    KVRT_ERROR_INVALID_ARGUMENT,
-                    "holds 6 tokens, fewer than num_tokens 7");
+  EXPECT_KVRT_ERROR(
+      kvrt_attention_host(cache, 1, &id, length + 1, 1, q, o, 1, 0),
+      KVRT_ERROR_INVALID_ARGUMENT, "holds 6 tokens, fewer than num_tokens 7");
   int32_t unknown = 1000;
   EXPECT_KVRT_ERROR(kvrt_attention_host(cache, 1, &unknown, 1, 1, q, o, 1, 0),
                     KVRT_ERROR_UNKNOWN_SEQUENCE, "sequence 1000");
@@ -209,10 +206,10 @@ TEST(HostAttentionTest, QueryHeadsMustBeMultipleOfKvHeads) {
   ASSERT_EQ(kvrt_append(cache, 1, &id, 1, kv.data(), kv.data(), nullptr),
             KVRT_OK);
   Tensor q(KVRT_DTYPE_F32, 6 * 16), out(KVRT_DTYPE_F32, 6 * 16);
-  EXPECT_KVRT_ERROR(kvrt_attention_host(cache, 1, &id, 1, 6, q.data(),
-                                        out.data(), 1, 1),
-                    KVRT_ERROR_INVALID_ARGUMENT,
-                    "num_q_heads 6 is not a multiple of the cache's 4 kv heads");
+  EXPECT_KVRT_ERROR(
+      kvrt_attention_host(cache, 1, &id, 1, 6, q.data(), out.data(), 1, 1),
+      KVRT_ERROR_INVALID_ARGUMENT,
+      "num_q_heads 6 is not a multiple of the cache's 4 kv heads");
 }
 
 TEST(HostAttentionTest, LaunchNeedsCudaPool) {

@@ -170,10 +170,10 @@ referenceAttention(const std::vector<SequenceData> &keys,
         for (int d = 0; d < headDim; ++d) {
           double sum = 0.0;
           for (int k = 0; k < visible; ++k)
-            sum += logits[k] *
-                   values[b][(static_cast<size_t>(k) * numKvHeads + kh) *
-                                 headDim +
-                             d];
+            sum +=
+                logits[k] *
+                values[b][(static_cast<size_t>(k) * numKvHeads + kh) * headDim +
+                          d];
           out[d] = sum / denominator;
         }
       }

@@ -26,7 +26,7 @@ kvrt_lib=$(cd "$build/lib" && pwd)
 compile() {
   local d=$1 name
   name=$(basename "$d")
-  nvcc -std=c++17 -O3 -gencode=arch=compute_$arch,code=sm_$arch -Xcompiler -fPIC \
+  nvcc -std=c++17 -O3 -gencode=arch=compute_$arch,code=sm_$arch -cudart shared -Xcompiler -fPIC \
     -shared -Iruntime/include "$d/$name.cu" -o "$d/lib$name.so" \
     -L"$kvrt_lib" -lkvrt "-Xlinker=-rpath,$kvrt_lib" >"$d/nvcc.log" 2>&1 ||
     { echo "nvcc failed for $name:"; head -30 "$d/nvcc.log"; }

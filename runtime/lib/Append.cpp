@@ -101,9 +101,9 @@ kvrt_status copyOnDevice(const kvrt_cache &cache,
 
   void *deviceTable = nullptr;
   const kvrt_pool &pool = *cache.pool;
-  KVRT_RETURN_IF_ERROR(cache.scratch.upload(
-      table.data(), table.size() * sizeof(int32_t), pool.cudaDevice, stream,
-      &deviceTable, fn));
+  KVRT_RETURN_IF_ERROR(
+      cache.scratch.upload(table.data(), table.size() * sizeof(int32_t),
+                           pool.cudaDevice, stream, &deviceTable, fn));
   const int32_t *starts = static_cast<const int32_t *>(deviceTable);
 
   kvrt::cuda::AppendLaunch launch{};
@@ -172,10 +172,10 @@ extern "C" kvrt_status kvrt_append(kvrt_cache *cache, int32_t batch,
     for (int32_t b = 0; b < batch; ++b) {
       int64_t start = kvrt::sequenceLength(cache, seq_ids[b]);
       auto it = cache->sequences.find(seq_ids[b]);
-      int64_t held = it == cache->sequences.end() || it->second.heads.empty()
-                         ? 0
-                         : static_cast<int64_t>(
-                               it->second.heads.front().pages.size());
+      int64_t held =
+          it == cache->sequences.end() || it->second.heads.empty()
+              ? 0
+              : static_cast<int64_t>(it->second.heads.front().pages.size());
       int64_t perHead =
           std::max<int64_t>(0, pagesFor(start + num_tokens, pageSize) - held);
       entries[b] = BatchEntry{nullptr, start, freshTotal, perHead};
@@ -225,8 +225,7 @@ extern "C" kvrt_status kvrt_append(kvrt_cache *cache, int32_t batch,
       for (int64_t h = 0; h < numHeads; ++h) {
         kvrt::HeadTable &head = entry.state->heads[h];
         auto begin = fresh.begin() + entry.firstFresh + h * entry.freshPerHead;
-        head.pages.insert(head.pages.end(), begin,
-                          begin + entry.freshPerHead);
+        head.pages.insert(head.pages.end(), begin, begin + entry.freshPerHead);
         head.length = entry.start + num_tokens;
       }
     }

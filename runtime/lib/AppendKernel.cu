@@ -23,7 +23,8 @@ constexpr int64_t kMaxAppendBlocks = 8192;
 /// input's order, so consecutive threads read consecutive source memory.
 template <typename Vec>
 __global__ void appendKernel(kvrt::cuda::AppendLaunch launch) {
-  const int64_t vecsPerRow = launch.rowBytes / static_cast<int64_t>(sizeof(Vec));
+  const int64_t vecsPerRow =
+      launch.rowBytes / static_cast<int64_t>(sizeof(Vec));
   const int64_t totalVecs = static_cast<int64_t>(launch.batch) *
                             launch.numTokens * launch.numHeads * vecsPerRow;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -38,7 +39,8 @@ __global__ void appendKernel(kvrt::cuda::AppendLaunch launch) {
 
     const int64_t start = launch.starts[b];
     const int64_t position = start + token;
-    const int64_t pageIndex = position / launch.pageSize - start / launch.pageSize;
+    const int64_t pageIndex =
+        position / launch.pageSize - start / launch.pageSize;
     const int64_t slot = position & (launch.pageSize - 1);
     const int32_t page =
         launch.pages[(b * launch.numHeads + head) * launch.pageStride +
@@ -50,8 +52,8 @@ __global__ void appendKernel(kvrt::cuda::AppendLaunch launch) {
     reinterpret_cast<Vec *>(destination)[vec] = reinterpret_cast<const Vec *>(
         static_cast<const char *>(launch.keys) + source)[vec];
     reinterpret_cast<Vec *>(destination + launch.valueOffset)[vec] =
-        reinterpret_cast<const Vec *>(
-            static_cast<const char *>(launch.values) + source)[vec];
+        reinterpret_cast<const Vec *>(static_cast<const char *>(launch.values) +
+                                      source)[vec];
   }
 }
 
@@ -77,8 +79,8 @@ cudaError_t launchWith(const kvrt::cuda::AppendLaunch &launch,
                       (launch.rowBytes / static_cast<int64_t>(sizeof(Vec)));
   int64_t blocks = std::min(kMaxAppendBlocks,
                             (totalVecs + kAppendThreads - 1) / kAppendThreads);
-  appendKernel<Vec><<<static_cast<unsigned>(blocks), kAppendThreads, 0,
-                      stream>>>(launch);
+  appendKernel<Vec>
+      <<<static_cast<unsigned>(blocks), kAppendThreads, 0, stream>>>(launch);
   return cudaGetLastError();
 }
 

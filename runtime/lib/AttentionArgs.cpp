@@ -1,4 +1,4 @@
-//===- AttentionArgs.cpp - Checks shared by attention entry points -*- C++ -*-//
+//===- AttentionArgs.cpp - Rules shared by attention entry points -*- C++ -*-//
 //
 // The rules: a non-null cache, positive sizes, q heads a multiple of kv heads
 // (GQA), live sequences that already hold at least num_tokens tokens (the

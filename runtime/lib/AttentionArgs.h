@@ -1,4 +1,4 @@
-//===- AttentionArgs.h - Checks shared by attention entry points -*- C++ -*-===//
+//===- AttentionArgs.h - Checks shared by attention entry points ---*- C++ -*-//
 //
 // kvrt_attention_host and kvrt_attention_launch take the same arguments and
 // obey the same rules; one validator keeps their messages identical.

@@ -18,11 +18,12 @@ namespace {
 constexpr int64_t kMaxGridY = 65535;
 } // namespace
 
-extern "C" kvrt_status kvrt_attention_launch(
-    const kvrt_cache *cache, int32_t batch, const int32_t *seq_ids,
-    int32_t num_tokens, int32_t num_q_heads, const void *queries, void *out,
-    float scale, int32_t causal, const void *kernel, int32_t threads,
-    void *stream) {
+extern "C" kvrt_status
+kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
+                      const int32_t *seq_ids, int32_t num_tokens,
+                      int32_t num_q_heads, const void *queries, void *out,
+                      float scale, int32_t causal, const void *kernel,
+                      int32_t threads, void *stream) {
   const char *fn = "kvrt_attention_launch";
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
     if (!kvrt::cuda::isBuiltWithCuda())
@@ -71,9 +72,9 @@ extern "C" kvrt_status kvrt_attention_launch(
 
     const kvrt_pool &pool = *cache->pool;
     void *deviceTable = nullptr;
-    KVRT_RETURN_IF_ERROR(cache->scratch.upload(
-        table.data(), table.size() * sizeof(int32_t), pool.cudaDevice, stream,
-        &deviceTable, fn));
+    KVRT_RETURN_IF_ERROR(
+        cache->scratch.upload(table.data(), table.size() * sizeof(int32_t),
+                              pool.cudaDevice, stream, &deviceTable, fn));
     const int32_t *deviceInts = static_cast<const int32_t *>(deviceTable);
 
     kvrt_attention_params params{};

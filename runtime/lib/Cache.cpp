@@ -93,8 +93,8 @@ extern "C" int64_t kvrt_cache_page_bytes(const kvrt_cache_desc *desc) {
   unsigned __int128 bytes = static_cast<unsigned __int128>(2) *
                             static_cast<unsigned>(desc->page_size) *
                             static_cast<unsigned>(desc->head_dim) * elementSize;
-  if (bytes > static_cast<unsigned __int128>(
-                  std::numeric_limits<int64_t>::max()))
+  if (bytes >
+      static_cast<unsigned __int128>(std::numeric_limits<int64_t>::max()))
     return 0;
   return static_cast<int64_t>(bytes);
 }

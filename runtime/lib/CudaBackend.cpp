@@ -102,14 +102,13 @@ kvrt_status kvrt::cuda::Scratch::upload(const void *host, size_t bytes,
   return KVRT_OK;
 }
 
-kvrt_status kvrt::cuda::Scratch::markInUse(void *stream,
-                                           const char *function) {
+kvrt_status kvrt::cuda::Scratch::markInUse(void *stream, const char *function) {
   ScopedDevice scoped(device);
   if (!lastUse) {
     cudaEvent_t event = nullptr;
-    KVRT_RETURN_IF_ERROR(checkCuda(
-        cudaEventCreateWithFlags(&event, cudaEventDisableTiming), function,
-        "cudaEventCreate (scratch buffer)"));
+    KVRT_RETURN_IF_ERROR(
+        checkCuda(cudaEventCreateWithFlags(&event, cudaEventDisableTiming),
+                  function, "cudaEventCreate (scratch buffer)"));
     lastUse = event;
   }
   return checkCuda(cudaEventRecord(static_cast<cudaEvent_t>(lastUse),
@@ -131,5 +130,15 @@ kvrt_status kvrt::cuda::launchAttention(const void *kernel,
                        static_cast<cudaStream_t>(stream));
   if (error == cudaSuccess)
     error = cudaGetLastError();
+  if (error == cudaErrorInvalidResourceHandle ||
+      error == cudaErrorInvalidDeviceFunction)
+    // The usual cause: the kernel was registered with another copy of the
+    // CUDA runtime (nvcc links cudart statically by default), which this
+    // library's runtime cannot see.
+    return fail(KVRT_ERROR_CUDA,
+                "%s: launching the attention kernel failed: %s (%s); the "
+                "kernel must be built for this GPU and linked against the "
+                "shared CUDA runtime (nvcc -cudart shared), like kvrt",
+                function, cudaGetErrorString(error), cudaGetErrorName(error));
   return checkCuda(error, function, "launching the attention kernel");
 }

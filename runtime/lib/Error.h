@@ -33,8 +33,8 @@ kvrt_status guardCall(const char *function, Body &&body) noexcept {
     return fail(KVRT_ERROR_OUT_OF_MEMORY,
                 "%s: out of host memory for bookkeeping", function);
   } catch (const std::exception &error) {
-    return fail(KVRT_ERROR_INVALID_ARGUMENT, "%s: internal error: %s",
-                function, error.what());
+    return fail(KVRT_ERROR_INVALID_ARGUMENT, "%s: internal error: %s", function,
+                error.what());
   } catch (...) {
     return fail(KVRT_ERROR_INVALID_ARGUMENT, "%s: unknown internal error",
                 function);

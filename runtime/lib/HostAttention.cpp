@@ -69,13 +69,11 @@ void attendOne(const float *q, const std::vector<float> &keys,
 
 } // namespace
 
-extern "C" kvrt_status kvrt_attention_host(const kvrt_cache *cache,
-                                           int32_t batch,
-                                           const int32_t *seq_ids,
-                                           int32_t num_tokens,
-                                           int32_t num_q_heads,
-                                           const void *queries, void *out,
-                                           float scale, int32_t causal) {
+extern "C" kvrt_status
+kvrt_attention_host(const kvrt_cache *cache, int32_t batch,
+                    const int32_t *seq_ids, int32_t num_tokens,
+                    int32_t num_q_heads, const void *queries, void *out,
+                    float scale, int32_t causal) {
   const char *fn = "kvrt_attention_host";
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
     std::vector<int64_t> lengths;

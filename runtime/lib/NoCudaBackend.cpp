@@ -21,8 +21,7 @@ extern "C" int32_t kvrt_has_cuda(void) { return 0; }
 
 bool kvrt::cuda::isBuiltWithCuda() { return false; }
 
-kvrt_status kvrt::cuda::allocate(size_t, void **, int *,
-                                 const char *function) {
+kvrt_status kvrt::cuda::allocate(size_t, void **, int *, const char *function) {
   return unsupported(function);
 }
 

@@ -88,10 +88,10 @@ extern "C" kvrt_status kvrt_pool_create(kvrt_device device, int64_t page_bytes,
     size_t bytes = static_cast<size_t>(page_bytes * num_pages);
     if (device == KVRT_DEVICE_HOST) {
       // aligned_alloc wants a size that is a multiple of the alignment.
-      size_t rounded = (bytes + kHostAlignment - 1) / kHostAlignment *
-                       kHostAlignment;
-      pool->base = static_cast<char *>(std::aligned_alloc(kHostAlignment,
-                                                          rounded));
+      size_t rounded =
+          (bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
+      pool->base =
+          static_cast<char *>(std::aligned_alloc(kHostAlignment, rounded));
       if (!pool->base)
         return kvrt::fail(KVRT_ERROR_OUT_OF_MEMORY,
                           "%s: cannot allocate %zu bytes of host memory for "

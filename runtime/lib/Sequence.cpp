@@ -9,8 +9,7 @@
 
 #include <limits>
 
-extern "C" kvrt_status kvrt_sequence_create(kvrt_pool *pool,
-                                            int32_t *out_id) {
+extern "C" kvrt_status kvrt_sequence_create(kvrt_pool *pool, int32_t *out_id) {
   const char *fn = "kvrt_sequence_create";
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
     KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(pool, fn, "pool"));

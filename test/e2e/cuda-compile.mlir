@@ -5,7 +5,7 @@
 // RUN: rm -rf %t && kvcc %kvcc_src/examples/gqa_attention.mlir --target=cuda -o %t | FileCheck %s --check-prefix=KVCC
 // RUN: nm -D --defined-only %t/libgqa_attention.so | FileCheck %s --check-prefix=SYMS
 // RUN: FileCheck %s --check-prefix=HDR < %t/gqa_attention.h
-// KVCC: compiling: {{.*}}nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a
+// KVCC: compiling: {{.*}}nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -cudart shared
 // KVCC: built {{.*}}libgqa_attention.so
 // SYMS-DAG: T decode_step
 // SYMS-DAG: T prefill

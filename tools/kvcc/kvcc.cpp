@@ -187,6 +187,10 @@ static LogicalResult compileLibrary(Target target, StringRef source,
             "-std=c++17",
             "-O3",
             "-gencode=arch=compute_" + cudaArch + ",code=sm_" + cudaArch,
+            // kvrt launches the generated kernels: both must share one CUDA
+            // runtime, or the launch fails with an invalid resource handle.
+            "-cudart",
+            "shared",
             "-Xcompiler",
             "-fPIC",
             "-shared"};

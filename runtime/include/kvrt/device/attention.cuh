@@ -1,4 +1,4 @@
-//===- attention.cuh - Paged attention for compiled programs ----*- CUDA -*-===//
+//===- attention.cuh - Paged attention for compiled programs ---*- CUDA -*-===//
 //
 // The device template kvcc's generated kernels call:
 //
@@ -73,7 +73,8 @@ __device__ bool launchMatches(const kvrt_attention_params &p) {
   return p.head_dim == HeadDim && p.page_size == PageSize &&
          p.num_q_heads == p.num_kv_heads * GroupSize &&
          (p.causal != 0) == Causal && blockDim.x % 32 == 0 &&
-         blockDim.x <= 32 * kMaxWarps && gridDim.x == unsigned(p.num_kv_heads) &&
+         blockDim.x <= 32 * kMaxWarps &&
+         gridDim.x == unsigned(p.num_kv_heads) &&
          gridDim.y == unsigned(p.batch) * unsigned(p.num_tokens);
 }
 
@@ -132,11 +133,38 @@ __device__ void accumulateKey(const float (&scores)[GroupSize],
   }
 }
 
+/// Loads key and value `slot` of `page` (this lane's slices) and folds
+/// them into the state; lanes whose key group has no key (`valid` false)
+/// only join the shuffles. All lanes of the warp must call it.
+template <typename T, int HeadDim, int GroupSize, int PageSize>
+__device__ __forceinline__ void
+attendKey(const char *page, int slot, bool valid, int laneInKey,
+          const float (&query)[GroupSize][HeadDim],
+          GroupState<GroupSize, RowSplit<T, HeadDim>::kElemsPerLane> &state) {
+  using Split = RowSplit<T, HeadDim>;
+  using Layout = PageLayout<T, HeadDim, PageSize>;
+  constexpr int kElems = Split::kElemsPerLane;
+  float key[kElems];
+  float value[kElems];
+  if (valid) {
+    Split::loadSlice(Layout::key(page, slot), laneInKey, key);
+    Split::loadSlice(Layout::value(page, slot), laneInKey, value);
+  } else {
+#pragma unroll
+    for (int e = 0; e < kElems; ++e)
+      key[e] = value[e] = 0.0f;
+  }
+  float scores[GroupSize];
+  groupScores<Split, HeadDim, GroupSize>(query, key, laneInKey, scores);
+  if (valid)
+    accumulateKey<GroupSize, kElems>(scores, value, state);
+}
+
 /// Merges the states of the warp's key groups with butterfly shuffles; every
 /// key group ends with the warp's state. All lanes must call it.
 template <typename Split, int GroupSize>
-__device__ void mergeKeyGroups(
-    GroupState<GroupSize, Split::kElemsPerLane> &state) {
+__device__ void
+mergeKeyGroups(GroupState<GroupSize, Split::kElemsPerLane> &state) {
 #pragma unroll
   for (int offset = Split::kLanesPerKey; offset < 32; offset *= 2) {
 #pragma unroll
@@ -160,9 +188,9 @@ __device__ void mergeKeyGroups(
 /// result does not depend on timing), with the rescaled sums in
 /// shared.warpSum. Ends with a barrier. All threads must call it.
 template <typename Split, int HeadDim, int GroupSize>
-__device__ void combineWarps(
-    const GroupState<GroupSize, Split::kElemsPerLane> &state,
-    AttentionShared<HeadDim, GroupSize> &shared) {
+__device__ void
+combineWarps(const GroupState<GroupSize, Split::kElemsPerLane> &state,
+             AttentionShared<HeadDim, GroupSize> &shared) {
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   const int numWarps = blockDim.x / 32;
@@ -209,8 +237,8 @@ __device__ void combineWarps(
 /// Normalizes shared.out by the summed softmax denominators and stores the
 /// group's outputs (contiguous GroupSize x HeadDim elements) as T.
 template <typename T, int HeadDim, int GroupSize>
-__device__ void writeGroupOutputs(const AttentionShared<HeadDim, GroupSize> &shared,
-                                  T *out) {
+__device__ void
+writeGroupOutputs(const AttentionShared<HeadDim, GroupSize> &shared, T *out) {
   const int numWarps = blockDim.x / 32;
   for (int i = threadIdx.x; i < GroupSize * HeadDim; i += blockDim.x) {
     int g = i / HeadDim;
@@ -233,18 +261,23 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
   static_assert(GroupSize >= 1 && GroupSize <= 16,
                 "GroupSize (q heads per kv head) must be in 1..16");
   using Split = RowSplit<T, HeadDim>;
-  using Layout = PageLayout<T, HeadDim, PageSize>;
+  static_assert(PageSize > 0 && (PageSize & (PageSize - 1)) == 0,
+                "PageSize must be a power of two");
   constexpr int kElems = Split::kElemsPerLane;
+  // Keys in flight per key group on full pages: enough to hide some memory
+  // latency without exhausting registers.
+  constexpr int kStepsPerPage =
+      (PageSize + Split::kKeysPerWarp - 1) / Split::kKeysPerWarp;
+  constexpr int kFullPageUnroll = kStepsPerPage < 4 ? kStepsPerPage : 4;
 
   __shared__ __align__(16) AttentionShared<HeadDim, GroupSize> shared;
 
   const int kvHead = blockIdx.x;
   // Queries and outputs [batch, tokens, q_heads, head_dim]: blockIdx.y is
   // b * num_tokens + t, and the group's heads start at kvHead * GroupSize.
-  const int64_t rowOffset =
-      (static_cast<int64_t>(blockIdx.y) * p.num_q_heads +
-       static_cast<int64_t>(kvHead) * GroupSize) *
-      HeadDim;
+  const int64_t rowOffset = (static_cast<int64_t>(blockIdx.y) * p.num_q_heads +
+                             static_cast<int64_t>(kvHead) * GroupSize) *
+                            HeadDim;
   T *out = static_cast<T *>(p.out) + rowOffset;
   if (!launchMatches<HeadDim, GroupSize, PageSize, Causal>(p)) {
     // Poison what this block would have written, if that lies inside the
@@ -258,9 +291,9 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
   const int token = blockIdx.y % p.num_tokens;
   const int sequence = blockIdx.y / p.num_tokens;
 
-  loadGroupQueries<T, HeadDim, GroupSize>(
-      static_cast<const T *>(p.queries) + rowOffset, p.scale * kLog2e,
-      shared.query);
+  loadGroupQueries<T, HeadDim, GroupSize>(static_cast<const T *>(p.queries) +
+                                              rowOffset,
+                                          p.scale * kLog2e, shared.query);
   __syncthreads();
 
   const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
@@ -279,25 +312,20 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
   for (int pageIndex = warp; pageIndex < numPages; pageIndex += numWarps) {
     const char *page = row.page(pageIndex);
     const int keysInPage = min(PageSize, numKeys - pageIndex * PageSize);
-    // Warp-uniform loop: every lane reaches the shuffles in groupScores.
-    for (int first = 0; first < keysInPage; first += Split::kKeysPerWarp) {
-      const int slot = first + keyGroup;
-      const bool valid = slot < keysInPage;
-      float key[kElems];
-      float value[kElems];
-      if (valid) {
-        Split::loadSlice(Layout::key(page, slot), laneInKey, key);
-        Split::loadSlice(Layout::value(page, slot), laneInKey, value);
-      } else {
-#pragma unroll
-        for (int e = 0; e < kElems; ++e)
-          key[e] = value[e] = 0.0f;
-      }
-      float scores[GroupSize];
-      groupScores<Split, HeadDim, GroupSize>(shared.query, key, laneInKey,
-                                             scores);
-      if (valid)
-        accumulateKey<GroupSize, kElems>(scores, value, state);
+    // Both loops are warp-uniform: every lane reaches the shuffles. Full
+    // pages (all but the last) take the unrolled loop, whose compile-time
+    // trip count lets the compiler issue several keys' loads at once.
+    if (keysInPage == PageSize) {
+#pragma unroll(kFullPageUnroll)
+      for (int first = 0; first < PageSize; first += Split::kKeysPerWarp)
+        attendKey<T, HeadDim, GroupSize, PageSize>(
+            page, first + keyGroup, first + keyGroup < PageSize, laneInKey,
+            shared.query, state);
+    } else {
+      for (int first = 0; first < keysInPage; first += Split::kKeysPerWarp)
+        attendKey<T, HeadDim, GroupSize, PageSize>(
+            page, first + keyGroup, first + keyGroup < keysInPage, laneInKey,
+            shared.query, state);
     }
   }
 

@@ -1,4 +1,4 @@
-//===- element.cuh - Element types of compiled kernels ----------*- CUDA -*-===//
+//===- element.cuh - Element types of compiled kernels ---------*- CUDA -*-===//
 //
 // Conversions between the cache element types (__half, __nv_bfloat16, float)
 // and the fp32 that kernels compute in, and 16-byte vector loads that widen

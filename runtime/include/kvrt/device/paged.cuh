@@ -1,4 +1,4 @@
-//===- paged.cuh - Reading K/V rows from paged caches -----------*- CUDA -*-===//
+//===- paged.cuh - Reading K/V rows from paged caches ----------*- CUDA -*-===//
 //
 // Addressing of kvrt pages (keys [page_size, head_dim], then values) and the
 // split of one K/V row across the lanes of a warp: a row is cut into 16-byte

@@ -1,4 +1,4 @@
-//===- softmax.cuh - Online softmax and warp reductions ---------*- CUDA -*-===//
+//===- softmax.cuh - Online softmax and warp reductions --------*- CUDA -*-===//
 //
 // Building blocks of streaming (online) softmax: a running maximum and sum
 // per query head, updated one score at a time, and the merge of two such
@@ -21,11 +21,9 @@ inline constexpr float kLog2e = 1.4426950408889634f;
 /// factor that rescales everything accumulated so far to the new maximum
 /// and `weight` is the new score's (unnormalized) probability; callers apply
 /// both to their output accumulators: acc = acc * oldScale + weight * value.
-__device__ __forceinline__ void onlineSoftmaxStep(float score,
-                                                  float &runningMax,
-                                                  float &runningSum,
-                                                  float &oldScale,
-                                                  float &weight) {
+__device__ __forceinline__ void
+onlineSoftmaxStep(float score, float &runningMax, float &runningSum,
+                  float &oldScale, float &weight) {
   float newMax = fmaxf(runningMax, score);
   if (newMax == -INFINITY) {
     // No finite score yet: -inf - -inf would be NaN.
@@ -48,12 +46,9 @@ __device__ __forceinline__ float rescaleFactor(float fromMax, float toMax) {
 /// Merges state (otherMax, otherSum) into (runningMax, runningSum), as if
 /// all of the other state's scores had been added one by one. Returns the
 /// factors for this state's and the other state's accumulators.
-__device__ __forceinline__ void mergeSoftmaxStates(float &runningMax,
-                                                   float &runningSum,
-                                                   float otherMax,
-                                                   float otherSum,
-                                                   float &selfScale,
-                                                   float &otherScale) {
+__device__ __forceinline__ void
+mergeSoftmaxStates(float &runningMax, float &runningSum, float otherMax,
+                   float otherSum, float &selfScale, float &otherScale) {
   float merged = fmaxf(runningMax, otherMax);
   selfScale = rescaleFactor(runningMax, merged);
   otherScale = rescaleFactor(otherMax, merged);
