@@ -39,9 +39,13 @@ for d in "$dir"/*/; do
   [[ $name == mlir ]] && continue
   calls=$(sed -n 's|^// kvcc-run-calls: *||p' "$dir/mlir/$name.mlir" | head -n1)
   calls=${calls:-prefill,decode_step*40}
-  echo "-- $name ($calls)"
-  "$build/bin/kvcc-run" "$d/$name.kvcc" --device cuda --calls "$calls" --quiet \
-    2>&1 | tail -3
-  [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+  log="$logs/run-$name.txt"
+  "$build/bin/kvcc-run" "$d/$name.kvcc" --device cuda --calls "$calls" >"$log" 2>&1 ||
+    status=1
+  # One line per program: the worst relative error over all its outputs.
+  worst=$(grep -o 'rel_err [0-9.e+-]*' "$log" | awk '{print $2}' | sort -g | tail -1)
+  bound=$(grep -o 'bound [0-9.e+-]*' "$log" | head -1 | awk '{print $2}')
+  echo "-- $name ($calls): worst rel_err ${worst:-n/a} (bound ${bound:-n/a}), $(grep -c 'bit-exact' "$log") bit-exact cache checks"
+  tail -1 "$log"
 done
 exit $status
