@@ -5,6 +5,7 @@
 
 #include "kvcc/Conversion/Passes.h"
 #include "kvcc/Dialect/KV/IR/KVOps.h"
+#include "kvcc/Dialect/KV/Transforms/Passes.h"
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -18,7 +19,10 @@ inline void registerAllDialects(mlir::DialectRegistry &registry) {
 }
 
 /// Registers every kvcc pass with the global pass registry.
-inline void registerAllPasses() { registerKVConversionPasses(); }
+inline void registerAllPasses() {
+  registerKVConversionPasses();
+  kv::registerKVTransformsPasses();
+}
 
 } // namespace kvcc
 

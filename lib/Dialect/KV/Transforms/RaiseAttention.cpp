@@ -1,0 +1,723 @@
+//===- RaiseAttention.cpp - Raise linalg attention to kv ops ----*- C++ -*-===//
+//
+// Finds softmax(scale * Q·Kᵀ + mask)·V in linalg-on-tensors IR, together with
+// the KV-cache update around it (past K/V concatenated with the new token's
+// K/V and returned, Hugging Face style), and replaces it with kv.append and
+// kv.attention over a !kv.cache argument.
+//
+// Matching starts at each P·V contraction and walks up its operands,
+// looking through the reshapes, transposes and GQA repeats front ends put
+// there. Masks are not matched by spelling: they are evaluated (they may
+// only depend on constants) and the result is checked to be causal or
+// empty. Anything that does not fit is left as it was; with `remarks` the
+// pass says why at the contraction.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvcc/Dialect/KV/Transforms/Passes.h"
+
+#include "kvcc/Dialect/KV/IR/KVOps.h"
+#include "kvcc/Dialect/KV/Transforms/ConstantEvaluator.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "llvm/ADT/BitVector.h"
+#include "llvm/Support/Error.h"
+
+#include <cmath>
+
+namespace kvcc::kv {
+#define GEN_PASS_DEF_KVRAISEATTENTION
+#include "kvcc/Dialect/KV/Transforms/Passes.h.inc"
+} // namespace kvcc::kv
+
+using namespace mlir;
+using namespace kvcc;
+using namespace kvcc::kv;
+
+namespace {
+
+/// A match result, or why there is none.
+template <typename T> using Matched = llvm::Expected<T>;
+
+llvm::Error failMatch(const Twine &why) {
+  return llvm::make_error<llvm::StringError>(why.str(),
+                                             llvm::inconvertibleErrorCode());
+}
+
+/// A key or value operand traced back to the kv-head level.
+struct HeadTensor {
+  /// [B, Hkv, T, D].
+  Value kvHeads;
+  /// Query heads per kv head (the GQA repeat factor).
+  int64_t group = 1;
+};
+
+/// Everything the rewrite needs about one attention.
+struct AttentionMatch {
+  mutable linalg::BatchMatmulOp pv;
+  /// [B, Hq, Tq, D].
+  Value query;
+  HeadTensor key, value;
+  double scale = 1.0;
+  bool causal = false;
+  /// The past cache arguments (decode) or null (prefill).
+  BlockArgument pastKey, pastValue;
+  /// The new tokens' keys and values [B, Hkv, T, D].
+  Value newKey, newValue;
+  /// The full keys/values (concatenation, or the new ones for a prefill)
+  /// the function returns as its updated cache.
+  Value presentKey, presentValue;
+};
+
+bool isIdentityReassociation(ArrayRef<ReassociationIndices> reassociation,
+                             ArrayRef<ReassociationIndices> expected) {
+  if (reassociation.size() != expected.size())
+    return false;
+  for (auto [a, b] : llvm::zip_equal(reassociation, expected))
+    if (ArrayRef<int64_t>(a) != ArrayRef<int64_t>(b))
+      return false;
+  return true;
+}
+
+/// The single operation of a linalg.generic body feeding its yield, when the
+/// body is exactly `op; yield op`. Ops that only compute from constants
+/// (e.g. a truncf of a captured f64) may precede it.
+Operation *singleComputation(linalg::GenericOp generic) {
+  auto yield = cast<linalg::YieldOp>(generic.getBody()->getTerminator());
+  if (yield.getNumOperands() < 1)
+    return nullptr;
+  return yield.getOperand(0).getDefiningOp();
+}
+
+bool allParallel(linalg::GenericOp generic) {
+  return generic.getNumReductionLoops() == 0;
+}
+
+/// The value of [B*H, X, Y] `v` as the [B, H, X, Y] it was collapsed from.
+Value uncollapseBatchHeads(Value v) {
+  if (cast<ShapedType>(v.getType()).getRank() == 4)
+    return v;
+  auto collapse = v.getDefiningOp<tensor::CollapseShapeOp>();
+  if (collapse && collapse.getSrcType().getRank() == 4 &&
+      isIdentityReassociation(collapse.getReassociationIndices(),
+                              {{0, 1}, {2}, {3}}))
+    return collapse.getSrc();
+  return {};
+}
+
+/// Matches a broadcast of [B, Hkv, T, D] to [B, Hkv, g, T, D] (repeat_kv's
+/// expand), as a linalg.generic or linalg.broadcast. Returns the source.
+Value matchRepeatBroadcast(Value v5) {
+  if (auto broadcast = v5.getDefiningOp<linalg::BroadcastOp>()) {
+    if (broadcast.getDimensions() == ArrayRef<int64_t>{2})
+      return broadcast.getInput();
+    return {};
+  }
+  auto generic = v5.getDefiningOp<linalg::GenericOp>();
+  if (!generic || generic.getNumDpsInputs() != 1 || !allParallel(generic) ||
+      generic.getNumResults() != 1)
+    return {};
+  MLIRContext *ctx = generic.getContext();
+  AffineExpr d0, d1, d2, d3, d4;
+  bindDims(ctx, d0, d1, d2, d3, d4);
+  auto inMap = AffineMap::get(5, 0, {d0, d1, d3, d4}, ctx);
+  SmallVector<AffineMap> maps = generic.getIndexingMapsArray();
+  if (maps[0] != inMap || !maps[1].isIdentity())
+    return {};
+  auto yield = cast<linalg::YieldOp>(generic.getBody()->getTerminator());
+  if (yield.getOperand(0) != generic.getBody()->getArgument(0))
+    return {};
+  return generic.getDpsInputOperand(0)->get();
+}
+
+/// Traces a [B, Hq, T, D] operand (or its [B*Hq, T, D] collapse) back
+/// through repeat_kv to [B, Hkv, T, D].
+Matched<HeadTensor> traceHeads(Value v, StringRef what) {
+  auto type = cast<ShapedType>(v.getType());
+  if (auto collapse = v.getDefiningOp<tensor::CollapseShapeOp>()) {
+    // [B, Hkv, g, T, D] -> [B*Hkv*g, T, D] or -> [B, Hkv*g, T, D].
+    if (collapse.getSrcType().getRank() == 5 &&
+        (isIdentityReassociation(collapse.getReassociationIndices(),
+                                 {{0, 1, 2}, {3}, {4}}) ||
+         isIdentityReassociation(collapse.getReassociationIndices(),
+                                 {{0}, {1, 2}, {3}, {4}}))) {
+      Value source = matchRepeatBroadcast(collapse.getSrc());
+      if (!source)
+        return failMatch(what + " is a collapse of a rank-5 tensor that is "
+                                "not a repeat_kv broadcast");
+      return HeadTensor{source, collapse.getSrcType().getDimSize(2)};
+    }
+  }
+  if (type.getRank() == 3) {
+    Value four = uncollapseBatchHeads(v);
+    if (!four)
+      return failMatch(what + " is not a [batch*heads, tokens, dim] collapse "
+                              "of a 4-D tensor");
+    return traceHeads(four, what);
+  }
+  if (type.getRank() != 4)
+    return failMatch(what + " is not a 4-D [batch, heads, tokens, dim] "
+                            "tensor");
+  return HeadTensor{v, 1};
+}
+
+/// Traces the right operand of Q·Kᵀ, [B*H, D, Tk] or [B, H, D, Tk], to K.
+Matched<HeadTensor> traceTransposedKey(Value v) {
+  Value four = uncollapseBatchHeads(v);
+  if (!four)
+    return failMatch("the key operand is not a [batch*heads, dim, keys] "
+                     "collapse of a 4-D tensor");
+  if (auto transpose = four.getDefiningOp<linalg::TransposeOp>()) {
+    if (transpose.getPermutation() != ArrayRef<int64_t>{0, 1, 3, 2})
+      return failMatch("the key transpose does not swap the last two dims");
+    return traceHeads(transpose.getInput(), "the key");
+  }
+  if (auto generic = four.getDefiningOp<linalg::GenericOp>()) {
+    MLIRContext *ctx = generic.getContext();
+    AffineExpr d0, d1, d2, d3;
+    bindDims(ctx, d0, d1, d2, d3);
+    SmallVector<AffineMap> maps = generic.getIndexingMapsArray();
+    auto yield = cast<linalg::YieldOp>(generic.getBody()->getTerminator());
+    if (generic.getNumDpsInputs() == 1 && allParallel(generic) &&
+        maps[0] == AffineMap::get(4, 0, {d0, d1, d3, d2}, ctx) &&
+        maps[1].isIdentity() &&
+        yield.getOperand(0) == generic.getBody()->getArgument(0))
+      return traceHeads(generic.getDpsInputOperand(0)->get(), "the key");
+  }
+  return failMatch("the key operand of Q·Kᵀ is not a transpose of K");
+}
+
+/// Matches a linalg.generic whose only computation is `op(in0, in1)` with
+/// identity maps on every operand but `broadcastInput`, which is the row
+/// reduction of the same shape (trailing dim dropped or kept as 1).
+template <typename OpTy>
+linalg::GenericOp matchRowBinary(Value v) {
+  auto generic = v.getDefiningOp<linalg::GenericOp>();
+  if (!generic || !allParallel(generic) || generic.getNumDpsInputs() != 2)
+    return {};
+  Operation *op = singleComputation(generic);
+  if (!op || !isa<OpTy>(op) ||
+      op->getOperand(0) != generic.getBody()->getArgument(0) ||
+      op->getOperand(1) != generic.getBody()->getArgument(1))
+    return {};
+  SmallVector<AffineMap> maps = generic.getIndexingMapsArray();
+  if (!maps[0].isIdentity() || !maps[2].isIdentity())
+    return {};
+  unsigned rank = maps[0].getNumDims();
+  AffineMap row = maps[1];
+  for (unsigned i = 0; i + 1 < rank; ++i)
+    if (row.getNumResults() <= i || row.getResult(i) != getAffineDimExpr(i, generic.getContext()))
+      return {};
+  bool dropped = row.getNumResults() == rank - 1;
+  bool keptAsOne =
+      row.getNumResults() == rank &&
+      row.getResult(rank - 1) == getAffineConstantExpr(0, generic.getContext());
+  return dropped || keptAsOne ? generic : linalg::GenericOp();
+}
+
+/// Matches a reduction of `input` over its last dim whose body combines with
+/// OpTy (first result). Returns true on a match.
+template <typename... OpTys>
+bool isRowReduction(Value v, Value input) {
+  auto generic = v.getDefiningOp<linalg::GenericOp>();
+  if (!generic || generic.getNumReductionLoops() != 1 ||
+      generic.getNumDpsInputs() != 1 ||
+      generic.getDpsInputOperand(0)->get() != input ||
+      cast<OpResult>(v).getResultNumber() != 0)
+    return false;
+  SmallVector<utils::IteratorType> iterators =
+      generic.getIteratorTypesArray();
+  if (iterators.back() != utils::IteratorType::reduction)
+    return false;
+  auto yield = cast<linalg::YieldOp>(generic.getBody()->getTerminator());
+  Operation *combine = yield.getOperand(0).getDefiningOp();
+  return combine && isa<OpTys...>(combine);
+}
+
+/// Matches P = softmax(S) over the last dimension and returns S.
+Matched<Value> matchSoftmax(Value p) {
+  auto type = cast<ShapedType>(p.getType());
+  if (auto softmax = p.getDefiningOp<linalg::SoftmaxOp>()) {
+    if (softmax.getDimension() != static_cast<uint64_t>(type.getRank() - 1))
+      return failMatch("the softmax is not over the last (key) dimension");
+    return softmax.getInput();
+  }
+  // exp(S - max S) / sum exp(S - max S), or * (1 / sum).
+  linalg::GenericOp normalize = matchRowBinary<arith::DivFOp>(p);
+  if (!normalize)
+    normalize = matchRowBinary<arith::MulFOp>(p);
+  if (!normalize)
+    return failMatch("the probabilities are not a softmax");
+  Value exps = normalize.getDpsInputOperand(0)->get();
+  Value sum = normalize.getDpsInputOperand(1)->get();
+  if (isa<arith::MulFOp>(singleComputation(normalize))) {
+    auto reciprocal = sum.getDefiningOp<linalg::GenericOp>();
+    Operation *div = reciprocal ? singleComputation(reciprocal) : nullptr;
+    if (!div || !isa<arith::DivFOp>(div) || !matchPattern(div->getOperand(0), m_OneFloat()))
+      return failMatch("the softmax multiplies by something other than a "
+                       "reciprocal of the sum");
+    sum = reciprocal.getDpsInputOperand(0)->get();
+  }
+  auto expGeneric = exps.getDefiningOp<linalg::GenericOp>();
+  Operation *exp = expGeneric ? singleComputation(expGeneric) : nullptr;
+  if (!exp || !isa<math::ExpOp>(exp) || expGeneric.getNumDpsInputs() != 1)
+    return failMatch("the softmax numerator is not an exp");
+  if (!isRowReduction<arith::AddFOp>(sum, exps))
+    return failMatch("the softmax denominator is not a row sum of the "
+                     "numerator");
+  auto sumGeneric = sum.getDefiningOp<linalg::GenericOp>();
+  ConstantEvaluator initEvaluator;
+  std::optional<double> sumInit =
+      initEvaluator.evaluateScalar(sumGeneric.getDpsInitOperand(0)->get());
+  if (!sumInit || *sumInit != 0.0)
+    return failMatch("the softmax denominator does not start from zero");
+  Value shifted = expGeneric.getDpsInputOperand(0)->get();
+  linalg::GenericOp sub = matchRowBinary<arith::SubFOp>(shifted);
+  if (!sub)
+    return failMatch("the softmax does not subtract the row maximum");
+  Value scores = sub.getDpsInputOperand(0)->get();
+  Value max = sub.getDpsInputOperand(1)->get();
+  if (auto expand = max.getDefiningOp<tensor::ExpandShapeOp>())
+    max = expand.getSrc();
+  if (!isRowReduction<arith::MaximumFOp, arith::MaxNumFOp>(max, scores))
+    return failMatch("the softmax subtracts something other than the row "
+                     "maximum of its input");
+  return scores;
+}
+
+/// What the elementwise ops between Q·Kᵀ and the softmax do.
+struct ScoreChain {
+  linalg::BatchMatmulOp qk;
+  double scale = 1.0;
+  /// Additive masks, each with the indexing map it is read through.
+  SmallVector<std::pair<Value, AffineMap>> masks;
+};
+
+/// Walks from the softmax input back to the Q·Kᵀ contraction.
+Matched<ScoreChain> traceScores(Value scores, ConstantEvaluator &evaluator) {
+  ScoreChain chain;
+  Value v = scores;
+  while (true) {
+    if (auto qk = v.getDefiningOp<linalg::BatchMatmulOp>()) {
+      chain.qk = qk;
+      return chain;
+    }
+    if (auto expand = v.getDefiningOp<tensor::ExpandShapeOp>()) {
+      if (expand.getSrcType().getRank() == 3 &&
+          isIdentityReassociation(expand.getReassociationIndices(),
+                                  {{0, 1}, {2}, {3}})) {
+        v = expand.getSrc();
+        continue;
+      }
+      return failMatch("the scores are reshaped in a way kvcc does not "
+                       "follow");
+    }
+    auto generic = v.getDefiningOp<linalg::GenericOp>();
+    if (!generic || !allParallel(generic) || generic.getNumResults() != 1)
+      return failMatch("the scores come from an op that is not Q·Kᵀ, a "
+                       "scale or a mask");
+    Operation *op = singleComputation(generic);
+    // Find which input carries the scores: the one read through an identity
+    // map that the computation uses directly.
+    int chainInput = -1;
+    for (OpOperand *input : generic.getDpsInputOperands()) {
+      if (!generic.getMatchingIndexingMap(input).isIdentity())
+        continue;
+      BlockArgument arg = generic.getMatchingBlockArgument(input);
+      if (op && llvm::is_contained(op->getOperands(), arg)) {
+        chainInput = input->getOperandNumber();
+        break;
+      }
+    }
+    if (!op || chainInput < 0 || op->getNumOperands() != 2)
+      return failMatch("an elementwise op on the scores is not a scale or "
+                       "an additive mask");
+    BlockArgument chainArg = generic.getBody()->getArgument(chainInput);
+    Value other = op->getOperand(0) == chainArg ? op->getOperand(1)
+                                                : op->getOperand(0);
+    // The other operand: a constant (scale) or another input (mask or a
+    // broadcast scalar).
+    OpOperand *otherInput = nullptr;
+    if (auto arg = dyn_cast<BlockArgument>(other);
+        arg && arg.getOwner() == generic.getBody())
+      otherInput = generic.getMatchingOpOperand(arg);
+    // A splat tensor or a scalar computed from constants.
+    std::optional<double> constant = evaluator.evaluateScalar(
+        otherInput ? otherInput->get() : other);
+    if (isa<arith::MulFOp>(op) && constant) {
+      chain.scale *= *constant;
+    } else if (isa<arith::DivFOp>(op) && constant &&
+               op->getOperand(0) == chainArg) {
+      chain.scale /= *constant;
+    } else if (isa<arith::AddFOp>(op) && otherInput && !constant) {
+      chain.masks.push_back({otherInput->get(),
+                             generic.getMatchingIndexingMap(otherInput)});
+    } else if (isa<arith::AddFOp>(op) && constant && *constant == 0.0) {
+      // Adding zero: nothing to do.
+    } else {
+      return failMatch("an elementwise '" + op->getName().getStringRef() +
+                       "' on the scores is not a constant scale or an "
+                       "additive mask");
+    }
+    v = generic.getDpsInputOperand(chainInput)->get();
+  }
+}
+
+/// True when `value` is at or below the most negative finite float: the
+/// spellings front ends use for "masked out".
+bool isMaskedOut(double value) { return value <= -3.0e38; }
+
+/// Classifies the sum of the additive masks on [.., Tq, Tk] scores: causal
+/// (key j visible to query i iff j <= i + Tk - Tq) or no mask at all.
+llvm::Expected<bool> classifyMasks(const ScoreChain &chain,
+                                   ArrayRef<int64_t> scoreShape,
+                                   ConstantEvaluator &evaluator) {
+  if (chain.masks.empty())
+    return false;
+  int64_t rank = scoreShape.size();
+  int64_t tq = scoreShape[rank - 2], tk = scoreShape[rank - 1];
+  SmallVector<std::shared_ptr<const ConstTensor>> values;
+  for (auto &[mask, map] : chain.masks) {
+    std::shared_ptr<const ConstTensor> value = evaluator.evaluate(mask);
+    if (!value)
+      return failMatch("the additive mask cannot be evaluated at compile "
+                       "time (" + evaluator.whyNot() +
+                       "); kv.attention takes no mask operand, only causal");
+    values.push_back(value);
+  }
+  int64_t rows = 1;
+  for (int64_t d : scoreShape.drop_back(2))
+    rows *= d;
+  bool sawMasked = false;
+  SmallVector<int64_t> point(rank, 0), index;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t rest = r;
+    for (int64_t d = rank - 3; d >= 0; --d) {
+      point[d] = rest % scoreShape[d];
+      rest /= scoreShape[d];
+    }
+    for (int64_t i = 0; i < tq; ++i) {
+      for (int64_t j = 0; j < tk; ++j) {
+        point[rank - 2] = i;
+        point[rank - 1] = j;
+        double total = 0.0;
+        for (auto [k, value] : llvm::enumerate(values)) {
+          AffineMap map = chain.masks[k].second;
+          index.clear();
+          for (AffineExpr expr : map.getResults()) {
+            if (auto dim = dyn_cast<AffineDimExpr>(expr))
+              index.push_back(point[dim.getPosition()]);
+            else if (auto c = dyn_cast<AffineConstantExpr>(expr))
+              index.push_back(c.getValue());
+            else
+              return failMatch("the mask is read through a non-trivial map");
+          }
+          total += value->at(index);
+        }
+        bool visible = j <= i + tk - tq;
+        if (visible && total != 0.0)
+          return failMatch("the mask changes visible scores (it is not a "
+                           "causal mask)");
+        if (!visible && !isMaskedOut(total))
+          return failMatch("the mask leaves a future key visible (it is not "
+                           "a causal mask)");
+        sawMasked |= !visible;
+      }
+    }
+  }
+  return sawMasked;
+}
+
+/// Resolves where the cache for one side (keys or values) comes from.
+llvm::Error traceCacheUpdate(Value kvHeads, BlockArgument &past,
+                             Value &fresh) {
+  if (auto concat = kvHeads.getDefiningOp<tensor::ConcatOp>()) {
+    if (concat.getDim() != 2 || concat.getInputs().size() != 2)
+      return failMatch("the cache update concatenates along a dim other "
+                       "than tokens, or more than two pieces");
+    auto arg = dyn_cast<BlockArgument>(concat.getInputs()[0]);
+    if (!arg || !isa<func::FuncOp>(arg.getOwner()->getParentOp()))
+      return failMatch("the past keys/values are not a function argument");
+    if (!arg.hasOneUse())
+      return failMatch("the past keys/values argument is used elsewhere");
+    past = arg;
+    fresh = concat.getInputs()[1];
+    return llvm::Error::success();
+  }
+  past = BlockArgument();
+  fresh = kvHeads;
+  return llvm::Error::success();
+}
+
+/// True when, apart from the function's return, `from` feeds `to` through a
+/// chain of single-use single-result ops: everything on the way dies once
+/// `to` is replaced.
+bool feedsOnlyThrough(Value from, Operation *to) {
+  constexpr int kMaxChain = 16;
+  for (int step = 0; step < kMaxChain; ++step) {
+    Operation *next = nullptr;
+    for (Operation *user : from.getUsers()) {
+      if (isa<func::ReturnOp>(user) && step == 0)
+        continue;
+      if (next && next != user)
+        return false;
+      next = user;
+    }
+    if (!next)
+      return false;
+    if (next == to)
+      return true;
+    if (next->getNumResults() != 1)
+      return false;
+    from = next->getResult(0);
+  }
+  return false;
+}
+
+Matched<AttentionMatch> matchAttention(linalg::BatchMatmulOp pv,
+                                       ConstantEvaluator &evaluator) {
+  AttentionMatch m;
+  m.pv = pv;
+  if (pv.hasUserDefinedMaps())
+    return failMatch("P·V uses non-default indexing maps");
+  Value probs = pv.getDpsInputOperand(0)->get();
+  if (Value four = uncollapseBatchHeads(probs))
+    probs = four;
+  Matched<Value> scores = matchSoftmax(probs);
+  if (!scores)
+    return scores.takeError();
+  Matched<ScoreChain> chain = traceScores(*scores, evaluator);
+  if (!chain)
+    return chain.takeError();
+  m.scale = chain->scale;
+  auto scoreShape = cast<ShapedType>(scores->getType()).getShape();
+  llvm::Expected<bool> causal = classifyMasks(*chain, scoreShape, evaluator);
+  if (!causal)
+    return causal.takeError();
+  m.causal = *causal;
+
+  linalg::BatchMatmulOp qk = chain->qk;
+  Value queryOperand = qk.getDpsInputOperand(0)->get();
+  Value keyOperand = qk.getDpsInputOperand(1)->get();
+  Matched<HeadTensor> key = failMatch("");
+  llvm::consumeError(key.takeError());
+  if (!qk.hasUserDefinedMaps()) {
+    key = traceTransposedKey(keyOperand);
+  } else {
+    // Kᵀ expressed by the contraction's indexing maps: (b, m, n, k) reads
+    // B as (b, n, k).
+    MLIRContext *ctx = qk.getContext();
+    AffineExpr b, mm, n, k;
+    bindDims(ctx, b, mm, n, k);
+    SmallVector<AffineMap> maps = qk.getIndexingMapsArray();
+    if (maps[0] != AffineMap::get(4, 0, {b, mm, k}, ctx) ||
+        maps[1] != AffineMap::get(4, 0, {b, n, k}, ctx))
+      return failMatch("Q·Kᵀ uses indexing maps other than a transposed B");
+    key = traceHeads(keyOperand, "the key");
+  }
+  if (!key)
+    return key.takeError();
+  m.key = *key;
+  m.query = uncollapseBatchHeads(queryOperand);
+  if (!m.query)
+    return failMatch("the query is not a [batch*heads, tokens, dim] collapse "
+                     "of a 4-D tensor");
+  Matched<HeadTensor> value =
+      traceHeads(pv.getDpsInputOperand(1)->get(), "the value");
+  if (!value)
+    return value.takeError();
+  m.value = *value;
+
+  // Shapes: Q [B, Hq, Tq, D], K/V [B, Hkv, Tk, D] with Hq = g * Hkv.
+  auto qType = cast<RankedTensorType>(m.query.getType());
+  auto kType = cast<RankedTensorType>(m.key.kvHeads.getType());
+  auto vType = cast<RankedTensorType>(m.value.kvHeads.getType());
+  if (!qType.hasStaticShape() || !kType.hasStaticShape() || kType != vType)
+    return failMatch("query, key and value shapes are dynamic or keys and "
+                     "values differ");
+  if (m.key.group != m.value.group ||
+      kType.getDimSize(1) * m.key.group != qType.getDimSize(1) ||
+      kType.getDimSize(0) != qType.getDimSize(0) ||
+      kType.getDimSize(3) != qType.getDimSize(3) ||
+      scoreShape.back() != kType.getDimSize(2) ||
+      qType.getDimSize(2) > kType.getDimSize(2))
+    return failMatch("query, key and value shapes do not line up as "
+                     "attention with GQA");
+  Type element = qType.getElementType();
+  if (!element.isF16() && !element.isBF16() && !element.isF32())
+    return failMatch("the element type is not f16, bf16 or f32");
+  if (!std::isfinite(m.scale) || m.scale <= 0.0)
+    return failMatch("the scale is not positive and finite");
+
+  if (llvm::Error err =
+          traceCacheUpdate(m.key.kvHeads, m.pastKey, m.newKey))
+    return std::move(err);
+  if (llvm::Error err =
+          traceCacheUpdate(m.value.kvHeads, m.pastValue, m.newValue))
+    return std::move(err);
+  if (bool(m.pastKey) != bool(m.pastValue))
+    return failMatch("only one of keys and values comes from a past cache");
+  m.presentKey = m.key.kvHeads;
+  m.presentValue = m.value.kvHeads;
+  auto isReturned = [](Value v) {
+    return llvm::any_of(v.getUsers(),
+                        [](Operation *u) { return isa<func::ReturnOp>(u); });
+  };
+  if (!isReturned(m.presentKey) || !isReturned(m.presentValue))
+    return failMatch("the keys and values are not returned as an updated "
+                     "cache, so there is no KV cache to raise");
+  if (!feedsOnlyThrough(m.presentKey, qk) ||
+      !feedsOnlyThrough(m.presentValue, pv))
+    return failMatch("the keys or values are used elsewhere in ways the "
+                     "raised form cannot provide");
+  return m;
+}
+
+class KVRaiseAttentionPass
+    : public kv::impl::KVRaiseAttentionBase<KVRaiseAttentionPass> {
+public:
+  using KVRaiseAttentionBase::KVRaiseAttentionBase;
+
+  void runOnOperation() override {
+    if (pageSize < 1 || pageSize > 1024 || (pageSize & (pageSize - 1)))
+      return emitBadOption("page-size must be a power of two in [1, 1024]");
+    if (capacity < 1)
+      return emitBadOption("capacity must be positive");
+    ConstantEvaluator evaluator;
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (!func.isDeclaration() && failed(raiseFunction(func, evaluator)))
+        return signalPassFailure();
+  }
+
+private:
+  void emitBadOption(StringRef message) {
+    getOperation().emitError("kv-raise-attention: ") << message;
+    signalPassFailure();
+  }
+
+  LogicalResult raiseFunction(func::FuncOp func, ConstantEvaluator &evaluator);
+  void rewrite(func::FuncOp func, const AttentionMatch &m, Value cache,
+               Value seqIds);
+};
+
+/// Inserts a [0, 2, 1, 3] transpose of a 4-D tensor.
+Value swapHeadsAndTokens(OpBuilder &b, Location loc, Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
+  SmallVector<int64_t> shape = {type.getDimSize(0), type.getDimSize(2),
+                                type.getDimSize(1), type.getDimSize(3)};
+  Value init = tensor::EmptyOp::create(b, loc, shape, type.getElementType());
+  return linalg::TransposeOp::create(b, loc, v, init,
+                                     ArrayRef<int64_t>{0, 2, 1, 3})
+      ->getResult(0);
+}
+
+void KVRaiseAttentionPass::rewrite(func::FuncOp func, const AttentionMatch &m,
+                                   Value cache, Value seqIds) {
+  OpBuilder b(m.pv);
+  Location loc = m.pv.getLoc();
+  Value key = swapHeadsAndTokens(b, loc, m.newKey);
+  Value value = swapHeadsAndTokens(b, loc, m.newValue);
+  kv::AppendOp::create(b, loc, key, value, cache, seqIds);
+  Value query = swapHeadsAndTokens(b, loc, m.query);
+  auto attention = kv::AttentionOp::create(
+      b, loc, query.getType(), query, cache, seqIds,
+      b.getF32FloatAttr(static_cast<float>(m.scale)),
+      m.causal ? b.getUnitAttr() : UnitAttr());
+  Value out = swapHeadsAndTokens(b, loc, attention.getResult());
+  Value result = m.pv.getResult(0);
+  if (cast<ShapedType>(result.getType()).getRank() == 3)
+    out = tensor::CollapseShapeOp::create(
+        b, loc, result.getType(), out,
+        ArrayRef<ReassociationIndices>{{0, 1}, {2}, {3}});
+  result.replaceAllUsesWith(out);
+}
+
+LogicalResult KVRaiseAttentionPass::raiseFunction(func::FuncOp func,
+                                                  ConstantEvaluator &evaluator) {
+  SmallVector<AttentionMatch> matches;
+  func.walk([&](linalg::BatchMatmulOp pv) {
+    Matched<AttentionMatch> m = matchAttention(pv, evaluator);
+    if (m) {
+      matches.push_back(std::move(*m));
+      return;
+    }
+    std::string why = llvm::toString(m.takeError());
+    // Contractions whose left side is not a softmax are not attention at
+    // all: no need to explain why they stay.
+    if (remarks && why != "the probabilities are not a softmax")
+      pv.emitRemark("kv-raise-attention: not raised: ") << why;
+  });
+  if (matches.empty())
+    return success();
+
+  int64_t batch = cast<ShapedType>(matches.front().query.getType()).getDimSize(0);
+  for (const AttentionMatch &m : matches)
+    if (cast<ShapedType>(m.query.getType()).getDimSize(0) != batch)
+      return m.pv.emitError("kv-raise-attention: attentions of one function "
+                            "have different batch sizes");
+
+  // New arguments: one cache per attention (program order), then the
+  // sequence ids of the batch.
+  MLIRContext *ctx = func.getContext();
+  SmallVector<Value> caches;
+  for (const AttentionMatch &m : matches) {
+    auto kType = cast<RankedTensorType>(m.presentKey.getType());
+    int64_t tokens = kType.getDimSize(2);
+    int64_t cap = std::max<int64_t>(capacity,
+                                    (tokens + pageSize - 1) / pageSize * pageSize);
+    auto cacheType = kv::CacheType::get(
+        ctx, kType.getDimSize(1), kType.getDimSize(3), kType.getElementType(),
+        cap, kv::PagedEncodingAttr::get(ctx, pageSize));
+    unsigned index = func.getNumArguments();
+    if (failed(func.insertArgument(index, cacheType, {}, m.pv.getLoc())))
+      return failure();
+    caches.push_back(func.getArgument(index));
+  }
+  unsigned seqIndex = func.getNumArguments();
+  if (failed(func.insertArgument(
+          seqIndex, RankedTensorType::get({batch}, IntegerType::get(ctx, 32)),
+          {}, func.getLoc())))
+    return failure();
+  Value seqIds = func.getArgument(seqIndex);
+
+  llvm::BitVector deadArgs(func.getNumArguments());
+  llvm::SmallPtrSet<Value, 8> deadResults;
+  for (auto [m, cache] : llvm::zip_equal(matches, caches)) {
+    rewrite(func, m, cache, seqIds);
+    deadResults.insert(m.presentKey);
+    deadResults.insert(m.presentValue);
+    if (m.pastKey) {
+      deadArgs.set(m.pastKey.getArgNumber());
+      deadArgs.set(m.pastValue.getArgNumber());
+    }
+  }
+
+  // Drop the returned caches: the kv.cache handles now carry them.
+  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  llvm::BitVector deadResultBits(func.getNumResults());
+  SmallVector<Value> kept;
+  for (auto [i, operand] : llvm::enumerate(ret.getOperands())) {
+    if (deadResults.contains(operand))
+      deadResultBits.set(i);
+    else
+      kept.push_back(operand);
+  }
+  ret->setOperands(kept);
+  if (failed(func.eraseResults(deadResultBits)))
+    return failure();
+
+  // Everything that only fed the old attention is dead now.
+  RewritePatternSet none(ctx);
+  (void)applyPatternsGreedily(func, std::move(none));
+  for (unsigned i = 0; i < deadArgs.size(); ++i)
+    if (deadArgs.test(i) && !func.getArgument(i).use_empty())
+      return func.emitError("kv-raise-attention: past cache argument #")
+             << i << " is still used after raising";
+  return func.eraseArguments(deadArgs);
+}
+
+} // namespace
