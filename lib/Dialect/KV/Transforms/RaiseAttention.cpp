@@ -482,14 +482,14 @@ Matched<AttentionMatch> matchAttention(linalg::BatchMatmulOp pv,
                                        ConstantEvaluator &evaluator) {
   AttentionMatch m;
   m.pv = pv;
-  if (pv.hasUserDefinedMaps())
-    return failMatch("P·V uses non-default indexing maps");
   Value probs = pv.getDpsInputOperand(0)->get();
   if (Value four = uncollapseBatchHeads(probs))
     probs = four;
   Matched<Value> scores = matchSoftmax(probs);
   if (!scores)
     return scores.takeError();
+  if (pv.hasUserDefinedMaps())
+    return failMatch("P·V uses non-default indexing maps");
   Matched<ScoreChain> chain = traceScores(*scores, evaluator);
   if (!chain)
     return chain.takeError();

@@ -1,0 +1,261 @@
+// RUN: kv-opt %s --split-input-file --kv-raise-attention="remarks=true capacity=64 page-size=4" --verify-diagnostics | FileCheck %s
+
+// MHA decode: linalg.softmax, Kᵀ by linalg.transpose, scale by division by
+// √d, scores kept in [B*H, Tq, Tk] form, output expanded back to 4-D.
+// CHECK-LABEL: func.func @mha_decode_softmax_op
+// CHECK-SAME: (%[[Q:[^:]+]]: tensor<1x2x1x4xf32>, %[[K:[^:]+]]: tensor<1x2x1x4xf32>, %[[V:[^:]+]]: tensor<1x2x1x4xf32>, %[[C:[^:]+]]: !kv.cache<heads = 2, dim = 4, f32, capacity = 64, #kv.paged<page = 4>>, %[[S:[^:]+]]: tensor<1xi32>) -> tensor<1x2x1x4xf32>
+// CHECK: %[[KT:.+]] = linalg.transpose ins(%[[K]] : tensor<1x2x1x4xf32>) outs(%{{.+}} : tensor<1x1x2x4xf32>) permutation = [0, 2, 1, 3]
+// CHECK: %[[VT:.+]] = linalg.transpose ins(%[[V]] : tensor<1x2x1x4xf32>) outs(%{{.+}} : tensor<1x1x2x4xf32>) permutation = [0, 2, 1, 3]
+// CHECK: kv.append %[[KT]], %[[VT]] into %[[C]][%[[S]]]
+// CHECK: %[[QT:.+]] = linalg.transpose ins(%[[Q]]
+// CHECK: %[[A:.+]] = kv.attention %[[QT]], %[[C]][%[[S]]] {scale = 5.000000e-01 : f32} : tensor<1x1x2x4xf32>
+// CHECK: %[[AT:.+]] = linalg.transpose ins(%[[A]] : tensor<1x1x2x4xf32>) outs(%{{.+}} : tensor<1x2x1x4xf32>)
+// The collapse back to [B*H, Tq, D] folds with the graph's own expand.
+// CHECK-NOT: linalg.batch_matmul
+// CHECK-NOT: linalg.softmax
+// CHECK: return %[[AT]] : tensor<1x2x1x4xf32>
+func.func @mha_decode_softmax_op(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32>, %v: tensor<1x2x1x4xf32>,
+                                 %pk: tensor<1x2x3x4xf32>, %pv: tensor<1x2x3x4xf32>)
+    -> (tensor<1x2x1x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) {
+  %ck = tensor.concat dim(2) %pk, %k : (tensor<1x2x3x4xf32>, tensor<1x2x1x4xf32>) -> tensor<1x2x4x4xf32>
+  %cv = tensor.concat dim(2) %pv, %v : (tensor<1x2x3x4xf32>, tensor<1x2x1x4xf32>) -> tensor<1x2x4x4xf32>
+  %e4 = tensor.empty() : tensor<1x2x4x4xf32>
+  %kt = linalg.transpose ins(%ck : tensor<1x2x4x4xf32>) outs(%e4 : tensor<1x2x4x4xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x2x4x4xf32> into tensor<2x4x4xf32>
+  %zero = arith.constant 0.0 : f32
+  %e3 = tensor.empty() : tensor<2x1x4xf32>
+  %f3 = linalg.fill ins(%zero : f32) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%f3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %sqrtd = arith.constant 2.0 : f32
+  %scaled = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>],
+                            iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<2x1x4xf32>) outs(%e3 : tensor<2x1x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %d = arith.divf %in, %sqrtd : f32
+    linalg.yield %d : f32
+  } -> tensor<2x1x4xf32>
+  %p = linalg.softmax dimension(2) ins(%scaled : tensor<2x1x4xf32>) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %v3 = tensor.collapse_shape %cv [[0, 1], [2], [3]] : tensor<1x2x4x4xf32> into tensor<2x4x4xf32>
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%f3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %o4 = tensor.expand_shape %o [[0, 1], [2], [3]] output_shape [1, 2, 1, 4] : tensor<2x1x4xf32> into tensor<1x2x1x4xf32>
+  return %o4, %ck, %cv : tensor<1x2x1x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// GQA prefill (2 query heads per kv head): Kᵀ through the contraction's
+// indexing maps, repeat_kv as linalg.broadcast + collapse, a constant causal
+// mask, a splat-tensor scale, and a decomposed softmax using maxnumf and a
+// multiplication by the reciprocal of the sum. No past: the returned K/V
+// become the cache.
+// CHECK-LABEL: func.func @gqa_prefill_decomposed
+// CHECK-SAME: (%[[Q:[^:]+]]: tensor<1x2x3x4xf16>, %[[K:[^:]+]]: tensor<1x1x3x4xf16>, %[[V:[^:]+]]: tensor<1x1x3x4xf16>, %[[C:[^:]+]]: !kv.cache<heads = 1, dim = 4, f16, capacity = 64, #kv.paged<page = 4>>, %[[S:[^:]+]]: tensor<1xi32>) -> tensor<2x3x4xf16>
+// CHECK: kv.append %{{.+}}, %{{.+}} into %[[C]][%[[S]]] : tensor<1x3x1x4xf16>, tensor<1x3x1x4xf16>
+// CHECK: kv.attention %{{.+}}, %[[C]][%[[S]]] {causal, scale = 5.000000e-01 : f32} : tensor<1x3x2x4xf16>
+// CHECK-NOT: linalg.broadcast
+// CHECK-NOT: linalg.batch_matmul
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+#row = affine_map<(d0, d1, d2) -> (d0, d1)>
+#mask = affine_map<(d0, d1, d2) -> (d1, d2)>
+func.func @gqa_prefill_decomposed(%q: tensor<1x2x3x4xf16>, %k: tensor<1x1x3x4xf16>, %v: tensor<1x1x3x4xf16>)
+    -> (tensor<2x3x4xf16>, tensor<1x1x3x4xf16>, tensor<1x1x3x4xf16>) {
+  %e5 = tensor.empty() : tensor<1x1x2x3x4xf16>
+  %kb = linalg.broadcast ins(%k : tensor<1x1x3x4xf16>) outs(%e5 : tensor<1x1x2x3x4xf16>) dimensions = [2]
+  %vb = linalg.broadcast ins(%v : tensor<1x1x3x4xf16>) outs(%e5 : tensor<1x1x2x3x4xf16>) dimensions = [2]
+  %k3 = tensor.collapse_shape %kb [[0, 1, 2], [3], [4]] : tensor<1x1x2x3x4xf16> into tensor<2x3x4xf16>
+  %v3 = tensor.collapse_shape %vb [[0, 1, 2], [3], [4]] : tensor<1x1x2x3x4xf16> into tensor<2x3x4xf16>
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<1x2x3x4xf16> into tensor<2x3x4xf16>
+  %zero = arith.constant 0.0 : f16
+  %e3 = tensor.empty() : tensor<2x3x3xf16>
+  %f3 = linalg.fill ins(%zero : f16) outs(%e3 : tensor<2x3x3xf16>) -> tensor<2x3x3xf16>
+  %s = linalg.batch_matmul
+      indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>, affine_map<(b, m, n, k) -> (b, n, k)>, affine_map<(b, m, n, k) -> (b, m, n)>]
+      ins(%q3, %k3 : tensor<2x3x4xf16>, tensor<2x3x4xf16>) outs(%f3 : tensor<2x3x3xf16>) -> tensor<2x3x3xf16>
+  %half = arith.constant dense<0.5> : tensor<2x3x3xf16>
+  %scaled = linalg.generic {indexing_maps = [#id3, #id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s, %half : tensor<2x3x3xf16>, tensor<2x3x3xf16>) outs(%e3 : tensor<2x3x3xf16>) {
+  ^bb0(%in: f16, %c: f16, %out: f16):
+    %m = arith.mulf %in, %c : f16
+    linalg.yield %m : f16
+  } -> tensor<2x3x3xf16>
+  %causal = arith.constant dense<[[0.0, 0xFC00, 0xFC00], [0.0, 0.0, 0xFC00], [0.0, 0.0, 0.0]]> : tensor<3x3xf16>
+  %masked = linalg.generic {indexing_maps = [#id3, #mask, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%scaled, %causal : tensor<2x3x3xf16>, tensor<3x3xf16>) outs(%e3 : tensor<2x3x3xf16>) {
+  ^bb0(%in: f16, %m: f16, %out: f16):
+    %a = arith.addf %in, %m : f16
+    linalg.yield %a : f16
+  } -> tensor<2x3x3xf16>
+  %ninf = arith.constant 0xFC00 : f16
+  %e2 = tensor.empty() : tensor<2x3xf16>
+  %minit = linalg.fill ins(%ninf : f16) outs(%e2 : tensor<2x3xf16>) -> tensor<2x3xf16>
+  %max = linalg.generic {indexing_maps = [#id3, #row], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%masked : tensor<2x3x3xf16>) outs(%minit : tensor<2x3xf16>) {
+  ^bb0(%in: f16, %acc: f16):
+    %m = arith.maxnumf %in, %acc : f16
+    linalg.yield %m : f16
+  } -> tensor<2x3xf16>
+  %sub = linalg.generic {indexing_maps = [#id3, #row, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%masked, %max : tensor<2x3x3xf16>, tensor<2x3xf16>) outs(%e3 : tensor<2x3x3xf16>) {
+  ^bb0(%in: f16, %m: f16, %out: f16):
+    %d = arith.subf %in, %m : f16
+    linalg.yield %d : f16
+  } -> tensor<2x3x3xf16>
+  %exp = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%sub : tensor<2x3x3xf16>) outs(%e3 : tensor<2x3x3xf16>) {
+  ^bb0(%in: f16, %out: f16):
+    %x = math.exp %in : f16
+    linalg.yield %x : f16
+  } -> tensor<2x3x3xf16>
+  %zinit = linalg.fill ins(%zero : f16) outs(%e2 : tensor<2x3xf16>) -> tensor<2x3xf16>
+  %sum = linalg.generic {indexing_maps = [#id3, #row], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%exp : tensor<2x3x3xf16>) outs(%zinit : tensor<2x3xf16>) {
+  ^bb0(%in: f16, %acc: f16):
+    %a = arith.addf %in, %acc : f16
+    linalg.yield %a : f16
+  } -> tensor<2x3xf16>
+  %one = arith.constant 1.0 : f16
+  %recip = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      ins(%sum : tensor<2x3xf16>) outs(%e2 : tensor<2x3xf16>) {
+  ^bb0(%in: f16, %out: f16):
+    %r = arith.divf %one, %in : f16
+    linalg.yield %r : f16
+  } -> tensor<2x3xf16>
+  %p = linalg.generic {indexing_maps = [#id3, #row, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%exp, %recip : tensor<2x3x3xf16>, tensor<2x3xf16>) outs(%e3 : tensor<2x3x3xf16>) {
+  ^bb0(%in: f16, %r: f16, %out: f16):
+    %m = arith.mulf %in, %r : f16
+    linalg.yield %m : f16
+  } -> tensor<2x3x3xf16>
+  %eo = tensor.empty() : tensor<2x3x4xf16>
+  %fo = linalg.fill ins(%zero : f16) outs(%eo : tensor<2x3x4xf16>) -> tensor<2x3x4xf16>
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x3x3xf16>, tensor<2x3x4xf16>) outs(%fo : tensor<2x3x4xf16>) -> tensor<2x3x4xf16>
+  return %o, %k, %v : tensor<2x3x4xf16>, tensor<1x1x3x4xf16>, tensor<1x1x3x4xf16>
+}
+
+// -----
+
+// Softmax over the wrong axis: not attention over keys.
+// CHECK-LABEL: func.func @softmax_wrong_axis
+// CHECK-NOT: kv.attention
+func.func @softmax_wrong_axis(%q3: tensor<2x1x4xf32>, %kt3: tensor<2x4x4xf32>, %v3: tensor<2x4x4xf32>) -> tensor<2x1x4xf32> {
+  %e3 = tensor.empty() : tensor<2x1x4xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %p = linalg.softmax dimension(1) ins(%s : tensor<2x1x4xf32>) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  // expected-remark @+1 {{kv-raise-attention: not raised: the softmax is not over the last (key) dimension}}
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  return %o : tensor<2x1x4xf32>
+}
+
+// -----
+
+// A mask that hides a visible key is not causal: left alone.
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+#mask = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-LABEL: func.func @banded_mask
+// CHECK-NOT: kv.attention
+func.func @banded_mask(%q: tensor<1x2x3x4xf32>, %k: tensor<1x2x3x4xf32>, %v: tensor<1x2x3x4xf32>)
+    -> (tensor<2x3x4xf32>, tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>) {
+  %e4 = tensor.empty() : tensor<1x2x4x3xf32>
+  %kt = linalg.transpose ins(%k : tensor<1x2x3x4xf32>) outs(%e4 : tensor<1x2x4x3xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<1x2x3x4xf32> into tensor<2x3x4xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x2x4x3xf32> into tensor<2x4x3xf32>
+  %v3 = tensor.collapse_shape %v [[0, 1], [2], [3]] : tensor<1x2x3x4xf32> into tensor<2x3x4xf32>
+  %e3 = tensor.empty() : tensor<2x3x3xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x3x4xf32>, tensor<2x4x3xf32>) outs(%e3 : tensor<2x3x3xf32>) -> tensor<2x3x3xf32>
+  %band = arith.constant dense<[[0.0, 0xFF800000, 0xFF800000], [0.0, 0.0, 0xFF800000], [0xFF800000, 0.0, 0.0]]> : tensor<3x3xf32>
+  %masked = linalg.generic {indexing_maps = [#id3, #mask, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s, %band : tensor<2x3x3xf32>, tensor<3x3xf32>) outs(%e3 : tensor<2x3x3xf32>) {
+  ^bb0(%in: f32, %m: f32, %out: f32):
+    %a = arith.addf %in, %m : f32
+    linalg.yield %a : f32
+  } -> tensor<2x3x3xf32>
+  %p = linalg.softmax dimension(2) ins(%masked : tensor<2x3x3xf32>) outs(%e3 : tensor<2x3x3xf32>) -> tensor<2x3x3xf32>
+  %eo = tensor.empty() : tensor<2x3x4xf32>
+  // expected-remark @+1 {{kv-raise-attention: not raised: the mask changes visible scores (it is not a causal mask)}}
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x3x3xf32>, tensor<2x3x4xf32>) outs(%eo : tensor<2x3x4xf32>) -> tensor<2x3x4xf32>
+  return %o, %k, %v : tensor<2x3x4xf32>, tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>
+}
+
+// -----
+
+// Keys that are also used by something else than attention: the raised form
+// cannot provide them, so nothing changes.
+// CHECK-LABEL: func.func @keys_used_elsewhere
+// CHECK-NOT: kv.attention
+func.func @keys_used_elsewhere(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32>, %v: tensor<1x2x1x4xf32>)
+    -> (tensor<2x1x4xf32>, tensor<1x2x1x4xf32>, tensor<1x2x1x4xf32>, tensor<1x2x4x1xf32>) {
+  %e4 = tensor.empty() : tensor<1x2x4x1xf32>
+  %kt = linalg.transpose ins(%k : tensor<1x2x1x4xf32>) outs(%e4 : tensor<1x2x4x1xf32>) permutation = [0, 1, 3, 2]
+  %other = linalg.transpose ins(%k : tensor<1x2x1x4xf32>) outs(%e4 : tensor<1x2x4x1xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x2x4x1xf32> into tensor<2x4x1xf32>
+  %v3 = tensor.collapse_shape %v [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %e3 = tensor.empty() : tensor<2x1x1xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x1x4xf32>, tensor<2x4x1xf32>) outs(%e3 : tensor<2x1x1xf32>) -> tensor<2x1x1xf32>
+  %p = linalg.softmax dimension(2) ins(%s : tensor<2x1x1xf32>) outs(%e3 : tensor<2x1x1xf32>) -> tensor<2x1x1xf32>
+  %eo = tensor.empty() : tensor<2x1x4xf32>
+  // expected-remark @+1 {{kv-raise-attention: not raised: the keys or values are used elsewhere in ways the raised form cannot provide}}
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x1xf32>, tensor<2x1x4xf32>) outs(%eo : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  return %o, %k, %v, %other : tensor<2x1x4xf32>, tensor<1x2x1x4xf32>, tensor<1x2x1x4xf32>, tensor<1x2x4x1xf32>
+}
+
+// -----
+
+// Keys and values that are not returned: an encoder without a KV cache.
+// CHECK-LABEL: func.func @no_cache
+// CHECK-NOT: kv.attention
+func.func @no_cache(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32>, %v: tensor<1x2x1x4xf32>) -> tensor<2x1x4xf32> {
+  %e4 = tensor.empty() : tensor<1x2x4x1xf32>
+  %kt = linalg.transpose ins(%k : tensor<1x2x1x4xf32>) outs(%e4 : tensor<1x2x4x1xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x2x4x1xf32> into tensor<2x4x1xf32>
+  %v3 = tensor.collapse_shape %v [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %e3 = tensor.empty() : tensor<2x1x1xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x1x4xf32>, tensor<2x4x1xf32>) outs(%e3 : tensor<2x1x1xf32>) -> tensor<2x1x1xf32>
+  %p = linalg.softmax dimension(2) ins(%s : tensor<2x1x1xf32>) outs(%e3 : tensor<2x1x1xf32>) -> tensor<2x1x1xf32>
+  %eo = tensor.empty() : tensor<2x1x4xf32>
+  // expected-remark @+1 {{kv-raise-attention: not raised: the keys and values are not returned as an updated cache, so there is no KV cache to raise}}
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x1xf32>, tensor<2x1x4xf32>) outs(%eo : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  return %o : tensor<2x1x4xf32>
+}
+
+// -----
+
+// A negative scale is not a softmax scale kv.attention accepts.
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-LABEL: func.func @negative_scale
+// CHECK-NOT: kv.attention
+func.func @negative_scale(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32>, %v: tensor<1x2x1x4xf32>)
+    -> (tensor<2x1x4xf32>, tensor<1x2x1x4xf32>, tensor<1x2x1x4xf32>) {
+  %e4 = tensor.empty() : tensor<1x2x4x1xf32>
+  %kt = linalg.transpose ins(%k : tensor<1x2x1x4xf32>) outs(%e4 : tensor<1x2x4x1xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x2x4x1xf32> into tensor<2x4x1xf32>
+  %v3 = tensor.collapse_shape %v [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %e3 = tensor.empty() : tensor<2x1x1xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x1x4xf32>, tensor<2x4x1xf32>) outs(%e3 : tensor<2x1x1xf32>) -> tensor<2x1x1xf32>
+  %c = arith.constant -0.5 : f32
+  %scaled = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%s : tensor<2x1x1xf32>) outs(%e3 : tensor<2x1x1xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %m = arith.mulf %in, %c : f32
+    linalg.yield %m : f32
+  } -> tensor<2x1x1xf32>
+  %p = linalg.softmax dimension(2) ins(%scaled : tensor<2x1x1xf32>) outs(%e3 : tensor<2x1x1xf32>) -> tensor<2x1x1xf32>
+  %eo = tensor.empty() : tensor<2x1x4xf32>
+  // expected-remark @+1 {{kv-raise-attention: not raised: the scale is not positive and finite}}
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x1xf32>, tensor<2x1x4xf32>) outs(%eo : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  return %o, %k, %v : tensor<2x1x4xf32>, tensor<1x2x1x4xf32>, tensor<1x2x1x4xf32>
+}
+
+// -----
+
+// A contraction that is not fed by a softmax is not attention: no remark.
+// CHECK-LABEL: func.func @plain_matmul
+// CHECK: linalg.batch_matmul
+func.func @plain_matmul(%a: tensor<2x3x4xf32>, %b: tensor<2x4x5xf32>) -> tensor<2x3x5xf32> {
+  %e = tensor.empty() : tensor<2x3x5xf32>
+  %o = linalg.batch_matmul ins(%a, %b : tensor<2x3x4xf32>, tensor<2x4x5xf32>) outs(%e : tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
+  return %o : tensor<2x3x5xf32>
+}
