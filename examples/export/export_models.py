@@ -9,6 +9,9 @@ committed .mlir files stay small and the tests feed their own random weights.
 
 Regenerate (needs `pip install torch torch-mlir transformers`, CPU is enough):
     python3 examples/export/export_models.py examples/models
+    python3 examples/export/export_models.py --scaling bench/raise/graphs
+The second form writes decode steps of 1 to 32 layers for the raising
+benchmark (bench/raise/).
 """
 import pathlib
 import sys
@@ -123,7 +126,7 @@ def llama_attention_block(out):
            out, "LlamaAttention, causal prefill")
 
 
-def llama_decoder(out, layers=4):
+def llama_decoder(out, layers=4, prefill_too=True, suffix=""):
     """A small multi-layer LlamaModel, decode step and prefill."""
     cfg = llama_config(layers=layers, heads=8, kv_heads=2, head_dim=32,
                        hidden=256)
@@ -141,8 +144,10 @@ def llama_decoder(out, layers=4):
             res += [cache.layers[layer].keys, cache.layers[layer].values]
         return tuple(res)
 
-    export(model, params, prefill, (torch.randint(0, 256, (1, 9)),),
-           "llama_decoder_prefill", out, f"LlamaModel, {layers} layers, prefill")
+    if prefill_too:
+        export(model, params, prefill, (torch.randint(0, 256, (1, 9)),),
+               "llama_decoder_prefill" + suffix, out,
+               f"LlamaModel, {layers} layers, prefill")
 
     past = 9
 
@@ -160,7 +165,8 @@ def llama_decoder(out, layers=4):
 
     pasts = tuple(torch.randn(1, 2, past, 32) for _ in range(2 * layers))
     export(model, params, decode, (torch.randint(0, 256, (1, 1)),) + pasts,
-           "llama_decoder_decode", out, f"LlamaModel, {layers} layers, decode")
+           "llama_decoder_decode" + suffix, out,
+           f"LlamaModel, {layers} layers, decode")
 
 
 def bert_attention(out):
@@ -181,8 +187,16 @@ def bert_attention(out):
 
 
 def main():
-    out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "examples/models")
+    args = sys.argv[1:]
+    scaling = "--scaling" in args
+    args = [a for a in args if a != "--scaling"]
+    out = pathlib.Path(args[0] if args else "examples/models")
     out.mkdir(parents=True, exist_ok=True)
+    if scaling:
+        for layers in (1, 2, 4, 8, 16, 32):
+            llama_decoder(out, layers, prefill_too=False,
+                          suffix=f"_{layers}l")
+        return
     llama_attention_block(out)
     llama_decoder(out)
     bert_attention(out)
