@@ -4,7 +4,7 @@
 #   KVCC_DEPS=runtime scripts/install-deps.sh   runtime only (no LLVM/MLIR)
 set -euo pipefail
 
-packages=(cmake ninja-build g++ libgtest-dev libbenchmark-dev)
+packages=(cmake ninja-build g++ libgtest-dev libbenchmark-dev python3-numpy)
 if [[ "${KVCC_DEPS:-all}" != runtime ]]; then
   # LLVM/MLIR 22 from Debian; lit and FileCheck come with llvm-22-tools;
   # clang-22 and lld-22 link against libMLIR.so fastest.

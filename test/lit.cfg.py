@@ -27,9 +27,34 @@ tools = [
     "kvcc",
     "kvcc-run",
     ToolSubst("mlir-opt", unresolved="fatal"),
+    ToolSubst("mlir-translate", unresolved="fatal"),
 ]
 llvm_config.add_tool_substitutions(
     tools, [config.kvcc_tools_dir, config.llvm_tools_dir])
 
 if config.kvcc_cuda_enabled and config.cuda_compiler:
     config.available_features.add("nvcc")
+
+# The upstream CPU pipeline (bufferize, lower to LLVM) both the original and
+# the raised model graphs take in the raising equivalence tests.
+config.substitutions.append((
+    "%upstream_to_llvm",
+    "one-shot-bufferize{bufferize-function-boundaries=1 "
+    "function-boundary-type-conversion=identity-layout-map},"
+    "func.func(convert-linalg-to-loops),expand-strided-metadata,lower-affine,"
+    "convert-scf-to-cf,convert-math-to-llvm,finalize-memref-to-llvm,"
+    "convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,"
+    "convert-func-to-llvm,reconcile-unrealized-casts"))
+llvm_lib_dir = os.path.join(os.path.dirname(config.llvm_tools_dir), "lib")
+config.substitutions.append((
+    "%shared_lib",
+    "clang-22 -O1 -shared -fPIC -w -L%s -lmlir_c_runner_utils -Wl,-rpath,%s "
+    "-L%s -lkvrt -Wl,-rpath,%s" % (llvm_lib_dir, llvm_lib_dir,
+                                   config.kvcc_lib_dir, config.kvcc_lib_dir)))
+config.substitutions.append(
+    ("%libkvrt", os.path.join(config.kvcc_lib_dir, "libkvrt.so")))
+
+import subprocess
+if subprocess.run(["/usr/bin/python3", "-c", "import numpy"],
+                  capture_output=True).returncode == 0:
+    config.available_features.add("numpy")

@@ -3,6 +3,7 @@
 #ifndef KVCC_CONVERSION_PASSES_H
 #define KVCC_CONVERSION_PASSES_H
 
+#include "kvcc/Conversion/KVToCalls/KVToCalls.h"
 #include "kvcc/Conversion/KVToEmitC/KVToEmitC.h"
 #include "mlir/Pass/Pass.h"
 

@@ -46,4 +46,32 @@ def KVLowerToEmitC : Pass<"kv-lower-to-emitc", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::emitc::EmitCDialect"];
 }
 
+def KVLowerToCalls : Pass<"kv-lower-to-calls", "::mlir::ModuleOp"> {
+  let summary = "Lower kv ops mixed with tensor code to kvrt calls";
+  let description = [{
+    The CPU path for whole model graphs (e.g. the output of
+    kv-raise-attention), where kv ops sit among linalg/tensor/arith code that
+    upstream MLIR lowers to LLVM. Runs on tensors, before bufferization:
+
+    - `!kv.cache` function arguments become `!llvm.ptr` (a `kvrt_cache *`);
+      every function checks each cache with `kvrt_cache_check` on entry;
+    - `kv.append` copies its operands into fresh contiguous buffers and
+      calls `kvrt_append`; `kv.attention` calls `kvrt_attention_host` into
+      a fresh buffer that becomes its result tensor;
+    - a failing kvrt call aborts through `cf.assert` with the function's
+      name.
+
+    Follow it with upstream's one-shot bufferization (function boundaries,
+    identity layouts) and LLVM lowering, then link the result against kvrt;
+    see docs/raising.md. The host-only runtime kernels make this a
+    reference path for correctness, not a fast one.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::cf::ControlFlowDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 #endif // KVCC_CONVERSION_PASSES_TD

@@ -684,6 +684,24 @@ LogicalResult KVRaiseAttentionPass::raiseFunction(func::FuncOp func,
     return failure();
   Value seqIds = func.getArgument(seqIndex);
 
+  // Record, on each cache argument, which original arguments and results it
+  // replaces, so callers can map their past/present K/V tensors to it.
+  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  auto resultNumber = [&](Value v) {
+    return static_cast<int64_t>(
+        llvm::find(ret.getOperands(), v) - ret.getOperands().begin());
+  };
+  for (auto [m, cache] : llvm::zip_equal(matches, caches)) {
+    unsigned argNo = cast<BlockArgument>(cache).getArgNumber();
+    if (m.pastKey)
+      func.setArgAttr(argNo, "kv.replaced_args",
+                      DenseI64ArrayAttr::get(ctx, {m.pastKey.getArgNumber(),
+                                                   m.pastValue.getArgNumber()}));
+    func.setArgAttr(argNo, "kv.replaced_results",
+                    DenseI64ArrayAttr::get(ctx, {resultNumber(m.presentKey),
+                                                 resultNumber(m.presentValue)}));
+  }
+
   llvm::BitVector deadArgs(func.getNumArguments());
   llvm::SmallPtrSet<Value, 8> deadResults;
   for (auto [m, cache] : llvm::zip_equal(matches, caches)) {
@@ -697,7 +715,6 @@ LogicalResult KVRaiseAttentionPass::raiseFunction(func::FuncOp func,
   }
 
   // Drop the returned caches: the kv.cache handles now carry them.
-  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
   llvm::BitVector deadResultBits(func.getNumResults());
   SmallVector<Value> kept;
   for (auto [i, operand] : llvm::enumerate(ret.getOperands())) {
