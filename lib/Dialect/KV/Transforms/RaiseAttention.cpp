@@ -48,6 +48,74 @@ llvm::Error failMatch(const Twine &why) {
                                              llvm::inconvertibleErrorCode());
 }
 
+/// A batched contraction C[.., m, n] = sum_k A[.., m, k] * B[.., k, n] (or
+/// B[.., n, k] when `transposedB`): a linalg.batch_matmul on [B*H, ..]
+/// operands, or a linalg.generic on 4-D [B, H, ..] operands.
+struct Contraction {
+  Operation *op = nullptr;
+  Value lhs, rhs, result;
+  bool transposedB = false;
+
+  explicit operator bool() const { return op != nullptr; }
+};
+
+/// Recognizes `op` as a contraction, or returns an empty one.
+Contraction asContraction(Operation *op) {
+  if (!op)
+    return {};
+  MLIRContext *ctx = op->getContext();
+  if (auto bmm = dyn_cast<linalg::BatchMatmulOp>(op)) {
+    Contraction c{op, bmm.getDpsInputOperand(0)->get(),
+                  bmm.getDpsInputOperand(1)->get(), bmm->getResult(0)};
+    if (!bmm.hasUserDefinedMaps())
+      return c;
+    AffineExpr b, m, n, k;
+    bindDims(ctx, b, m, n, k);
+    SmallVector<AffineMap> maps = bmm.getIndexingMapsArray();
+    if (maps[0] == AffineMap::get(4, 0, {b, m, k}, ctx) &&
+        maps[1] == AffineMap::get(4, 0, {b, n, k}, ctx) &&
+        maps[2] == AffineMap::get(4, 0, {b, m, n}, ctx)) {
+      c.transposedB = true;
+      return c;
+    }
+    return {};
+  }
+  auto generic = dyn_cast<linalg::GenericOp>(op);
+  if (!generic || generic.getNumDpsInputs() != 2 ||
+      generic.getNumDpsInits() != 1 || generic.getNumLoops() != 5 ||
+      generic.getNumReductionLoops() != 1 ||
+      generic.getIteratorTypesArray()[4] != utils::IteratorType::reduction)
+    return {};
+  // Body: yield(acc + a * b), in either operand order.
+  Block *body = generic.getBody();
+  auto yield = cast<linalg::YieldOp>(body->getTerminator());
+  auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+  if (!add)
+    return {};
+  Value acc = body->getArgument(2);
+  Value product = add.getLhs() == acc ? add.getRhs() : add.getLhs();
+  auto mul = product.getDefiningOp<arith::MulFOp>();
+  if (!mul || (add.getLhs() != acc && add.getRhs() != acc))
+    return {};
+  llvm::SmallDenseSet<Value, 2> factors = {mul.getLhs(), mul.getRhs()};
+  if (!factors.contains(body->getArgument(0)) ||
+      !factors.contains(body->getArgument(1)))
+    return {};
+  AffineExpr b, h, m, n, k;
+  bindDims(ctx, b, h, m, n, k);
+  SmallVector<AffineMap> maps = generic.getIndexingMapsArray();
+  if (maps[0] != AffineMap::get(5, 0, {b, h, m, k}, ctx) ||
+      maps[2] != AffineMap::get(5, 0, {b, h, m, n}, ctx))
+    return {};
+  Contraction c{op, generic.getDpsInputOperand(0)->get(),
+                generic.getDpsInputOperand(1)->get(), generic->getResult(0)};
+  if (maps[1] == AffineMap::get(5, 0, {b, h, n, k}, ctx))
+    c.transposedB = true;
+  else if (maps[1] != AffineMap::get(5, 0, {b, h, k, n}, ctx))
+    return {};
+  return c;
+}
+
 /// A key or value operand traced back to the kv-head level.
 struct HeadTensor {
   /// [B, Hkv, T, D].
@@ -58,7 +126,7 @@ struct HeadTensor {
 
 /// Everything the rewrite needs about one attention.
 struct AttentionMatch {
-  mutable linalg::BatchMatmulOp pv;
+  Contraction pv;
   /// [B, Hq, Tq, D].
   Value query;
   HeadTensor key, value;
@@ -238,13 +306,47 @@ bool isRowReduction(Value v, Value input) {
   return combine && isa<OpTys...>(combine);
 }
 
+/// True when `exp` computes e^x of the generic's input x: math.exp(x), or
+/// math.exp2(x * log2(e)) as exp2-based softmaxes spell it.
+bool isExpOfInput(Operation *exp, linalg::GenericOp generic) {
+  Value in = generic.getBody()->getArgument(0);
+  if (isa<math::ExpOp>(exp))
+    return exp->getOperand(0) == in;
+  if (!isa<math::Exp2Op>(exp))
+    return false;
+  auto mul = exp->getOperand(0).getDefiningOp<arith::MulFOp>();
+  if (!mul)
+    return false;
+  Value factor = mul.getLhs() == in ? mul.getRhs() : mul.getLhs();
+  FloatAttr c;
+  constexpr double kLog2E = 1.4426950408889634;
+  return (mul.getLhs() == in || mul.getRhs() == in) &&
+         matchPattern(factor, m_Constant(&c)) &&
+         std::abs(c.getValueAsDouble() - kLog2E) < 1e-3;
+}
+
+/// Looks through an elementwise float cast (extf/truncf), as front ends put
+/// around a softmax computed in f32.
+Value throughFloatCast(Value v) {
+  auto generic = v.getDefiningOp<linalg::GenericOp>();
+  if (!generic || !allParallel(generic) || generic.getNumDpsInputs() != 1 ||
+      !generic.getIndexingMapsArray()[0].isIdentity())
+    return v;
+  Operation *cast = singleComputation(generic);
+  if (cast && isa<arith::ExtFOp, arith::TruncFOp>(cast) &&
+      cast->getOperand(0) == generic.getBody()->getArgument(0))
+    return generic.getDpsInputOperand(0)->get();
+  return v;
+}
+
 /// Matches P = softmax(S) over the last dimension and returns S.
 Matched<Value> matchSoftmax(Value p) {
+  p = throughFloatCast(p);
   auto type = cast<ShapedType>(p.getType());
   if (auto softmax = p.getDefiningOp<linalg::SoftmaxOp>()) {
     if (softmax.getDimension() != static_cast<uint64_t>(type.getRank() - 1))
       return failMatch("the softmax is not over the last (key) dimension");
-    return softmax.getInput();
+    return throughFloatCast(softmax.getInput());
   }
   // exp(S - max S) / sum exp(S - max S), or * (1 / sum).
   linalg::GenericOp normalize = matchRowBinary<arith::DivFOp>(p);
@@ -264,7 +366,7 @@ Matched<Value> matchSoftmax(Value p) {
   }
   auto expGeneric = exps.getDefiningOp<linalg::GenericOp>();
   Operation *exp = expGeneric ? singleComputation(expGeneric) : nullptr;
-  if (!exp || !isa<math::ExpOp>(exp) || expGeneric.getNumDpsInputs() != 1)
+  if (!exp || expGeneric.getNumDpsInputs() != 1 || !isExpOfInput(exp, expGeneric))
     return failMatch("the softmax numerator is not an exp");
   if (!isRowReduction<arith::AddFOp>(sum, exps))
     return failMatch("the softmax denominator is not a row sum of the "
@@ -286,12 +388,12 @@ Matched<Value> matchSoftmax(Value p) {
   if (!isRowReduction<arith::MaximumFOp, arith::MaxNumFOp>(max, scores))
     return failMatch("the softmax subtracts something other than the row "
                      "maximum of its input");
-  return scores;
+  return throughFloatCast(scores);
 }
 
 /// What the elementwise ops between Q·Kᵀ and the softmax do.
 struct ScoreChain {
-  linalg::BatchMatmulOp qk;
+  Contraction qk;
   double scale = 1.0;
   /// Additive masks, each with the indexing map it is read through.
   SmallVector<std::pair<Value, AffineMap>> masks;
@@ -302,7 +404,7 @@ Matched<ScoreChain> traceScores(Value scores, ConstantEvaluator &evaluator) {
   ScoreChain chain;
   Value v = scores;
   while (true) {
-    if (auto qk = v.getDefiningOp<linalg::BatchMatmulOp>()) {
+    if (Contraction qk = asContraction(v.getDefiningOp())) {
       chain.qk = qk;
       return chain;
     }
@@ -478,18 +580,18 @@ bool feedsOnlyThrough(Value from, Operation *to) {
   return false;
 }
 
-Matched<AttentionMatch> matchAttention(linalg::BatchMatmulOp pv,
+Matched<AttentionMatch> matchAttention(Contraction pv,
                                        ConstantEvaluator &evaluator) {
   AttentionMatch m;
   m.pv = pv;
-  Value probs = pv.getDpsInputOperand(0)->get();
+  Value probs = pv.lhs;
   if (Value four = uncollapseBatchHeads(probs))
     probs = four;
   Matched<Value> scores = matchSoftmax(probs);
   if (!scores)
     return scores.takeError();
-  if (pv.hasUserDefinedMaps())
-    return failMatch("P·V uses non-default indexing maps");
+  if (pv.transposedB)
+    return failMatch("P·V reads V transposed");
   Matched<ScoreChain> chain = traceScores(*scores, evaluator);
   if (!chain)
     return chain.takeError();
@@ -500,34 +602,17 @@ Matched<AttentionMatch> matchAttention(linalg::BatchMatmulOp pv,
     return causal.takeError();
   m.causal = *causal;
 
-  linalg::BatchMatmulOp qk = chain->qk;
-  Value queryOperand = qk.getDpsInputOperand(0)->get();
-  Value keyOperand = qk.getDpsInputOperand(1)->get();
-  Matched<HeadTensor> key = failMatch("");
-  llvm::consumeError(key.takeError());
-  if (!qk.hasUserDefinedMaps()) {
-    key = traceTransposedKey(keyOperand);
-  } else {
-    // Kᵀ expressed by the contraction's indexing maps: (b, m, n, k) reads
-    // B as (b, n, k).
-    MLIRContext *ctx = qk.getContext();
-    AffineExpr b, mm, n, k;
-    bindDims(ctx, b, mm, n, k);
-    SmallVector<AffineMap> maps = qk.getIndexingMapsArray();
-    if (maps[0] != AffineMap::get(4, 0, {b, mm, k}, ctx) ||
-        maps[1] != AffineMap::get(4, 0, {b, n, k}, ctx))
-      return failMatch("Q·Kᵀ uses indexing maps other than a transposed B");
-    key = traceHeads(keyOperand, "the key");
-  }
+  Contraction qk = chain->qk;
+  Matched<HeadTensor> key = qk.transposedB ? traceHeads(qk.rhs, "the key")
+                                           : traceTransposedKey(qk.rhs);
   if (!key)
     return key.takeError();
   m.key = *key;
-  m.query = uncollapseBatchHeads(queryOperand);
+  m.query = uncollapseBatchHeads(qk.lhs);
   if (!m.query)
     return failMatch("the query is not a [batch*heads, tokens, dim] collapse "
                      "of a 4-D tensor");
-  Matched<HeadTensor> value =
-      traceHeads(pv.getDpsInputOperand(1)->get(), "the value");
+  Matched<HeadTensor> value = traceHeads(pv.rhs, "the value");
   if (!value)
     return value.takeError();
   m.value = *value;
@@ -550,6 +635,15 @@ Matched<AttentionMatch> matchAttention(linalg::BatchMatmulOp pv,
   Type element = qType.getElementType();
   if (!element.isF16() && !element.isBF16() && !element.isF32())
     return failMatch("the element type is not f16, bf16 or f32");
+  auto resultType = cast<RankedTensorType>(pv.result.getType());
+  int64_t b = qType.getDimSize(0), hq = qType.getDimSize(1),
+          tq = qType.getDimSize(2), d = qType.getDimSize(3);
+  bool resultShapeOk =
+      resultType.getShape() == ArrayRef<int64_t>{b, hq, tq, d} ||
+      resultType.getShape() == ArrayRef<int64_t>{b * hq, tq, d};
+  if (resultType.getElementType() != element || !resultShapeOk)
+    return failMatch("P·V's result is not [batch, heads, tokens, dim] in the "
+                     "query's element type");
   if (!std::isfinite(m.scale) || m.scale <= 0.0)
     return failMatch("the scale is not positive and finite");
 
@@ -570,8 +664,8 @@ Matched<AttentionMatch> matchAttention(linalg::BatchMatmulOp pv,
   if (!isReturned(m.presentKey) || !isReturned(m.presentValue))
     return failMatch("the keys and values are not returned as an updated "
                      "cache, so there is no KV cache to raise");
-  if (!feedsOnlyThrough(m.presentKey, qk) ||
-      !feedsOnlyThrough(m.presentValue, pv))
+  if (!feedsOnlyThrough(m.presentKey, qk.op) ||
+      !feedsOnlyThrough(m.presentValue, pv.op))
     return failMatch("the keys or values are used elsewhere in ways the "
                      "raised form cannot provide");
   return m;
@@ -617,8 +711,8 @@ Value swapHeadsAndTokens(OpBuilder &b, Location loc, Value v) {
 
 void KVRaiseAttentionPass::rewrite(func::FuncOp func, const AttentionMatch &m,
                                    Value cache, Value seqIds) {
-  OpBuilder b(m.pv);
-  Location loc = m.pv.getLoc();
+  OpBuilder b(m.pv.op);
+  Location loc = m.pv.op->getLoc();
   Value key = swapHeadsAndTokens(b, loc, m.newKey);
   Value value = swapHeadsAndTokens(b, loc, m.newValue);
   kv::AppendOp::create(b, loc, key, value, cache, seqIds);
@@ -628,7 +722,7 @@ void KVRaiseAttentionPass::rewrite(func::FuncOp func, const AttentionMatch &m,
       b.getF32FloatAttr(static_cast<float>(m.scale)),
       m.causal ? b.getUnitAttr() : UnitAttr());
   Value out = swapHeadsAndTokens(b, loc, attention.getResult());
-  Value result = m.pv.getResult(0);
+  Value result = m.pv.result;
   if (cast<ShapedType>(result.getType()).getRank() == 3)
     out = tensor::CollapseShapeOp::create(
         b, loc, result.getType(), out,
@@ -639,7 +733,10 @@ void KVRaiseAttentionPass::rewrite(func::FuncOp func, const AttentionMatch &m,
 LogicalResult KVRaiseAttentionPass::raiseFunction(func::FuncOp func,
                                                   ConstantEvaluator &evaluator) {
   SmallVector<AttentionMatch> matches;
-  func.walk([&](linalg::BatchMatmulOp pv) {
+  func.walk([&](Operation *op) {
+    Contraction pv = asContraction(op);
+    if (!pv)
+      return;
     Matched<AttentionMatch> m = matchAttention(pv, evaluator);
     if (m) {
       matches.push_back(std::move(*m));
@@ -649,7 +746,7 @@ LogicalResult KVRaiseAttentionPass::raiseFunction(func::FuncOp func,
     // Contractions whose left side is not a softmax are not attention at
     // all: no need to explain why they stay.
     if (remarks && why != "the probabilities are not a softmax")
-      pv.emitRemark("kv-raise-attention: not raised: ") << why;
+      op->emitRemark("kv-raise-attention: not raised: ") << why;
   });
   if (matches.empty())
     return success();
@@ -657,8 +754,8 @@ LogicalResult KVRaiseAttentionPass::raiseFunction(func::FuncOp func,
   int64_t batch = cast<ShapedType>(matches.front().query.getType()).getDimSize(0);
   for (const AttentionMatch &m : matches)
     if (cast<ShapedType>(m.query.getType()).getDimSize(0) != batch)
-      return m.pv.emitError("kv-raise-attention: attentions of one function "
-                            "have different batch sizes");
+      return m.pv.op->emitError("kv-raise-attention: attentions of one "
+                                "function have different batch sizes");
 
   // New arguments: one cache per attention (program order), then the
   // sequence ids of the batch.
@@ -673,7 +770,7 @@ LogicalResult KVRaiseAttentionPass::raiseFunction(func::FuncOp func,
         ctx, kType.getDimSize(1), kType.getDimSize(3), kType.getElementType(),
         cap, kv::PagedEncodingAttr::get(ctx, pageSize));
     unsigned index = func.getNumArguments();
-    if (failed(func.insertArgument(index, cacheType, {}, m.pv.getLoc())))
+    if (failed(func.insertArgument(index, cacheType, {}, m.pv.op->getLoc())))
       return failure();
     caches.push_back(func.getArgument(index));
   }
