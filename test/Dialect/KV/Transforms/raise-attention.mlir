@@ -259,3 +259,103 @@ func.func @plain_matmul(%a: tensor<2x3x4xf32>, %b: tensor<2x4x5xf32>) -> tensor<
   %o = linalg.batch_matmul ins(%a, %b : tensor<2x3x4xf32>, tensor<2x4x5xf32>) outs(%e : tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
   return %o : tensor<2x3x5xf32>
 }
+
+// -----
+
+// 4-D forms as linalg.generic contractions (Kᵀ through the indexing map), a
+// softmax computed in f32 around f16 scores with exp2(x * log2 e), truncated
+// back to f16.
+#q = affine_map<(b, h, m, n, k) -> (b, h, m, k)>
+#kt = affine_map<(b, h, m, n, k) -> (b, h, n, k)>
+#v = affine_map<(b, h, m, n, k) -> (b, h, k, n)>
+#o = affine_map<(b, h, m, n, k) -> (b, h, m, n)>
+#id4 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+#row4 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// CHECK-LABEL: func.func @generic_4d_exp2_upcast
+// CHECK-SAME: !kv.cache<heads = 2, dim = 4, f16, capacity = 64, #kv.paged<page = 4>> {kv.replaced_args = array<i64: 3, 4>, kv.replaced_results = array<i64: 1, 2>}
+// CHECK: kv.append
+// CHECK: %[[A:.+]] = kv.attention %{{.+}} {scale = 5.000000e-01 : f32} : tensor<1x1x2x4xf16>
+// CHECK: %[[O:.+]] = linalg.transpose ins(%[[A]]
+// CHECK-NOT: math.exp2
+// CHECK: return %[[O]] : tensor<1x2x1x4xf16>
+func.func @generic_4d_exp2_upcast(%q: tensor<1x2x1x4xf16>, %k: tensor<1x2x1x4xf16>, %v: tensor<1x2x1x4xf16>,
+                                  %pk: tensor<1x2x3x4xf16>, %pv: tensor<1x2x3x4xf16>)
+    -> (tensor<1x2x1x4xf16>, tensor<1x2x4x4xf16>, tensor<1x2x4x4xf16>) {
+  %ck = tensor.concat dim(2) %pk, %k : (tensor<1x2x3x4xf16>, tensor<1x2x1x4xf16>) -> tensor<1x2x4x4xf16>
+  %cv = tensor.concat dim(2) %pv, %v : (tensor<1x2x3x4xf16>, tensor<1x2x1x4xf16>) -> tensor<1x2x4x4xf16>
+  %zero = arith.constant 0.0 : f16
+  %e = tensor.empty() : tensor<1x2x1x4xf16>
+  %f = linalg.fill ins(%zero : f16) outs(%e : tensor<1x2x1x4xf16>) -> tensor<1x2x1x4xf16>
+  %s = linalg.generic {indexing_maps = [#q, #kt, #o], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %ck : tensor<1x2x1x4xf16>, tensor<1x2x4x4xf16>) outs(%f : tensor<1x2x1x4xf16>) {
+  ^bb0(%a: f16, %b: f16, %acc: f16):
+    %p = arith.mulf %a, %b : f16
+    %r = arith.addf %acc, %p : f16
+    linalg.yield %r : f16
+  } -> tensor<1x2x1x4xf16>
+  %half = arith.constant 0.5 : f16
+  %scaled = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s : tensor<1x2x1x4xf16>) outs(%e : tensor<1x2x1x4xf16>) {
+  ^bb0(%in: f16, %out: f16):
+    %m = arith.mulf %in, %half : f16
+    linalg.yield %m : f16
+  } -> tensor<1x2x1x4xf16>
+  %e32 = tensor.empty() : tensor<1x2x1x4xf32>
+  %up = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%scaled : tensor<1x2x1x4xf16>) outs(%e32 : tensor<1x2x1x4xf32>) {
+  ^bb0(%in: f16, %out: f32):
+    %x = arith.extf %in : f16 to f32
+    linalg.yield %x : f32
+  } -> tensor<1x2x1x4xf32>
+  %ninf = arith.constant 0xFF800000 : f32
+  %zero32 = arith.constant 0.0 : f32
+  %er = tensor.empty() : tensor<1x2x1xf32>
+  %minit = linalg.fill ins(%ninf : f32) outs(%er : tensor<1x2x1xf32>) -> tensor<1x2x1xf32>
+  %max = linalg.generic {indexing_maps = [#id4, #row4], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%up : tensor<1x2x1x4xf32>) outs(%minit : tensor<1x2x1xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %m = arith.maximumf %in, %acc : f32
+    linalg.yield %m : f32
+  } -> tensor<1x2x1xf32>
+  %sub = linalg.generic {indexing_maps = [#id4, #row4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%up, %max : tensor<1x2x1x4xf32>, tensor<1x2x1xf32>) outs(%e32 : tensor<1x2x1x4xf32>) {
+  ^bb0(%in: f32, %m: f32, %out: f32):
+    %d = arith.subf %in, %m : f32
+    linalg.yield %d : f32
+  } -> tensor<1x2x1x4xf32>
+  %log2e = arith.constant 1.44269504 : f32
+  %exp = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%sub : tensor<1x2x1x4xf32>) outs(%e32 : tensor<1x2x1x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %t = arith.mulf %in, %log2e : f32
+    %x = math.exp2 %t : f32
+    linalg.yield %x : f32
+  } -> tensor<1x2x1x4xf32>
+  %zinit = linalg.fill ins(%zero32 : f32) outs(%er : tensor<1x2x1xf32>) -> tensor<1x2x1xf32>
+  %sum = linalg.generic {indexing_maps = [#id4, #row4], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%exp : tensor<1x2x1x4xf32>) outs(%zinit : tensor<1x2x1xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %a = arith.addf %in, %acc : f32
+    linalg.yield %a : f32
+  } -> tensor<1x2x1xf32>
+  %p32 = linalg.generic {indexing_maps = [#id4, #row4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%exp, %sum : tensor<1x2x1x4xf32>, tensor<1x2x1xf32>) outs(%e32 : tensor<1x2x1x4xf32>) {
+  ^bb0(%in: f32, %sm: f32, %out: f32):
+    %d = arith.divf %in, %sm : f32
+    linalg.yield %d : f32
+  } -> tensor<1x2x1x4xf32>
+  %p = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%p32 : tensor<1x2x1x4xf32>) outs(%e : tensor<1x2x1x4xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %t = arith.truncf %in : f32 to f16
+    linalg.yield %t : f16
+  } -> tensor<1x2x1x4xf16>
+  %o = linalg.generic {indexing_maps = [#q, #v, #o], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%p, %cv : tensor<1x2x1x4xf16>, tensor<1x2x4x4xf16>) outs(%f : tensor<1x2x1x4xf16>) {
+  ^bb0(%a: f16, %b: f16, %acc: f16):
+    %m = arith.mulf %a, %b : f16
+    %r = arith.addf %acc, %m : f16
+    linalg.yield %r : f16
+  } -> tensor<1x2x1x4xf16>
+  return %o, %ck, %cv : tensor<1x2x1x4xf16>, tensor<1x2x4x4xf16>, tensor<1x2x4x4xf16>
+}
