@@ -10,10 +10,14 @@
 
 #include "kvcc/InitAll.h"
 #include "kvcc/Target/KVTranslate.h"
+#include "kvcc/Target/ModelGraph.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/InitAllDialects.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
@@ -71,6 +75,22 @@ static cl::opt<std::string>
                cl::init(KVCC_RUNTIME_LIBRARY_DIR), cl::cat(kvccCategory));
 static cl::opt<bool> quiet("q", cl::desc("Print errors only"),
                            cl::cat(kvccCategory));
+static cl::opt<bool> raise(
+    "raise",
+    cl::desc("First run kv-raise-attention: compile a model graph (linalg "
+             "from a front end) with its attention and KV cache raised"),
+    cl::cat(kvccCategory));
+static cl::opt<int64_t> raiseCapacity(
+    "capacity", cl::desc("With --raise: cache capacity in tokens"),
+    cl::init(4096), cl::cat(kvccCategory));
+static cl::opt<int64_t> raisePageSize(
+    "page-size", cl::desc("With --raise: tokens per cache page"),
+    cl::init(16), cl::cat(kvccCategory));
+static cl::opt<std::string> ccPath(
+    "cc",
+    cl::desc("Compiler for the LLVM IR of model graphs (default: clang-22, "
+             "then clang on PATH)"),
+    cl::cat(kvccCategory));
 
 static llvm::raw_ostream &note() {
   return quiet ? llvm::nulls() : llvm::outs();
@@ -216,6 +236,90 @@ static LogicalResult compileLibrary(Target target, StringRef source,
   return success();
 }
 
+/// Builds lib<name>.so from the LLVM IR of a model graph, linked against
+/// kvrt and MLIR's C runner utils (memref copies).
+static LogicalResult compileModelLibrary(StringRef llvmIR, StringRef library) {
+  std::optional<std::string> compiler =
+      findTool(ccPath, {"clang-22", "clang"});
+  if (!compiler) {
+    fail("no clang found (tried --cc, clang-22, clang): model graphs are "
+         "compiled from LLVM IR; install clang or use --emit=source");
+    return failure();
+  }
+  std::vector<std::string> args = {
+      *compiler, "-O2", "-fPIC", "-shared", "-Wno-override-module",
+      llvmIR.str(), "-o", library.str(), "-L" + kvrtLibDir, "-lkvrt",
+      "-Wl,-rpath," + kvrtLibDir, "-L" KVCC_MLIR_LIBRARY_DIR,
+      "-lmlir_c_runner_utils", "-Wl,-rpath," KVCC_MLIR_LIBRARY_DIR};
+  SmallVector<StringRef> argRefs(args.begin(), args.end());
+  note() << "  compiling:";
+  for (StringRef arg : argRefs)
+    note() << " " << arg;
+  note() << "\n";
+  std::string error;
+  if (llvm::sys::ExecuteAndWait(args[0], argRefs, std::nullopt, {}, 0, 0,
+                                &error) != 0) {
+    fail("compiling '" + llvmIR + "' failed" +
+         (error.empty() ? llvm::Twine() : llvm::Twine(": ") + error));
+    return failure();
+  }
+  note() << "  built " << library << "\n";
+  return success();
+}
+
+/// The path of output file `file` in the output directory.
+static std::string outputPath(const llvm::Twine &file) {
+  SmallString<256> path(outputDir);
+  llvm::sys::path::append(path, file);
+  return std::string(path);
+}
+
+/// Compiles a model graph (kv ops among linalg/tensor code) through the LLVM
+/// path: the kv-level IR, LLVM IR, a header and lib<name>.so.
+static bool compileModelGraph(ModuleOp module, Target target,
+                              const std::string &name) {
+  if (target != Target::CPU) {
+    fail("'" + inputFile + "' mixes kv ops with other computation: such "
+         "model graphs compile for --target=cpu only so far");
+    return false;
+  }
+  note() << "kvcc: " << inputFile << " -> " << outputDir
+         << " (target cpu, model graph)\n";
+  for (func::FuncOp func : getEntryFunctions(module)) {
+    int64_t appends = 0, attentions = 0, caches = 0;
+    func.walk([&](Operation *op) {
+      appends += isa<kv::AppendOp>(op);
+      attentions += isa<kv::AttentionOp>(op);
+    });
+    for (Type type : func.getArgumentTypes())
+      caches += isa<kv::CacheType>(type);
+    note() << "  entry " << func.getSymName() << ": "
+           << func.getBody().front().getOperations().size() << " ops, "
+           << attentions << " kv.attention, " << appends << " kv.append, "
+           << caches << " cache arguments\n";
+  }
+  if (std::error_code ec = llvm::sys::fs::create_directories(outputDir)) {
+    fail("cannot create '" + outputDir + "': " + ec.message());
+    return false;
+  }
+  std::string llvmIR = outputPath(name + ".ll");
+  if (failed(writeOutput(outputPath(name + ".kv.mlir"),
+                         [&](raw_ostream &os) {
+                           module.print(os);
+                           return success();
+                         })) ||
+      failed(writeOutput(llvmIR,
+                         [&](raw_ostream &os) {
+                           return translateModelToLLVMIR(module, os);
+                         })) ||
+      failed(writeOutput(outputPath(name + ".h"), [&](raw_ostream &os) {
+        return translateModelToHeader(module, name, os);
+      })))
+    return false;
+  return emitKind != Emit::Library ||
+         succeeded(compileModelLibrary(llvmIR, outputPath("lib" + name + ".so")));
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(kvccCategory);
@@ -230,7 +334,9 @@ int main(int argc, char **argv) {
   // Upstream dialects too: programs arrive mixed with arith, linalg, tensor.
   DialectRegistry registry;
   mlir::registerAllDialects(registry);
+  mlir::registerAllToLLVMIRTranslations(registry);
   kvcc::registerAllDialects(registry);
+  mlir::registerAllPasses();
   kvcc::registerAllPasses();
   MLIRContext context(registry);
   llvm::SourceMgr sourceMgr;
@@ -251,6 +357,18 @@ int main(int argc, char **argv) {
                          : moduleName.getValue();
   if (getEntryFunctions(*module).empty())
     return fail("'" + inputFile + "' has no public function to compile");
+  if (raise) {
+    PassManager pm(&context);
+    kv::KVRaiseAttentionOptions options;
+    options.capacity = raiseCapacity;
+    options.pageSize = raisePageSize;
+    options.remarks = !quiet;
+    pm.addPass(kv::createKVRaiseAttention(options));
+    if (failed(pm.run(*module)))
+      return 1;
+  }
+  if (!isKVOnlyModule(*module))
+    return compileModelGraph(*module, *target, name) ? 0 : 1;
   for (func::FuncOp func : getEntryFunctions(*module))
     if (failed(computeEntryABI(func, *target)))
       return 1;
@@ -261,11 +379,7 @@ int main(int argc, char **argv) {
 
   if (std::error_code ec = llvm::sys::fs::create_directories(outputDir))
     return fail("cannot create '" + outputDir + "': " + ec.message());
-  auto outPath = [&](const llvm::Twine &file) {
-    SmallString<256> path(outputDir);
-    llvm::sys::path::append(path, file);
-    return std::string(path);
-  };
+  auto outPath = [](const llvm::Twine &file) { return outputPath(file); };
   std::string source =
       outPath(name + (*target == Target::CUDA ? ".cu" : ".cpp"));
   std::string library = outPath("lib" + name + ".so");

@@ -151,6 +151,18 @@ LogicalResult Lowering::run() {
                       .str());
     }
     func.setType(FunctionType::get(ctx, argTypes, func.getResultTypes()));
+    // kv.* argument attributes describe the ABI to kv-level readers only;
+    // LLVM has no use for them.
+    for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
+      DictionaryAttr attrs = func.getArgAttrDict(i);
+      if (!attrs)
+        continue;
+      SmallVector<NamedAttribute> kept;
+      for (NamedAttribute attr : attrs.getValue())
+        if (!attr.getName().getValue().starts_with("kv."))
+          kept.push_back(attr);
+      func.setArgAttrs(i, kept);
+    }
 
     SmallVector<Operation *> kvOps;
     func.walk([&](Operation *op) {

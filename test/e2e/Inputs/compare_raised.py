@@ -57,7 +57,7 @@ def parse_signature(path):
         _, type_text = arg.split(":", 1)
         attrs = {}
         am = re.search(r"\{(.*)\}\s*$", type_text)
-        if am and "kv.cache" in type_text:
+        if am:
             for key, vals in re.findall(r"(kv\.\w+) = array<i64: ([\d, ]+)>",
                                         am.group(1)):
                 attrs[key] = [int(v) for v in vals.split(",")]

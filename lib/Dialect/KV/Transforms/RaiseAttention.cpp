@@ -780,6 +780,7 @@ LogicalResult KVRaiseAttentionPass::raiseFunction(func::FuncOp func,
           {}, func.getLoc())))
     return failure();
   Value seqIds = func.getArgument(seqIndex);
+  func.setArgAttr(seqIndex, "kv.seq_ids", UnitAttr::get(ctx));
 
   // Record, on each cache argument, which original arguments and results it
   // replaces, so callers can map their past/present K/V tensors to it.

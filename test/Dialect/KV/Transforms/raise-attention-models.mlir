@@ -11,7 +11,7 @@
 // caches are replaced by one cache handle and the sequence ids.
 // DECODE-LABEL: func.func @llama_attention_decode
 // DECODE-SAME: %[[X:[^:]+]]: tensor<1x1x512xf32>, %[[POS:[^:]+]]: tensor<1x1xi64>,
-// DECODE-SAME: %[[CACHE:[^:]+]]: !kv.cache<heads = 8, dim = 128, f32, capacity = 4096, #kv.paged<page = 16>> {kv.replaced_args = array<i64: 6, 7>, kv.replaced_results = array<i64: 1, 2>}, %[[SEQS:[^:]+]]: tensor<1xi32>) -> tensor<1x1x512xf32>
+// DECODE-SAME: %[[CACHE:[^:]+]]: !kv.cache<heads = 8, dim = 128, f32, capacity = 4096, #kv.paged<page = 16>> {kv.replaced_args = array<i64: 6, 7>, kv.replaced_results = array<i64: 1, 2>}, %[[SEQS:[^:]+]]: tensor<1xi32> {kv.seq_ids}) -> tensor<1x1x512xf32>
 // DECODE-NOT: tensor<1x8x31x128xf32>
 // DECODE: %[[K:.+]] = linalg.transpose ins(%{{.+}} : tensor<1x8x1x128xf32>) outs(%{{.+}} : tensor<1x1x8x128xf32>) permutation = [0, 2, 1, 3]
 // DECODE: %[[V:.+]] = linalg.transpose ins(%{{.+}} : tensor<1x8x1x128xf32>) outs(%{{.+}} : tensor<1x1x8x128xf32>) permutation = [0, 2, 1, 3]
@@ -40,7 +40,7 @@
 // DEC4-SAME: %[[C1:[^:]+]]: !kv.cache<{{[^>]+}}>> {kv.replaced_args = array<i64: 41, 42>, kv.replaced_results = array<i64: 3, 4>},
 // DEC4-SAME: %[[C2:[^:]+]]: !kv.cache<{{[^>]+}}>> {kv.replaced_args = array<i64: 43, 44>, kv.replaced_results = array<i64: 5, 6>},
 // DEC4-SAME: %[[C3:[^:]+]]: !kv.cache<{{[^>]+}}>> {kv.replaced_args = array<i64: 45, 46>, kv.replaced_results = array<i64: 7, 8>},
-// DEC4-SAME: %[[S:[^:]+]]: tensor<1xi32>) -> tensor<1x1x256xf32>
+// DEC4-SAME: %[[S:[^:]+]]: tensor<1xi32> {kv.seq_ids}) -> tensor<1x1x256xf32>
 // DEC4: kv.append {{.+}} into %[[C0]][%[[S]]]
 // DEC4: kv.attention {{.+}}, %[[C0]][%[[S]]] {scale = 0.176776692 : f32}
 // DEC4: kv.append {{.+}} into %[[C1]][%[[S]]]

@@ -3,7 +3,7 @@
 // MHA decode: linalg.softmax, Kᵀ by linalg.transpose, scale by division by
 // √d, scores kept in [B*H, Tq, Tk] form, output expanded back to 4-D.
 // CHECK-LABEL: func.func @mha_decode_softmax_op
-// CHECK-SAME: (%[[Q:[^:]+]]: tensor<1x2x1x4xf32>, %[[K:[^:]+]]: tensor<1x2x1x4xf32>, %[[V:[^:]+]]: tensor<1x2x1x4xf32>, %[[C:[^:]+]]: !kv.cache<heads = 2, dim = 4, f32, capacity = 64, #kv.paged<page = 4>> {kv.replaced_args = array<i64: 3, 4>, kv.replaced_results = array<i64: 1, 2>}, %[[S:[^:]+]]: tensor<1xi32>) -> tensor<1x2x1x4xf32>
+// CHECK-SAME: (%[[Q:[^:]+]]: tensor<1x2x1x4xf32>, %[[K:[^:]+]]: tensor<1x2x1x4xf32>, %[[V:[^:]+]]: tensor<1x2x1x4xf32>, %[[C:[^:]+]]: !kv.cache<heads = 2, dim = 4, f32, capacity = 64, #kv.paged<page = 4>> {kv.replaced_args = array<i64: 3, 4>, kv.replaced_results = array<i64: 1, 2>}, %[[S:[^:]+]]: tensor<1xi32> {kv.seq_ids}) -> tensor<1x2x1x4xf32>
 // CHECK: %[[KT:.+]] = linalg.transpose ins(%[[K]] : tensor<1x2x1x4xf32>) outs(%{{.+}} : tensor<1x1x2x4xf32>) permutation = [0, 2, 1, 3]
 // CHECK: %[[VT:.+]] = linalg.transpose ins(%[[V]] : tensor<1x2x1x4xf32>) outs(%{{.+}} : tensor<1x1x2x4xf32>) permutation = [0, 2, 1, 3]
 // CHECK: kv.append %[[KT]], %[[VT]] into %[[C]][%[[S]]]
@@ -50,7 +50,7 @@ func.func @mha_decode_softmax_op(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32
 // multiplication by the reciprocal of the sum. No past: the returned K/V
 // become the cache.
 // CHECK-LABEL: func.func @gqa_prefill_decomposed
-// CHECK-SAME: (%[[Q:[^:]+]]: tensor<1x2x3x4xf16>, %[[K:[^:]+]]: tensor<1x1x3x4xf16>, %[[V:[^:]+]]: tensor<1x1x3x4xf16>, %[[C:[^:]+]]: !kv.cache<heads = 1, dim = 4, f16, capacity = 64, #kv.paged<page = 4>> {kv.replaced_results = array<i64: 1, 2>}, %[[S:[^:]+]]: tensor<1xi32>) -> tensor<2x3x4xf16>
+// CHECK-SAME: (%[[Q:[^:]+]]: tensor<1x2x3x4xf16>, %[[K:[^:]+]]: tensor<1x1x3x4xf16>, %[[V:[^:]+]]: tensor<1x1x3x4xf16>, %[[C:[^:]+]]: !kv.cache<heads = 1, dim = 4, f16, capacity = 64, #kv.paged<page = 4>> {kv.replaced_results = array<i64: 1, 2>}, %[[S:[^:]+]]: tensor<1xi32> {kv.seq_ids}) -> tensor<2x3x4xf16>
 // CHECK: kv.append %{{.+}}, %{{.+}} into %[[C]][%[[S]]] : tensor<1x3x1x4xf16>, tensor<1x3x1x4xf16>
 // CHECK: kv.attention %{{.+}}, %[[C]][%[[S]]] {causal, scale = 5.000000e-01 : f32} : tensor<1x3x2x4xf16>
 // CHECK-NOT: linalg.broadcast
