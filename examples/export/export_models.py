@@ -87,28 +87,24 @@ def llama_attention_block(out):
     persistent_buffers(rope)
     params = dict(attn.named_parameters())
 
-    def decode(module, p, x, pos, past_k, past_v):
-        cache = DynamicCache()
-        cache.update(past_k, past_v, 0)
+    def attend(module, p, x, pos, mask, cache):
+        """One attention call; returns the output and the updated cache."""
         cos, sin = rope(x, pos)
         y, _ = torch.func.functional_call(
             module, p, (x, (cos, sin)),
-            {"attention_mask": None, "past_key_values": cache})
+            {"attention_mask": mask, "past_key_values": cache})
         return y, cache.layers[0].keys, cache.layers[0].values
+
+    def decode(module, p, x, pos, past_k, past_v):
+        cache = DynamicCache()
+        cache.update(past_k, past_v, 0)
+        return attend(module, p, x, pos, None, cache)
 
     past = 31
     example = (torch.randn(1, 1, cfg.hidden_size), torch.tensor([[past]]),
                torch.randn(1, 8, past, 128), torch.randn(1, 8, past, 128))
     export(attn, params, decode, example, "llama_attention_decode", out,
            "LlamaAttention, decode step with past_key_values")
-
-    def prefill(module, p, x, pos, mask):
-        cache = DynamicCache()
-        cos, sin = rope(x, pos)
-        y, _ = torch.func.functional_call(
-            module, p, (x, (cos, sin)),
-            {"attention_mask": mask, "past_key_values": cache})
-        return y, cache.layers[0].keys, cache.layers[0].values
 
     tokens = 13
     # The mask is built inside the graph from positions, as Hugging Face's
@@ -118,7 +114,7 @@ def llama_attention_block(out):
         idx = torch.arange(tokens)
         mask = torch.where(idx[None, :] <= idx[:, None], 0.0,
                            torch.finfo(torch.float32).min)[None, None]
-        return prefill(module, p, x, pos, mask)
+        return attend(module, p, x, pos, mask, DynamicCache())
 
     example = (torch.randn(1, tokens, cfg.hidden_size),
                torch.arange(tokens)[None])
