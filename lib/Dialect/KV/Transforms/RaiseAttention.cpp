@@ -550,6 +550,31 @@ llvm::Error traceCacheUpdate(Value kvHeads, BlockArgument &past,
     fresh = concat.getInputs()[1];
     return llvm::Error::success();
   }
+  if (auto insert = kvHeads.getDefiningOp<tensor::InsertSliceOp>()) {
+    // The new tokens written at the end of the past buffer: the same as a
+    // concatenation with the buffer's leading tokens.
+    auto arg = dyn_cast<BlockArgument>(insert.getDest());
+    RankedTensorType destType = insert.getDestType();
+    RankedTensorType sourceType = insert.getSourceType();
+    ArrayRef<int64_t> offsets = insert.getStaticOffsets();
+    if (!arg || !isa<func::FuncOp>(arg.getOwner()->getParentOp()) ||
+        !arg.hasOneUse())
+      return failMatch("the cache update inserts into something other than a "
+                       "past keys/values argument used only there");
+    if (!insert.hasUnitStride() || sourceType.getRank() != 4 ||
+        !destType.hasStaticShape() || !sourceType.hasStaticShape() ||
+        llvm::any_of(offsets, ShapedType::isDynamic) ||
+        offsets != ArrayRef<int64_t>{0, 0, offsets[2], 0} ||
+        sourceType.getDimSize(0) != destType.getDimSize(0) ||
+        sourceType.getDimSize(1) != destType.getDimSize(1) ||
+        sourceType.getDimSize(3) != destType.getDimSize(3) ||
+        offsets[2] + sourceType.getDimSize(2) != destType.getDimSize(2))
+      return failMatch("the cache update inserts somewhere other than the "
+                       "end of the past keys/values");
+    past = arg;
+    fresh = insert.getSource();
+    return llvm::Error::success();
+  }
   past = BlockArgument();
   fresh = kvHeads;
   return llvm::Error::success();

@@ -359,3 +359,53 @@ func.func @generic_4d_exp2_upcast(%q: tensor<1x2x1x4xf16>, %k: tensor<1x2x1x4xf1
   } -> tensor<1x2x1x4xf16>
   return %o, %ck, %cv : tensor<1x2x1x4xf16>, tensor<1x2x4x4xf16>, tensor<1x2x4x4xf16>
 }
+
+// -----
+
+// The cache update as tensor.insert_slice of the new token at the end of
+// the past buffer (the buffer's last slot is the new token's).
+// CHECK-LABEL: func.func @insert_slice_update
+// CHECK-SAME: !kv.cache<heads = 2, dim = 4, f32, capacity = 64, #kv.paged<page = 4>> {kv.replaced_args = array<i64: 3, 4>, kv.replaced_results = array<i64: 1, 2>}
+// CHECK: kv.append
+// CHECK: kv.attention
+// CHECK-NOT: tensor.insert_slice
+func.func @insert_slice_update(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32>, %v: tensor<1x2x1x4xf32>,
+                               %pk: tensor<1x2x4x4xf32>, %pv: tensor<1x2x4x4xf32>)
+    -> (tensor<2x1x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) {
+  %ck = tensor.insert_slice %k into %pk[0, 0, 3, 0] [1, 2, 1, 4] [1, 1, 1, 1] : tensor<1x2x1x4xf32> into tensor<1x2x4x4xf32>
+  %cv = tensor.insert_slice %v into %pv[0, 0, 3, 0] [1, 2, 1, 4] [1, 1, 1, 1] : tensor<1x2x1x4xf32> into tensor<1x2x4x4xf32>
+  %e4 = tensor.empty() : tensor<1x2x4x4xf32>
+  %kt = linalg.transpose ins(%ck : tensor<1x2x4x4xf32>) outs(%e4 : tensor<1x2x4x4xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x2x4x4xf32> into tensor<2x4x4xf32>
+  %v3 = tensor.collapse_shape %cv [[0, 1], [2], [3]] : tensor<1x2x4x4xf32> into tensor<2x4x4xf32>
+  %e3 = tensor.empty() : tensor<2x1x4xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %p = linalg.softmax dimension(2) ins(%s : tensor<2x1x4xf32>) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  return %o, %ck, %cv : tensor<2x1x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// An insert into the middle of the buffer leaves later slots holding stale
+// tokens that attention would read: not a cache append.
+// CHECK-LABEL: func.func @insert_slice_middle
+// CHECK-NOT: kv.attention
+func.func @insert_slice_middle(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32>, %v: tensor<1x2x1x4xf32>,
+                               %pk: tensor<1x2x4x4xf32>, %pv: tensor<1x2x4x4xf32>)
+    -> (tensor<2x1x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) {
+  %ck = tensor.insert_slice %k into %pk[0, 0, 1, 0] [1, 2, 1, 4] [1, 1, 1, 1] : tensor<1x2x1x4xf32> into tensor<1x2x4x4xf32>
+  %cv = tensor.insert_slice %v into %pv[0, 0, 1, 0] [1, 2, 1, 4] [1, 1, 1, 1] : tensor<1x2x1x4xf32> into tensor<1x2x4x4xf32>
+  %e4 = tensor.empty() : tensor<1x2x4x4xf32>
+  %kt = linalg.transpose ins(%ck : tensor<1x2x4x4xf32>) outs(%e4 : tensor<1x2x4x4xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x2x4x4xf32> into tensor<2x4x4xf32>
+  %v3 = tensor.collapse_shape %cv [[0, 1], [2], [3]] : tensor<1x2x4x4xf32> into tensor<2x4x4xf32>
+  %e3 = tensor.empty() : tensor<2x1x4xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %p = linalg.softmax dimension(2) ins(%s : tensor<2x1x4xf32>) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  // expected-remark @+1 {{kv-raise-attention: not raised: the cache update inserts somewhere other than the end of the past keys/values}}
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  return %o, %ck, %cv : tensor<2x1x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>
+}
