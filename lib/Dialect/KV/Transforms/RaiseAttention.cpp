@@ -192,14 +192,25 @@ Value matchRepeatBroadcast(Value v5) {
   MLIRContext *ctx = generic.getContext();
   AffineExpr d0, d1, d2, d3, d4;
   bindDims(ctx, d0, d1, d2, d3, d4);
-  auto inMap = AffineMap::get(5, 0, {d0, d1, d3, d4}, ctx);
   SmallVector<AffineMap> maps = generic.getIndexingMapsArray();
-  if (maps[0] != inMap || !maps[1].isIdentity())
-    return {};
   auto yield = cast<linalg::YieldOp>(generic.getBody()->getTerminator());
-  if (yield.getOperand(0) != generic.getBody()->getArgument(0))
+  if (!maps[1].isIdentity() ||
+      yield.getOperand(0) != generic.getBody()->getArgument(0))
     return {};
-  return generic.getDpsInputOperand(0)->get();
+  Value input = generic.getDpsInputOperand(0)->get();
+  if (maps[0] == AffineMap::get(5, 0, {d0, d1, d3, d4}, ctx))
+    return input;
+  // torch's x[:, :, None].expand(...): a unit group dim added by an
+  // expand_shape, then broadcast along it.
+  auto expand = input.getDefiningOp<tensor::ExpandShapeOp>();
+  if (maps[0] == AffineMap::get(5, 0,
+                                {d0, d1, getAffineConstantExpr(0, ctx), d3, d4},
+                                ctx) &&
+      expand && expand.getSrcType().getRank() == 4 &&
+      isIdentityReassociation(expand.getReassociationIndices(),
+                              {{0}, {1, 2}, {3}, {4}}))
+    return expand.getSrc();
+  return {};
 }
 
 /// Traces a [B, Hq, T, D] operand (or its [B*Hq, T, D] collapse) back

@@ -409,3 +409,41 @@ func.func @insert_slice_middle(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32>,
   %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
   return %o, %ck, %cv : tensor<2x1x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>
 }
+
+// -----
+
+// repeat_kv spelled as torch's x[:, :, None].expand(...).reshape(...): an
+// expand_shape adding the group dim, a broadcast along it, a collapse.
+#bcast = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, 0, d3, d4)>
+#id5 = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+// CHECK-LABEL: func.func @repeat_kv_expand
+// CHECK-SAME: !kv.cache<heads = 1, dim = 4, f32
+// CHECK: kv.attention %{{.+}} : tensor<1x1x2x4xf32>
+func.func @repeat_kv_expand(%q: tensor<1x2x1x4xf32>, %k: tensor<1x1x1x4xf32>, %v: tensor<1x1x1x4xf32>)
+    -> (tensor<2x1x4xf32>, tensor<1x1x1x4xf32>, tensor<1x1x1x4xf32>) {
+  %ke = tensor.expand_shape %k [[0], [1, 2], [3], [4]] output_shape [1, 1, 1, 1, 4] : tensor<1x1x1x4xf32> into tensor<1x1x1x1x4xf32>
+  %ve = tensor.expand_shape %v [[0], [1, 2], [3], [4]] output_shape [1, 1, 1, 1, 4] : tensor<1x1x1x4xf32> into tensor<1x1x1x1x4xf32>
+  %e5 = tensor.empty() : tensor<1x1x2x1x4xf32>
+  %kb = linalg.generic {indexing_maps = [#bcast, #id5], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]}
+      ins(%ke : tensor<1x1x1x1x4xf32>) outs(%e5 : tensor<1x1x2x1x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<1x1x2x1x4xf32>
+  %vb = linalg.generic {indexing_maps = [#bcast, #id5], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]}
+      ins(%ve : tensor<1x1x1x1x4xf32>) outs(%e5 : tensor<1x1x2x1x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<1x1x2x1x4xf32>
+  %k4 = tensor.collapse_shape %kb [[0], [1, 2], [3], [4]] : tensor<1x1x2x1x4xf32> into tensor<1x2x1x4xf32>
+  %v3 = tensor.collapse_shape %vb [[0, 1, 2], [3], [4]] : tensor<1x1x2x1x4xf32> into tensor<2x1x4xf32>
+  %e4 = tensor.empty() : tensor<1x2x4x1xf32>
+  %kt = linalg.transpose ins(%k4 : tensor<1x2x1x4xf32>) outs(%e4 : tensor<1x2x4x1xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x2x4x1xf32> into tensor<2x4x1xf32>
+  %e3 = tensor.empty() : tensor<2x1x1xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x1x4xf32>, tensor<2x4x1xf32>) outs(%e3 : tensor<2x1x1xf32>) -> tensor<2x1x1xf32>
+  %p = linalg.softmax dimension(2) ins(%s : tensor<2x1x1xf32>) outs(%e3 : tensor<2x1x1xf32>) -> tensor<2x1x1xf32>
+  %eo = tensor.empty() : tensor<2x1x4xf32>
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x1xf32>, tensor<2x1x4xf32>) outs(%eo : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  return %o, %k, %v : tensor<2x1x4xf32>, tensor<1x1x1x4xf32>, tensor<1x1x1x4xf32>
+}
