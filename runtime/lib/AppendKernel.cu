@@ -1,10 +1,11 @@
 //===- AppendKernel.cu - Scattering new tokens into pages -------*- C++ -*-===//
 //
-// The CUDA side of kvrt_append: copies the rows of dense K/V
-// [batch, tokens, heads, head_dim] into their page slots. Each thread moves
-// one vector of the widest width (16, 8, 4, 2 or 1 bytes) that every address
-// involved is aligned to, so typical caches (head_dim * element size a
-// multiple of 16) use 16-byte copies.
+// The CUDA side of kvrt_append and of evicting writes: copies the rows of
+// dense K/V [batch, tokens, heads, head_dim] into their page slots, each
+// (sequence, head) from its own start slot. Each thread moves one vector of
+// the widest width (16, 8, 4, 2 or 1 bytes) that every address involved is
+// aligned to, so typical caches (head_dim * element size a multiple of 16)
+// use 16-byte copies.
 //
 //===----------------------------------------------------------------------===//
 #include "CudaBackend.h"
@@ -37,7 +38,7 @@ __global__ void appendKernel(kvrt::cuda::AppendLaunch launch) {
     const int64_t token = bt % launch.numTokens;
     const int64_t b = bt / launch.numTokens;
 
-    const int64_t start = launch.starts[b];
+    const int64_t start = launch.starts[b * launch.numHeads + head];
     const int64_t position = start + token;
     const int64_t pageIndex =
         position / launch.pageSize - start / launch.pageSize;

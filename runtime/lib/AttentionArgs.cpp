@@ -1,8 +1,9 @@
-//===- AttentionArgs.cpp - Rules shared by attention entry points -*- C++ -*-//
+//===- AttentionArgs.cpp - Rules shared by attention calls ------*- C++ -*-===//
 //
-// The rules: a non-null cache, positive sizes, q heads a multiple of kv heads
-// (GQA), live sequences that already hold at least num_tokens tokens (the
-// queries are their last num_tokens positions).
+// The rules: a live cache, positive sizes, q heads a multiple of kv heads
+// (GQA), live sequences that already have at least num_tokens positions (the
+// queries are their last num_tokens positions; a head may hold fewer tokens
+// after eviction or selection).
 //
 //===----------------------------------------------------------------------===//
 #include "AttentionArgs.h"
@@ -15,7 +16,7 @@ kvrt_status kvrt::validateAttention(const kvrt_cache *cache, int32_t batch,
                                     const void *out, const char *function,
                                     std::vector<int64_t> &lengths) {
   const char *fn = function;
-  KVRT_RETURN_IF_ERROR(checkNotNull(cache, fn, "cache"));
+  KVRT_RETURN_IF_ERROR(checkCache(cache, fn));
   KVRT_RETURN_IF_ERROR(checkPositive(batch, fn, "batch"));
   KVRT_RETURN_IF_ERROR(checkNotNull(seqIds, fn, "seq_ids"));
   KVRT_RETURN_IF_ERROR(checkPositive(numTokens, fn, "num_tokens"));
@@ -29,9 +30,10 @@ kvrt_status kvrt::validateAttention(const kvrt_cache *cache, int32_t batch,
                 "heads",
                 fn, numQHeads, numKvHeads);
   lengths.assign(static_cast<size_t>(batch), 0);
+  SequenceLocks locks;
+  KVRT_RETURN_IF_ERROR(locks.lock(*cache->pool, seqIds, batch, fn));
   for (int32_t b = 0; b < batch; ++b) {
-    KVRT_RETURN_IF_ERROR(checkSequence(cache, seqIds[b], fn));
-    int64_t length = sequenceLength(cache, seqIds[b]);
+    int64_t length = sequenceLength(cache, locks[b]);
     if (length < numTokens)
       return fail(KVRT_ERROR_INVALID_ARGUMENT,
                   "%s: sequence %d holds %lld tokens, fewer than num_tokens "

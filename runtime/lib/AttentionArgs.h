@@ -15,8 +15,8 @@
 namespace kvrt {
 
 /// Validates the arguments every attention entry point shares (the pool's
-/// device is checked by the caller) and returns each sequence's length in
-/// `lengths`.
+/// device is checked by the caller) and returns each sequence's number of
+/// positions (kvrt_cache_sequence_length) in `lengths`.
 kvrt_status validateAttention(const kvrt_cache *cache, int32_t batch,
                               const int32_t *seqIds, int32_t numTokens,
                               int32_t numQHeads, const void *queries,

@@ -2,14 +2,20 @@
 //
 // kvrt_attention_launch turns a batch of sequence ids into the CSR page
 // tables of kvrt_attention_params, uploads them to the cache's scratch buffer
-// on the caller's stream and launches the compiled kernel. The kernel's
-// template parameters (head_dim, page_size, group) are baked in at compile
-// time; kvrt_cache_check is what ties them to the cache.
+// on the caller's stream and launches the compiled kernel through
+// launchSplitAttention (SplitK.h), which splits long rows over more blocks
+// and merges the splits. The kernel's template parameters (head_dim,
+// page_size, group) are baked in at compile time; kvrt_cache_check is what
+// ties them to the cache.
 //
 //===----------------------------------------------------------------------===//
 #include "AttentionArgs.h"
+#include "DeviceTables.h"
 #include "Error.h"
 #include "Handles.h"
+#include "SplitK.h"
+
+#include <algorithm>
 
 #include <vector>
 
@@ -52,37 +58,20 @@ kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
                         fn, batch, num_tokens,
                         static_cast<long long>(kMaxGridY));
 
-    // One buffer: indptr[rows + 1], kv_lens[rows], then the page indices.
+    // Step 1, device tables: kept on the device and brought up to date for
+    // this batch (DeviceTables.h); valid while `tables` lives.
     const int64_t numKvHeads = cache->desc.num_kv_heads;
-    const int64_t rows = batch * numKvHeads;
-    std::vector<int32_t> table(static_cast<size_t>(2 * rows + 1), 0);
-    int64_t totalPages = 0;
-    for (int64_t b = 0; b < batch; ++b) {
-      const kvrt::SequenceState &state = cache->sequences.at(seq_ids[b]);
-      for (int64_t h = 0; h < numKvHeads; ++h) {
-        const kvrt::HeadTable &head = state.heads[h];
-        int64_t row = b * numKvHeads + h;
-        table[row] = static_cast<int32_t>(totalPages);
-        table[rows + 1 + row] = static_cast<int32_t>(head.length);
-        table.insert(table.end(), head.pages.begin(), head.pages.end());
-        totalPages += static_cast<int64_t>(head.pages.size());
-      }
-    }
-    table[rows] = static_cast<int32_t>(totalPages);
-
     const kvrt_pool &pool = *cache->pool;
-    void *deviceTable = nullptr;
+    kvrt::DeviceTablesView tables;
     KVRT_RETURN_IF_ERROR(
-        cache->scratch.upload(table.data(), table.size() * sizeof(int32_t),
-                              pool.cudaDevice, stream, &deviceTable, fn));
-    const int32_t *deviceInts = static_cast<const int32_t *>(deviceTable);
+        kvrt::getDeviceTables(cache, batch, seq_ids, stream, &tables, fn));
 
     kvrt_attention_params params{};
     params.pool_base = pool.base;
     params.page_bytes = pool.pageBytes;
-    params.page_indptr = deviceInts;
-    params.kv_lens = deviceInts + rows + 1;
-    params.page_indices = deviceInts + 2 * rows + 1;
+    params.page_indptr = tables.pageIndptr;
+    params.kv_lens = tables.kvLens;
+    params.page_indices = tables.pageIndices;
     params.queries = queries;
     params.out = out;
     params.batch = batch;
@@ -93,10 +82,15 @@ kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
     params.page_size = cache->desc.page_size;
     params.scale = scale;
     params.causal = causal ? 1 : 0;
-    KVRT_RETURN_IF_ERROR(kvrt::cuda::launchAttention(
-        kernel, params, static_cast<int>(numKvHeads),
-        static_cast<int>(batch * num_tokens), threads, pool.cudaDevice, stream,
-        fn));
+
+    // Step 2, launch. Splits are sized for the longest sequence; the kernel
+    // covers any longer row whole in its last split.
+    int64_t maxLength = 0;
+    for (int64_t length : lengths)
+      maxLength = std::max(maxLength, length);
+    KVRT_RETURN_IF_ERROR(kvrt::cuda::launchSplitAttention(
+        kernel, params, cache->desc.dtype, maxLength, threads, pool.cudaDevice,
+        stream, fn));
     return cache->scratch.markInUse(stream, fn);
   });
 }

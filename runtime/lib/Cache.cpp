@@ -1,85 +1,178 @@
-//===- Cache.cpp - Caches and their descriptors -----------------*- C++ -*-===//
+//===- Cache.cpp - Caches, their descriptors and statistics -----*- C++ -*-===//
 //
 // A cache is one layer's K/V storage inside a pool. It owns nothing but page
-// tables: the memory belongs to the pool, which also owns the cache object.
+// tables (kept in the sequences' records): the memory belongs to the pool,
+// which also owns the cache object.
 //
 //===----------------------------------------------------------------------===//
 #include "Dtype.h"
 #include "Error.h"
 #include "Handles.h"
+#include "PageFormat.h"
 
-#include <algorithm>
 #include <limits>
 #include <memory>
 
 namespace {
 
-/// Checks every field of a descriptor; messages name the field and the rule.
-kvrt_status validateDesc(const kvrt_cache_desc &desc, const char *fn) {
-  KVRT_RETURN_IF_ERROR(
-      kvrt::checkPositive(desc.num_kv_heads, fn, "desc->num_kv_heads"));
-  KVRT_RETURN_IF_ERROR(
-      kvrt::checkPositive(desc.head_dim, fn, "desc->head_dim"));
-  if (!kvrt::isValidDtype(desc.dtype))
+/// Checks a [num_kv_heads] capacity array against the descriptor.
+kvrt_status checkCapacities(const kvrt_cache_desc &desc,
+                            const int64_t *capacities, const char *fn) {
+  for (int32_t h = 0; h < desc.num_kv_heads; ++h)
+    if (capacities[h] < 1 || capacities[h] > desc.capacity)
+      return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                        "%s: head_capacities[%d] = %lld is not in [1, %lld] "
+                        "(desc.capacity)",
+                        fn, h, static_cast<long long>(capacities[h]),
+                        static_cast<long long>(desc.capacity));
+  return KVRT_OK;
+}
+
+/// The shared body of both create functions (arguments not yet checked
+/// beyond null pointers).
+kvrt_status createCache(kvrt_pool *pool, const kvrt_cache_desc &desc,
+                        const kvrt_page_format *format,
+                        const int64_t *headCapacities, kvrt_cache **out,
+                        const char *fn) {
+  KVRT_RETURN_IF_ERROR(kvrt::validateDesc(desc, fn));
+  kvrt_page_layout layout;
+  KVRT_RETURN_IF_ERROR(kvrt::computeLayout(desc, format, layout, fn));
+  if (layout.page_bytes > pool->pageBytes) {
+    if (kvrt::isQuantized(layout))
+      return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                        "%s: a page of this cache needs %lld bytes, more than "
+                        "the pool's page size of %lld bytes",
+                        fn, static_cast<long long>(layout.page_bytes),
+                        static_cast<long long>(pool->pageBytes));
     return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
-                      "%s: desc->dtype %d is not a kvrt_dtype (0 = f16, 1 = "
-                      "bf16, 2 = f32)",
-                      fn, kvrt::rawEnum(desc.dtype));
-  KVRT_RETURN_IF_ERROR(
-      kvrt::checkPositive(desc.page_size, fn, "desc->page_size"));
-  if ((desc.page_size & (desc.page_size - 1)) != 0)
-    return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
-                      "%s: desc->page_size %d is not a power of two", fn,
-                      desc.page_size);
-  KVRT_RETURN_IF_ERROR(
-      kvrt::checkPositive(desc.capacity, fn, "desc->capacity"));
-  // Kernels receive lengths as int32 (kvrt_attention_params::kv_lens).
-  if (desc.capacity > std::numeric_limits<int32_t>::max())
-    return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
-                      "%s: desc->capacity %lld exceeds %d (kernels use 32-bit "
-                      "lengths)",
-                      fn, static_cast<long long>(desc.capacity),
-                      std::numeric_limits<int32_t>::max());
-  if (kvrt_cache_page_bytes(&desc) == 0)
-    return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
-                      "%s: a page of %d tokens x %d dims overflows 64 bits", fn,
-                      desc.page_size, desc.head_dim);
+                      "%s: a page of this cache needs %lld bytes (2 x %d "
+                      "tokens x %d dims x %zu bytes), more than the pool's "
+                      "page size of %lld bytes",
+                      fn, static_cast<long long>(layout.page_bytes),
+                      desc.page_size, desc.head_dim,
+                      kvrt_dtype_size(desc.dtype),
+                      static_cast<long long>(pool->pageBytes));
+  }
+  if (headCapacities)
+    KVRT_RETURN_IF_ERROR(checkCapacities(desc, headCapacities, fn));
+
+  auto cache = std::make_unique<kvrt_cache>();
+  cache->pool = pool;
+  cache->desc = desc;
+  cache->layout = layout;
+  cache->mirror.device = pool->cudaDevice;
+  cache->headCapacities.resize(static_cast<size_t>(desc.num_kv_heads));
+  for (int32_t h = 0; h < desc.num_kv_heads; ++h)
+    cache->headCapacities[h] = static_cast<int32_t>(
+        headCapacities ? headCapacities[h] : desc.capacity);
+
+  std::unique_lock<std::shared_mutex> structure(pool->structureMutex);
+  auto freeSlot = std::find(pool->caches.begin(), pool->caches.end(), nullptr);
+  cache->slot = static_cast<int32_t>(freeSlot - pool->caches.begin());
+  if (freeSlot == pool->caches.end())
+    pool->caches.push_back(nullptr);
+  kvrt::registerCache(cache.get());
+  pool->caches[cache->slot] = cache.get();
+  *out = cache.release();
   return KVRT_OK;
 }
 
 } // namespace
 
-kvrt_status kvrt::checkSequence(const kvrt_cache *cache, int32_t id,
-                                const char *function) {
-  if (cache->pool->isLiveSequence(id))
-    return KVRT_OK;
-  return fail(KVRT_ERROR_UNKNOWN_SEQUENCE,
-              "%s: sequence %d does not exist in the cache's pool (never "
-              "created or already destroyed)",
-              function, id);
+bool kvrt_cache::quantized() const { return kvrt::isQuantized(layout); }
+
+void kvrt_cache::dropPages(const int32_t *pageIds, int64_t count) {
+  pagesHeld -= pool->pages.release(pageIds, count);
 }
 
-int64_t kvrt::sequenceLength(const kvrt_cache *cache, int32_t id) {
-  auto it = cache->sequences.find(id);
-  if (it == cache->sequences.end() || it->second.heads.empty())
-    return 0;
-  return it->second.heads.front().length;
+kvrt::CacheSequence *kvrt_cache::state(kvrt::Sequence &sequence,
+                                       bool create) const {
+  const size_t index = static_cast<size_t>(slot);
+  if (sequence.caches.size() <= index) {
+    if (!create)
+      return nullptr;
+    sequence.caches.resize(index + 1);
+  }
+  kvrt::CacheSequence &cacheState = sequence.caches[index];
+  if (!cacheState.active()) {
+    if (!create)
+      return nullptr;
+    cacheState.heads.resize(headCapacities.size());
+    for (size_t h = 0; h < headCapacities.size(); ++h)
+      cacheState.heads[h].capacity = headCapacities[h];
+  }
+  return &cacheState;
 }
 
-void kvrt_cache::releaseSequence(int32_t id) {
-  auto it = sequences.find(id);
-  if (it == sequences.end())
+const kvrt::CacheSequence *
+kvrt_cache::state(const kvrt::Sequence &sequence) const {
+  const size_t index = static_cast<size_t>(slot);
+  if (sequence.caches.size() <= index || !sequence.caches[index].active())
+    return nullptr;
+  return &sequence.caches[index];
+}
+
+void kvrt_cache::release(kvrt::Sequence &sequence) {
+  const size_t index = static_cast<size_t>(slot);
+  if (sequence.caches.size() <= index)
     return;
-  for (const kvrt::HeadTable &head : it->second.heads)
-    pool->returnPages(head.pages);
-  sequences.erase(it);
+  kvrt::CacheSequence &cacheState = sequence.caches[index];
+  bool mirrored = false;
+  for (kvrt::HeadTable &head : cacheState.heads) {
+    dropPages(head.pages.data(), static_cast<int64_t>(head.pages.size()));
+    mirrored = mirrored || head.mirrorOffset >= 0;
+  }
+  if (mirrored) {
+    std::lock_guard<std::mutex> lock(deviceMutex);
+    for (kvrt::HeadTable &head : cacheState.heads)
+      mirror.releaseRegion(head);
+  }
+  cacheState = kvrt::CacheSequence();
 }
 
-void kvrt_cache::releaseAll() {
-  for (const auto &entry : sequences)
-    for (const kvrt::HeadTable &head : entry.second.heads)
-      pool->returnPages(head.pages);
-  sequences.clear();
+int64_t kvrt::sequenceLength(const kvrt_cache *cache,
+                             const Sequence &sequence) {
+  const CacheSequence *cacheState = cache->state(sequence);
+  return cacheState ? cacheState->nextPosition : 0;
+}
+
+void kvrt::collectCacheStats(const kvrt_cache &cache, kvrt_cache_stats &out) {
+  const int64_t pageSize = cache.desc.page_size;
+  kvrt_cache_stats stats{};
+  int64_t tableEntries = 0;
+  for (Sequence *sequence : cache.pool->allSequences()) {
+    const CacheSequence *cacheState = cache.state(*sequence);
+    if (!sequence->live || !cacheState)
+      continue;
+    bool holds = false;
+    for (const HeadTable &head : cacheState->heads) {
+      const int64_t held = static_cast<int64_t>(head.pages.size());
+      stats.page_refs += held;
+      stats.reserved_pages += held - pagesFor(head.length, pageSize);
+      stats.partial_pages += head.length % pageSize != 0;
+      stats.tokens += head.length;
+      tableEntries += held + static_cast<int64_t>(head.positions.size());
+      holds = holds || held > 0;
+    }
+    stats.sequences += holds;
+  }
+  int64_t mirrorSlots;
+  {
+    std::lock_guard<std::mutex> lock(cache.deviceMutex);
+    mirrorSlots = static_cast<int64_t>(cache.mirror.shadow.size()) +
+                  cache.mirror.arenaSlots;
+  }
+  stats.pages = cache.pagesHeld;
+  // Every extra reference is to a full shared page (the sharing invariant),
+  // whose tokens were counted once per holder.
+  const int64_t distinctTokens =
+      stats.tokens - pageSize * (stats.page_refs - stats.pages);
+  stats.bytes_held = stats.pages * cache.pool->pageBytes;
+  stats.bytes_used = distinctTokens * cache.layout.token_bytes;
+  stats.waste_bytes = stats.bytes_held - stats.bytes_used;
+  stats.table_bytes =
+      (tableEntries + mirrorSlots) * static_cast<int64_t>(sizeof(int32_t));
+  out = stats;
 }
 
 extern "C" int64_t kvrt_cache_page_bytes(const kvrt_cache_desc *desc) {
@@ -104,61 +197,133 @@ extern "C" kvrt_status kvrt_cache_create(kvrt_pool *pool,
                                          kvrt_cache **out) {
   const char *fn = "kvrt_cache_create";
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
-    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(pool, fn, "pool"));
+    KVRT_RETURN_IF_ERROR(kvrt::checkPool(pool, fn));
     KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(desc, fn, "desc"));
     KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(out, fn, "out"));
-    KVRT_RETURN_IF_ERROR(validateDesc(*desc, fn));
-    int64_t pageBytes = kvrt_cache_page_bytes(desc);
-    if (pageBytes > pool->pageBytes)
-      return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
-                        "%s: a page of this cache needs %lld bytes (2 x %d "
-                        "tokens x %d dims x %zu bytes), more than the pool's "
-                        "page size of %lld bytes",
-                        fn, static_cast<long long>(pageBytes), desc->page_size,
-                        desc->head_dim, kvrt_dtype_size(desc->dtype),
-                        static_cast<long long>(pool->pageBytes));
-    auto cache = std::make_unique<kvrt_cache>();
-    cache->pool = pool;
-    cache->desc = *desc;
-    cache->rowBytes =
-        static_cast<int64_t>(desc->head_dim) * kvrt_dtype_size(desc->dtype);
-    pool->caches.push_back(cache.get());
-    *out = cache.release();
-    return KVRT_OK;
+    return createCache(pool, *desc, nullptr, nullptr, out, fn);
+  });
+}
+
+extern "C" kvrt_status
+kvrt_cache_create_with_config(kvrt_pool *pool, const kvrt_cache_config *config,
+                              kvrt_cache **out) {
+  const char *fn = "kvrt_cache_create_with_config";
+  return kvrt::guardCall(fn, [&]() -> kvrt_status {
+    KVRT_RETURN_IF_ERROR(kvrt::checkPool(pool, fn));
+    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(config, fn, "config"));
+    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(out, fn, "out"));
+    return createCache(pool, config->desc, config->format,
+                       config->head_capacities, out, fn);
   });
 }
 
 extern "C" kvrt_status kvrt_cache_destroy(kvrt_cache *cache) {
-  // A cache whose pool was destroyed is already gone; passing it here is a
-  // use-after-free in the caller that kvrt cannot detect.
+  const char *fn = "kvrt_cache_destroy";
   if (!cache)
     return KVRT_OK;
-  kvrt_pool *pool = cache->pool;
-  cache->releaseAll();
-  pool->caches.erase(
-      std::remove(pool->caches.begin(), pool->caches.end(), cache),
-      pool->caches.end());
-  delete cache;
-  return KVRT_OK;
+  return kvrt::guardCall(fn, [&]() -> kvrt_status {
+    KVRT_RETURN_IF_ERROR(kvrt::checkCache(cache, fn));
+    kvrt_pool *pool = cache->pool;
+    std::unique_lock<std::shared_mutex> structure(pool->structureMutex);
+    for (kvrt::Sequence *sequence : pool->allSequences()) {
+      std::lock_guard<std::mutex> lock(sequence->mutex);
+      cache->release(*sequence);
+    }
+    pool->caches[cache->slot] = nullptr;
+    kvrt::unregisterHandle(cache);
+    delete cache;
+    return KVRT_OK;
+  });
 }
 
 extern "C" kvrt_status kvrt_cache_get_desc(const kvrt_cache *cache,
                                            kvrt_cache_desc *out) {
   const char *fn = "kvrt_cache_get_desc";
-  KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(cache, fn, "cache"));
+  KVRT_RETURN_IF_ERROR(kvrt::checkCache(cache, fn));
   KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(out, fn, "out"));
   *out = cache->desc;
+  return KVRT_OK;
+}
+
+extern "C" kvrt_status kvrt_cache_get_layout(const kvrt_cache *cache,
+                                             kvrt_page_layout *out) {
+  const char *fn = "kvrt_cache_get_layout";
+  KVRT_RETURN_IF_ERROR(kvrt::checkCache(cache, fn));
+  KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(out, fn, "out"));
+  *out = cache->layout;
   return KVRT_OK;
 }
 
 extern "C" kvrt_status kvrt_cache_sequence_length(const kvrt_cache *cache,
                                                   int32_t id, int64_t *out) {
   const char *fn = "kvrt_cache_sequence_length";
-  KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(cache, fn, "cache"));
-  KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(out, fn, "out"));
-  KVRT_RETURN_IF_ERROR(kvrt::checkSequence(cache, id, fn));
-  *out = kvrt::sequenceLength(cache, id);
-  return KVRT_OK;
+  return kvrt::guardCall(fn, [&]() -> kvrt_status {
+    KVRT_RETURN_IF_ERROR(kvrt::checkCache(cache, fn));
+    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(out, fn, "out"));
+    kvrt::SequenceLocks locks;
+    KVRT_RETURN_IF_ERROR(locks.lock(*cache->pool, &id, 1, fn));
+    *out = kvrt::sequenceLength(cache, locks[0]);
+    return KVRT_OK;
+  });
+}
+
+extern "C" kvrt_status
+kvrt_cache_set_capacities(kvrt_cache *cache, int32_t id,
+                          const int64_t *head_capacities) {
+  const char *fn = "kvrt_cache_set_capacities";
+  return kvrt::guardCall(fn, [&]() -> kvrt_status {
+    KVRT_RETURN_IF_ERROR(kvrt::checkCache(cache, fn));
+    KVRT_RETURN_IF_ERROR(
+        kvrt::checkNotNull(head_capacities, fn, "head_capacities"));
+    KVRT_RETURN_IF_ERROR(checkCapacities(cache->desc, head_capacities, fn));
+    kvrt::SequenceLocks locks;
+    KVRT_RETURN_IF_ERROR(locks.lock(*cache->pool, &id, 1, fn));
+    kvrt::CacheSequence *cacheState = cache->state(locks[0], true);
+    for (size_t h = 0; h < cacheState->heads.size(); ++h)
+      if (cacheState->heads[h].length > head_capacities[h])
+        return kvrt::fail(KVRT_ERROR_CAPACITY,
+                          "%s: head %zu of sequence %d holds %d tokens, more "
+                          "than the new capacity %lld (evict or select "
+                          "first)",
+                          fn, h, id, cacheState->heads[h].length,
+                          static_cast<long long>(head_capacities[h]));
+    for (size_t h = 0; h < cacheState->heads.size(); ++h)
+      cacheState->heads[h].capacity = static_cast<int32_t>(head_capacities[h]);
+    return KVRT_OK;
+  });
+}
+
+extern "C" kvrt_status kvrt_cache_get_heads(const kvrt_cache *cache, int32_t id,
+                                            int64_t *lengths,
+                                            int64_t *capacities) {
+  const char *fn = "kvrt_cache_get_heads";
+  return kvrt::guardCall(fn, [&]() -> kvrt_status {
+    KVRT_RETURN_IF_ERROR(kvrt::checkCache(cache, fn));
+    kvrt::SequenceLocks locks;
+    KVRT_RETURN_IF_ERROR(locks.lock(*cache->pool, &id, 1, fn));
+    const kvrt::CacheSequence *cacheState = cache->state(locks[0]);
+    for (int32_t h = 0; h < cache->desc.num_kv_heads; ++h) {
+      if (lengths)
+        lengths[h] = cacheState ? cacheState->heads[h].length : 0;
+      if (capacities)
+        capacities[h] = cacheState ? cacheState->heads[h].capacity
+                                   : cache->headCapacities[h];
+    }
+    return KVRT_OK;
+  });
+}
+
+extern "C" kvrt_status kvrt_cache_get_stats(const kvrt_cache *cache,
+                                            kvrt_cache_stats *out) {
+  const char *fn = "kvrt_cache_get_stats";
+  return kvrt::guardCall(fn, [&]() -> kvrt_status {
+    KVRT_RETURN_IF_ERROR(kvrt::checkCache(cache, fn));
+    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(out, fn, "out"));
+    std::shared_lock<std::shared_mutex> structure(cache->pool->structureMutex);
+    auto locks = kvrt::lockAllSequences(*cache->pool);
+    kvrt::collectCacheStats(*cache, *out);
+    return KVRT_OK;
+  });
 }
 
 extern "C" kvrt_status kvrt_cache_check(const kvrt_cache *cache,
@@ -167,7 +332,7 @@ extern "C" kvrt_status kvrt_cache_check(const kvrt_cache *cache,
                                         kvrt_dtype dtype, int32_t page_size,
                                         int64_t capacity) {
   const char *fn = "kvrt_cache_check";
-  KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(cache, fn, "cache"));
+  KVRT_RETURN_IF_ERROR(kvrt::checkCache(cache, fn));
   const kvrt_cache_desc &desc = cache->desc;
   kvrt_device actualDevice = cache->pool->device;
   // Fields are compared in the order a reader checks a layout: where the
@@ -203,5 +368,10 @@ extern "C" kvrt_status kvrt_cache_check(const kvrt_cache *cache,
                       "for %lld",
                       fn, static_cast<long long>(desc.capacity),
                       static_cast<long long>(capacity));
+  if (cache->quantized())
+    return kvrt::fail(KVRT_ERROR_MISMATCH,
+                      "%s: cache stores quantized pages, the program was "
+                      "compiled for unquantized K and V",
+                      fn);
   return KVRT_OK;
 }

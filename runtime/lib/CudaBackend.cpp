@@ -28,6 +28,13 @@ kvrt_status kvrt::cuda::allocate(size_t bytes, void **out, int *deviceOut,
   return KVRT_OK;
 }
 
+kvrt_status kvrt::cuda::allocateOn(size_t bytes, int device, void **out,
+                                   const char *function) {
+  ScopedDevice scoped(device);
+  int current = 0;
+  return allocate(bytes, out, &current, function);
+}
+
 void kvrt::cuda::release(void *pointer, int device) {
   if (!pointer)
     return;
@@ -42,6 +49,16 @@ kvrt_status kvrt::cuda::copyToHost(void *destination, const void *source,
   return checkCuda(
       cudaMemcpy(destination, source, bytes, cudaMemcpyDeviceToHost), function,
       "cudaMemcpy (device to host)");
+}
+
+kvrt_status kvrt::cuda::copyToDeviceAsync(void *destination, const void *source,
+                                          size_t bytes, int device,
+                                          void *stream, const char *function) {
+  ScopedDevice scoped(device);
+  return checkCuda(cudaMemcpyAsync(destination, source, bytes,
+                                   cudaMemcpyHostToDevice,
+                                   static_cast<cudaStream_t>(stream)),
+                   function, "cudaMemcpyAsync (host to device)");
 }
 
 kvrt::cuda::Scratch::~Scratch() {
@@ -66,16 +83,17 @@ kvrt_status kvrt::cuda::Scratch::waitIdle(const char *function) const {
 }
 
 kvrt_status kvrt::cuda::Scratch::upload(const void *host, size_t bytes,
-                                        int deviceIndex, void *stream,
-                                        void **deviceOut,
+                                        size_t spareBytes, int deviceIndex,
+                                        void *stream, void **deviceOut,
                                         const char *function) {
   ScopedDevice scoped(deviceIndex);
   cudaStream_t cudaStream = static_cast<cudaStream_t>(stream);
-  if (bytes > capacity) {
+  size_t needed = bytes + spareBytes;
+  if (needed > capacity) {
     // Growing frees the old buffer, which earlier launches may still read.
     KVRT_RETURN_IF_ERROR(waitIdle(function));
     void *grown = nullptr;
-    size_t size = bytes < 4096 ? 4096 : bytes + bytes / 2;
+    size_t size = needed < 4096 ? 4096 : needed + needed / 2;
     KVRT_RETURN_IF_ERROR(
         checkCuda(cudaMalloc(&grown, size), function,
                   "cudaMalloc (scratch buffer for index tables)"));
@@ -93,13 +111,14 @@ kvrt_status kvrt::cuda::Scratch::upload(const void *host, size_t bytes,
         cudaStreamWaitEvent(cudaStream, static_cast<cudaEvent_t>(lastUse), 0),
         function, "cudaStreamWaitEvent (scratch buffer)"));
   }
+  *deviceOut = buffer;
+  if (bytes == 0)
+    return KVRT_OK;
   // From pageable memory, cudaMemcpyAsync returns only once the source has
   // been staged, so `host` may be freed right after this call.
-  KVRT_RETURN_IF_ERROR(checkCuda(
+  return checkCuda(
       cudaMemcpyAsync(buffer, host, bytes, cudaMemcpyHostToDevice, cudaStream),
-      function, "cudaMemcpyAsync (index tables)"));
-  *deviceOut = buffer;
-  return KVRT_OK;
+      function, "cudaMemcpyAsync (index tables)");
 }
 
 kvrt_status kvrt::cuda::Scratch::markInUse(void *stream, const char *function) {

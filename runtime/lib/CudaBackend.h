@@ -29,16 +29,27 @@ bool isBuiltWithCuda();
 kvrt_status allocate(size_t bytes, void **out, int *deviceOut,
                      const char *function);
 
-/// Frees memory from allocate(). Errors are ignored: this runs on destroy
-/// paths that cannot fail.
+/// Allocates `bytes` of device memory on device `device`.
+kvrt_status allocateOn(size_t bytes, int device, void **out,
+                       const char *function);
+
+/// Frees memory from allocate() or allocateOn(). Errors are ignored: this
+/// runs on destroy paths that cannot fail.
 void release(void *pointer, int device);
 
 /// Synchronous copy of `bytes` from device memory to host memory.
 kvrt_status copyToHost(void *destination, const void *source, size_t bytes,
                        int device, const char *function);
 
-/// A device buffer for the small index tables a launch reads (append page
-/// lists, attention CSR tables), owned by one cache and grown on demand.
+/// Copy of `bytes` from host memory to device memory queued on `stream`;
+/// the host memory may be reused as soon as this returns.
+kvrt_status copyToDeviceAsync(void *destination, const void *source,
+                              size_t bytes, int device, void *stream,
+                              const char *function);
+
+/// A device buffer for the small index tables a launch reads (write page
+/// lists, copy spans and their staging rows, attention tables), owned by one
+/// cache and grown on demand.
 ///
 /// Safety rule: before its contents are overwritten, the work that read the
 /// previous contents must be finished or ordered before the overwrite. An
@@ -52,11 +63,13 @@ public:
   Scratch &operator=(const Scratch &) = delete;
   ~Scratch();
 
-  /// Copies `bytes` of host memory into the buffer, ordered on `stream`
-  /// after the previous use; returns the device address of the copy. The host
+  /// Copies `bytes` of host memory into the buffer, followed by
+  /// `spareBytes` of room the launch may write to, ordered on `stream` after
+  /// the previous use; returns the device address of the copy. The host
   /// memory may be freed as soon as this returns.
-  kvrt_status upload(const void *host, size_t bytes, int device, void *stream,
-                     void **deviceOut, const char *function);
+  kvrt_status upload(const void *host, size_t bytes, size_t spareBytes,
+                     int device, void *stream, void **deviceOut,
+                     const char *function);
   /// Records that work queued on `stream` so far reads the buffer.
   kvrt_status markInUse(void *stream, const char *function);
   /// Blocks until all work recorded by markInUse has finished.
@@ -70,8 +83,8 @@ private:
   void *lastUse = nullptr;
 };
 
-/// Device-side description of one kvrt_append: the index tables are device
-/// pointers (in a Scratch).
+/// Device-side description of a batch of token writes (kvrt_append and the
+/// evicting writes): the index tables are device pointers (in a Scratch).
 struct AppendLaunch {
   const void *keys;
   const void *values;
@@ -83,14 +96,47 @@ struct AppendLaunch {
   int32_t numTokens;
   int32_t numHeads;
   int32_t pageSize;
-  /// starts[b]: length of sequence b before the append.
+  /// starts[b * numHeads + h]: slot of head h of sequence b that receives
+  /// token 0 (its length before an append, or the slot an evicting write
+  /// replaces); token t goes to slot starts[...] + t.
   const int32_t *starts;
-  /// pages[(b * numHeads + h) * pageStride + k]: page holding the k-th page
-  /// touched by the append of sequence b, head h (k = 0 is the page holding
-  /// position starts[b]).
+  /// pages[(b * numHeads + h) * pageStride + k]: the k-th page the row
+  /// touches (k = 0 is the page holding slot starts[b * numHeads + h]).
   const int32_t *pages;
   int32_t pageStride;
 };
+
+/// Byte copies inside device memory, all independent of each other.
+struct CopyLaunch {
+  const char *source;
+  char *destination;
+  /// Device memory: `count` (source offset, destination offset, bytes)
+  /// triples, relative to `source` and `destination`.
+  const int64_t *spans;
+  int64_t count;
+};
+
+/// Queues the copies on `stream`.
+kvrt_status launchCopies(const CopyLaunch &launch, int device, void *stream,
+                         const char *function);
+
+/// One batch's table assembly (see DeviceTables.h); device pointers.
+struct TableLaunch {
+  int32_t *arena;
+  /// numUpdates (arena offset, page id) pairs, applied first.
+  const int32_t *updates;
+  int64_t numUpdates;
+  /// indptr[rows + 1] and the region offset of each row.
+  const int32_t *indptr;
+  const int32_t *regions;
+  int64_t rows;
+  /// Receives row r's page ids at indptr[r] .. indptr[r + 1].
+  int32_t *pageIndices;
+};
+
+/// Queues the update and gather kernels on `stream`.
+kvrt_status launchTableUpdate(const TableLaunch &launch, int device,
+                              void *stream, const char *function);
 
 /// Queues the append kernel on `stream`.
 kvrt_status launchAppend(const AppendLaunch &launch, int device, void *stream,

@@ -50,6 +50,10 @@ extern "C" const char *kvrt_status_name(kvrt_status status) {
     return "KVRT_ERROR_UNSUPPORTED";
   case KVRT_ERROR_CUDA:
     return "KVRT_ERROR_CUDA";
+  case KVRT_ERROR_INVALID_HANDLE:
+    return "KVRT_ERROR_INVALID_HANDLE";
+  case KVRT_ERROR_OUT_OF_RANGE:
+    return "KVRT_ERROR_OUT_OF_RANGE";
   }
   return "KVRT_ERROR_UNKNOWN_STATUS";
 }

@@ -4,6 +4,8 @@
 // clarity over speed: each (sequence, kv head) is gathered into dense fp32
 // K/V once, then every query of the group runs an exact two-pass softmax in
 // fp32 (max first, then exponentials), so no intermediate can overflow.
+// Every head attends over its own length, with the device template's
+// masking rule (see kvrt_attention_host in kvrt.h).
 //
 //===----------------------------------------------------------------------===//
 #include "AttentionArgs.h"
@@ -23,6 +25,7 @@ void gatherHead(const kvrt_cache &cache, const kvrt::HeadTable &table,
                 int64_t length, std::vector<float> &keys,
                 std::vector<float> &values) {
   const kvrt_cache_desc &desc = cache.desc;
+  const kvrt_page_layout &layout = cache.layout;
   const int64_t dim = desc.head_dim;
   const int64_t pageSize = desc.page_size;
   keys.resize(static_cast<size_t>(length * dim));
@@ -30,8 +33,9 @@ void gatherHead(const kvrt_cache &cache, const kvrt::HeadTable &table,
   for (int64_t token = 0; token < length; ++token) {
     const char *page = cache.pool->pageAddress(table.pages[token / pageSize]);
     int64_t slot = token & (pageSize - 1);
-    const char *keyRow = page + slot * cache.rowBytes;
-    const char *valueRow = page + (pageSize + slot) * cache.rowBytes;
+    const char *keyRow = page + layout.key_offset + slot * layout.key_row_bytes;
+    const char *valueRow =
+        page + layout.value_offset + slot * layout.value_row_bytes;
     for (int64_t d = 0; d < dim; ++d) {
       keys[token * dim + d] = kvrt::loadAsFloat(keyRow, desc.dtype, d);
       values[token * dim + d] = kvrt::loadAsFloat(valueRow, desc.dtype, d);
@@ -86,6 +90,13 @@ kvrt_attention_host(const kvrt_cache *cache, int32_t batch,
                         "kernel reads host pools only (use "
                         "kvrt_attention_launch)",
                         fn);
+    if (cache->quantized())
+      return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
+                        "%s: the cache stores quantized pages; the reference "
+                        "kernel reads unquantized K and V",
+                        fn);
+    kvrt::SequenceLocks locks;
+    KVRT_RETURN_IF_ERROR(locks.lock(*cache->pool, seq_ids, batch, fn));
 
     const kvrt_cache_desc &desc = cache->desc;
     const int64_t dim = desc.head_dim;
@@ -94,13 +105,19 @@ kvrt_attention_host(const kvrt_cache *cache, int32_t batch,
     std::vector<float> keys, values, query(static_cast<size_t>(dim)), scores,
         accumulator;
     for (int64_t b = 0; b < batch; ++b) {
-      const kvrt::SequenceState &state = cache->sequences.at(seq_ids[b]);
-      const int64_t length = lengths[b];
+      // Absent only if another thread emptied the sequence since the
+      // validation; its heads then hold nothing.
+      const kvrt::CacheSequence *state = cache->state(locks[b]);
+      const kvrt::HeadTable empty;
       for (int64_t h = 0; h < numKvHeads; ++h) {
-        gatherHead(*cache, state.heads[h], length, keys, values);
+        const kvrt::HeadTable &head = state ? state->heads[h] : empty;
+        const int64_t length = head.length;
+        gatherHead(*cache, head, length, keys, values);
         for (int64_t t = 0; t < num_tokens; ++t) {
-          // Query t sits at position length - num_tokens + t.
+          // Query t is the head's slot length - num_tokens + t; a head
+          // shorter than the queries sees fewer keys, possibly none.
           int64_t numKeys = causal ? length - num_tokens + t + 1 : length;
+          numKeys = std::max<int64_t>(0, std::min(numKeys, length));
           for (int64_t g = 0; g < group; ++g) {
             int64_t qh = h * group + g;
             int64_t rowIndex = ((b * num_tokens + t) * num_q_heads + qh) * dim;

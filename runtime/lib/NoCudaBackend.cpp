@@ -25,6 +25,10 @@ kvrt_status kvrt::cuda::allocate(size_t, void **, int *, const char *function) {
   return unsupported(function);
 }
 
+kvrt_status kvrt::cuda::allocateOn(size_t, int, void **, const char *function) {
+  return unsupported(function);
+}
+
 void kvrt::cuda::release(void *, int) {}
 
 kvrt_status kvrt::cuda::copyToHost(void *, const void *, size_t, int,
@@ -32,10 +36,15 @@ kvrt_status kvrt::cuda::copyToHost(void *, const void *, size_t, int,
   return unsupported(function);
 }
 
+kvrt_status kvrt::cuda::copyToDeviceAsync(void *, const void *, size_t, int,
+                                          void *, const char *function) {
+  return unsupported(function);
+}
+
 kvrt::cuda::Scratch::~Scratch() = default;
 
-kvrt_status kvrt::cuda::Scratch::upload(const void *, size_t, int, void *,
-                                        void **, const char *function) {
+kvrt_status kvrt::cuda::Scratch::upload(const void *, size_t, size_t, int,
+                                        void *, void **, const char *function) {
   return unsupported(function);
 }
 
@@ -49,6 +58,16 @@ kvrt_status kvrt::cuda::Scratch::waitIdle(const char *) const {
 
 kvrt_status kvrt::cuda::launchAppend(const AppendLaunch &, int, void *,
                                      const char *function) {
+  return unsupported(function);
+}
+
+kvrt_status kvrt::cuda::launchCopies(const CopyLaunch &, int, void *,
+                                     const char *function) {
+  return unsupported(function);
+}
+
+kvrt_status kvrt::cuda::launchTableUpdate(const TableLaunch &, int, void *,
+                                          const char *function) {
   return unsupported(function);
 }
 

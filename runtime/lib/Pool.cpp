@@ -1,8 +1,8 @@
 //===- Pool.cpp - Page pools ------------------------------------*- C++ -*-===//
 //
 // A pool is one allocation, on the host or on a CUDA device, cut into
-// equally sized pages. Page ids come from a free-list stack, so taking and
-// returning a page is O(1) and never touches the memory itself.
+// equally sized pages whose ids come from a PageAllocator. The pool also
+// owns the sequence id registry and the caches created from it.
 //
 //===----------------------------------------------------------------------===//
 #include "Dtype.h"
@@ -23,24 +23,81 @@ constexpr int64_t kPageBytesMultiple = 16;
 } // namespace
 
 kvrt_pool::~kvrt_pool() {
-  for (kvrt_cache *cache : caches)
+  for (kvrt_cache *cache : caches) {
+    if (!cache)
+      continue;
+    kvrt::unregisterHandle(cache);
     delete cache;
+  }
   if (device == KVRT_DEVICE_HOST)
     std::free(base);
   else
     kvrt::cuda::release(base, cudaDevice);
 }
 
-void kvrt_pool::takePages(int64_t count, std::vector<int32_t> &out) {
-  for (int64_t i = 0; i < count; ++i) {
-    out.push_back(freePages.back());
-    freePages.pop_back();
-  }
+kvrt::Sequence *kvrt_pool::findSequence(int32_t id) const {
+  std::lock_guard<std::mutex> lock(sequenceMutex);
+  if (id < 0 || static_cast<size_t>(id) >= sequences.size())
+    return nullptr;
+  return sequences[id].get();
 }
 
-void kvrt_pool::returnPages(const std::vector<int32_t> &pages) {
-  for (int32_t page : pages)
-    freePages.push_back(page);
+std::vector<kvrt::Sequence *> kvrt_pool::allSequences() const {
+  std::lock_guard<std::mutex> lock(sequenceMutex);
+  std::vector<kvrt::Sequence *> all;
+  all.reserve(sequences.size());
+  for (const auto &sequence : sequences)
+    all.push_back(sequence.get());
+  return all;
+}
+
+std::vector<std::unique_lock<std::mutex>>
+kvrt::lockAllSequences(const kvrt_pool &pool) {
+  std::vector<std::unique_lock<std::mutex>> locks;
+  // Records are in id order, the order every call locks sequences in.
+  for (Sequence *sequence : pool.allSequences())
+    locks.emplace_back(sequence->mutex);
+  return locks;
+}
+
+kvrt_status kvrt::unknownSequence(int32_t id, const char *function) {
+  return fail(KVRT_ERROR_UNKNOWN_SEQUENCE,
+              "%s: sequence %d does not exist in the pool (never created or "
+              "already destroyed)",
+              function, id);
+}
+
+kvrt_status kvrt::SequenceLocks::lock(const kvrt_pool &pool, const int32_t *ids,
+                                      int32_t count, const char *function) {
+  byIndex.assign(static_cast<size_t>(count), nullptr);
+  std::vector<std::pair<int32_t, Sequence *>> order;
+  order.reserve(static_cast<size_t>(count));
+  for (int32_t i = 0; i < count; ++i) {
+    Sequence *sequence = pool.findSequence(ids[i]);
+    if (!sequence)
+      return unknownSequence(ids[i], function);
+    byIndex[i] = sequence;
+    order.push_back({ids[i], sequence});
+  }
+  std::sort(order.begin(), order.end());
+  order.erase(std::unique(order.begin(), order.end()), order.end());
+  locked.reserve(order.size());
+  for (const auto &entry : order) {
+    entry.second->mutex.lock();
+    locked.push_back(entry.second);
+  }
+  for (int32_t i = 0; i < count; ++i)
+    if (!byIndex[i]->live) {
+      unlockAll();
+      return unknownSequence(ids[i], function);
+    }
+  return KVRT_OK;
+}
+
+void kvrt::SequenceLocks::unlockAll() {
+  for (Sequence *sequence : locked)
+    sequence->mutex.unlock();
+  locked.clear();
 }
 
 extern "C" kvrt_status kvrt_pool_create(kvrt_device device, int64_t page_bytes,
@@ -103,21 +160,20 @@ extern "C" kvrt_status kvrt_pool_create(kvrt_device device, int64_t page_bytes,
           kvrt::cuda::allocate(bytes, &memory, &pool->cudaDevice, fn));
       pool->base = static_cast<char *>(memory);
     }
-    // Reserving the whole free list up front is what lets returnPages run
-    // without allocating, so destroy paths cannot fail. (After the page
-    // memory: a pool too large to allocate fails before this loop runs.)
-    pool->freePages.reserve(static_cast<size_t>(num_pages));
-    // Hand out low page ids first (the stack pops from the back).
-    for (int64_t page = num_pages - 1; page >= 0; --page)
-      pool->freePages.push_back(static_cast<int32_t>(page));
+    // After the page memory: a pool too large to allocate fails first.
+    pool->pages.init(static_cast<int32_t>(num_pages));
+    kvrt::registerPool(pool.get());
     *out = pool.release();
     return KVRT_OK;
   });
 }
 
 extern "C" kvrt_status kvrt_pool_destroy(kvrt_pool *pool) {
-  // Caches created from the pool die with it (see ~kvrt_pool); handles to
-  // them must not be used afterwards, not even for kvrt_cache_destroy.
+  if (!pool)
+    return KVRT_OK;
+  KVRT_RETURN_IF_ERROR(kvrt::checkPool(pool, "kvrt_pool_destroy"));
+  // Caches created from the pool die with it (see ~kvrt_pool).
+  kvrt::unregisterHandle(pool);
   delete pool;
   return KVRT_OK;
 }
@@ -125,13 +181,50 @@ extern "C" kvrt_status kvrt_pool_destroy(kvrt_pool *pool) {
 extern "C" kvrt_status kvrt_pool_get_stats(const kvrt_pool *pool,
                                            kvrt_pool_stats *out) {
   const char *fn = "kvrt_pool_get_stats";
-  KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(pool, fn, "pool"));
+  KVRT_RETURN_IF_ERROR(kvrt::checkPool(pool, fn));
   KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(out, fn, "out"));
+  int64_t numCaches = 0;
+  {
+    std::shared_lock<std::shared_mutex> lock(pool->structureMutex);
+    for (const kvrt_cache *cache : pool->caches)
+      numCaches += cache != nullptr;
+  }
   out->device = pool->device;
   out->page_bytes = pool->pageBytes;
   out->pages_total = pool->numPages;
-  out->pages_free = pool->freePageCount();
-  out->num_sequences = pool->numSequences;
-  out->num_caches = static_cast<int64_t>(pool->caches.size());
+  out->pages_free = pool->pages.freeCount();
+  {
+    std::lock_guard<std::mutex> lock(pool->sequenceMutex);
+    out->num_sequences = pool->numSequences;
+  }
+  out->num_caches = numCaches;
   return KVRT_OK;
+}
+
+extern "C" kvrt_status kvrt_pool_get_usage(const kvrt_pool *pool,
+                                           kvrt_pool_usage *out) {
+  const char *fn = "kvrt_pool_get_usage";
+  return kvrt::guardCall(fn, [&]() -> kvrt_status {
+    KVRT_RETURN_IF_ERROR(kvrt::checkPool(pool, fn));
+    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(out, fn, "out"));
+    kvrt_pool_usage usage{};
+    std::shared_lock<std::shared_mutex> lock(pool->structureMutex);
+    auto locks = kvrt::lockAllSequences(*pool);
+    for (const kvrt_cache *cache : pool->caches) {
+      if (!cache)
+        continue;
+      kvrt_cache_stats stats;
+      kvrt::collectCacheStats(*cache, stats);
+      usage.bytes_used += stats.bytes_used;
+      usage.table_bytes += stats.table_bytes;
+    }
+    usage.pages_total = pool->numPages;
+    usage.pages_free = pool->pages.freeCount();
+    usage.pages_used = usage.pages_total - usage.pages_free;
+    usage.bytes_total = usage.pages_total * pool->pageBytes;
+    usage.bytes_held = usage.pages_used * pool->pageBytes;
+    usage.waste_bytes = usage.bytes_held - usage.bytes_used;
+    *out = usage;
+    return KVRT_OK;
+  });
 }

@@ -7,16 +7,21 @@
 //   }
 //
 // launched by kvrt_attention_launch with grid (num_kv_heads,
-// batch * num_tokens) and kAttentionThreads threads. Block (h, b * T + t)
-// computes query token t of sequence b for the GroupSize query heads
-// h * G .. h * G + G - 1 that share kv head h (GQA), so every K/V element is
-// loaded once for the whole group.
+// batch * num_tokens, num_splits) and kAttentionThreads threads. Block
+// (h, b * T + t, s) computes query token t of sequence b for the GroupSize
+// query heads h * G .. h * G + G - 1 that share kv head h (GQA), over split
+// s of the row's pages, so every K/V element is loaded once for the whole
+// group. With one split the block writes the output; with several
+// (flash-decoding) it writes a partial softmax state that the runtime's
+// merge kernel (runtime/lib/SplitK.cu) combines.
 //
-// Work split: warp w takes pages w, w + W, ...; inside a page the warp's key
-// groups (see RowSplit) take one key each per step; each lane holds a slice
-// of head_dim. Every key group keeps an online-softmax state per query head
-// in fp32; at the end the key groups of a warp merge through shuffles and
-// the warps merge through shared memory.
+// Work split: warp w takes pages w, w + W, ... of the block's split; a page
+// is processed in tiles of several keys per key group (see RowSplit) whose
+// 16-byte K and V loads are all issued before any is used, so each lane has
+// several loads in flight. Each lane keeps its slice of the group's queries
+// and outputs in registers; every key group keeps an online-softmax state
+// per query head in fp32, updated once per tile. At the end the key groups
+// of a warp merge through shuffles and the warps through shared memory.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_CUH
@@ -36,10 +41,15 @@ inline constexpr int kAttentionThreads = 128;
 /// Most warps a block may have (1024 threads).
 inline constexpr int kMaxWarps = 32;
 
+/// Registers a lane may spend on its query slice, its accumulators and the
+/// raw (not yet widened) K and V vectors of one tile, which are the loads it
+/// has in flight. 160 keeps three blocks of 128 threads per SM for GQA
+/// groups of 4 at d128 fp16 with a whole 16-token page in flight per warp;
+/// larger groups get shorter tiles instead of spilling.
+inline constexpr int kTileRegisterBudget = 160;
+
 /// Shared memory of one block.
 template <int HeadDim, int GroupSize> struct AttentionShared {
-  /// The group's queries in fp32, pre-scaled by scale * log2(e).
-  float query[GroupSize][HeadDim];
   /// Sum of the warps' rescaled output accumulators.
   float out[GroupSize][HeadDim];
   float warpMax[kMaxWarps][GroupSize];
@@ -65,17 +75,53 @@ template <int GroupSize, int ElemsPerLane> struct GroupState {
   }
 };
 
+/// How a page is cut into tiles: each key group takes kSteps keys of a tile,
+/// kKeys keys per warp in all, loaded together before any is used.
+template <typename T, int HeadDim, int PageSize, int GroupSize>
+struct TileShape {
+  using Split = RowSplit<T, HeadDim>;
+  /// 32-bit registers that one key step takes in a lane: its raw K and V
+  /// slices and its scores (reused as probabilities) for the group.
+  static constexpr int kRegistersPerStep =
+      2 * Split::kVecsPerLane * 4 + GroupSize;
+  static constexpr int kStepsPerPage =
+      (PageSize + Split::kKeysPerWarp - 1) / Split::kKeysPerWarp;
+  /// What the query slice and the accumulators leave of the budget.
+  static constexpr int kRawRegisters =
+      kTileRegisterBudget - 2 * GroupSize * Split::kElemsPerLane;
+  static constexpr int kBudgetSteps = kRawRegisters / kRegistersPerStep;
+  static constexpr int kSteps =
+      kBudgetSteps < 1 ? 1
+                       : (kBudgetSteps < kStepsPerPage ? kBudgetSteps
+                                                       : kStepsPerPage);
+  static constexpr int kKeys = kSteps * Split::kKeysPerWarp;
+};
+
+/// Raw K and V vectors of one tile, as loaded (16 bytes each).
+template <typename T, int HeadDim, int PageSize, int GroupSize>
+struct RawTile {
+  using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
+  using Split = typename Shape::Split;
+  uint4 key[Shape::kSteps][Split::kVecsPerLane];
+  uint4 value[Shape::kSteps][Split::kVecsPerLane];
+};
+
 /// True when the launch agrees with the compile-time shape. kvrt_cache_check
 /// should guarantee it; a mismatch would read the wrong memory, so the
 /// kernel refuses and writes NaN instead.
 template <int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ bool launchMatches(const kvrt_attention_params &p) {
+  const unsigned splits = p.num_splits > 1 ? unsigned(p.num_splits) : 1u;
+  const bool workspaceOk =
+      splits == 1 ||
+      (p.pages_per_split > 0 && p.partial_out && p.partial_lse);
   return p.head_dim == HeadDim && p.page_size == PageSize &&
          p.num_q_heads == p.num_kv_heads * GroupSize &&
          (p.causal != 0) == Causal && blockDim.x % 32 == 0 &&
          blockDim.x <= 32 * kMaxWarps &&
          gridDim.x == unsigned(p.num_kv_heads) &&
-         gridDim.y == unsigned(p.batch) * unsigned(p.num_tokens);
+         gridDim.y == unsigned(p.batch) * unsigned(p.num_tokens) &&
+         gridDim.z == splits && workspaceOk;
 }
 
 /// Fills the block's GroupSize x HeadDim outputs with `value`.
@@ -85,79 +131,141 @@ __device__ void fillOutputs(T *out, T value) {
     out[i] = value;
 }
 
-/// Loads the group's query rows (contiguous: the group's heads are
-/// adjacent) into shared memory in fp32, multiplied by `factor`.
-template <typename T, int HeadDim, int GroupSize>
-__device__ void loadGroupQueries(const T *query, float factor,
-                                 float (&shared)[GroupSize][HeadDim]) {
-  for (int i = threadIdx.x; i < GroupSize * HeadDim; i += blockDim.x)
-    shared[i / HeadDim][i % HeadDim] = toFloat(query[i]) * factor;
+/// Loads this lane's slice of the group's query rows (contiguous: the
+/// group's heads are adjacent) into registers in fp32, times `factor`.
+/// Scalar loads: queries need no 16-byte alignment and are read once.
+template <typename Split, typename T, int HeadDim, int GroupSize>
+__device__ void loadQuerySlice(const T *query, float factor, int laneInKey,
+                               float (&slice)[GroupSize]
+                                             [Split::kElemsPerLane]) {
+#pragma unroll
+  for (int g = 0; g < GroupSize; ++g)
+#pragma unroll
+    for (int vec = 0; vec < Split::kVecsPerLane; ++vec)
+#pragma unroll
+      for (int j = 0; j < Split::kVecElems; ++j)
+        slice[g][vec * Split::kVecElems + j] =
+            toFloat(query[g * HeadDim + Split::elementOffset(vec, laneInKey) +
+                          j]) *
+            factor;
 }
 
-/// Dot products of one key (this lane's slice in `key`) with every query of
-/// the group, reduced over the key group: every lane of the group gets the
-/// full scores. All lanes of the warp must call it.
-template <typename Split, int HeadDim, int GroupSize>
-__device__ void groupScores(const float (&query)[GroupSize][HeadDim],
-                            const float *key, int laneInKey,
-                            float (&scores)[GroupSize]) {
+/// Issues the loads of one tile: key group `keyGroup` takes slots
+/// first + step * kKeysPerWarp + keyGroup. Slots at or past `keysInPage`
+/// load nothing (zeros), so a partial last page reads no stale memory.
+template <typename T, int HeadDim, int PageSize, int GroupSize>
+__device__ __forceinline__ void
+loadTile(const char *page, int first, int keysInPage, int keyGroup,
+         int laneInKey, RawTile<T, HeadDim, PageSize, GroupSize> &tile) {
+  using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
+  using Split = typename Shape::Split;
+  using Layout = PageLayout<T, HeadDim, PageSize>;
 #pragma unroll
-  for (int g = 0; g < GroupSize; ++g) {
-    float dot = 0.0f;
+  for (int step = 0; step < Shape::kSteps; ++step) {
+    const int slot = first + step * Split::kKeysPerWarp + keyGroup;
+    const bool valid = slot < keysInPage;
 #pragma unroll
     for (int vec = 0; vec < Split::kVecsPerLane; ++vec) {
-      const float *q = &query[g][Split::elementOffset(vec, laneInKey)];
-#pragma unroll
-      for (int j = 0; j < Split::kVecElems; j += 4) {
-        float4 q4 = *reinterpret_cast<const float4 *>(q + j);
-        const float *k = key + vec * Split::kVecElems + j;
-        dot += q4.x * k[0] + q4.y * k[1] + q4.z * k[2] + q4.w * k[3];
-      }
+      const int offset = Split::elementOffset(vec, laneInKey);
+      tile.key[step][vec] =
+          valid ? *reinterpret_cast<const uint4 *>(Layout::key(page, slot) +
+                                                   offset)
+                : make_uint4(0, 0, 0, 0);
+      tile.value[step][vec] =
+          valid ? *reinterpret_cast<const uint4 *>(Layout::value(page, slot) +
+                                                   offset)
+                : make_uint4(0, 0, 0, 0);
     }
-    scores[g] = groupSum<Split::kLanesPerKey>(dot);
   }
 }
 
-/// Folds one key's scores and value slice into the state.
-template <int GroupSize, int ElemsPerLane>
-__device__ void accumulateKey(const float (&scores)[GroupSize],
-                              const float *value,
-                              GroupState<GroupSize, ElemsPerLane> &state) {
+/// Widens this lane's slice of one raw row to fp32.
+template <typename Split, typename T>
+__device__ __forceinline__ void widenSlice(const uint4 (&raw)[Split::kVecsPerLane],
+                                           float (&out)[Split::kElemsPerLane]) {
 #pragma unroll
-  for (int g = 0; g < GroupSize; ++g) {
-    float oldScale, weight;
-    onlineSoftmaxStep(scores[g], state.max[g], state.sum[g], oldScale, weight);
-#pragma unroll
-    for (int e = 0; e < ElemsPerLane; ++e)
-      state.acc[g][e] = state.acc[g][e] * oldScale + weight * value[e];
-  }
+  for (int vec = 0; vec < Split::kVecsPerLane; ++vec)
+    loadVector(reinterpret_cast<const T *>(&raw[vec]),
+               out + vec * Split::kVecElems);
 }
 
-/// Loads key and value `slot` of `page` (this lane's slices) and folds
-/// them into the state; lanes whose key group has no key (`valid` false)
-/// only join the shuffles. All lanes of the warp must call it.
+/// Scores (log2 units) of every key of the tile against every query of the
+/// group, reduced over the key group; keys past `keysInPage` score -inf.
+/// All lanes of the warp must call it.
 template <typename T, int HeadDim, int GroupSize, int PageSize>
 __device__ __forceinline__ void
-attendKey(const char *page, int slot, bool valid, int laneInKey,
-          const float (&query)[GroupSize][HeadDim],
-          GroupState<GroupSize, RowSplit<T, HeadDim>::kElemsPerLane> &state) {
-  using Split = RowSplit<T, HeadDim>;
-  using Layout = PageLayout<T, HeadDim, PageSize>;
-  constexpr int kElems = Split::kElemsPerLane;
-  float key[kElems];
-  float value[kElems];
-  if (valid) {
-    Split::loadSlice(Layout::key(page, slot), laneInKey, key);
-    Split::loadSlice(Layout::value(page, slot), laneInKey, value);
-  } else {
+tileScores(const RawTile<T, HeadDim, PageSize, GroupSize> &tile,
+           const float (&query)[GroupSize]
+                               [RowSplit<T, HeadDim>::kElemsPerLane],
+           int first, int keysInPage, int keyGroup,
+           float (&scores)[TileShape<T, HeadDim, PageSize, GroupSize>::kSteps]
+                          [GroupSize]) {
+  using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
+  using Split = typename Shape::Split;
 #pragma unroll
-    for (int e = 0; e < kElems; ++e)
-      key[e] = value[e] = 0.0f;
+  for (int step = 0; step < Shape::kSteps; ++step) {
+    float key[Split::kElemsPerLane];
+    widenSlice<Split, T>(tile.key[step], key);
+    const bool valid = first + step * Split::kKeysPerWarp + keyGroup <
+                       keysInPage;
+#pragma unroll
+    for (int g = 0; g < GroupSize; ++g) {
+      float dot = 0.0f;
+#pragma unroll
+      for (int e = 0; e < Split::kElemsPerLane; ++e)
+        dot = fmaf(query[g][e], key[e], dot);
+      dot = groupSum<Split::kLanesPerKey>(dot);
+      scores[step][g] = valid ? dot : -INFINITY;
+    }
   }
-  float scores[GroupSize];
-  groupScores<Split, HeadDim, GroupSize>(query, key, laneInKey, scores);
-  if (valid)
-    accumulateKey<GroupSize, kElems>(scores, value, state);
+}
+
+/// Folds one tile into the state: one max update and one rescale of the
+/// accumulators per tile (not per key), then one FMA per key and element.
+template <typename T, int HeadDim, int GroupSize, int PageSize>
+__device__ __forceinline__ void
+accumulateTile(const RawTile<T, HeadDim, PageSize, GroupSize> &tile,
+               const float (&scores)[TileShape<T, HeadDim, PageSize, GroupSize>::kSteps]
+                                    [GroupSize],
+               GroupState<GroupSize, RowSplit<T, HeadDim>::kElemsPerLane>
+                   &state) {
+  using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
+  using Split = typename Shape::Split;
+  float probs[Shape::kSteps][GroupSize];
+#pragma unroll
+  for (int g = 0; g < GroupSize; ++g) {
+    float tileMax = scores[0][g];
+#pragma unroll
+    for (int step = 1; step < Shape::kSteps; ++step)
+      tileMax = fmaxf(tileMax, scores[step][g]);
+    const float newMax = fmaxf(state.max[g], tileMax);
+    // An all -inf tile on an empty state leaves newMax -inf: skip the
+    // exponentials, which would compute -inf - -inf.
+    const float oldScale = rescaleFactor(state.max[g], newMax);
+    float tileSum = 0.0f;
+#pragma unroll
+    for (int step = 0; step < Shape::kSteps; ++step) {
+      probs[step][g] = scores[step][g] == -INFINITY
+                           ? 0.0f
+                           : exp2f(scores[step][g] - newMax);
+      tileSum += probs[step][g];
+    }
+    state.sum[g] = state.sum[g] * oldScale + tileSum;
+    state.max[g] = newMax;
+#pragma unroll
+    for (int e = 0; e < Split::kElemsPerLane; ++e)
+      state.acc[g][e] *= oldScale;
+  }
+#pragma unroll
+  for (int step = 0; step < Shape::kSteps; ++step) {
+    float value[Split::kElemsPerLane];
+    widenSlice<Split, T>(tile.value[step], value);
+#pragma unroll
+    for (int g = 0; g < GroupSize; ++g)
+#pragma unroll
+      for (int e = 0; e < Split::kElemsPerLane; ++e)
+        state.acc[g][e] = fmaf(probs[step][g], value[e], state.acc[g][e]);
+  }
 }
 
 /// Merges the states of the warp's key groups with butterfly shuffles; every
@@ -183,6 +291,26 @@ mergeKeyGroups(GroupState<GroupSize, Split::kElemsPerLane> &state) {
   }
 }
 
+/// Largest of the warps' maxima of query head `g`.
+template <int HeadDim, int GroupSize>
+__device__ float blockMax(const AttentionShared<HeadDim, GroupSize> &shared,
+                          int g) {
+  float result = -INFINITY;
+  for (int w = 0; w < int(blockDim.x / 32); ++w)
+    result = fmaxf(result, shared.warpMax[w][g]);
+  return result;
+}
+
+/// Sum of the warps' rescaled softmax denominators of query head `g`.
+template <int HeadDim, int GroupSize>
+__device__ float blockSum(const AttentionShared<HeadDim, GroupSize> &shared,
+                          int g) {
+  float result = 0.0f;
+  for (int w = 0; w < int(blockDim.x / 32); ++w)
+    result += shared.warpSum[w][g];
+  return result;
+}
+
 /// Combines the warps' states in shared memory: rescales each to the
 /// block-wide maximum and sums them into shared.out (warp by warp, so the
 /// result does not depend on timing), with the rescaled sums in
@@ -204,10 +332,7 @@ combineWarps(const GroupState<GroupSize, Split::kElemsPerLane> &state,
   float scale[GroupSize];
 #pragma unroll
   for (int g = 0; g < GroupSize; ++g) {
-    float blockMax = -INFINITY;
-    for (int w = 0; w < numWarps; ++w)
-      blockMax = fmaxf(blockMax, shared.warpMax[w][g]);
-    scale[g] = rescaleFactor(state.max[g], blockMax);
+    scale[g] = rescaleFactor(state.max[g], blockMax(shared, g));
     if (lane == 0)
       shared.warpSum[warp][g] = state.sum[g] * scale[g];
   }
@@ -239,21 +364,77 @@ combineWarps(const GroupState<GroupSize, Split::kElemsPerLane> &state,
 template <typename T, int HeadDim, int GroupSize>
 __device__ void
 writeGroupOutputs(const AttentionShared<HeadDim, GroupSize> &shared, T *out) {
-  const int numWarps = blockDim.x / 32;
   for (int i = threadIdx.x; i < GroupSize * HeadDim; i += blockDim.x) {
     int g = i / HeadDim;
-    float sum = 0.0f;
-    for (int w = 0; w < numWarps; ++w)
-      sum += shared.warpSum[w][g];
+    float sum = blockSum(shared, g);
     float value = sum > 0.0f ? shared.out[g][i % HeadDim] / sum : 0.0f;
     out[i] = fromFloat<T>(value);
   }
 }
 
-/// Paged attention of one (kv head, sequence, query token) block; see the
-/// file comment. T: __half, __nv_bfloat16 or float; GroupSize = q heads /
-/// kv heads (1..16); PageSize a power of two; Causal: query t of num_tokens
-/// sees keys [0, length - num_tokens + t], else all keys.
+/// Stores the block's partial state for the merge kernel: per query head,
+/// the split's normalized output in fp32 and its log2-sum-exp (-inf when
+/// the split saw no key). `firstHead` is the flat index
+/// (b * num_tokens + t) * num_q_heads + kv head * GroupSize.
+template <int HeadDim, int GroupSize>
+__device__ void
+writePartialState(const AttentionShared<HeadDim, GroupSize> &shared,
+                  const kvrt_attention_params &p, int64_t firstHead,
+                  int split) {
+  for (int i = threadIdx.x; i < GroupSize * HeadDim; i += blockDim.x) {
+    const int g = i / HeadDim;
+    const int d = i % HeadDim;
+    const float sum = blockSum(shared, g);
+    const int64_t slot = (firstHead + g) * p.num_splits + split;
+    p.partial_out[slot * HeadDim + d] =
+        sum > 0.0f ? shared.out[g][d] / sum : 0.0f;
+    if (d == 0)
+      p.partial_lse[slot] =
+          sum > 0.0f ? blockMax(shared, g) + __log2f(sum) : -INFINITY;
+  }
+}
+
+/// On a refused launch with a workspace: makes the merge kernel, which
+/// overwrites the output, produce NaN too (NaN outputs of weight 1) for the
+/// block's heads, when they lie inside the workspace the launch describes.
+template <int HeadDim, int GroupSize>
+__device__ void poisonPartialState(const kvrt_attention_params &p,
+                                   int64_t firstHead, int split,
+                                   int64_t numHeads) {
+  if (p.num_splits <= 1 || !p.partial_out || !p.partial_lse ||
+      split >= p.num_splits || p.head_dim != HeadDim ||
+      firstHead + GroupSize > numHeads)
+    return;
+  for (int i = threadIdx.x; i < GroupSize * HeadDim; i += blockDim.x) {
+    const int64_t slot = (firstHead + i / HeadDim) * p.num_splits + split;
+    p.partial_out[slot * HeadDim + i % HeadDim] = __int_as_float(0x7fc00000);
+    if (i % HeadDim == 0)
+      p.partial_lse[slot] = 0.0f;
+  }
+}
+
+/// The pages [begin, end) of a row that split `split` covers; the last
+/// split also takes any pages past num_splits * pages_per_split, so a row
+/// longer than the host planned for is still covered whole.
+struct PageRange {
+  int begin;
+  int end;
+};
+__device__ inline PageRange splitPages(const kvrt_attention_params &p,
+                                       int split, int numPages) {
+  if (p.num_splits <= 1)
+    return {0, numPages};
+  const int begin = min(numPages, split * p.pages_per_split);
+  const int end = split == p.num_splits - 1
+                      ? numPages
+                      : min(numPages, begin + p.pages_per_split);
+  return {begin, end};
+}
+
+/// Paged attention of one (kv head, sequence, query token, split) block;
+/// see the file comment. T: __half, __nv_bfloat16 or float; GroupSize = q
+/// heads / kv heads (1..16); PageSize a power of two; Causal: query t of
+/// num_tokens sees keys [0, length - num_tokens + t], else all keys.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ void pagedAttention(const kvrt_attention_params &p) {
   static_assert(kIsSupportedElement<T>,
@@ -261,44 +442,35 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
   static_assert(GroupSize >= 1 && GroupSize <= 16,
                 "GroupSize (q heads per kv head) must be in 1..16");
   using Split = RowSplit<T, HeadDim>;
+  using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
   static_assert(PageSize > 0 && (PageSize & (PageSize - 1)) == 0,
                 "PageSize must be a power of two");
   constexpr int kElems = Split::kElemsPerLane;
-  // Keys in flight per key group on full pages: enough to hide some memory
-  // latency without exhausting registers.
-  constexpr int kStepsPerPage =
-      (PageSize + Split::kKeysPerWarp - 1) / Split::kKeysPerWarp;
-  constexpr int kFullPageUnroll = kStepsPerPage < 4 ? kStepsPerPage : 4;
 
   __shared__ __align__(16) AttentionShared<HeadDim, GroupSize> shared;
 
   const int kvHead = blockIdx.x;
+  const int split = blockIdx.z;
   // Queries and outputs [batch, tokens, q_heads, head_dim]: blockIdx.y is
   // b * num_tokens + t, and the group's heads start at kvHead * GroupSize.
-  const int64_t rowOffset = (static_cast<int64_t>(blockIdx.y) * p.num_q_heads +
-                             static_cast<int64_t>(kvHead) * GroupSize) *
-                            HeadDim;
+  const int64_t firstHead = static_cast<int64_t>(blockIdx.y) * p.num_q_heads +
+                            static_cast<int64_t>(kvHead) * GroupSize;
+  const int64_t rowOffset = firstHead * HeadDim;
   T *out = static_cast<T *>(p.out) + rowOffset;
   if (!launchMatches<HeadDim, GroupSize, PageSize, Causal>(p)) {
     // Poison what this block would have written, if that lies inside the
     // output the launch describes; never write outside it.
     int64_t outElements = static_cast<int64_t>(p.batch) * p.num_tokens *
                           p.num_q_heads * p.head_dim;
-    if (rowOffset + GroupSize * HeadDim <= outElements)
+    if (rowOffset + GroupSize * HeadDim <= outElements) {
       fillOutputs<T, HeadDim, GroupSize>(out, quietNaN<T>());
+      poisonPartialState<HeadDim, GroupSize>(p, firstHead, split,
+                                             outElements / HeadDim);
+    }
     return;
   }
   const int token = blockIdx.y % p.num_tokens;
   const int sequence = blockIdx.y / p.num_tokens;
-
-  loadGroupQueries<T, HeadDim, GroupSize>(static_cast<const T *>(p.queries) +
-                                              rowOffset,
-                                          p.scale * kLog2e, shared.query);
-  __syncthreads();
-
-  const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
-  int numKeys = Causal ? row.length - p.num_tokens + token + 1 : row.length;
-  numKeys = max(0, min(numKeys, row.length));
 
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -306,32 +478,46 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
   const int keyGroup = lane / Split::kLanesPerKey;
   const int laneInKey = lane % Split::kLanesPerKey;
 
+  float query[GroupSize][kElems];
+  loadQuerySlice<Split, T, HeadDim, GroupSize>(
+      static_cast<const T *>(p.queries) + rowOffset, p.scale * kLog2e,
+      laneInKey, query);
+
+  const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
+  int numKeys = Causal ? row.length - p.num_tokens + token + 1 : row.length;
+  numKeys = max(0, min(numKeys, row.length));
+  const PageRange range =
+      splitPages(p, split, (numKeys + PageSize - 1) / PageSize);
+
   GroupState<GroupSize, kElems> state;
   state.init();
-  const int numPages = (numKeys + PageSize - 1) / PageSize;
-  for (int pageIndex = warp; pageIndex < numPages; pageIndex += numWarps) {
-    const char *page = row.page(pageIndex);
+  // The page id of the next iteration is read one iteration ahead, so its
+  // latency overlaps the current page's loads instead of preceding them.
+  int pageIndex = range.begin + warp;
+  int32_t pageId = pageIndex < range.end ? row.pages[pageIndex] : 0;
+  for (; pageIndex < range.end; pageIndex += numWarps) {
+    const int nextIndex = pageIndex + numWarps;
+    const int32_t nextId = nextIndex < range.end ? row.pages[nextIndex] : 0;
+    const char *page = row.pageAddress(pageId);
     const int keysInPage = min(PageSize, numKeys - pageIndex * PageSize);
-    // Both loops are warp-uniform: every lane reaches the shuffles. Full
-    // pages (all but the last) take the unrolled loop, whose compile-time
-    // trip count lets the compiler issue several keys' loads at once.
-    if (keysInPage == PageSize) {
-#pragma unroll(kFullPageUnroll)
-      for (int first = 0; first < PageSize; first += Split::kKeysPerWarp)
-        attendKey<T, HeadDim, GroupSize, PageSize>(
-            page, first + keyGroup, first + keyGroup < PageSize, laneInKey,
-            shared.query, state);
-    } else {
-      for (int first = 0; first < keysInPage; first += Split::kKeysPerWarp)
-        attendKey<T, HeadDim, GroupSize, PageSize>(
-            page, first + keyGroup, first + keyGroup < keysInPage, laneInKey,
-            shared.query, state);
+#pragma unroll 1
+    for (int first = 0; first < keysInPage; first += Shape::kKeys) {
+      RawTile<T, HeadDim, PageSize, GroupSize> tile;
+      loadTile<T, HeadDim, PageSize, GroupSize>(page, first, keysInPage, keyGroup, laneInKey, tile);
+      float scores[Shape::kSteps][GroupSize];
+      tileScores<T, HeadDim, GroupSize, PageSize>(tile, query, first,
+                                                  keysInPage, keyGroup, scores);
+      accumulateTile<T, HeadDim, GroupSize, PageSize>(tile, scores, state);
     }
+    pageId = nextId;
   }
 
   mergeKeyGroups<Split, GroupSize>(state);
   combineWarps<Split, HeadDim, GroupSize>(state, shared);
-  writeGroupOutputs<T, HeadDim, GroupSize>(shared, out);
+  if (p.num_splits > 1)
+    writePartialState<HeadDim, GroupSize>(shared, p, firstHead, split);
+  else
+    writeGroupOutputs<T, HeadDim, GroupSize>(shared, out);
 }
 
 } // namespace kvrt::device

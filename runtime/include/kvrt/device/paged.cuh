@@ -75,7 +75,11 @@ struct PagedRow {
 
   /// Address of the row's `index`-th page; reads the page table once.
   __device__ const char *page(int index) const {
-    return poolBase + static_cast<int64_t>(pages[index]) * pageBytes;
+    return pageAddress(pages[index]);
+  }
+  /// Address of pool page `id`, for callers that staged the id themselves.
+  __device__ const char *pageAddress(int32_t id) const {
+    return poolBase + static_cast<int64_t>(id) * pageBytes;
   }
 };
 

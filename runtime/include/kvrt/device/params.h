@@ -36,6 +36,19 @@ typedef struct kvrt_attention_params {
   int32_t page_size;
   float scale;
   int32_t causal;
+  /* Split-K (flash-decoding): the grid's z dimension. Split s of a row
+   * covers its pages [s * pages_per_split, (s + 1) * pages_per_split), the
+   * last split everything after that. With num_splits <= 1 the kernel writes
+   * `out` itself; otherwise it writes each split's normalized fp32 output
+   * and log2-sum-exp to the workspace below and the runtime's merge kernel
+   * combines them into `out`. */
+  int32_t num_splits;
+  int32_t pages_per_split;
+  /* Workspace of num_splits > 1, rows [batch * num_tokens * num_q_heads]:
+   * partial_out[(row * num_splits + s) * head_dim + d] and
+   * partial_lse[row * num_splits + s] (log2 units, -inf for no keys). */
+  float *partial_out;
+  float *partial_lse;
 } kvrt_attention_params;
 
 #ifdef __cplusplus

@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""Decode attention on the H200: kvcc (paged, through kvrt's C API) against
+torch SDPA with the cuDNN and FlashAttention backends (contiguous cache,
+enable_gqa=True), in one process on the same random data.
+
+For every shape it builds K/V with torch, appends them to a kvrt CUDA cache
+with kvrt_append (the paged copy of the same data), checks kvcc's and the
+SDPA outputs against a float32 reference (outputs poisoned with NaN first)
+and only then times everything with CUDA events: warm-ups, then a sleep
+kernel so that the host queues the timed calls ahead of the GPU, then the
+median over repetitions of back-to-back calls. The device copy bandwidth is
+measured in the same run.
+
+Usage (on the GPU machine, after building libkvrt.so and
+libkvcc_bench.so, see run_on_device.sh):
+  python3 bench/decode/bench_decode.py --lib-dir build-gpu/lib --out DIR
+"""
+import argparse
+import ctypes
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+SHAPES = [(1, 32768), (1, 131072), (16, 4096), (16, 32768), (64, 8192),
+          (128, 2048)]
+GQA = [(32, 8), (64, 8)]
+PAGES = [16, 64]
+HEAD_DIM = 128
+# fp16 outputs: relative L2 error against the float32 reference. Rounding
+# the output to fp16 alone gives about 3e-4; 2e-3 is the GPU tests' bound.
+ERROR_BOUND = 2e-3
+KVRT_DEVICE_CUDA = 1
+KVRT_DTYPE_F16 = 0
+
+
+class CacheDesc(ctypes.Structure):
+    _fields_ = [("num_kv_heads", ctypes.c_int32), ("head_dim", ctypes.c_int32),
+                ("dtype", ctypes.c_int32), ("page_size", ctypes.c_int32),
+                ("capacity", ctypes.c_int64)]
+
+
+class Kvrt:
+    """ctypes bindings of the parts of kvrt.h the benchmark uses."""
+
+    def __init__(self, lib_dir):
+        self.lib = ctypes.CDLL(os.path.join(lib_dir, "libkvrt.so"),
+                               mode=ctypes.RTLD_GLOBAL)
+        self.bench = ctypes.CDLL(os.path.join(lib_dir, "libkvcc_bench.so"))
+        lib, vp, i32, i64 = self.lib, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
+        lib.kvrt_last_error.restype = ctypes.c_char_p
+        lib.kvrt_pool_create.argtypes = [i32, i64, i64, ctypes.POINTER(vp)]
+        lib.kvrt_pool_destroy.argtypes = [vp]
+        lib.kvrt_cache_page_bytes.argtypes = [ctypes.POINTER(CacheDesc)]
+        lib.kvrt_cache_page_bytes.restype = i64
+        lib.kvrt_cache_create.argtypes = [vp, ctypes.POINTER(CacheDesc),
+                                          ctypes.POINTER(vp)]
+        lib.kvrt_sequence_create.argtypes = [vp, ctypes.POINTER(i32)]
+        lib.kvrt_append.argtypes = [vp, i32, ctypes.POINTER(i32), i32, vp, vp, vp]
+        lib.kvrt_attention_launch.argtypes = [
+            vp, i32, ctypes.POINTER(i32), i32, i32, vp, vp, ctypes.c_float, i32,
+            vp, i32, vp]
+        self.bench.kvcc_bench_kernel.restype = vp
+        self.bench.kvcc_bench_kernel.argtypes = [ctypes.c_int, ctypes.c_int]
+        self.threads = self.bench.kvcc_bench_threads()
+        self.bench.kvcc_bench_launch_direct.argtypes = [
+            vp, i64, vp, vp, vp, vp, vp, ctypes.c_int, ctypes.c_int,
+            ctypes.c_int, ctypes.c_int, i64, ctypes.c_float, vp]
+
+    def check(self, status, what):
+        if status != 0:
+            raise RuntimeError(f"{what}: {self.lib.kvrt_last_error().decode()}")
+
+
+class PagedCache:
+    """A kvrt CUDA pool and cache holding K/V [B, Hkv, S, d] as B sequences."""
+
+    def __init__(self, kvrt, k, v, page):
+        self.kvrt = kvrt
+        B, Hkv, S, d = k.shape
+        desc = CacheDesc(Hkv, d, KVRT_DTYPE_F16, page, S)
+        pages = B * Hkv * ((S + page - 1) // page) + 16
+        self.pool = ctypes.c_void_p()
+        kvrt.check(kvrt.lib.kvrt_pool_create(
+            KVRT_DEVICE_CUDA, kvrt.lib.kvrt_cache_page_bytes(ctypes.byref(desc)),
+            pages, ctypes.byref(self.pool)), "kvrt_pool_create")
+        self.cache = ctypes.c_void_p()
+        kvrt.check(kvrt.lib.kvrt_cache_create(self.pool, ctypes.byref(desc),
+                                              ctypes.byref(self.cache)),
+                   "kvrt_cache_create")
+        ids = []
+        for _ in range(B):
+            i = ctypes.c_int32()
+            kvrt.check(kvrt.lib.kvrt_sequence_create(self.pool, ctypes.byref(i)),
+                       "kvrt_sequence_create")
+            ids.append(i.value)
+        self.ids = (ctypes.c_int32 * B)(*ids)
+        # kvrt_append takes [batch, tokens, kv_heads, head_dim].
+        stream = torch.cuda.current_stream().cuda_stream
+        for b in range(B):
+            kb = k[b].transpose(0, 1).contiguous()
+            vb = v[b].transpose(0, 1).contiguous()
+            one = (ctypes.c_int32 * 1)(ids[b])
+            kvrt.check(kvrt.lib.kvrt_append(
+                self.cache, 1, one, S, kb.data_ptr(),
+                vb.data_ptr(), stream), "kvrt_append")
+            torch.cuda.synchronize()
+        self.batch = B
+
+    def attention(self, q, out, group, page, scale):
+        kvrt = self.kvrt
+        kernel = kvrt.bench.kvcc_bench_kernel(group, page)
+        status = kvrt.lib.kvrt_attention_launch(
+            self.cache, self.batch, self.ids, 1, q.shape[2], q.data_ptr(),
+            out.data_ptr(), scale, 0, kernel, kvrt.threads,
+            torch.cuda.current_stream().cuda_stream)
+        kvrt.check(status, "kvrt_attention_launch")
+
+    def close(self):
+        self.kvrt.lib.kvrt_pool_destroy(self.pool)
+
+
+class ResidentPages:
+    """The same K/V in kvrt's page format ([K page, V page] per page), pages
+    in a random order, with CSR tables that stay on the device: what the
+    kernel reads once tables are resident instead of rebuilt per call."""
+
+    def __init__(self, kvrt, k, v, page):
+        self.kvrt = kvrt
+        B, Hkv, S, d = k.shape
+        assert S % page == 0
+        rows, per_row = B * Hkv, S // page
+        perm = torch.randperm(rows * per_row, device="cuda")
+        self.pool = torch.empty(rows * per_row, 2, page, d, dtype=k.dtype,
+                                device="cuda")
+        self.pool[perm.view(rows, per_row)] = torch.stack(
+            [k.reshape(rows, per_row, page, d), v.reshape(rows, per_row, page, d)],
+            dim=2)
+        self.indptr = (torch.arange(rows + 1, device="cuda") * per_row).int()
+        self.kv_lens = torch.full((rows,), S, dtype=torch.int32, device="cuda")
+        self.indices = perm.int()
+        self.shape = (B, Hkv, S, page)
+
+    def attention(self, q, out, scale):
+        B, Hkv, S, page = self.shape
+        status = self.kvrt.bench.kvcc_bench_launch_direct(
+            self.pool.data_ptr(), 2 * page * 128 * 2, self.indptr.data_ptr(),
+            self.kv_lens.data_ptr(), self.indices.data_ptr(), q.data_ptr(),
+            out.data_ptr(), B, q.shape[2], Hkv, page, S, scale,
+            torch.cuda.current_stream().cuda_stream)
+        self.kvrt.check(status, "kvcc_bench_launch_direct")
+
+
+def time_ms(fn, reps=15, calls=10, warm=5):
+    """Median over `reps` of the mean time of `calls` back-to-back calls."""
+    for _ in range(warm):
+        fn()
+    torch.cuda.synchronize()
+    # Sleep long enough (about 2e6 cycles per ms) for the host to queue all
+    # calls, with margin.
+    sleep_cycles = int(min(2e9, max(1.0, 2 * host_ms(fn, 3) * calls) * 2e6))
+    samples = []
+    for _ in range(reps):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        # Keep the GPU busy while the host queues the calls, so that host
+        # overhead (table building, dispatch) does not show up as GPU idle.
+        torch.cuda._sleep(sleep_cycles)
+        start.record()
+        for _ in range(calls):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        samples.append(start.elapsed_time(end) / calls)
+    return statistics.median(samples)
+
+
+def host_ms(fn, calls=20):
+    """Host time of one call (enqueue only), for the note on overhead."""
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    return (t1 - t0) * 1e3 / calls
+
+
+def copy_bandwidth():
+    n = 4 << 30
+    a = torch.empty(n, dtype=torch.uint8, device="cuda")
+    a.random_(0, 255)
+    b = torch.empty_like(a)
+    t = time_ms(lambda: b.copy_(a), reps=10, calls=2, warm=2)
+    del a, b
+    torch.cuda.empty_cache()
+    return 2 * n / t / 1e6  # GB/s, bytes read + written
+
+
+def reference(q, k, v):
+    """float32 attention with GQA: q [B, Hq, 1, d], k/v [B, Hkv, S, d]."""
+    B, Hq, _, d = q.shape
+    Hkv = k.shape[1]
+    out = torch.empty(B, Hq, 1, d, dtype=torch.float32, device=q.device)
+    for b in range(B):  # one sequence at a time bounds the fp32 copies
+        qb = q[b].float().view(Hkv, Hq // Hkv, d)
+        kb, vb = k[b].float(), v[b].float()
+        s = torch.matmul(qb, kb.transpose(1, 2)) / math.sqrt(d)
+        out[b] = torch.matmul(torch.softmax(s, dim=-1), vb).reshape(Hq, 1, d)
+    return out
+
+
+def rel_error(x, ref):
+    x = x.float()
+    if not torch.isfinite(x).all():
+        return float("inf")
+    return ((x - ref).norm() / ref.norm()).item()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib-dir", required=True)
+    ap.add_argument("--out", default=".")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sweep", action="store_true",
+                    help="also time forced split counts")
+    args = ap.parse_args()
+    if args.quick:
+        GQA[:] = GQA[:1]
+    torch.manual_seed(0)
+    kvrt = Kvrt(args.lib_dir)
+    props = torch.cuda.get_device_properties(0)
+    copy = copy_bandwidth()
+    print(f"{props.name}, {props.multi_processor_count} SMs, torch "
+          f"{torch.__version__}; copy bandwidth {copy:.0f} GB/s (r+w)",
+          flush=True)
+    rows, failures = [], []
+    shapes = SHAPES[:2] if args.quick else SHAPES
+    for hq, hkv in GQA:
+        group = hq // hkv
+        for B, S in shapes:
+            q = torch.randn(B, hq, 1, HEAD_DIM, device="cuda", dtype=torch.float16)
+            k = torch.randn(B, hkv, S, HEAD_DIM, device="cuda", dtype=torch.float16)
+            v = torch.randn(B, hkv, S, HEAD_DIM, device="cuda", dtype=torch.float16)
+            kv_bytes = 2 * B * hkv * S * HEAD_DIM * 2
+            scale = 1.0 / math.sqrt(HEAD_DIM)
+            ref = reference(q, k, v)
+            row = dict(hq=hq, hkv=hkv, B=B, S=S, d=HEAD_DIM, kv_bytes=kv_bytes)
+            for name, backend in [("cudnn", SDPBackend.CUDNN_ATTENTION),
+                                  ("flash", SDPBackend.FLASH_ATTENTION)]:
+                try:
+                    with sdpa_kernel([backend]):
+                        fn = lambda: F.scaled_dot_product_attention(
+                            q, k, v, enable_gqa=True)
+                        err = rel_error(fn(), ref)
+                        row[f"{name}_ms"] = time_ms(fn)
+                    row[f"{name}_err"] = err
+                except Exception as ex:  # report, keep going
+                    row[f"{name}_error"] = str(ex)[:200]
+            # kvcc: queries/outputs [B, 1, Hq, d] = q's memory order.
+            qk = q.transpose(1, 2).contiguous()
+            for page in PAGES:
+              try:
+                cache = PagedCache(kvrt, k, v, page)
+                out = torch.empty_like(qk)
+                out.fill_(float("nan"))
+                fn = lambda: cache.attention(qk, out, group, page, scale)
+                fn()
+                torch.cuda.synchronize()
+                err = rel_error(out.transpose(1, 2), ref)
+                key = f"kvcc_api_p{page}"
+                row[f"{key}_err"] = err
+                if not err < ERROR_BOUND:
+                    failures.append(f"{key} hq={hq} B={B} S={S}: error {err}")
+                row[f"{key}_ms"] = time_ms(fn)
+                row[f"{key}_host_ms"] = host_ms(fn)
+                cache.close()
+                # The kernel with resident tables: the headline numbers.
+                cache = ResidentPages(kvrt, k, v, page)
+                out.fill_(float("nan"))
+                fn = lambda: cache.attention(qk, out, scale)
+                fn()
+                torch.cuda.synchronize()
+                err = rel_error(out.transpose(1, 2), ref)
+                key = f"kvcc_p{page}"
+                row[f"{key}_err"] = err
+                if not err < ERROR_BOUND:
+                    failures.append(f"{key} hq={hq} B={B} S={S}: error {err}")
+                row[f"{key}_ms"] = time_ms(fn)
+                if args.sweep and page == 16 and B * hkv < 132:
+                    sweep = {}
+                    for splits in [8, 16, 33, 66, 132, 264]:
+                        os.environ["KVRT_DECODE_SPLITS"] = str(splits)
+                        sweep[splits] = time_ms(fn, reps=7)
+                    del os.environ["KVRT_DECODE_SPLITS"]
+                    row[f"{key}_split_sweep_ms"] = sweep
+                del cache, out
+              except Exception as ex:  # report, keep going
+                failures.append(f"kvcc_p{page} hq={hq} B={B} S={S}: {ex}")
+                row[f"kvcc_p{page}_ms"] = float("nan")
+                row[f"kvcc_p{page}_err"] = float("nan")
+            for key in ["kvcc_p16", "kvcc_p64", "kvcc_api_p16", "kvcc_api_p64",
+                        "cudnn", "flash"]:
+                if f"{key}_ms" in row:
+                    row[f"{key}_GBps"] = kv_bytes / row[f"{key}_ms"] / 1e6
+            if "cudnn_ms" in row:
+                row["speedup_vs_cudnn"] = {
+                    f"p{p}": row["cudnn_ms"] / row[f"kvcc_p{p}_ms"] for p in PAGES}
+            if "flash_ms" in row:
+                row["speedup_vs_flash"] = {
+                    f"p{p}": row["flash_ms"] / row[f"kvcc_p{p}_ms"] for p in PAGES}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            del q, k, v, qk, ref
+            torch.cuda.empty_cache()
+    result = dict(device=props.name, sms=props.multi_processor_count,
+                  torch=torch.__version__, copy_GBps_rw=copy,
+                  error_bound=ERROR_BOUND, failures=failures, rows=rows,
+                  flashinfer="not run: see README (Decode performance)")
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "decode_h200.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    write_markdown(result, os.path.join(args.out, "decode_h200.md"))
+    try:
+        plot(result, os.path.join(args.out, "decode_h200.png"))
+    except Exception as ex:
+        print("plot failed:", ex)
+    print(open(os.path.join(args.out, "decode_h200.md")).read())
+    if failures:
+        print("CORRECTNESS FAILURES:", *failures, sep="\n  ")
+        sys.exit(1)
+
+
+def geomean(values):
+    return math.exp(sum(math.log(x) for x in values) / len(values))
+
+
+def write_markdown(result, path):
+    copy = result["copy_GBps_rw"]
+    lines = [f"# Decode attention on {result['device']} (fp16, d=128)", "",
+             f"Device copy bandwidth in the same run: {copy:.0f} GB/s (read + "
+             "write). GB/s = K+V bytes / time; % = of the copy bandwidth. "
+             "kvcc reads a paged cache (page 16 or 64) through "
+             "kvrt_attention_launch; cuDNN and flash are torch SDPA on a "
+             "contiguous cache with enable_gqa=True. Ratios are cuDNN (or "
+             "flash) time over kvcc time: above 1 means kvcc is faster.", "",
+             "kvcc p16/p64: the kernel (split-K + merge) over resident device "
+             "page tables; kvcc API p16: kvrt_attention_launch as it is today, "
+             "which rebuilds and uploads the page tables on every call.", "",
+             "| Hq/Hkv | B | S | kvcc p16 ms | kvcc p64 ms | kvcc API p16 ms "
+             "| cuDNN ms | flash ms "
+             "| kvcc p16 GB/s (%) | cuDNN GB/s | vs cuDNN p16 | vs cuDNN p64 "
+             "| vs flash p16 | err p16 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    ratios = {16: [], 64: []}
+    for r in result["rows"]:
+        s = r.get("speedup_vs_cudnn", {})
+        for p in (16, 64):
+            if f"p{p}" in s:
+                ratios[p].append(s[f"p{p}"])
+        g = r["kvcc_p16_GBps"]
+        lines.append(
+            f"| {r['hq']}/{r['hkv']} | {r['B']} | {r['S']} "
+            f"| {r['kvcc_p16_ms']:.4f} | {r['kvcc_p64_ms']:.4f} "
+            f"| {r.get('kvcc_api_p16_ms', float('nan')):.4f} "
+            f"| {r.get('cudnn_ms', float('nan')):.4f} "
+            f"| {r.get('flash_ms', float('nan')):.4f} "
+            f"| {g:.0f} ({100 * g / copy:.0f}%) "
+            f"| {r.get('cudnn_GBps', float('nan')):.0f} "
+            f"| {s.get('p16', float('nan')):.2f} | {s.get('p64', float('nan')):.2f} "
+            f"| {r.get('speedup_vs_flash', {}).get('p16', float('nan')):.2f} "
+            f"| {r['kvcc_p16_err']:.1e} |")
+    lines.append("")
+    for p in (16, 64):
+        if ratios[p]:
+            lines.append(f"Geometric mean speedup vs cuDNN, page {p}: "
+                         f"{geomean(ratios[p]):.2f}x; minimum {min(ratios[p]):.2f}x")
+    lines.append("")
+    lines.append(f"FlashInfer: {result['flashinfer']}")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def plot(result, path):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from plot_decode import plot as plot_result
+    plot_result(result, path)
+
+
+if __name__ == "__main__":
+    main()

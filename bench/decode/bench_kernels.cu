@@ -1,0 +1,76 @@
+//===- bench_kernels.cu - Decode kernels of the benchmark shapes -*- CUDA -*-//
+//
+// The kernels kvcc generates for the benchmark's kv.attention ops (fp16,
+// d128, GQA groups 4 and 8, pages 16 and 64, decode without mask), defined
+// exactly as generated code defines them. bench_decode.py loads this
+// library next to libkvrt.so, asks kvcc_bench_kernel for the kernel and
+// passes it to kvrt_attention_launch: the path compiled programs take.
+// Build: nvcc -shared -cudart shared (one CUDA runtime with kvrt).
+//
+//===----------------------------------------------------------------------===//
+#include "kvrt/device/attention.cuh"
+
+#define KVCC_BENCH_KERNEL(name, group, pageSize)                               \
+  __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
+      kvrt_attention_params p) {                                               \
+    kvrt::device::pagedAttention<__half, 128, group, pageSize, false>(p);      \
+  }
+
+KVCC_BENCH_KERNEL(kvcc_f16_d128_g4_p16, 4, 16)
+KVCC_BENCH_KERNEL(kvcc_f16_d128_g4_p64, 4, 64)
+KVCC_BENCH_KERNEL(kvcc_f16_d128_g8_p16, 8, 16)
+KVCC_BENCH_KERNEL(kvcc_f16_d128_g8_p64, 8, 64)
+
+#undef KVCC_BENCH_KERNEL
+
+/// The kernel for GQA group `group` and page size `pageSize`, or null.
+extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
+  if (group == 4 && pageSize == 16)
+    return reinterpret_cast<const void *>(&kvcc_f16_d128_g4_p16);
+  if (group == 4 && pageSize == 64)
+    return reinterpret_cast<const void *>(&kvcc_f16_d128_g4_p64);
+  if (group == 8 && pageSize == 16)
+    return reinterpret_cast<const void *>(&kvcc_f16_d128_g8_p16);
+  if (group == 8 && pageSize == 64)
+    return reinterpret_cast<const void *>(&kvcc_f16_d128_g8_p64);
+  return nullptr;
+}
+
+/// kvrt::device::kAttentionThreads, for the launch.
+extern "C" int kvcc_bench_threads(void) {
+  return kvrt::device::kAttentionThreads;
+}
+
+#include "SplitK.h"
+
+/// Launches the kernel for (group, pageSize) over page tables the caller
+/// keeps on the device (the resident tables kvrt's device-table work
+/// provides), through the runtime's split-K launcher and merge: the
+/// kernel's own cost, without kvrt_attention_launch's per-call host table
+/// build and upload. Returns a kvrt_status.
+extern "C" int kvcc_bench_launch_direct(
+    const void *poolBase, int64_t pageBytes, const int32_t *indptr,
+    const int32_t *kvLens, const int32_t *indices, const void *queries,
+    void *out, int batch, int numQHeads, int numKvHeads, int pageSize,
+    int64_t maxLength, float scale, void *stream) {
+  kvrt_attention_params params{};
+  params.pool_base = poolBase;
+  params.page_bytes = pageBytes;
+  params.page_indptr = indptr;
+  params.kv_lens = kvLens;
+  params.page_indices = indices;
+  params.queries = queries;
+  params.out = out;
+  params.batch = batch;
+  params.num_tokens = 1;
+  params.num_q_heads = numQHeads;
+  params.num_kv_heads = numKvHeads;
+  params.head_dim = 128;
+  params.page_size = pageSize;
+  params.scale = scale;
+  params.causal = 0;
+  return kvrt::cuda::launchSplitAttention(
+      kvcc_bench_kernel(numQHeads / numKvHeads, pageSize), params,
+      KVRT_DTYPE_F16, maxLength, kvrt::device::kAttentionThreads, 0, stream,
+      "kvcc_bench_launch_direct");
+}

@@ -1,0 +1,202 @@
+//===- DeviceTables.cpp - Device-resident page tables -----------*- C++ -*-===//
+//
+// See DeviceTables.h. Regions come in power-of-two sizes from per-size free
+// lists or from the end of the arena, so a head that grows page by page is
+// moved O(log pages) times, and a sequence that finishes leaves regions the
+// next sequences reuse.
+//
+//===----------------------------------------------------------------------===//
+#include "DeviceTables.h"
+#include "Error.h"
+#include "Handles.h"
+
+#include <limits>
+#include <new>
+
+namespace {
+
+/// Smallest region: 8 page ids (128 tokens at page size 16).
+constexpr int kMinRegionClass = 3;
+/// Smallest device arena, in slots; it grows to 3/2 of the shadow.
+constexpr int64_t kMinArenaSlots = 1024;
+
+/// Size class of a region holding `count` page ids.
+int regionClass(int64_t count) {
+  int sizeClass = kMinRegionClass;
+  while ((int64_t(1) << sizeClass) < count)
+    ++sizeClass;
+  return sizeClass;
+}
+
+/// Size class of a region of `slots` slots (a power of two).
+int classOf(int32_t slots) {
+  int sizeClass = 0;
+  while ((int32_t(1) << sizeClass) < slots)
+    ++sizeClass;
+  return sizeClass;
+}
+
+} // namespace
+
+kvrt::DeviceMirror::~DeviceMirror() { cuda::release(arena, device); }
+
+void kvrt::DeviceMirror::sync(HeadTable &head, int64_t count) {
+  if (count <= head.mirrorValid)
+    return;
+  if (head.mirrorOffset < 0 || head.mirrorSlots < count) {
+    const int sizeClass = regionClass(count);
+    const int64_t slots = int64_t(1) << sizeClass;
+    if (freeRegions.size() <= static_cast<size_t>(sizeClass))
+      freeRegions.resize(static_cast<size_t>(sizeClass) + 1);
+    int32_t offset;
+    if (!freeRegions[sizeClass].empty()) {
+      offset = freeRegions[sizeClass].back();
+      freeRegions[sizeClass].pop_back();
+    } else {
+      // Offsets are int32 in the uploaded tables.
+      if (static_cast<int64_t>(shadow.size()) + slots >
+          std::numeric_limits<int32_t>::max())
+        throw std::bad_alloc();
+      offset = static_cast<int32_t>(shadow.size());
+      shadow.resize(shadow.size() + static_cast<size_t>(slots), 0);
+    }
+    releaseRegion(head);
+    head.mirrorOffset = offset;
+    head.mirrorSlots = static_cast<int32_t>(slots);
+  }
+  dirty.reserve(dirty.size() + static_cast<size_t>(count - head.mirrorValid));
+  for (int64_t i = head.mirrorValid; i < count; ++i) {
+    const int32_t offset = head.mirrorOffset + static_cast<int32_t>(i);
+    shadow[offset] = head.pages[i];
+    dirty.push_back(offset);
+  }
+  head.mirrorValid = static_cast<int32_t>(count);
+}
+
+void kvrt::DeviceMirror::releaseRegion(HeadTable &head) noexcept {
+  if (head.mirrorOffset >= 0) {
+    // Losing a region to bad_alloc only leaves a hole in the arena.
+    try {
+      freeRegions[classOf(head.mirrorSlots)].push_back(head.mirrorOffset);
+    } catch (...) {
+    }
+  }
+  head.mirrorOffset = -1;
+  head.mirrorSlots = 0;
+  head.mirrorValid = 0;
+}
+
+void kvrt::planDeviceTables(const kvrt_cache *cache,
+                            const SequenceLocks &sequences, TablePlan &plan) {
+  DeviceMirror &mirror = cache->mirror;
+  const int64_t numHeads = cache->desc.num_kv_heads;
+  const int64_t pageSize = cache->desc.page_size;
+  const int64_t batch = static_cast<int64_t>(sequences.size());
+  const int64_t rows = batch * numHeads;
+  plan.rows = rows;
+  plan.upload.assign(static_cast<size_t>(3 * rows + 1), 0);
+  int32_t *indptr = plan.upload.data();
+  int32_t *lengths = indptr + rows + 1;
+  int32_t *regions = lengths + rows;
+  for (int64_t b = 0; b < batch; ++b) {
+    CacheSequence *state = cache->state(sequences[b], false);
+    for (int64_t h = 0; h < numHeads; ++h) {
+      const int64_t row = b * numHeads + h;
+      int64_t count = 0;
+      if (state) {
+        HeadTable &head = state->heads[h];
+        count = pagesFor(head.length, pageSize);
+        mirror.sync(head, count);
+        lengths[row] = head.length;
+        regions[row] = count > 0 ? head.mirrorOffset : 0;
+      }
+      indptr[row + 1] = indptr[row] + static_cast<int32_t>(count);
+    }
+  }
+  plan.totalPages = indptr[rows];
+  // Past half the arena, one bulk copy beats applying updates one by one.
+  plan.uploadArena =
+      mirror.stale ||
+      mirror.arenaSlots < static_cast<int64_t>(mirror.shadow.size()) ||
+      2 * mirror.dirty.size() > mirror.shadow.size();
+  plan.numUpdates = 0;
+  if (plan.uploadArena)
+    return;
+  plan.numUpdates = static_cast<int64_t>(mirror.dirty.size());
+  plan.upload.reserve(plan.upload.size() + 2 * mirror.dirty.size());
+  for (int32_t offset : mirror.dirty) {
+    plan.upload.push_back(offset);
+    plan.upload.push_back(mirror.shadow[offset]);
+  }
+}
+
+kvrt_status kvrt::getDeviceTables(const kvrt_cache *cache, int32_t batch,
+                                  const int32_t *seqIds, void *stream,
+                                  DeviceTablesView *out, const char *fn) {
+  const kvrt_pool &pool = *cache->pool;
+  if (pool.device != KVRT_DEVICE_CUDA)
+    return fail(KVRT_ERROR_UNSUPPORTED,
+                "%s: device page tables exist for CUDA pools only", fn);
+  if (cache->quantized())
+    return fail(KVRT_ERROR_UNSUPPORTED,
+                "%s: the cache stores quantized pages; attention kernels "
+                "read unquantized K and V",
+                fn);
+  SequenceLocks locks;
+  KVRT_RETURN_IF_ERROR(locks.lock(pool, seqIds, batch, fn));
+  std::unique_lock<std::mutex> lock(cache->deviceMutex);
+  DeviceMirror &mirror = cache->mirror;
+  TablePlan plan;
+  planDeviceTables(cache, locks, plan);
+
+  // Until the kernels are queued, a failure leaves the device arena in an
+  // unknown state: the next call then uploads it whole.
+  mirror.stale = true;
+  const size_t shadowSlots = mirror.shadow.size();
+  if (plan.uploadArena &&
+      mirror.arenaSlots < static_cast<int64_t>(shadowSlots)) {
+    // The old arena may still be read by earlier launches.
+    KVRT_RETURN_IF_ERROR(cache->scratch.waitIdle(fn));
+    cuda::release(mirror.arena, mirror.device);
+    mirror.arena = nullptr;
+    mirror.arenaSlots = 0;
+    const int64_t slots = std::max<int64_t>(
+        kMinArenaSlots, static_cast<int64_t>(shadowSlots + shadowSlots / 2));
+    KVRT_RETURN_IF_ERROR(
+        cuda::allocateOn(static_cast<size_t>(slots) * sizeof(int32_t),
+                         mirror.device, &mirror.arena, fn));
+    mirror.arenaSlots = slots;
+  }
+  void *buffer = nullptr;
+  KVRT_RETURN_IF_ERROR(cache->scratch.upload(
+      plan.upload.data(), plan.upload.size() * sizeof(int32_t),
+      static_cast<size_t>(plan.totalPages) * sizeof(int32_t), pool.cudaDevice,
+      stream, &buffer, fn));
+  // Queued after the scratch upload, which waits for earlier readers.
+  if (plan.uploadArena && shadowSlots > 0)
+    KVRT_RETURN_IF_ERROR(cuda::copyToDeviceAsync(
+        mirror.arena, mirror.shadow.data(), shadowSlots * sizeof(int32_t),
+        pool.cudaDevice, stream, fn));
+
+  int32_t *tables = static_cast<int32_t *>(buffer);
+  const int64_t rows = plan.rows;
+  cuda::TableLaunch launch{};
+  launch.arena = static_cast<int32_t *>(mirror.arena);
+  launch.updates = tables + 3 * rows + 1;
+  launch.numUpdates = plan.numUpdates;
+  launch.indptr = tables;
+  launch.regions = tables + 2 * rows + 1;
+  launch.rows = rows;
+  launch.pageIndices = tables + plan.upload.size();
+  KVRT_RETURN_IF_ERROR(
+      cuda::launchTableUpdate(launch, pool.cudaDevice, stream, fn));
+  KVRT_RETURN_IF_ERROR(cache->scratch.markInUse(stream, fn));
+  mirror.dirty.clear();
+  mirror.stale = false;
+
+  out->pageIndptr = tables;
+  out->kvLens = tables + rows + 1;
+  out->pageIndices = launch.pageIndices;
+  out->lock = std::move(lock);
+  return KVRT_OK;
+}

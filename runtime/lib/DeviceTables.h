@@ -1,0 +1,118 @@
+//===- DeviceTables.h - Device-resident page tables -------------*- C++ -*-===//
+//
+// Kernels read a batch's page tables in the CSR form of
+// kvrt_attention_params (row r = b * num_kv_heads + h). Rebuilding and
+// uploading every page id of the batch at every step would cost
+// O(tokens / page_size) host work and bus traffic per step; instead each
+// CUDA cache keeps a device "arena" holding a region of page ids per
+// (sequence, head), and per launch only
+//   - the page-table entries that changed since they were last mirrored
+//     (usually none, or one new page per head every page_size steps), and
+//   - the batch's indptr, lengths and region offsets (O(batch x heads))
+// travel to the device, where a scatter kernel applies the changes and a
+// gather kernel assembles the batch's page_indices from the regions.
+//
+// The host keeps an exact copy of the arena (the shadow), so syncing is
+// pure host bookkeeping (planDeviceTables, testable without a GPU) followed
+// by one upload and at most two small kernels (getDeviceTables).
+//
+// Locking: a cache's mirror and scratch buffer are guarded by its
+// deviceMutex; planDeviceTables also reads the batch's page tables, so the
+// caller holds those sequences' locks too.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_LIB_DEVICETABLES_H
+#define KVRT_LIB_DEVICETABLES_H
+
+#include "kvrt/kvrt.h"
+
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace kvrt {
+
+struct HeadTable;
+class SequenceLocks;
+
+/// Host-side bookkeeping of one cache's device arena of page-table regions.
+/// A region is a power-of-two number of int32 slots holding one head's page
+/// ids in token order; it moves to a larger region when the head outgrows
+/// it and returns to a free list when the head's state is released.
+class DeviceMirror {
+public:
+  DeviceMirror() = default;
+  DeviceMirror(const DeviceMirror &) = delete;
+  DeviceMirror &operator=(const DeviceMirror &) = delete;
+  /// Frees the device arena.
+  ~DeviceMirror();
+
+  /// Makes the shadow hold the first `count` page ids of `head` in its
+  /// region (allocating or growing the region as needed) and records every
+  /// entry it changes for the next upload. May throw std::bad_alloc; the
+  /// mirror stays consistent (what was recorded stays recorded).
+  void sync(HeadTable &head, int64_t count);
+  /// Returns the head's region to the free lists. Never throws.
+  void releaseRegion(HeadTable &head) noexcept;
+
+  /// The arena as the device will hold it after the next upload.
+  std::vector<int32_t> shadow;
+  /// Offsets into `shadow` written since the last upload.
+  std::vector<int32_t> dirty;
+  /// freeRegions[c]: offsets of free regions of 2^c slots.
+  std::vector<std::vector<int32_t>> freeRegions;
+
+  /// Device copy of the shadow (CUDA caches only) and its size in slots.
+  void *arena = nullptr;
+  int64_t arenaSlots = 0;
+  int device = 0;
+  /// The device arena is missing or may differ from the shadow beyond
+  /// `dirty` (never uploaded, or an upload failed): upload it whole.
+  bool stale = true;
+};
+
+/// What getDeviceTables uploads for one batch.
+struct TablePlan {
+  int64_t rows = 0;
+  /// Page ids the batch's rows hold: the size of the gathered page_indices.
+  int64_t totalPages = 0;
+  /// Arena entries to write before gathering: (offset, value) pairs.
+  int64_t numUpdates = 0;
+  /// The arena must be uploaded whole (the updates are then part of it),
+  /// after growing it to at least `shadow.size()` slots when it is smaller.
+  bool uploadArena = false;
+  /// indptr[rows + 1], kv_lens[rows], region offsets[rows], then the
+  /// numUpdates pairs.
+  std::vector<int32_t> upload;
+};
+
+/// Syncs the mirror for rows b * num_kv_heads + h of the batch (sequences
+/// already locked, in batch order, in `sequences`) and fills `plan`. The
+/// caller holds the cache's deviceMutex.
+void planDeviceTables(const kvrt_cache *cache, const SequenceLocks &sequences,
+                      TablePlan &plan);
+
+/// Device pointers to a batch's tables in the form of
+/// kvrt_attention_params: page_indptr[rows + 1], page_indices, kv_lens[rows]
+/// with rows = batch * num_kv_heads.
+struct DeviceTablesView {
+  const int32_t *pageIndptr = nullptr;
+  const int32_t *pageIndices = nullptr;
+  const int32_t *kvLens = nullptr;
+  /// Holds the cache's deviceMutex: the tables live in the cache's scratch
+  /// buffer, which the next batch would overwrite. Keep the view until the
+  /// kernel reading them is queued and the scratch is marked in use.
+  std::unique_lock<std::mutex> lock;
+};
+
+/// Brings the device tables of the batch `seqIds` (validated, live
+/// sequences of `cache`, a CUDA cache) up to date on `stream` and returns
+/// pointers to them. They stay valid until the next call that mutates one
+/// of these sequences or launches another batch on this cache.
+kvrt_status getDeviceTables(const kvrt_cache *cache, int32_t batch,
+                            const int32_t *seqIds, void *stream,
+                            DeviceTablesView *out, const char *function);
+
+} // namespace kvrt
+
+#endif // KVRT_LIB_DEVICETABLES_H

@@ -1,0 +1,311 @@
+//===- GpuAllocatorTest.cpp - Allocator on CUDA pools -----------*- C++ -*-===//
+//
+// Runs only where a CUDA device exists (skips otherwise). A host pool and a
+// CUDA pool receive the same operations (appends, per-head selection that
+// leaves heads of different lengths and one head empty, a fork, evicting
+// writes and slot replacement into shared pages, truncation after
+// eviction); after each one the device contents must equal the host's byte
+// for byte. Then the compiled kernels of GpuKernels.cu read the device page
+// tables (kept on the device and updated incrementally) and must match the
+// CPU reference, kvrt_attention_host, including zeros for the empty head.
+//
+//===----------------------------------------------------------------------===//
+#include "AllocatorHelpers.h"
+#include "GpuKernels.h"
+
+#include <cuda_runtime.h>
+
+using namespace kvrt::test;
+
+namespace {
+
+bool haveGpu() {
+  if (!kvrt_has_cuda())
+    return false;
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+/// Device copy of a host tensor, freed at scope exit.
+class DeviceCopy {
+public:
+  explicit DeviceCopy(const Tensor &tensor) : size(tensor.bytes.size()) {
+    EXPECT_EQ(cudaMalloc(&pointer, size ? size : 1), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(pointer, tensor.data(), size, cudaMemcpyHostToDevice),
+              cudaSuccess);
+  }
+  DeviceCopy(const DeviceCopy &) = delete;
+  DeviceCopy &operator=(const DeviceCopy &) = delete;
+  ~DeviceCopy() {
+    // kvrt queues its work on the default stream here; let it finish
+    // before the memory goes.
+    cudaDeviceSynchronize();
+    cudaFree(pointer);
+  }
+  void *get() const { return pointer; }
+  void download(Tensor &tensor) const {
+    ASSERT_EQ(cudaMemcpy(tensor.data(), pointer, size, cudaMemcpyDeviceToHost),
+              cudaSuccess);
+  }
+
+private:
+  void *pointer = nullptr;
+  size_t size;
+};
+
+/// A host and a CUDA pool with one cache each, receiving the same calls.
+class Twins {
+public:
+  Twins(const kvrt_cache_desc &cacheDesc, int64_t numPages) : desc(cacheDesc) {
+    const int64_t pageBytes = kvrt_cache_page_bytes(&desc);
+    pools[0] = makePool(KVRT_DEVICE_HOST, pageBytes, numPages);
+    pools[1] = makePool(KVRT_DEVICE_CUDA, pageBytes, numPages);
+    for (int i = 0; i < 2; ++i)
+      caches[i] = pools[i] ? makeCache(pools[i].get(), desc) : nullptr;
+  }
+  bool ok() const { return caches[0] && caches[1]; }
+
+  int32_t newSequence() {
+    int32_t id = makeSequence(pools[0].get());
+    EXPECT_EQ(makeSequence(pools[1].get()), id);
+    return id;
+  }
+
+  Tensor randomRows(int64_t rows, std::mt19937 &rng) const {
+    return randomTensor(desc.dtype, rows * desc.head_dim, rng);
+  }
+
+  void append(const std::vector<int32_t> &ids, int32_t tokens,
+              std::mt19937 &rng) {
+    const int64_t rows = int64_t(ids.size()) * tokens * desc.num_kv_heads;
+    Tensor keys = randomRows(rows, rng), values = randomRows(rows, rng);
+    DeviceCopy deviceKeys(keys), deviceValues(values);
+    const int32_t batch = int32_t(ids.size());
+    ASSERT_EQ(kvrt_append(caches[0], batch, ids.data(), tokens, keys.data(),
+                          values.data(), nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+    ASSERT_EQ(kvrt_append(caches[1], batch, ids.data(), tokens,
+                          deviceKeys.get(), deviceValues.get(), nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+  }
+
+  void appendEvict(const std::vector<int32_t> &ids,
+                   const std::vector<int32_t> &slots, std::mt19937 &rng) {
+    const int64_t rows = int64_t(ids.size()) * desc.num_kv_heads;
+    Tensor keys = randomRows(rows, rng), values = randomRows(rows, rng);
+    DeviceCopy deviceKeys(keys), deviceValues(values);
+    const int32_t batch = int32_t(ids.size());
+    ASSERT_EQ(kvrt_append_evict(caches[0], batch, ids.data(), keys.data(),
+                                values.data(), slots.data(), nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+    ASSERT_EQ(kvrt_append_evict(caches[1], batch, ids.data(), deviceKeys.get(),
+                                deviceValues.get(), slots.data(), nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+  }
+
+  void replace(int32_t id, int32_t head, int32_t slot, int32_t position,
+               std::mt19937 &rng) {
+    Tensor key = randomRows(1, rng), value = randomRows(1, rng);
+    DeviceCopy deviceKey(key), deviceValue(value);
+    ASSERT_EQ(kvrt_cache_replace_slot(caches[0], id, head, slot, key.data(),
+                                      value.data(), position, nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+    ASSERT_EQ(kvrt_cache_replace_slot(caches[1], id, head, slot,
+                                      deviceKey.get(), deviceValue.get(),
+                                      position, nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+  }
+
+  void select(int32_t id, const std::vector<int32_t> &indptr,
+              const std::vector<int32_t> &kept) {
+    for (kvrt_cache *cache : caches)
+      ASSERT_EQ(
+          kvrt_cache_select(cache, id, indptr.data(), kept.data(), nullptr),
+          KVRT_OK)
+          << kvrt_last_error();
+  }
+
+  int32_t fork(int32_t parent) {
+    int32_t children[2] = {-1, -2};
+    for (int i = 0; i < 2; ++i)
+      EXPECT_EQ(
+          kvrt_sequence_fork(pools[i].get(), parent, nullptr, &children[i]),
+          KVRT_OK)
+          << kvrt_last_error();
+    EXPECT_EQ(children[0], children[1]);
+    return children[0];
+  }
+
+  void truncate(int32_t id, int64_t length) {
+    for (const PoolPtr &pool : pools)
+      ASSERT_EQ(kvrt_sequence_truncate(pool.get(), id, length, nullptr),
+                KVRT_OK)
+          << kvrt_last_error();
+  }
+
+  /// Both caches hold the same lengths, positions and bytes for `id`.
+  void expectSame(int32_t id) {
+    ASSERT_EQ(headLengths(caches[0], id), headLengths(caches[1], id));
+    for (int32_t h = 0; h < desc.num_kv_heads; ++h)
+      ASSERT_EQ(headPositions(caches[0], id, h),
+                headPositions(caches[1], id, h))
+          << "head " << h;
+    for (bool values : {false, true})
+      ASSERT_TRUE(readHeads(caches[0], id, values) ==
+                  readHeads(caches[1], id, values))
+          << (values ? "values" : "keys") << " of sequence " << id;
+  }
+
+  kvrt_cache_desc desc;
+  PoolPtr pools[2];
+  kvrt_cache *caches[2] = {nullptr, nullptr};
+};
+
+const GpuKernel *findKernel(const char *name) {
+  for (const GpuKernel &kernel : gpuKernels())
+    if (std::string(kernel.name) == name)
+      return &kernel;
+  return nullptr;
+}
+
+/// Runs `kernel` on the device twin and kvrt_attention_host on the host
+/// twin; expects agreement within the dtype's tolerance and exact zeros for
+/// the q heads of kv heads that hold no token of a sequence.
+void expectAttentionMatches(Twins &twins, const GpuKernel &kernel,
+                            const std::vector<int32_t> &ids, int numTokens,
+                            std::mt19937 &rng) {
+  const int numKvHeads = twins.desc.num_kv_heads;
+  const int numQHeads = numKvHeads * kernel.groupSize;
+  const int batch = int(ids.size());
+  const int64_t elements =
+      int64_t(batch) * numTokens * numQHeads * kernel.headDim;
+  Tensor queries = randomTensor(kernel.dtype, elements, rng, 2.0f);
+  const float scale = 1.0f / std::sqrt(float(kernel.headDim));
+  Tensor expected(kernel.dtype, elements);
+  expected.poison();
+  ASSERT_EQ(kvrt_attention_host(twins.caches[0], batch, ids.data(), numTokens,
+                                numQHeads, queries.data(), expected.data(),
+                                scale, kernel.causal),
+            KVRT_OK)
+      << kvrt_last_error();
+  Tensor poisoned(kernel.dtype, elements);
+  poisoned.poison();
+  DeviceCopy deviceQueries(queries), deviceOut(poisoned);
+  ASSERT_EQ(kvrt_attention_launch(twins.caches[1], batch, ids.data(), numTokens,
+                                  numQHeads, deviceQueries.get(),
+                                  deviceOut.get(), scale, kernel.causal,
+                                  kernel.function, attentionThreads(), nullptr),
+            KVRT_OK)
+      << kvrt_last_error();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  Tensor actual(kernel.dtype, elements);
+  deviceOut.download(actual);
+  const double error = relativeError(actual, toDoubles(expected));
+  EXPECT_LT(error, toleranceFor(kernel.dtype))
+      << kernel.name << " with " << numTokens << " query tokens";
+  for (int b = 0; b < batch; ++b) {
+    std::vector<int64_t> lengths = headLengths(twins.caches[0], ids[b]);
+    for (int t = 0; t < numTokens; ++t)
+      for (int qh = 0; qh < numQHeads; ++qh) {
+        if (lengths[qh / kernel.groupSize] != 0)
+          continue;
+        const int64_t base =
+            ((int64_t(b) * numTokens + t) * numQHeads + qh) * kernel.headDim;
+        for (int d = 0; d < kernel.headDim; ++d)
+          ASSERT_EQ(actual.at(base + d), 0.0f)
+              << "empty head must give zeros: sequence " << ids[b] << " q head "
+              << qh;
+      }
+  }
+}
+
+class GpuAllocatorTest : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(GpuAllocatorTest, PerHeadLengthsMatchHostReference) {
+  if (!haveGpu())
+    GTEST_SKIP() << "no CUDA device";
+  const GpuKernel *kernel = findKernel(GetParam());
+  ASSERT_NE(kernel, nullptr) << GetParam();
+  const int numKvHeads = 4;
+  kvrt_cache_desc desc = makeDesc(numKvHeads, kernel->headDim, kernel->dtype,
+                                  kernel->pageSize, 4096);
+  Twins twins(desc, 2048);
+  ASSERT_TRUE(twins.ok());
+  std::mt19937 rng(kernel->headDim * 31 + kernel->pageSize);
+  const int32_t pageSize = kernel->pageSize;
+
+  // Three prompts, then SnapKV-style selection leaving each head its own
+  // length: head 0 every third slot, head 1 the last 40 (or nothing for
+  // sequence 1), head 2 a prefix, head 3 everything.
+  std::vector<int32_t> ids;
+  for (int32_t length : {700, 90, 333}) {
+    ids.push_back(twins.newSequence());
+    twins.append({ids.back()}, length, rng);
+    std::vector<int32_t> indptr = {0}, kept;
+    for (int32_t s = 0; s < length; s += 3)
+      kept.push_back(s);
+    indptr.push_back(int32_t(kept.size()));
+    if (ids.size() != 2)
+      for (int32_t s = length - 40; s < length; ++s)
+        kept.push_back(s);
+    indptr.push_back(int32_t(kept.size()));
+    for (int32_t s = 0; s < length / 2 + 1; ++s)
+      kept.push_back(s);
+    indptr.push_back(int32_t(kept.size()));
+    for (int32_t s = 0; s < length; ++s)
+      kept.push_back(s);
+    indptr.push_back(int32_t(kept.size()));
+    twins.select(ids.back(), indptr, kept);
+    ASSERT_FALSE(HasFatalFailure());
+    twins.expectSame(ids.back());
+  }
+  for (int numTokens : {1, 5})
+    expectAttentionMatches(twins, *kernel, ids, numTokens, rng);
+
+  // A fork shares full pages; evicting writes into them copy on write, on
+  // the device. Sequence 2 evicts in heads 0 and 3 and appends in 1 and 2.
+  const int32_t child = twins.fork(ids[0]);
+  twins.expectSame(child);
+  twins.appendEvict({child, ids[2]}, {3, 1, -1, pageSize + 2, 0, -1, -1, 100},
+                    rng);
+  ASSERT_FALSE(HasFatalFailure());
+  twins.replace(ids[0], 2, 5, 5000, rng);
+  ASSERT_FALSE(HasFatalFailure());
+  for (int32_t id : {ids[0], child, ids[2]})
+    twins.expectSame(id);
+  // Truncation after eviction compacts by position, on the device.
+  twins.truncate(ids[2], 300);
+  twins.truncate(child, 650);
+  ASSERT_FALSE(HasFatalFailure());
+  twins.expectSame(ids[2]);
+  twins.expectSame(child);
+
+  // Decode steps: the device tables are updated, not rebuilt.
+  std::vector<int32_t> all = {ids[0], ids[1], ids[2], child};
+  for (int step = 0; step < 3; ++step) {
+    twins.append(all, 5, rng);
+    ASSERT_FALSE(HasFatalFailure());
+    for (int numTokens : {1, 5})
+      expectAttentionMatches(twins, *kernel, all, numTokens, rng);
+  }
+  for (int32_t id : all)
+    twins.expectSame(id);
+  // A batch in another order, with a sequence twice.
+  expectAttentionMatches(twins, *kernel, {child, ids[1], child}, 1, rng);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, GpuAllocatorTest,
+    ::testing::Values("f16_d128_g4_p16_causal", "f16_d128_g4_p16_full",
+                      "bf16_d128_g4_p64_full", "f32_d64_g1_p16_causal"),
+    [](const ::testing::TestParamInfo<const char *> &info) {
+      return std::string(info.param);
+    });
+
+} // namespace

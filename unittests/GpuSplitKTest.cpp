@@ -1,0 +1,328 @@
+//===- GpuSplitKTest.cpp - Split-K decode and its merge -----------*- C++ -*-===//
+//
+// Checks the flash-decoding path of kvrt_attention_launch: the split plan
+// (host only), long sequences at batch 1 that the planner splits, forced
+// split counts for every element type (so the merge kernel runs for f16,
+// bf16 and f32 and for head dims 64/128/256), prefill chunks whose causal
+// masks leave some splits empty, and hand-built page tables with ragged
+// per-head lengths including rows of length 0, which the public API cannot
+// make yet. GPU cases skip without a device.
+//
+//===----------------------------------------------------------------------===//
+#include "GpuKernels.h"
+#include "SplitK.h"
+#include "TestHelpers.h"
+
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+
+using namespace kvrt::test;
+
+namespace {
+
+bool haveGpu() {
+  if (!kvrt_has_cuda())
+    return false;
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+#define SKIP_WITHOUT_GPU()                                                     \
+  do {                                                                         \
+    if (!haveGpu())                                                            \
+      GTEST_SKIP() << "no CUDA device";                                        \
+  } while (false)
+
+const GpuKernel &kernelNamed(const std::string &name) {
+  for (const GpuKernel &kernel : gpuKernels())
+    if (name == kernel.name)
+      return kernel;
+  ADD_FAILURE() << "no kernel " << name;
+  return gpuKernels().front();
+}
+
+/// Sets KVRT_DECODE_SPLITS for the lifetime of the object.
+class ForcedSplits {
+public:
+  explicit ForcedSplits(int splits) {
+    if (splits > 0)
+      setenv("KVRT_DECODE_SPLITS", std::to_string(splits).c_str(), 1);
+  }
+  ~ForcedSplits() { unsetenv("KVRT_DECODE_SPLITS"); }
+};
+
+/// Device memory freed at scope exit.
+struct DeviceMemory {
+  void *pointer = nullptr;
+  explicit DeviceMemory(size_t bytes) {
+    EXPECT_EQ(cudaMalloc(&pointer, bytes), cudaSuccess);
+  }
+  ~DeviceMemory() { cudaFree(pointer); }
+  DeviceMemory(const DeviceMemory &) = delete;
+  DeviceMemory &operator=(const DeviceMemory &) = delete;
+};
+
+TEST(SplitPlanTest, FillsTheChipOnlyWhenNeeded) {
+  // A full chip is not split.
+  EXPECT_EQ(kvrt::cuda::planSplits(1024, 512, 264).numSplits, 1);
+  // One page cannot be split.
+  EXPECT_EQ(kvrt::cuda::planSplits(8, 1, 264).numSplits, 1);
+  // Batch 1, 8 kv heads, 2048 pages: enough splits to fill most slots, each
+  // split at least one page, every page covered.
+  kvrt::cuda::SplitPlan plan = kvrt::cuda::planSplits(8, 2048, 264);
+  EXPECT_GE(plan.numSplits * 8, 0.85 * 264 * 0.85);
+  EXPECT_LE(plan.numSplits * 8, 264);
+  EXPECT_GE(int64_t(plan.numSplits) * plan.pagesPerSplit, 2048);
+  EXPECT_LT(int64_t(plan.numSplits - 1) * plan.pagesPerSplit, 2048);
+  // Short rows bound the count by their pages.
+  EXPECT_LE(kvrt::cuda::planSplits(8, 3, 264).numSplits, 3);
+}
+
+/// Appends random K/V for `lengths` sequences to a CUDA cache and a host
+/// cache, then compares kvrt_attention_launch (with `splits` forced, or the
+/// planner's choice for 0) with kvrt_attention_host.
+void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
+                      int numTokens, int splits, unsigned seed) {
+  const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
+  const int numQHeads = numKvHeads * kernel.groupSize;
+  const int batch = static_cast<int>(lengths.size());
+  int maxLength = 0;
+  int64_t numPages = 8;
+  for (int length : lengths) {
+    maxLength = std::max(maxLength, length);
+    numPages += (length + kernel.pageSize - 1) / kernel.pageSize * numKvHeads;
+  }
+  kvrt_cache_desc desc = makeDesc(numKvHeads, kernel.headDim, kernel.dtype,
+                                  kernel.pageSize, maxLength);
+  int64_t pageBytes = kvrt_cache_page_bytes(&desc);
+  PoolPtr host = makePool(KVRT_DEVICE_HOST, pageBytes, numPages);
+  PoolPtr device = makePool(KVRT_DEVICE_CUDA, pageBytes, numPages);
+  ASSERT_TRUE(host && device);
+  kvrt_cache *hostCache = makeCache(host.get(), desc);
+  kvrt_cache *deviceCache = makeCache(device.get(), desc);
+  ASSERT_TRUE(hostCache && deviceCache);
+
+  std::mt19937 rng(seed);
+  std::vector<int32_t> ids;
+  for (int b = 0; b < batch; ++b) {
+    int32_t id = makeSequence(host.get());
+    ASSERT_EQ(makeSequence(device.get()), id);
+    ids.push_back(id);
+    int64_t elements = int64_t(lengths[b]) * numKvHeads * kernel.headDim;
+    Tensor keys = randomTensor(kernel.dtype, elements, rng);
+    Tensor values = randomTensor(kernel.dtype, elements, rng);
+    ASSERT_EQ(kvrt_append(hostCache, 1, &id, lengths[b], keys.data(),
+                          values.data(), nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+    DeviceMemory deviceKeys(keys.bytes.size()),
+        deviceValues(keys.bytes.size());
+    ASSERT_EQ(cudaMemcpy(deviceKeys.pointer, keys.data(), keys.bytes.size(),
+                         cudaMemcpyHostToDevice),
+              cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(deviceValues.pointer, values.data(),
+                         values.bytes.size(), cudaMemcpyHostToDevice),
+              cudaSuccess);
+    ASSERT_EQ(kvrt_append(deviceCache, 1, &id, lengths[b], deviceKeys.pointer,
+                          deviceValues.pointer, nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  }
+
+  const int64_t queryElements =
+      int64_t(batch) * numTokens * numQHeads * kernel.headDim;
+  Tensor queries = randomTensor(kernel.dtype, queryElements, rng, 2.0f);
+  const float scale = 1.0f / std::sqrt(float(kernel.headDim));
+  Tensor expected(kernel.dtype, queryElements);
+  expected.poison();
+  ASSERT_EQ(kvrt_attention_host(hostCache, batch, ids.data(), numTokens,
+                                numQHeads, queries.data(), expected.data(),
+                                scale, kernel.causal),
+            KVRT_OK)
+      << kvrt_last_error();
+
+  DeviceMemory deviceQueries(queries.bytes.size()),
+      deviceOut(queries.bytes.size());
+  ASSERT_EQ(cudaMemcpy(deviceQueries.pointer, queries.data(),
+                       queries.bytes.size(), cudaMemcpyHostToDevice),
+            cudaSuccess);
+  // Two launches with different forced counts on one stream: the second
+  // reuses the workspace the first's merge reads.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    ASSERT_EQ(cudaMemset(deviceOut.pointer, 0xff, queries.bytes.size()),
+              cudaSuccess);
+    ForcedSplits forced(splits > 0 ? splits + attempt : 0);
+    ASSERT_EQ(kvrt_attention_launch(deviceCache, batch, ids.data(), numTokens,
+                                    numQHeads, deviceQueries.pointer,
+                                    deviceOut.pointer, scale, kernel.causal,
+                                    kernel.function, attentionThreads(),
+                                    nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    Tensor actual(kernel.dtype, queryElements);
+    ASSERT_EQ(cudaMemcpy(actual.data(), deviceOut.pointer, actual.bytes.size(),
+                         cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    double error = relativeError(actual, toDoubles(expected));
+    EXPECT_LT(error, toleranceFor(kernel.dtype))
+        << kernel.name << " splits " << splits << " attempt " << attempt;
+  }
+}
+
+TEST(GpuSplitKTest, LongSequenceAtBatchOne) {
+  SKIP_WITHOUT_GPU();
+  checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {20000}, 1, 0, 1);
+  checkAgainstHost(kernelNamed("bf16_d128_g4_p64_full"), {9000}, 1, 0, 2);
+}
+
+TEST(GpuSplitKTest, RaggedBatchWithPlannedSplits) {
+  SKIP_WITHOUT_GPU();
+  checkAgainstHost(kernelNamed("f16_d128_g4_p16_full"), {1, 3000, 17, 700}, 1,
+                   0, 3);
+}
+
+TEST(GpuSplitKTest, ForcedSplitsEveryElementType) {
+  SKIP_WITHOUT_GPU();
+  for (const char *name :
+       {"f16_d64_g4_p16_causal", "bf16_d64_g1_p16_causal",
+        "f32_d64_g1_p16_causal", "f32_d256_g8_p64_full",
+        "f16_d256_g8_p64_causal", "bf16_d128_g4_p64_full"})
+    checkAgainstHost(kernelNamed(name), {1500, 33, 900}, 1, 7, 4);
+}
+
+TEST(GpuSplitKTest, PrefillChunkWithEmptySplits) {
+  SKIP_WITHOUT_GPU();
+  // More splits than the short row has pages, and causal queries whose
+  // visible prefix ends before the last splits begin.
+  checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {40, 600}, 5, 13, 5);
+}
+
+/// Hand-built tables: per-head lengths differ inside one sequence and some
+/// rows are empty, as the allocator's per-head tables allow.
+void checkRaggedHeads(int splits) {
+  const GpuKernel &kernel = kernelNamed("f16_d128_g4_p16_full");
+  const int numKvHeads = 8, group = 4, headDim = 128, pageSize = 16;
+  const int numQHeads = numKvHeads * group;
+  const int batch = 2;
+  std::mt19937 rng(11 + splits);
+  std::uniform_int_distribution<int> lengthDist(0, 2500);
+  std::vector<int32_t> kvLens(batch * numKvHeads);
+  for (int32_t &length : kvLens)
+    length = lengthDist(rng);
+  kvLens[0] = 0;
+  kvLens[numKvHeads + 5] = 0;
+  kvLens[3] = 1;
+
+  // Pages are handed out in a scrambled order so that table lookups matter.
+  std::vector<int32_t> indptr{0}, indices;
+  for (int32_t length : kvLens)
+    indptr.push_back(indptr.back() + (length + pageSize - 1) / pageSize);
+  const int totalPages = indptr.back();
+  for (int i = 0; i < totalPages; ++i)
+    indices.push_back(int32_t((int64_t(i) * 7919) % totalPages));
+  const int64_t rowElements = int64_t(pageSize) * headDim;
+  Tensor pool = randomTensor(KVRT_DTYPE_F16, 2 * rowElements * totalPages, rng);
+  const int64_t queryElements = int64_t(batch) * numQHeads * headDim;
+  Tensor queries = randomTensor(KVRT_DTYPE_F16, queryElements, rng, 2.0f);
+  const float scale = 1.0f / std::sqrt(float(headDim));
+
+  // Reference straight from the tables.
+  std::vector<double> expected(queryElements, 0.0);
+  for (int b = 0; b < batch; ++b)
+    for (int q = 0; q < numQHeads; ++q) {
+      const int row = b * numKvHeads + q / group;
+      const int length = kvLens[row];
+      if (length == 0)
+        continue;
+      auto element = [&](int key, bool value, int d) {
+        int page = indices[indptr[row] + key / pageSize];
+        return double(pool.at((int64_t(page) * 2 + (value ? 1 : 0)) *
+                                  rowElements +
+                              int64_t(key % pageSize) * headDim + d));
+      };
+      const int64_t qBase = (int64_t(b) * numQHeads + q) * headDim;
+      std::vector<double> logits(length);
+      double maxLogit = -INFINITY;
+      for (int k = 0; k < length; ++k) {
+        double dot = 0.0;
+        for (int d = 0; d < headDim; ++d)
+          dot += queries.at(qBase + d) * element(k, false, d);
+        logits[k] = dot * scale;
+        maxLogit = std::max(maxLogit, logits[k]);
+      }
+      double total = 0.0;
+      for (double &logit : logits)
+        total += (logit = std::exp(logit - maxLogit));
+      for (int d = 0; d < headDim; ++d) {
+        double sum = 0.0;
+        for (int k = 0; k < length; ++k)
+          sum += logits[k] * element(k, true, d);
+        expected[qBase + d] = sum / total;
+      }
+    }
+
+  std::vector<int32_t> tables = indptr;
+  tables.insert(tables.end(), kvLens.begin(), kvLens.end());
+  tables.insert(tables.end(), indices.begin(), indices.end());
+  DeviceMemory devicePool(pool.bytes.size()), deviceQueries(queries.bytes.size()),
+      deviceOut(queries.bytes.size()),
+      deviceTables(tables.size() * sizeof(int32_t));
+  ASSERT_EQ(cudaMemcpy(devicePool.pointer, pool.data(), pool.bytes.size(),
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(deviceQueries.pointer, queries.data(),
+                       queries.bytes.size(), cudaMemcpyHostToDevice),
+            cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(deviceTables.pointer, tables.data(),
+                       tables.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+            cudaSuccess);
+  ASSERT_EQ(cudaMemset(deviceOut.pointer, 0xff, queries.bytes.size()),
+            cudaSuccess);
+  const int32_t *deviceInts = static_cast<const int32_t *>(deviceTables.pointer);
+  kvrt_attention_params params{};
+  params.pool_base = devicePool.pointer;
+  params.page_bytes = 2 * rowElements * 2;
+  params.page_indptr = deviceInts;
+  params.kv_lens = deviceInts + indptr.size();
+  params.page_indices = deviceInts + indptr.size() + kvLens.size();
+  params.queries = deviceQueries.pointer;
+  params.out = deviceOut.pointer;
+  params.batch = batch;
+  params.num_tokens = 1;
+  params.num_q_heads = numQHeads;
+  params.num_kv_heads = numKvHeads;
+  params.head_dim = headDim;
+  params.page_size = pageSize;
+  params.scale = scale;
+  params.causal = 0;
+  int maxLength = *std::max_element(kvLens.begin(), kvLens.end());
+  // Planning for a shorter row than the longest checks that the last split
+  // still covers the rest.
+  ForcedSplits forced(splits);
+  ASSERT_EQ(kvrt::cuda::launchSplitAttention(
+                kernel.function, params, KVRT_DTYPE_F16, maxLength / 2,
+                attentionThreads(), 0, nullptr, "test"),
+            KVRT_OK)
+      << kvrt_last_error();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  Tensor actual(KVRT_DTYPE_F16, queryElements);
+  ASSERT_EQ(cudaMemcpy(actual.data(), deviceOut.pointer, actual.bytes.size(),
+                       cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  // Empty rows give exact zeros.
+  for (int q = 0; q < group * headDim; ++q)
+    ASSERT_EQ(actual.at(q), 0.0f) << q;
+  EXPECT_LT(relativeError(actual, expected), toleranceFor(KVRT_DTYPE_F16))
+      << "splits " << splits;
+}
+
+TEST(GpuSplitKTest, RaggedPerHeadLengthsAndEmptyRows) {
+  SKIP_WITHOUT_GPU();
+  for (int splits : {0, 1, 5, 40})
+    checkRaggedHeads(splits);
+}
+
+} // namespace
