@@ -351,8 +351,9 @@ def write_markdown(result, path):
              "contiguous cache with enable_gqa=True. Ratios are cuDNN (or "
              "flash) time over kvcc time: above 1 means kvcc is faster.", "",
              "kvcc p16/p64: the kernel (split-K + merge) over resident device "
-             "page tables; kvcc API p16: kvrt_attention_launch as it is today, "
-             "which rebuilds and uploads the page tables on every call.", "",
+             "page tables; kvcc API p16: the same through "
+             "kvrt_attention_launch, which also assembles the batch's device "
+             "tables from the incrementally maintained per-head tables.", "",
              "| Hq/Hkv | B | S | kvcc p16 ms | kvcc p64 ms | kvcc API p16 ms "
              "| cuDNN ms | flash ms "
              "| kvcc p16 GB/s (%) | cuDNN GB/s | vs cuDNN p16 | vs cuDNN p64 "
