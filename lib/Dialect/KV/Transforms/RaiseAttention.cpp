@@ -730,8 +730,6 @@ private:
   }
 
   LogicalResult raiseFunction(func::FuncOp func, ConstantEvaluator &evaluator);
-  void rewrite(func::FuncOp func, const AttentionMatch &m, Value cache,
-               Value seqIds);
 };
 
 /// Inserts a [0, 2, 1, 3] transpose of a 4-D tensor.
@@ -745,8 +743,9 @@ Value swapHeadsAndTokens(OpBuilder &b, Location loc, Value v) {
       ->getResult(0);
 }
 
-void KVRaiseAttentionPass::rewrite(func::FuncOp func, const AttentionMatch &m,
-                                   Value cache, Value seqIds) {
+/// Replaces the matched attention by kv.append + kv.attention on `cache`,
+/// converting between the graph's [B, H, T, D] and kv's [B, T, H, D].
+void rewriteAttention(const AttentionMatch &m, Value cache, Value seqIds) {
   OpBuilder b(m.pv.op);
   Location loc = m.pv.op->getLoc();
   Value key = swapHeadsAndTokens(b, loc, m.newKey);
@@ -839,7 +838,7 @@ LogicalResult KVRaiseAttentionPass::raiseFunction(func::FuncOp func,
   llvm::BitVector deadArgs(func.getNumArguments());
   llvm::SmallPtrSet<Value, 8> deadResults;
   for (auto [m, cache] : llvm::zip_equal(matches, caches)) {
-    rewrite(func, m, cache, seqIds);
+    rewriteAttention(m, cache, seqIds);
     deadResults.insert(m.presentKey);
     deadResults.insert(m.presentValue);
     if (m.pastKey) {
