@@ -53,3 +53,17 @@
 // PRE4: result 0 [1, 9, 256]: rel_err {{.*}} ok
 // PRE4-COUNT-4: sequence 0: 9 tokens match the returned K/V
 // PRE4: PASS: 1 results and 4 caches compared, 0 failed
+//
+// repeat_kv as concatenated copies (Inputs/tiled_gqa_decode.mlir): the raised
+// graph reorders query heads around kv.attention; the numbers must agree.
+// RUN: kv-opt %S/Inputs/tiled_gqa_decode.mlir --pass-pipeline="builtin.module(func.func(llvm-request-c-wrappers),%upstream_to_llvm)" | mlir-translate --mlir-to-llvmir -o %t/tg.ll
+// RUN: %shared_lib %t/tg.ll -o %t/tg.so
+// RUN: kvcc --raise %S/Inputs/tiled_gqa_decode.mlir -q -o %t/tg
+// RUN: FileCheck %s --check-prefix=TILEDIR < %t/tg/tiled_gqa_decode.kv.mlir
+// TILEDIR: tensor.expand_shape %{{.+}} {{\[}}[0], [1, 2], [3], [4]] output_shape [1, 2, 2, 1, 8]
+// TILEDIR: linalg.transpose {{.+}} permutation = [0, 2, 1, 3, 4]
+// TILEDIR: kv.attention
+// RUN: /usr/bin/python3 %S/Inputs/compare_raised.py %S/Inputs/tiled_gqa_decode.mlir %t/tg/tiled_gqa_decode.kv.mlir %t/tg.so %t/tg/libtiled_gqa_decode.so %libkvrt | FileCheck %s --check-prefix=TILED
+// TILED: result 0 [1, 4, 1, 8]: rel_err {{.*}} ok
+// TILED: cache 0 sequence 0: 6 tokens match the returned K/V
+// TILED: PASS: 1 results and 1 caches compared, 0 failed

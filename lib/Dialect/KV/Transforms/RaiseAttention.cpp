@@ -122,6 +122,9 @@ struct HeadTensor {
   Value kvHeads;
   /// Query heads per kv head (the GQA repeat factor).
   int64_t group = 1;
+  /// The repeat tiles whole copies (query head h reads kv head h % Hkv)
+  /// instead of repeating each head (h reads h / group).
+  bool tiled = false;
 };
 
 /// Everything the rewrite needs about one attention.
@@ -241,6 +244,13 @@ Matched<HeadTensor> traceHeads(Value v, StringRef what) {
   if (type.getRank() != 4)
     return failMatch(what + " is not a 4-D [batch, heads, tokens, dim] "
                             "tensor");
+  // repeat_kv as copies of the whole head set concatenated along the heads.
+  if (auto concat = v.getDefiningOp<tensor::ConcatOp>();
+      concat && concat.getDim() == 1 && concat.getInputs().size() > 1 &&
+      llvm::all_equal(concat.getInputs()))
+    return HeadTensor{concat.getInputs()[0],
+                      static_cast<int64_t>(concat.getInputs().size()),
+                      /*tiled=*/true};
   return HeadTensor{v, 1};
 }
 
@@ -660,6 +670,8 @@ Matched<AttentionMatch> matchAttention(Contraction pv,
   if (!qType.hasStaticShape() || !kType.hasStaticShape() || kType != vType)
     return failMatch("query, key and value shapes are dynamic or keys and "
                      "values differ");
+  if (m.key.tiled != m.value.tiled)
+    return failMatch("keys and values repeat their heads differently");
   if (m.key.group != m.value.group ||
       kType.getDimSize(1) * m.key.group != qType.getDimSize(1) ||
       kType.getDimSize(0) != qType.getDimSize(0) ||
@@ -743,6 +755,26 @@ Value swapHeadsAndTokens(OpBuilder &b, Location loc, Value v) {
       ->getResult(0);
 }
 
+/// Reorders the heads of [B, outer * inner, T, D] `v` from outer-major to
+/// inner-major: head o * inner + i moves to i * outer + o.
+Value swapHeadGroups(OpBuilder &b, Location loc, Value v, int64_t outer,
+                     int64_t inner) {
+  auto type = cast<RankedTensorType>(v.getType());
+  int64_t batch = type.getDimSize(0), tokens = type.getDimSize(2),
+          dim = type.getDimSize(3);
+  Type element = type.getElementType();
+  SmallVector<ReassociationIndices> split = {{0}, {1, 2}, {3}, {4}};
+  Value grouped = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({batch, outer, inner, tokens, dim}, element),
+      v, split);
+  Value init = tensor::EmptyOp::create(
+      b, loc, ArrayRef<int64_t>{batch, inner, outer, tokens, dim}, element);
+  Value swapped = linalg::TransposeOp::create(b, loc, grouped, init,
+                                              ArrayRef<int64_t>{0, 2, 1, 3, 4})
+                      ->getResult(0);
+  return tensor::CollapseShapeOp::create(b, loc, type, swapped, split);
+}
+
 /// Replaces the matched attention by kv.append + kv.attention on `cache`,
 /// converting between the graph's [B, H, T, D] and kv's [B, T, H, D].
 void rewriteAttention(const AttentionMatch &m, Value cache, Value seqIds) {
@@ -751,12 +783,22 @@ void rewriteAttention(const AttentionMatch &m, Value cache, Value seqIds) {
   Value key = swapHeadsAndTokens(b, loc, m.newKey);
   Value value = swapHeadsAndTokens(b, loc, m.newValue);
   kv::AppendOp::create(b, loc, key, value, cache, seqIds);
-  Value query = swapHeadsAndTokens(b, loc, m.query);
+  // kv.attention pairs query head h with kv head h / group; tiled copies
+  // pair it with h % Hkv, so reorder the query heads around the call.
+  bool permute = m.key.tiled &&
+                 cast<ShapedType>(m.key.kvHeads.getType()).getDimSize(1) > 1;
+  int64_t kvHeads = cast<ShapedType>(m.key.kvHeads.getType()).getDimSize(1);
+  Value query = m.query;
+  if (permute)
+    query = swapHeadGroups(b, loc, query, m.key.group, kvHeads);
+  query = swapHeadsAndTokens(b, loc, query);
   auto attention = kv::AttentionOp::create(
       b, loc, query.getType(), query, cache, seqIds,
       b.getF32FloatAttr(static_cast<float>(m.scale)),
       m.causal ? b.getUnitAttr() : UnitAttr());
   Value out = swapHeadsAndTokens(b, loc, attention.getResult());
+  if (permute)
+    out = swapHeadGroups(b, loc, out, kvHeads, m.key.group);
   Value result = m.pv.result;
   if (cast<ShapedType>(result.getType()).getRank() == 3)
     out = tensor::CollapseShapeOp::create(
