@@ -6,6 +6,8 @@
 #include "kvcc/Dialect/KV/IR/KVOps.h"
 #include "kvcc/Target/EntryABI.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -38,8 +40,28 @@ StringRef kvcc::getModelToLLVMPipeline() {
          "reconcile-unrealized-casts";
 }
 
+/// Decomposes ops that upstream's lowering to loops does not handle, such as
+/// linalg.softmax (left by attentions that were not raised), into generics.
+static LogicalResult decomposeAggregates(ModuleOp module) {
+  SmallVector<linalg::AggregatedOpInterface> aggregates;
+  module.walk([&](linalg::AggregatedOpInterface op) {
+    aggregates.push_back(op);
+  });
+  IRRewriter rewriter(module.getContext());
+  for (linalg::AggregatedOpInterface op : aggregates) {
+    rewriter.setInsertionPoint(op);
+    FailureOr<SmallVector<Value>> results = op.decomposeOperation(rewriter);
+    if (failed(results))
+      return op->emitError("kvcc: cannot decompose this op for the CPU");
+    rewriter.replaceOp(op, *results);
+  }
+  return success();
+}
+
 LogicalResult kvcc::translateModelToLLVMIR(ModuleOp module, raw_ostream &os) {
   OwningOpRef<ModuleOp> copy = module.clone();
+  if (failed(decomposeAggregates(*copy)))
+    return failure();
   PassManager pm(module.getContext());
   if (failed(parsePassPipeline(getModelToLLVMPipeline(), pm)))
     return module.emitError("kvcc: cannot build the model lowering pipeline");
