@@ -26,6 +26,19 @@ for example in examples/*.mlir; do
     "$bin/kvcc-run" "$out/cuda/$name/$name.kvcc" ${calls:+--calls "$calls"} || status=1
   fi
 done
+# A model graph exported from Hugging Face transformers by torch-mlir: kvcc
+# raises its attention and KV cache to kv ops and compiles it for the CPU;
+# the original graph is compiled by the same upstream lowering without
+# raising, and both run on the same random inputs.
+model=examples/models/llama_decoder_decode.mlir
+echo "=== $model (model graph: kvcc --raise, compared with the original)"
+"$bin/kvcc" "$model" -q -o "$out/models/original"
+"$bin/kvcc" --raise "$model" -o "$out/models/raised"
+/usr/bin/python3 test/e2e/Inputs/compare_raised.py "$model" \
+  "$out/models/raised/llama_decoder_decode.kv.mlir" \
+  "$out/models/original/libllama_decoder_decode.so" \
+  "$out/models/raised/libllama_decoder_decode.so" "$build/lib/libkvrt.so" || status=1
+
 if ((!has_gpu)); then
   echo "(no GPU here: CUDA results are checked on the GPU machine, see bench/gpu_check/)"
 fi
