@@ -50,7 +50,8 @@ llvm::Error failMatch(const Twine &why) {
 
 /// A batched contraction C[.., m, n] = sum_k A[.., m, k] * B[.., k, n] (or
 /// B[.., n, k] when `transposedB`): a linalg.batch_matmul on [B*H, ..]
-/// operands, or a linalg.generic on 4-D [B, H, ..] operands.
+/// operands, a linalg.matmul when B*H is 1, or a linalg.generic on 4-D
+/// [B, H, ..] operands.
 struct Contraction {
   Operation *op = nullptr;
   Value lhs, rhs, result;
@@ -75,6 +76,22 @@ Contraction asContraction(Operation *op) {
     if (maps[0] == AffineMap::get(4, 0, {b, m, k}, ctx) &&
         maps[1] == AffineMap::get(4, 0, {b, n, k}, ctx) &&
         maps[2] == AffineMap::get(4, 0, {b, m, n}, ctx)) {
+      c.transposedB = true;
+      return c;
+    }
+    return {};
+  }
+  if (auto mm = dyn_cast<linalg::MatmulOp>(op)) {
+    Contraction c{op, mm.getDpsInputOperand(0)->get(),
+                  mm.getDpsInputOperand(1)->get(), mm->getResult(0)};
+    if (!mm.hasUserDefinedMaps())
+      return c;
+    AffineExpr m, n, k;
+    bindDims(ctx, m, n, k);
+    SmallVector<AffineMap> maps = mm.getIndexingMapsArray();
+    if (maps[0] == AffineMap::get(3, 0, {m, k}, ctx) &&
+        maps[1] == AffineMap::get(3, 0, {n, k}, ctx) &&
+        maps[2] == AffineMap::get(3, 0, {m, n}, ctx)) {
       c.transposedB = true;
       return c;
     }
@@ -168,14 +185,27 @@ bool allParallel(linalg::GenericOp generic) {
   return generic.getNumReductionLoops() == 0;
 }
 
-/// The value of [B*H, X, Y] `v` as the [B, H, X, Y] it was collapsed from.
+/// The reassociation that collapses [B, H, X, Y] to `rank` dims: [B*H, X, Y]
+/// or, for single-head single-batch graphs, [B*H*X, Y].
+SmallVector<ReassociationIndices> batchHeadsCollapse(int64_t rank) {
+  if (rank == 2)
+    return {{0, 1, 2}, {3}};
+  return {{0, 1}, {2}, {3}};
+}
+
+/// The value of [B*H, X, Y] `v` (or [X, Y] when B*H is 1) as the
+/// [B, H, X, Y] it was collapsed from.
 Value uncollapseBatchHeads(Value v) {
-  if (cast<ShapedType>(v.getType()).getRank() == 4)
+  int64_t rank = cast<ShapedType>(v.getType()).getRank();
+  if (rank == 4)
     return v;
   auto collapse = v.getDefiningOp<tensor::CollapseShapeOp>();
   if (collapse && collapse.getSrcType().getRank() == 4 &&
+      (rank == 3 || rank == 2) &&
       isIdentityReassociation(collapse.getReassociationIndices(),
-                              {{0, 1}, {2}, {3}}))
+                              batchHeadsCollapse(rank)) &&
+      (rank == 3 || collapse.getSrcType().getDimSize(0) *
+                            collapse.getSrcType().getDimSize(1) == 1))
     return collapse.getSrc();
   return {};
 }
@@ -234,7 +264,7 @@ Matched<HeadTensor> traceHeads(Value v, StringRef what) {
       return HeadTensor{source, collapse.getSrcType().getDimSize(2)};
     }
   }
-  if (type.getRank() == 3) {
+  if (type.getRank() == 3 || type.getRank() == 2) {
     Value four = uncollapseBatchHeads(v);
     if (!four)
       return failMatch(what + " is not a [batch*heads, tokens, dim] collapse "
@@ -430,9 +460,10 @@ Matched<ScoreChain> traceScores(Value scores, ConstantEvaluator &evaluator) {
       return chain;
     }
     if (auto expand = v.getDefiningOp<tensor::ExpandShapeOp>()) {
-      if (expand.getSrcType().getRank() == 3 &&
+      int64_t srcRank = expand.getSrcType().getRank();
+      if ((srcRank == 3 || srcRank == 2) &&
           isIdentityReassociation(expand.getReassociationIndices(),
-                                  {{0, 1}, {2}, {3}})) {
+                                  batchHeadsCollapse(srcRank))) {
         v = expand.getSrc();
         continue;
       }
@@ -688,7 +719,8 @@ Matched<AttentionMatch> matchAttention(Contraction pv,
           tq = qType.getDimSize(2), d = qType.getDimSize(3);
   bool resultShapeOk =
       resultType.getShape() == ArrayRef<int64_t>{b, hq, tq, d} ||
-      resultType.getShape() == ArrayRef<int64_t>{b * hq, tq, d};
+      resultType.getShape() == ArrayRef<int64_t>{b * hq, tq, d} ||
+      (b * hq == 1 && resultType.getShape() == ArrayRef<int64_t>{tq, d});
   if (resultType.getElementType() != element || !resultShapeOk)
     return failMatch("P·V's result is not [batch, heads, tokens, dim] in the "
                      "query's element type");
@@ -800,10 +832,10 @@ void rewriteAttention(const AttentionMatch &m, Value cache, Value seqIds) {
   if (permute)
     out = swapHeadGroups(b, loc, out, kvHeads, m.key.group);
   Value result = m.pv.result;
-  if (cast<ShapedType>(result.getType()).getRank() == 3)
-    out = tensor::CollapseShapeOp::create(
-        b, loc, result.getType(), out,
-        ArrayRef<ReassociationIndices>{{0, 1}, {2}, {3}});
+  int64_t resultRank = cast<ShapedType>(result.getType()).getRank();
+  if (resultRank != 4)
+    out = tensor::CollapseShapeOp::create(b, loc, result.getType(), out,
+                                          batchHeadsCollapse(resultRank));
   result.replaceAllUsesWith(out);
 }
 

@@ -447,3 +447,30 @@ func.func @repeat_kv_expand(%q: tensor<1x2x1x4xf32>, %k: tensor<1x1x1x4xf32>, %v
   %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x1xf32>, tensor<2x1x4xf32>) outs(%eo : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
   return %o, %k, %v : tensor<2x1x4xf32>, tensor<1x1x1x4xf32>, tensor<1x1x1x4xf32>
 }
+
+// -----
+
+// One head of one sequence: the contractions are 2-D linalg.matmul on
+// [tokens, dim] collapses.
+// CHECK-LABEL: func.func @single_head_matmul
+// CHECK-SAME: !kv.cache<heads = 1, dim = 4, f32
+// CHECK: kv.append
+// CHECK: %[[A:.+]] = kv.attention %{{.+}} : tensor<1x1x1x4xf32>
+// CHECK-NOT: linalg.matmul
+func.func @single_head_matmul(%q: tensor<1x1x1x4xf32>, %k: tensor<1x1x1x4xf32>, %v: tensor<1x1x1x4xf32>,
+                              %pk: tensor<1x1x3x4xf32>, %pv: tensor<1x1x3x4xf32>)
+    -> (tensor<1x1x1x4xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) {
+  %ck = tensor.concat dim(2) %pk, %k : (tensor<1x1x3x4xf32>, tensor<1x1x1x4xf32>) -> tensor<1x1x4x4xf32>
+  %cv = tensor.concat dim(2) %pv, %v : (tensor<1x1x3x4xf32>, tensor<1x1x1x4xf32>) -> tensor<1x1x4x4xf32>
+  %e4 = tensor.empty() : tensor<1x1x4x4xf32>
+  %kt = linalg.transpose ins(%ck : tensor<1x1x4x4xf32>) outs(%e4 : tensor<1x1x4x4xf32>) permutation = [0, 1, 3, 2]
+  %q2 = tensor.collapse_shape %q [[0, 1, 2], [3]] : tensor<1x1x1x4xf32> into tensor<1x4xf32>
+  %kt2 = tensor.collapse_shape %kt [[0, 1, 2], [3]] : tensor<1x1x4x4xf32> into tensor<4x4xf32>
+  %v2 = tensor.collapse_shape %cv [[0, 1, 2], [3]] : tensor<1x1x4x4xf32> into tensor<4x4xf32>
+  %e2 = tensor.empty() : tensor<1x4xf32>
+  %s = linalg.matmul ins(%q2, %kt2 : tensor<1x4xf32>, tensor<4x4xf32>) outs(%e2 : tensor<1x4xf32>) -> tensor<1x4xf32>
+  %p = linalg.softmax dimension(1) ins(%s : tensor<1x4xf32>) outs(%e2 : tensor<1x4xf32>) -> tensor<1x4xf32>
+  %o = linalg.matmul ins(%p, %v2 : tensor<1x4xf32>, tensor<4x4xf32>) outs(%e2 : tensor<1x4xf32>) -> tensor<1x4xf32>
+  %o4 = tensor.expand_shape %o [[0, 1, 2], [3]] output_shape [1, 1, 1, 4] : tensor<1x4xf32> into tensor<1x1x1x4xf32>
+  return %o4, %ck, %cv : tensor<1x1x1x4xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>
+}
