@@ -31,6 +31,10 @@ KVRT_TEST_KERNEL(f32_d256_g8_p64_full, float, 256, 8, 64, false)
 KVRT_TEST_KERNEL(f16_d256_g8_p64_causal, __half, 256, 8, 64, true)
 KVRT_TEST_KERNEL(bf16_d128_g4_p64_full, __nv_bfloat16, 128, 4, 64, false)
 KVRT_TEST_KERNEL(f16_d128_g4_p16_full, __half, 128, 4, 16, false)
+// Groups of 8 whose heads split across key groups that share keys.
+KVRT_TEST_KERNEL(f16_d128_g8_p16_causal, __half, 128, 8, 16, true)
+KVRT_TEST_KERNEL(f16_d128_g8_p64_full, __half, 128, 8, 64, false)
+KVRT_TEST_KERNEL(bf16_d64_g8_p16_full, __nv_bfloat16, 64, 8, 16, false)
 
 #undef KVRT_TEST_KERNEL
 
@@ -56,6 +60,9 @@ const std::vector<GpuKernel> &gpuKernels() {
       KVRT_ENTRY(f16_d256_g8_p64_causal, KVRT_DTYPE_F16, 256, 8, 64, true),
       KVRT_ENTRY(bf16_d128_g4_p64_full, KVRT_DTYPE_BF16, 128, 4, 64, false),
       KVRT_ENTRY(f16_d128_g4_p16_full, KVRT_DTYPE_F16, 128, 4, 16, false),
+      KVRT_ENTRY(f16_d128_g8_p16_causal, KVRT_DTYPE_F16, 128, 8, 16, true),
+      KVRT_ENTRY(f16_d128_g8_p64_full, KVRT_DTYPE_F16, 128, 8, 64, false),
+      KVRT_ENTRY(bf16_d64_g8_p16_full, KVRT_DTYPE_BF16, 64, 8, 16, false),
   };
 #undef KVRT_ENTRY
   return kernels;

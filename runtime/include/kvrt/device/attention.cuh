@@ -18,10 +18,13 @@
 // Work split: warp w takes pages w, w + W, ... of the block's split; a page
 // is processed in tiles of several keys per key group (see RowSplit) whose
 // 16-byte K and V loads are all issued before any is used, so each lane has
-// several loads in flight. Each lane keeps its slice of the group's queries
-// and outputs in registers; every key group keeps an online-softmax state
-// per query head in fp32, updated once per tile. At the end the key groups
-// of a warp merge through shuffles and the warps through shared memory.
+// several loads in flight. Each lane keeps its slice of its query heads and
+// their outputs in registers; every key group keeps an online-softmax state
+// per query head in fp32, updated once per tile. Large groups split their
+// heads across key groups that read the same keys (see LaneLayout), so a
+// lane's registers stay bounded and tiles stay long. At the end the key
+// groups of a warp merge through shuffles and the warps through shared
+// memory.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_CUH
@@ -45,8 +48,59 @@ inline constexpr int kMaxWarps = 32;
 /// raw (not yet widened) K and V vectors of one tile, which are the loads it
 /// has in flight. 160 keeps three blocks of 128 threads per SM for GQA
 /// groups of 4 at d128 fp16 with a whole 16-token page in flight per warp;
-/// larger groups get shorter tiles instead of spilling.
+/// larger states get shorter tiles instead of spilling.
 inline constexpr int kTileRegisterBudget = 160;
+
+/// Registers a lane may spend on its query slices and output accumulators
+/// (2 x its heads x its elements) before LaneLayout splits the group's
+/// heads across key groups. 64 is what a GQA group of 4 takes at d128 fp16,
+/// which leaves the tile budget room for a whole 16-token page; a group of
+/// 8 holding all its heads per lane (128 registers) left tiles of 2 keys
+/// per key group, too few loads in flight to approach memory bandwidth.
+inline constexpr int kLaneStateRegisters = 64;
+
+/// Key groups that share each key in LaneLayout: the fewest (a power of two
+/// up to `keyGroups`, dividing `groupSize`) that bring a lane's state of
+/// groupSize / parts heads within kLaneStateRegisters, if any does.
+constexpr int headParts(int groupSize, int elemsPerLane, int keyGroups) {
+  int parts = 1;
+  while (2 * parts <= keyGroups && groupSize % (2 * parts) == 0 &&
+         2 * (groupSize / parts) * elemsPerLane > kLaneStateRegisters)
+    parts *= 2;
+  return parts;
+}
+
+/// How the lanes of a warp divide keys and query heads. RowSplit cuts a warp
+/// into key groups of kLanesPerKey lanes that each cover a whole K/V row.
+/// kHeadParts adjacent key groups form a key slot: they load the same key
+/// (the same addresses within one load instruction, so memory traffic does
+/// not grow) and each takes kHeadsPerLane of the group's query heads. With
+/// one part every key group works on its own key with all heads, as before.
+template <typename T, int HeadDim, int GroupSize> struct LaneLayout {
+  using Split = RowSplit<T, HeadDim>;
+  static constexpr int kHeadParts =
+      headParts(GroupSize, Split::kElemsPerLane, Split::kKeysPerWarp);
+  static_assert(GroupSize % kHeadParts == 0 &&
+                    Split::kKeysPerWarp % kHeadParts == 0,
+                "head parts must divide the group and the key groups");
+  static constexpr int kHeadsPerLane = GroupSize / kHeadParts;
+  /// Distinct keys a warp works on at once: one per key slot.
+  static constexpr int kKeysPerWarp = Split::kKeysPerWarp / kHeadParts;
+  /// Lanes of one key slot.
+  static constexpr int kLanesPerSlot = Split::kLanesPerKey * kHeadParts;
+
+  /// Which key, heads and row slice lane `lane` (0..31) works on.
+  int keySlot;
+  /// First query head of the group this lane's state covers.
+  int firstHead;
+  /// Index within the key group: selects the lane's slice of a row.
+  int laneInKey;
+
+  __device__ explicit LaneLayout(int lane)
+      : keySlot(lane / kLanesPerSlot),
+        firstHead((lane / Split::kLanesPerKey) % kHeadParts * kHeadsPerLane),
+        laneInKey(lane % Split::kLanesPerKey) {}
+};
 
 /// Shared memory of one block.
 template <int HeadDim, int GroupSize> struct AttentionShared {
@@ -56,8 +110,9 @@ template <int HeadDim, int GroupSize> struct AttentionShared {
   float warpSum[kMaxWarps][GroupSize];
 };
 
-/// Online-softmax state of one key group for every query head of the group:
-/// running max and sum (log2 units) and this lane's slice of the output.
+/// Online-softmax state of one key group for each of its GroupSize query
+/// heads (the lane's heads, see LaneLayout): running max and sum (log2
+/// units) and this lane's slice of the output.
 template <int GroupSize, int ElemsPerLane> struct GroupState {
   float max[GroupSize];
   float sum[GroupSize];
@@ -79,22 +134,23 @@ template <int GroupSize, int ElemsPerLane> struct GroupState {
 /// kKeys keys per warp in all, loaded together before any is used.
 template <typename T, int HeadDim, int PageSize, int GroupSize>
 struct TileShape {
-  using Split = RowSplit<T, HeadDim>;
+  using Layout = LaneLayout<T, HeadDim, GroupSize>;
+  using Split = typename Layout::Split;
   /// 32-bit registers that one key step takes in a lane: its raw K and V
-  /// slices and its scores (reused as probabilities) for the group.
+  /// slices and its scores (reused as probabilities) for its heads.
   static constexpr int kRegistersPerStep =
-      2 * Split::kVecsPerLane * 4 + GroupSize;
+      2 * Split::kVecsPerLane * 4 + Layout::kHeadsPerLane;
   static constexpr int kStepsPerPage =
-      (PageSize + Split::kKeysPerWarp - 1) / Split::kKeysPerWarp;
+      (PageSize + Layout::kKeysPerWarp - 1) / Layout::kKeysPerWarp;
   /// What the query slice and the accumulators leave of the budget.
   static constexpr int kRawRegisters =
-      kTileRegisterBudget - 2 * GroupSize * Split::kElemsPerLane;
+      kTileRegisterBudget - 2 * Layout::kHeadsPerLane * Split::kElemsPerLane;
   static constexpr int kBudgetSteps = kRawRegisters / kRegistersPerStep;
   static constexpr int kSteps =
       kBudgetSteps < 1 ? 1
                        : (kBudgetSteps < kStepsPerPage ? kBudgetSteps
                                                        : kStepsPerPage);
-  static constexpr int kKeys = kSteps * Split::kKeysPerWarp;
+  static constexpr int kKeys = kSteps * Layout::kKeysPerWarp;
 };
 
 /// Raw K and V vectors of one tile, as loaded (16 bytes each).
@@ -131,48 +187,52 @@ __device__ void fillOutputs(T *out, T value) {
     out[i] = value;
 }
 
-/// Loads this lane's slice of the group's query rows (contiguous: the
-/// group's heads are adjacent) into registers in fp32, times `factor`.
-/// Scalar loads: queries need no 16-byte alignment and are read once.
-template <typename Split, typename T, int HeadDim, int GroupSize>
-__device__ void loadQuerySlice(const T *query, float factor, int laneInKey,
-                               float (&slice)[GroupSize]
-                                             [Split::kElemsPerLane]) {
+/// Loads this lane's slice of the query rows of its heads into registers in
+/// fp32, times `factor`. `query` is the group's first row (the group's heads
+/// are adjacent). Scalar loads: queries need no 16-byte alignment and are
+/// read once.
+template <typename Layout, typename T, int HeadDim>
+__device__ void
+loadQuerySlice(const T *query, float factor, const Layout &lane,
+               float (&slice)[Layout::kHeadsPerLane]
+                             [Layout::Split::kElemsPerLane]) {
+  using Split = typename Layout::Split;
 #pragma unroll
-  for (int g = 0; g < GroupSize; ++g)
+  for (int g = 0; g < Layout::kHeadsPerLane; ++g)
 #pragma unroll
     for (int vec = 0; vec < Split::kVecsPerLane; ++vec)
 #pragma unroll
       for (int j = 0; j < Split::kVecElems; ++j)
         slice[g][vec * Split::kVecElems + j] =
-            toFloat(query[g * HeadDim + Split::elementOffset(vec, laneInKey) +
-                          j]) *
+            toFloat(query[(lane.firstHead + g) * HeadDim +
+                          Split::elementOffset(vec, lane.laneInKey) + j]) *
             factor;
 }
 
-/// Issues the loads of one tile: key group `keyGroup` takes slots
-/// first + step * kKeysPerWarp + keyGroup. Slots at or past `keysInPage`
+/// Issues the loads of one tile: key slot `lane.keySlot` takes page slots
+/// first + step * kKeysPerWarp + keySlot. Slots at or past `keysInPage`
 /// load nothing (zeros), so a partial last page reads no stale memory.
 template <typename T, int HeadDim, int PageSize, int GroupSize>
 __device__ __forceinline__ void
-loadTile(const char *page, int first, int keysInPage, int keyGroup,
-         int laneInKey, RawTile<T, HeadDim, PageSize, GroupSize> &tile) {
+loadTile(const char *page, int first, int keysInPage,
+         const LaneLayout<T, HeadDim, GroupSize> &lane,
+         RawTile<T, HeadDim, PageSize, GroupSize> &tile) {
   using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
   using Split = typename Shape::Split;
-  using Layout = PageLayout<T, HeadDim, PageSize>;
+  using Page = PageLayout<T, HeadDim, PageSize>;
 #pragma unroll
   for (int step = 0; step < Shape::kSteps; ++step) {
-    const int slot = first + step * Split::kKeysPerWarp + keyGroup;
+    const int slot = first + step * Shape::Layout::kKeysPerWarp + lane.keySlot;
     const bool valid = slot < keysInPage;
 #pragma unroll
     for (int vec = 0; vec < Split::kVecsPerLane; ++vec) {
-      const int offset = Split::elementOffset(vec, laneInKey);
+      const int offset = Split::elementOffset(vec, lane.laneInKey);
       tile.key[step][vec] =
-          valid ? *reinterpret_cast<const uint4 *>(Layout::key(page, slot) +
+          valid ? *reinterpret_cast<const uint4 *>(Page::key(page, slot) +
                                                    offset)
                 : make_uint4(0, 0, 0, 0);
       tile.value[step][vec] =
-          valid ? *reinterpret_cast<const uint4 *>(Layout::value(page, slot) +
+          valid ? *reinterpret_cast<const uint4 *>(Page::value(page, slot) +
                                                    offset)
                 : make_uint4(0, 0, 0, 0);
     }
@@ -189,27 +249,29 @@ __device__ __forceinline__ void widenSlice(const uint4 (&raw)[Split::kVecsPerLan
                out + vec * Split::kVecElems);
 }
 
-/// Scores (log2 units) of every key of the tile against every query of the
-/// group, reduced over the key group; keys past `keysInPage` score -inf.
+/// Scores (log2 units) of every key of the tile against every query head of
+/// the lane, reduced over the key group; keys past `keysInPage` score -inf.
 /// All lanes of the warp must call it.
 template <typename T, int HeadDim, int GroupSize, int PageSize>
 __device__ __forceinline__ void
 tileScores(const RawTile<T, HeadDim, PageSize, GroupSize> &tile,
-           const float (&query)[GroupSize]
+           const float (&query)[LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane]
                                [RowSplit<T, HeadDim>::kElemsPerLane],
-           int first, int keysInPage, int keyGroup,
+           int first, int keysInPage,
+           const LaneLayout<T, HeadDim, GroupSize> &lane,
            float (&scores)[TileShape<T, HeadDim, PageSize, GroupSize>::kSteps]
-                          [GroupSize]) {
+                          [LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane]) {
   using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
   using Split = typename Shape::Split;
+  using Layout = typename Shape::Layout;
 #pragma unroll
   for (int step = 0; step < Shape::kSteps; ++step) {
     float key[Split::kElemsPerLane];
     widenSlice<Split, T>(tile.key[step], key);
-    const bool valid = first + step * Split::kKeysPerWarp + keyGroup <
-                       keysInPage;
+    const bool valid =
+        first + step * Layout::kKeysPerWarp + lane.keySlot < keysInPage;
 #pragma unroll
-    for (int g = 0; g < GroupSize; ++g) {
+    for (int g = 0; g < Layout::kHeadsPerLane; ++g) {
       float dot = 0.0f;
 #pragma unroll
       for (int e = 0; e < Split::kElemsPerLane; ++e)
@@ -223,17 +285,18 @@ tileScores(const RawTile<T, HeadDim, PageSize, GroupSize> &tile,
 /// Folds one tile into the state: one max update and one rescale of the
 /// accumulators per tile (not per key), then one FMA per key and element.
 template <typename T, int HeadDim, int GroupSize, int PageSize>
-__device__ __forceinline__ void
-accumulateTile(const RawTile<T, HeadDim, PageSize, GroupSize> &tile,
-               const float (&scores)[TileShape<T, HeadDim, PageSize, GroupSize>::kSteps]
-                                    [GroupSize],
-               GroupState<GroupSize, RowSplit<T, HeadDim>::kElemsPerLane>
-                   &state) {
+__device__ __forceinline__ void accumulateTile(
+    const RawTile<T, HeadDim, PageSize, GroupSize> &tile,
+    const float (&scores)[TileShape<T, HeadDim, PageSize, GroupSize>::kSteps]
+                         [LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane],
+    GroupState<LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane,
+               RowSplit<T, HeadDim>::kElemsPerLane> &state) {
   using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
   using Split = typename Shape::Split;
-  float probs[Shape::kSteps][GroupSize];
+  constexpr int kHeads = Shape::Layout::kHeadsPerLane;
+  float probs[Shape::kSteps][kHeads];
 #pragma unroll
-  for (int g = 0; g < GroupSize; ++g) {
+  for (int g = 0; g < kHeads; ++g) {
     float tileMax = scores[0][g];
 #pragma unroll
     for (int step = 1; step < Shape::kSteps; ++step)
@@ -261,22 +324,26 @@ accumulateTile(const RawTile<T, HeadDim, PageSize, GroupSize> &tile,
     float value[Split::kElemsPerLane];
     widenSlice<Split, T>(tile.value[step], value);
 #pragma unroll
-    for (int g = 0; g < GroupSize; ++g)
+    for (int g = 0; g < kHeads; ++g)
 #pragma unroll
       for (int e = 0; e < Split::kElemsPerLane; ++e)
         state.acc[g][e] = fmaf(probs[step][g], value[e], state.acc[g][e]);
   }
 }
 
-/// Merges the states of the warp's key groups with butterfly shuffles; every
-/// key group ends with the warp's state. All lanes must call it.
-template <typename Split, int GroupSize>
+/// Merges the states of the warp's key slots with butterfly shuffles (the
+/// offsets flip only key-slot bits, so lanes merge with the lanes of the
+/// same heads and row slice); every key slot ends with the warp's state.
+/// All lanes must call it.
+template <typename Layout>
 __device__ void
-mergeKeyGroups(GroupState<GroupSize, Split::kElemsPerLane> &state) {
+mergeKeyGroups(GroupState<Layout::kHeadsPerLane, Layout::Split::kElemsPerLane>
+                   &state) {
+  using Split = typename Layout::Split;
 #pragma unroll
-  for (int offset = Split::kLanesPerKey; offset < 32; offset *= 2) {
+  for (int offset = Layout::kLanesPerSlot; offset < 32; offset *= 2) {
 #pragma unroll
-    for (int g = 0; g < GroupSize; ++g) {
+    for (int g = 0; g < Layout::kHeadsPerLane; ++g) {
       float otherMax = __shfl_xor_sync(0xffffffffu, state.max[g], offset);
       float otherSum = __shfl_xor_sync(0xffffffffu, state.sum[g], offset);
       float selfScale, otherScale;
@@ -315,42 +382,47 @@ __device__ float blockSum(const AttentionShared<HeadDim, GroupSize> &shared,
 /// block-wide maximum and sums them into shared.out (warp by warp, so the
 /// result does not depend on timing), with the rescaled sums in
 /// shared.warpSum. Ends with a barrier. All threads must call it.
-template <typename Split, int HeadDim, int GroupSize>
-__device__ void
-combineWarps(const GroupState<GroupSize, Split::kElemsPerLane> &state,
-             AttentionShared<HeadDim, GroupSize> &shared) {
+template <typename Layout, int HeadDim, int GroupSize>
+__device__ void combineWarps(
+    const GroupState<Layout::kHeadsPerLane, Layout::Split::kElemsPerLane>
+        &state,
+    const Layout &lane, AttentionShared<HeadDim, GroupSize> &shared) {
+  using Split = typename Layout::Split;
+  constexpr int kHeads = Layout::kHeadsPerLane;
   const int warp = threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
   const int numWarps = blockDim.x / 32;
-  if (lane == 0) {
+  // Key slot 0 of each warp holds the warp's (merged) state, each of its
+  // key groups for its own heads; their first lanes publish max and sum.
+  const bool writer = lane.keySlot == 0;
+  const bool leader = writer && lane.laneInKey == 0;
+  if (leader) {
 #pragma unroll
-    for (int g = 0; g < GroupSize; ++g)
-      shared.warpMax[warp][g] = state.max[g];
+    for (int g = 0; g < kHeads; ++g)
+      shared.warpMax[warp][lane.firstHead + g] = state.max[g];
   }
   __syncthreads();
 
-  float scale[GroupSize];
+  float scale[kHeads];
 #pragma unroll
-  for (int g = 0; g < GroupSize; ++g) {
-    scale[g] = rescaleFactor(state.max[g], blockMax(shared, g));
-    if (lane == 0)
-      shared.warpSum[warp][g] = state.sum[g] * scale[g];
+  for (int g = 0; g < kHeads; ++g) {
+    scale[g] =
+        rescaleFactor(state.max[g], blockMax(shared, lane.firstHead + g));
+    if (leader)
+      shared.warpSum[warp][lane.firstHead + g] = state.sum[g] * scale[g];
   }
 
-  // Key group 0 of each warp holds the warp's (merged) slice of the output.
-  const bool writer = lane < Split::kLanesPerKey;
-  const int laneInKey = lane % Split::kLanesPerKey;
   for (int w = 0; w < numWarps; ++w) {
     if (warp == w && writer) {
 #pragma unroll
-      for (int g = 0; g < GroupSize; ++g) {
+      for (int g = 0; g < kHeads; ++g) {
+        float *out = shared.out[lane.firstHead + g];
 #pragma unroll
         for (int vec = 0; vec < Split::kVecsPerLane; ++vec) {
 #pragma unroll
           for (int j = 0; j < Split::kVecElems; ++j) {
-            int d = Split::elementOffset(vec, laneInKey) + j;
+            int d = Split::elementOffset(vec, lane.laneInKey) + j;
             float value = state.acc[g][vec * Split::kVecElems + j] * scale[g];
-            shared.out[g][d] = w == 0 ? value : shared.out[g][d] + value;
+            out[d] = w == 0 ? value : out[d] + value;
           }
         }
       }
@@ -445,7 +517,9 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
   using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
   static_assert(PageSize > 0 && (PageSize & (PageSize - 1)) == 0,
                 "PageSize must be a power of two");
+  using Layout = LaneLayout<T, HeadDim, GroupSize>;
   constexpr int kElems = Split::kElemsPerLane;
+  constexpr int kHeads = Layout::kHeadsPerLane;
 
   __shared__ __align__(16) AttentionShared<HeadDim, GroupSize> shared;
 
@@ -473,15 +547,13 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
   const int sequence = blockIdx.y / p.num_tokens;
 
   const int warp = threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
   const int numWarps = blockDim.x / 32;
-  const int keyGroup = lane / Split::kLanesPerKey;
-  const int laneInKey = lane % Split::kLanesPerKey;
+  const Layout lane(threadIdx.x % 32);
 
-  float query[GroupSize][kElems];
-  loadQuerySlice<Split, T, HeadDim, GroupSize>(
-      static_cast<const T *>(p.queries) + rowOffset, p.scale * kLog2e,
-      laneInKey, query);
+  float query[kHeads][kElems];
+  loadQuerySlice<Layout, T, HeadDim>(
+      static_cast<const T *>(p.queries) + rowOffset, p.scale * kLog2e, lane,
+      query);
 
   const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
   int numKeys = Causal ? row.length - p.num_tokens + token + 1 : row.length;
@@ -489,7 +561,7 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
   const PageRange range =
       splitPages(p, split, (numKeys + PageSize - 1) / PageSize);
 
-  GroupState<GroupSize, kElems> state;
+  GroupState<kHeads, kElems> state;
   state.init();
   // The page id of the next iteration is read one iteration ahead, so its
   // latency overlaps the current page's loads instead of preceding them.
@@ -503,17 +575,18 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
 #pragma unroll 1
     for (int first = 0; first < keysInPage; first += Shape::kKeys) {
       RawTile<T, HeadDim, PageSize, GroupSize> tile;
-      loadTile<T, HeadDim, PageSize, GroupSize>(page, first, keysInPage, keyGroup, laneInKey, tile);
-      float scores[Shape::kSteps][GroupSize];
+      loadTile<T, HeadDim, PageSize, GroupSize>(page, first, keysInPage, lane,
+                                                tile);
+      float scores[Shape::kSteps][kHeads];
       tileScores<T, HeadDim, GroupSize, PageSize>(tile, query, first,
-                                                  keysInPage, keyGroup, scores);
+                                                  keysInPage, lane, scores);
       accumulateTile<T, HeadDim, GroupSize, PageSize>(tile, scores, state);
     }
     pageId = nextId;
   }
 
-  mergeKeyGroups<Split, GroupSize>(state);
-  combineWarps<Split, HeadDim, GroupSize>(state, shared);
+  mergeKeyGroups<Layout>(state);
+  combineWarps<Layout, HeadDim, GroupSize>(state, lane, shared);
   if (p.num_splits > 1)
     writePartialState<HeadDim, GroupSize>(shared, p, firstHead, split);
   else
