@@ -13,18 +13,13 @@
 #include "AllocatorHelpers.h"
 #include "GpuKernels.h"
 
+#include "GpuTestHelpers.h"
+
 #include <cuda_runtime.h>
 
 using namespace kvrt::test;
 
 namespace {
-
-bool haveGpu() {
-  if (!kvrt_has_cuda())
-    return false;
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-}
 
 /// Device copy of a host tensor, freed at scope exit.
 class DeviceCopy {
@@ -228,8 +223,7 @@ void expectAttentionMatches(Twins &twins, const GpuKernel &kernel,
 class GpuAllocatorTest : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(GpuAllocatorTest, PerHeadLengthsMatchHostReference) {
-  if (!haveGpu())
-    GTEST_SKIP() << "no CUDA device";
+  SKIP_WITHOUT_GPU();
   const GpuKernel *kernel = findKernel(GetParam());
   ASSERT_NE(kernel, nullptr) << GetParam();
   const int numKvHeads = 4;

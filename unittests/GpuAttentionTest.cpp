@@ -10,25 +10,13 @@
 #include "GpuKernels.h"
 #include "TestHelpers.h"
 
+#include "GpuTestHelpers.h"
+
 #include <cuda_runtime.h>
 
 using namespace kvrt::test;
 
 namespace {
-
-/// True when kvrt has CUDA and the machine has a device to run on.
-bool haveGpu() {
-  if (!kvrt_has_cuda())
-    return false;
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-}
-
-#define SKIP_WITHOUT_GPU()                                                     \
-  do {                                                                         \
-    if (!haveGpu())                                                            \
-      GTEST_SKIP() << "no CUDA device";                                        \
-  } while (false)
 
 /// Device memory freed at scope exit.
 class DeviceBuffer {

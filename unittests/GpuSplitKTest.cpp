@@ -13,6 +13,8 @@
 #include "SplitK.h"
 #include "TestHelpers.h"
 
+#include "GpuTestHelpers.h"
+
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -20,19 +22,6 @@
 using namespace kvrt::test;
 
 namespace {
-
-bool haveGpu() {
-  if (!kvrt_has_cuda())
-    return false;
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-}
-
-#define SKIP_WITHOUT_GPU()                                                     \
-  do {                                                                         \
-    if (!haveGpu())                                                            \
-      GTEST_SKIP() << "no CUDA device";                                        \
-  } while (false)
 
 const GpuKernel &kernelNamed(const std::string &name) {
   for (const GpuKernel &kernel : gpuKernels())

@@ -1,0 +1,33 @@
+//===- GpuTestHelpers.h - Shared helpers of kvrt's GPU tests ----*- C++ -*-===//
+//
+// GPU tests build everywhere CUDA compiles but skip where no device runs.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_UNITTESTS_GPUTESTHELPERS_H
+#define KVRT_UNITTESTS_GPUTESTHELPERS_H
+
+#include "kvrt/kvrt.h"
+
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+namespace kvrt::test {
+
+/// True when kvrt has CUDA and the machine has a device to run on.
+inline bool haveGpu() {
+  if (!kvrt_has_cuda())
+    return false;
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+} // namespace kvrt::test
+
+/// Skips the current test on machines without a CUDA device.
+#define SKIP_WITHOUT_GPU()                                                     \
+  do {                                                                         \
+    if (!::kvrt::test::haveGpu())                                              \
+      GTEST_SKIP() << "no CUDA device";                                        \
+  } while (false)
+
+#endif // KVRT_UNITTESTS_GPUTESTHELPERS_H
