@@ -67,3 +67,17 @@
 // TILED: result 0 [1, 4, 1, 8]: rel_err {{.*}} ok
 // TILED: cache 0 sequence 0: 6 tokens match the returned K/V
 // TILED: PASS: 1 results and 1 caches compared, 0 failed
+//
+// repeat_kv as a gather with constant head indices (Inputs/gather_gqa_decode.mlir).
+// RUN: kv-opt %S/Inputs/gather_gqa_decode.mlir --pass-pipeline="builtin.module(func.func(llvm-request-c-wrappers),%upstream_to_llvm)" | mlir-translate --mlir-to-llvmir -o %t/ga.ll
+// RUN: %shared_lib %t/ga.ll -o %t/ga.so
+// RUN: kvcc --raise %S/Inputs/gather_gqa_decode.mlir -q -o %t/ga
+// RUN: /usr/bin/python3 %S/Inputs/compare_raised.py %S/Inputs/gather_gqa_decode.mlir %t/ga/gather_gqa_decode.kv.mlir %t/ga.so %t/ga/libgather_gqa_decode.so %libkvrt | FileCheck %s --check-prefix=GATHER
+// GATHER: result 0 [1, 4, 1, 8]: rel_err {{.*}} ok
+// GATHER: PASS: 1 results and 1 caches compared, 0 failed
+//
+// The same gather with indices [1, 0, 0, 1] is no GQA repeat: not raised.
+// RUN: sed -e 's/dense<\[0, 0, 1, 1\]>/dense<[1, 0, 0, 1]>/' %S/Inputs/gather_gqa_decode.mlir > %t/bad-gather.mlir
+// RUN: kv-opt %t/bad-gather.mlir --kv-raise-attention=remarks=true 2>&1 | FileCheck %s --check-prefix=BADGATHER
+// BADGATHER: remark: kv-raise-attention: not raised: the key gathers kv heads in an order that is not a GQA repeat
+// BADGATHER-NOT: kv.attention

@@ -246,6 +246,67 @@ Value matchRepeatBroadcast(Value v5) {
   return {};
 }
 
+/// Matches repeat_kv as a gather along the heads (torch.index_select): a
+/// linalg.generic reading an index vector idx[Hq] that yields
+/// `tensor.extract %kv[i0, idx[i1], i2, i3]`. The indices must be constant
+/// and either repeat each head (h / g) or tile the head set (h mod Hkv).
+/// Returns nullopt when `v` is not such a gather.
+std::optional<Matched<HeadTensor>> matchHeadGather(Value v, StringRef what) {
+  auto generic = v.getDefiningOp<linalg::GenericOp>();
+  if (!generic || generic.getNumDpsInputs() != 1 ||
+      generic.getNumResults() != 1 || generic.getNumLoops() != 4 ||
+      !allParallel(generic))
+    return std::nullopt;
+  MLIRContext *ctx = generic.getContext();
+  SmallVector<AffineMap> maps = generic.getIndexingMapsArray();
+  if (maps[0] != AffineMap::get(4, 0, {getAffineDimExpr(1, ctx)}, ctx) ||
+      !maps[1].isIdentity())
+    return std::nullopt;
+  Block *body = generic.getBody();
+  auto yield = cast<linalg::YieldOp>(body->getTerminator());
+  auto extract = yield.getOperand(0).getDefiningOp<tensor::ExtractOp>();
+  if (!extract || extract.getTensor().getParentBlock() == body ||
+      extract.getIndices().size() != 4)
+    return std::nullopt;
+  auto isLoopIndex = [](Value index, int64_t dim) {
+    auto op = index.getDefiningOp<linalg::IndexOp>();
+    return op && op.getDim() == static_cast<uint64_t>(dim);
+  };
+  Value headIndex = extract.getIndices()[1];
+  if (auto cast = headIndex.getDefiningOp<arith::IndexCastOp>())
+    headIndex = cast.getIn();
+  if (!isLoopIndex(extract.getIndices()[0], 0) ||
+      !isLoopIndex(extract.getIndices()[2], 2) ||
+      !isLoopIndex(extract.getIndices()[3], 3) ||
+      headIndex != body->getArgument(0))
+    return std::nullopt;
+
+  Value source = extract.getTensor();
+  auto sourceType = dyn_cast<RankedTensorType>(source.getType());
+  ConstantEvaluator evaluator;
+  std::shared_ptr<const ConstTensor> indices =
+      evaluator.evaluate(generic.getDpsInputOperand(0)->get());
+  if (!sourceType || sourceType.getRank() != 4 || !indices)
+    return Matched<HeadTensor>(failMatch(
+        what + " gathers heads through indices that are not constant"));
+  int64_t kvHeads = sourceType.getDimSize(1);
+  int64_t heads = static_cast<int64_t>(indices->data.size());
+  if (kvHeads <= 0 || heads % kvHeads != 0)
+    return Matched<HeadTensor>(
+        failMatch(what + " gathers a head count that is not a multiple of "
+                         "its kv heads"));
+  int64_t group = heads / kvHeads;
+  bool repeated = true, tiled = true;
+  for (int64_t h = 0; h < heads; ++h) {
+    repeated &= indices->data[h] == double(h / group);
+    tiled &= indices->data[h] == double(h % kvHeads);
+  }
+  if (!repeated && !tiled)
+    return Matched<HeadTensor>(failMatch(
+        what + " gathers kv heads in an order that is not a GQA repeat"));
+  return Matched<HeadTensor>(HeadTensor{source, group, !repeated});
+}
+
 /// Traces a [B, Hq, T, D] operand (or its [B*Hq, T, D] collapse) back
 /// through repeat_kv to [B, Hkv, T, D].
 Matched<HeadTensor> traceHeads(Value v, StringRef what) {
@@ -274,6 +335,8 @@ Matched<HeadTensor> traceHeads(Value v, StringRef what) {
   if (type.getRank() != 4)
     return failMatch(what + " is not a 4-D [batch, heads, tokens, dim] "
                             "tensor");
+  if (std::optional<Matched<HeadTensor>> gathered = matchHeadGather(v, what))
+    return std::move(*gathered);
   // repeat_kv as copies of the whole head set concatenated along the heads.
   if (auto concat = v.getDefiningOp<tensor::ConcatOp>();
       concat && concat.getDim() == 1 && concat.getInputs().size() > 1 &&
@@ -639,7 +702,12 @@ bool feedsOnlyThrough(Value from, Operation *to) {
   constexpr int kMaxChain = 16;
   for (int step = 0; step < kMaxChain; ++step) {
     Operation *next = nullptr;
-    for (Operation *user : from.getUsers()) {
+    for (Operation *use : from.getUsers()) {
+      // A use inside a region (a gather's tensor.extract) counts as a use
+      // by the op that owns the region.
+      Operation *user = from.getParentBlock()->findAncestorOpInBlock(*use);
+      if (!user)
+        return false;
       if (isa<func::ReturnOp>(user) && step == 0)
         continue;
       if (next && next != user)

@@ -474,3 +474,36 @@ func.func @single_head_matmul(%q: tensor<1x1x1x4xf32>, %k: tensor<1x1x1x4xf32>, 
   %o4 = tensor.expand_shape %o [[0, 1, 2], [3]] output_shape [1, 1, 1, 4] : tensor<1x4xf32> into tensor<1x1x1x4xf32>
   return %o4, %ck, %cv : tensor<1x1x1x4xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>
 }
+
+// -----
+
+// The scale folded into Q before Q·Kᵀ: the scaled queries are the query and
+// kv.attention gets scale 1.
+#id4 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+// CHECK-LABEL: func.func @scale_folded_into_query
+// CHECK: %[[QS:.+]] = linalg.generic
+// CHECK: arith.mulf
+// CHECK: %[[QT:.+]] = linalg.transpose ins(%[[QS]] : tensor<1x2x1x4xf32>)
+// CHECK: kv.attention %[[QT]], %{{.+}} {scale = 1.000000e+00 : f32}
+func.func @scale_folded_into_query(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32>, %v: tensor<1x2x1x4xf32>)
+    -> (tensor<2x1x4xf32>, tensor<1x2x1x4xf32>, tensor<1x2x1x4xf32>) {
+  %half = arith.constant 0.5 : f32
+  %eq = tensor.empty() : tensor<1x2x1x4xf32>
+  %qs = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%q : tensor<1x2x1x4xf32>) outs(%eq : tensor<1x2x1x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %m = arith.mulf %in, %half : f32
+    linalg.yield %m : f32
+  } -> tensor<1x2x1x4xf32>
+  %e4 = tensor.empty() : tensor<1x2x4x1xf32>
+  %kt = linalg.transpose ins(%k : tensor<1x2x1x4xf32>) outs(%e4 : tensor<1x2x4x1xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %qs [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x2x4x1xf32> into tensor<2x4x1xf32>
+  %v3 = tensor.collapse_shape %v [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %e3 = tensor.empty() : tensor<2x1x1xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x1x4xf32>, tensor<2x4x1xf32>) outs(%e3 : tensor<2x1x1xf32>) -> tensor<2x1x1xf32>
+  %p = linalg.softmax dimension(2) ins(%s : tensor<2x1x1xf32>) outs(%e3 : tensor<2x1x1xf32>) -> tensor<2x1x1xf32>
+  %eo = tensor.empty() : tensor<2x1x4xf32>
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x1xf32>, tensor<2x1x4xf32>) outs(%eo : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  return %o, %k, %v : tensor<2x1x4xf32>, tensor<1x2x1x4xf32>, tensor<1x2x1x4xf32>
+}
