@@ -130,8 +130,9 @@ def llama_decoder(out, layers=4, prefill_too=True, suffix=""):
     persistent_buffers(model)
     params = dict(model.named_parameters())
 
-    def prefill(module, p, ids):
-        cache = DynamicCache()
+    def run(module, p, ids, cache):
+        """The model on `ids`; returns the hidden state and every layer's
+        updated K/V."""
         o = torch.func.functional_call(
             module, p, (), {"input_ids": ids, "past_key_values": cache,
                             "use_cache": True})
@@ -139,6 +140,9 @@ def llama_decoder(out, layers=4, prefill_too=True, suffix=""):
         for layer in range(layers):
             res += [cache.layers[layer].keys, cache.layers[layer].values]
         return tuple(res)
+
+    def prefill(module, p, ids):
+        return run(module, p, ids, DynamicCache())
 
     if prefill_too:
         export(model, params, prefill, (torch.randint(0, 256, (1, 9)),),
@@ -151,13 +155,7 @@ def llama_decoder(out, layers=4, prefill_too=True, suffix=""):
         cache = DynamicCache()
         for layer in range(layers):
             cache.update(pasts[2 * layer], pasts[2 * layer + 1], layer)
-        o = torch.func.functional_call(
-            module, p, (), {"input_ids": ids, "past_key_values": cache,
-                            "use_cache": True})
-        res = [o.last_hidden_state]
-        for layer in range(layers):
-            res += [cache.layers[layer].keys, cache.layers[layer].values]
-        return tuple(res)
+        return run(module, p, ids, cache)
 
     pasts = tuple(torch.randn(1, 2, past, 32) for _ in range(2 * layers))
     export(model, params, decode, (torch.randint(0, 256, (1, 1)),) + pasts,
