@@ -44,6 +44,20 @@ kvrt_status checkWritable(const kvrt_cache &cache, const char *fn) {
                     fn);
 }
 
+/// The checks every batched write of K/V shares: handles, sizes and
+/// pointers, an unquantized cache, and each sequence at most once.
+kvrt_status checkBatchWrite(const kvrt_cache *cache, int32_t batch,
+                            const int32_t *seqIds, const void *keys,
+                            const void *values, const char *fn) {
+  KVRT_RETURN_IF_ERROR(kvrt::checkCache(cache, fn));
+  KVRT_RETURN_IF_ERROR(kvrt::checkPositive(batch, fn, "batch"));
+  KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(seqIds, fn, "seq_ids"));
+  KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(keys, fn, "keys"));
+  KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(values, fn, "values"));
+  KVRT_RETURN_IF_ERROR(checkWritable(*cache, fn));
+  return checkUnique(seqIds, batch, fn);
+}
+
 /// Fails when head `h` of sequence `id` cannot grow to `after` tokens.
 kvrt_status checkCapacity(const kvrt_cache &cache, int32_t id, int32_t h,
                           int64_t after, int64_t capacity, const char *fn) {
@@ -102,14 +116,9 @@ extern "C" kvrt_status kvrt_append(kvrt_cache *cache, int32_t batch,
                                    void *stream) {
   const char *fn = "kvrt_append";
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
-    KVRT_RETURN_IF_ERROR(kvrt::checkCache(cache, fn));
-    KVRT_RETURN_IF_ERROR(kvrt::checkPositive(batch, fn, "batch"));
-    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(seq_ids, fn, "seq_ids"));
+    KVRT_RETURN_IF_ERROR(
+        checkBatchWrite(cache, batch, seq_ids, keys, values, fn));
     KVRT_RETURN_IF_ERROR(kvrt::checkPositive(num_tokens, fn, "num_tokens"));
-    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(keys, fn, "keys"));
-    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(values, fn, "values"));
-    KVRT_RETURN_IF_ERROR(checkWritable(*cache, fn));
-    KVRT_RETURN_IF_ERROR(checkUnique(seq_ids, batch, fn));
     kvrt::SequenceLocks locks;
     KVRT_RETURN_IF_ERROR(locks.lock(*cache->pool, seq_ids, batch, fn));
 
@@ -209,14 +218,9 @@ extern "C" kvrt_status kvrt_append_evict(kvrt_cache *cache, int32_t batch,
                                          const int32_t *slots, void *stream) {
   const char *fn = "kvrt_append_evict";
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
-    KVRT_RETURN_IF_ERROR(kvrt::checkCache(cache, fn));
-    KVRT_RETURN_IF_ERROR(kvrt::checkPositive(batch, fn, "batch"));
-    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(seq_ids, fn, "seq_ids"));
-    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(keys, fn, "keys"));
-    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(values, fn, "values"));
+    KVRT_RETURN_IF_ERROR(
+        checkBatchWrite(cache, batch, seq_ids, keys, values, fn));
     KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(slots, fn, "slots"));
-    KVRT_RETURN_IF_ERROR(checkWritable(*cache, fn));
-    KVRT_RETURN_IF_ERROR(checkUnique(seq_ids, batch, fn));
     kvrt::SequenceLocks locks;
     KVRT_RETURN_IF_ERROR(locks.lock(*cache->pool, seq_ids, batch, fn));
 
