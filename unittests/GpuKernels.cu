@@ -1,9 +1,11 @@
 //===- GpuKernels.cu - Attention kernels instantiated for tests ---*- CUDA -*-//
 //
 // Each kernel has the exact shape kvcc emits for a kv.attention op. The set
-// covers every supported element type, head dims 64/128/256, groups 1/4/8,
-// pages 16/64 and both masks without instantiating the full cross product,
-// which would take long to compile.
+// covers every supported element type, head dims 64/128/256, groups
+// 1/2/4/8, pages 16/32/64 and both masks without instantiating the full
+// cross product, which would take long to compile, and both bodies of
+// pagedAttention (tensor cores where supported, CUDA cores otherwise; the
+// simt_ kernels force the CUDA-core body on tensor-core shapes).
 //
 //===----------------------------------------------------------------------===//
 #include "GpuKernels.h"
@@ -36,7 +38,32 @@ KVRT_TEST_KERNEL(f16_d128_g8_p16_causal, __half, 128, 8, 16, true)
 KVRT_TEST_KERNEL(f16_d128_g8_p64_full, __half, 128, 8, 64, false)
 KVRT_TEST_KERNEL(bf16_d64_g8_p16_full, __nv_bfloat16, 64, 8, 16, false)
 
+// Tensor-core body (attention_mma.cuh): page 32, a group of 2.
+KVRT_TEST_KERNEL(f16_d128_g4_p32_causal, __half, 128, 4, 32, true)
+KVRT_TEST_KERNEL(bf16_d128_g2_p16_full, __nv_bfloat16, 128, 2, 16, false)
+
 #undef KVRT_TEST_KERNEL
+
+// The CUDA-core body on shapes pagedAttention runs on tensor cores.
+#define KVRT_TEST_SIMT_KERNEL(name, T, headDim, group, pageSize, causal)       \
+  __global__ void __launch_bounds__(128) name(kvrt_attention_params p) {       \
+    kvrt::device::pagedAttentionSimt<T, headDim, group, pageSize, causal>(p);  \
+  }
+KVRT_TEST_SIMT_KERNEL(simt_f16_d128_g4_p16_causal, __half, 128, 4, 16, true)
+KVRT_TEST_SIMT_KERNEL(simt_bf16_d64_g8_p16_full, __nv_bfloat16, 64, 8, 16,
+                      false)
+#undef KVRT_TEST_SIMT_KERNEL
+
+// The tensor-core body loading two chunks per step (a tuning variant).
+__global__ void __launch_bounds__(128)
+    mma2_f16_d128_g8_p64_causal(kvrt_attention_params p) {
+  if (!kvrt::device::launchMatches<128, 8, 64, true>(p))
+    return;
+  const int64_t firstHead =
+      int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * 8;
+  kvrt::device::pagedAttentionMmaBody<__half, 128, 8, 64, true, 2>(
+      p, firstHead, blockIdx.z);
+}
 
 namespace kvrt::test {
 
@@ -63,6 +90,13 @@ const std::vector<GpuKernel> &gpuKernels() {
       KVRT_ENTRY(f16_d128_g8_p16_causal, KVRT_DTYPE_F16, 128, 8, 16, true),
       KVRT_ENTRY(f16_d128_g8_p64_full, KVRT_DTYPE_F16, 128, 8, 64, false),
       KVRT_ENTRY(bf16_d64_g8_p16_full, KVRT_DTYPE_BF16, 64, 8, 16, false),
+      KVRT_ENTRY(f16_d128_g4_p32_causal, KVRT_DTYPE_F16, 128, 4, 32, true),
+      KVRT_ENTRY(bf16_d128_g2_p16_full, KVRT_DTYPE_BF16, 128, 2, 16, false),
+      KVRT_ENTRY(simt_f16_d128_g4_p16_causal, KVRT_DTYPE_F16, 128, 4, 16,
+                 true),
+      KVRT_ENTRY(simt_bf16_d64_g8_p16_full, KVRT_DTYPE_BF16, 64, 8, 16, false),
+      KVRT_ENTRY(mma2_f16_d128_g8_p64_causal, KVRT_DTYPE_F16, 128, 8, 64,
+                 true),
   };
 #undef KVRT_ENTRY
   return kernels;

@@ -68,6 +68,7 @@ class Kvrt:
             vp, i32, vp]
         self.bench.kvcc_bench_kernel.restype = vp
         self.bench.kvcc_bench_kernel.argtypes = [ctypes.c_int, ctypes.c_int]
+        self.bench.kvcc_bench_set_variant.argtypes = [ctypes.c_int]
         self.threads = self.bench.kvcc_bench_threads()
         self.bench.kvcc_bench_launch_direct.argtypes = [
             vp, i64, vp, vp, vp, vp, vp, ctypes.c_int, ctypes.c_int,
@@ -230,6 +231,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sweep", action="store_true",
                     help="also time forced split counts")
+    ap.add_argument("--variants", action="store_true",
+                    help="also time the page-16 kernel variants of "
+                         "bench_kernels.cu (CUDA-core body, two chunks per "
+                         "step, five blocks per SM)")
     args = ap.parse_args()
     if args.quick:
         GQA[:] = GQA[:1]
@@ -293,6 +298,20 @@ def main():
                 if not err < ERROR_BOUND:
                     failures.append(f"{key} hq={hq} B={B} S={S}: error {err}")
                 row[f"{key}_ms"] = time_ms(fn)
+                if args.variants and page == 16:
+                    for variant, vname in [(1, "simt"), (2, "mma2"),
+                                           (3, "lb5")]:
+                        kvrt.bench.kvcc_bench_set_variant(variant)
+                        out.fill_(float("nan"))
+                        fn()
+                        torch.cuda.synchronize()
+                        verr = rel_error(out.transpose(1, 2), ref)
+                        row[f"{key}_{vname}_err"] = verr
+                        if not verr < ERROR_BOUND:
+                            failures.append(f"{key}_{vname} hq={hq} B={B} "
+                                            f"S={S}: error {verr}")
+                        row[f"{key}_{vname}_ms"] = time_ms(fn)
+                    kvrt.bench.kvcc_bench_set_variant(0)
                 if args.sweep and page == 16 and B * hkv < 132:
                     sweep = {}
                     for splits in [8, 16, 33, 66, 132, 264]:

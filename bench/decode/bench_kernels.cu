@@ -23,8 +23,58 @@ KVCC_BENCH_KERNEL(kvcc_f16_d128_g8_p64, 8, 64)
 
 #undef KVCC_BENCH_KERNEL
 
+// Variants of the page-16 kernels for comparison, not what kvcc emits:
+// the CUDA-core body, the tensor-core body loading two chunks per step, and
+// the kernel compiled for five blocks per SM.
+#define KVCC_BENCH_SIMT(name, group)                                           \
+  __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
+      kvrt_attention_params p) {                                               \
+    kvrt::device::pagedAttentionSimt<__half, 128, group, 16, false>(p);        \
+  }
+#define KVCC_BENCH_MMA2(name, group)                                           \
+  __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
+      kvrt_attention_params p) {                                               \
+    const int64_t firstHead =                                                  \
+        int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
+    kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 2>(     \
+        p, firstHead, blockIdx.z);                                             \
+  }
+// Five blocks of 128 threads per SM (at most 102 registers) instead of 4.
+#define KVCC_BENCH_LB5(name, group)                                            \
+  __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 5) void name( \
+      kvrt_attention_params p) {                                               \
+    kvrt::device::pagedAttention<__half, 128, group, 16, false>(p);            \
+  }
+KVCC_BENCH_LB5(kvcc_lb5_g4_p16, 4)
+KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
+#undef KVCC_BENCH_LB5
+KVCC_BENCH_SIMT(kvcc_simt_g4_p16, 4)
+KVCC_BENCH_SIMT(kvcc_simt_g8_p16, 8)
+KVCC_BENCH_MMA2(kvcc_mma2_g4_p16, 4)
+KVCC_BENCH_MMA2(kvcc_mma2_g8_p16, 8)
+#undef KVCC_BENCH_SIMT
+#undef KVCC_BENCH_MMA2
+
+namespace {
+/// 0: the kernels kvcc emits; 1: CUDA-core body; 2: two chunks per step;
+/// 3: five blocks per SM.
+int benchVariant = 0;
+} // namespace
+
+/// Selects the kernels kvcc_bench_kernel returns for page 16 (see above).
+extern "C" void kvcc_bench_set_variant(int variant) { benchVariant = variant; }
+
 /// The kernel for GQA group `group` and page size `pageSize`, or null.
 extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
+  if (pageSize == 16 && benchVariant == 1)
+    return group == 4 ? reinterpret_cast<const void *>(&kvcc_simt_g4_p16)
+                      : reinterpret_cast<const void *>(&kvcc_simt_g8_p16);
+  if (pageSize == 16 && benchVariant == 2)
+    return group == 4 ? reinterpret_cast<const void *>(&kvcc_mma2_g4_p16)
+                      : reinterpret_cast<const void *>(&kvcc_mma2_g8_p16);
+  if (pageSize == 16 && benchVariant == 3)
+    return group == 4 ? reinterpret_cast<const void *>(&kvcc_lb5_g4_p16)
+                      : reinterpret_cast<const void *>(&kvcc_lb5_g8_p16);
   if (group == 4 && pageSize == 16)
     return reinterpret_cast<const void *>(&kvcc_f16_d128_g4_p16);
   if (group == 4 && pageSize == 64)

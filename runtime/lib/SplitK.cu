@@ -37,7 +37,7 @@ using kvrt::cuda::SplitPlan;
 /// Threads of a merge block; each takes head_dim / kMergeThreads elements.
 constexpr int kMergeThreads = 128;
 
-/// Upper bound on splits: bounds the workspace and the merge's serial loop.
+/// Upper bound on splits: bounds the workspace and the merge's work.
 /// 256 splits of 4 pages already cover 1024 pages per wave.
 constexpr int64_t kMaxSplits = 256;
 
@@ -52,35 +52,105 @@ constexpr double kFullChipFraction = 0.8;
 /// Most blocks gridDim.z may hold.
 constexpr int64_t kMaxGridZ = 65535;
 
+/// Block-wide reduction of `value` with `op` (all threads get the result).
+/// `scratch` holds one float per warp; the block has kMergeThreads threads.
+template <typename Op>
+__device__ float blockReduce(float value, float *scratch, Op op) {
+  for (int offset = 16; offset > 0; offset /= 2)
+    value = op(value, __shfl_xor_sync(0xffffffffu, value, offset));
+  const int warp = threadIdx.x / 32;
+  __syncthreads(); // scratch may still be read by a previous reduction
+  if (threadIdx.x % 32 == 0)
+    scratch[warp] = value;
+  __syncthreads();
+  float result = scratch[0];
+  for (int w = 1; w < kMergeThreads / 32; ++w)
+    result = op(result, scratch[w]);
+  return result;
+}
+
 /// Combines the splits of one query head (one block per head): out[d] =
 /// sum_s w_s * partial[s][d] / sum_s w_s with w_s = 2^(lse_s - max lse).
 /// Splits that saw no key have lse -inf and weigh nothing; a head with no
 /// key at all gets 0, as the unsplit kernel writes.
+///
+/// Every load is independent of the others: the block reduces the lse
+/// values in parallel, and its threads split the sum over splits into
+/// `parts` interleaved partial sums of 16-byte vectors (four dims each),
+/// combined through shared memory at the end. A serial loop over the
+/// splits per dim was latency-bound (one L2 round trip per few splits).
 template <typename T>
 __global__ void __launch_bounds__(kMergeThreads)
     mergeSplits(const float *partialOut, const float *partialLse, T *out,
                 int numSplits, int headDim) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Launched as a programmatic dependent of the attention kernel (see
+  // queueMerge): wait until its partial states are complete and visible.
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
   extern __shared__ float weights[];
+  __shared__ float scratch[kMergeThreads / 32];
+  __shared__ float4 partSums[kMergeThreads];
   const int64_t head = blockIdx.x;
   const float *lse = partialLse + head * numSplits;
-  float maxLse = -INFINITY;
-  for (int s = 0; s < numSplits; ++s)
-    maxLse = fmaxf(maxLse, lse[s]);
+  float localMax = -INFINITY;
   for (int s = threadIdx.x; s < numSplits; s += blockDim.x)
-    weights[s] = lse[s] == -INFINITY ? 0.0f : exp2f(lse[s] - maxLse);
-  __syncthreads();
-  float total = 0.0f;
-  for (int s = 0; s < numSplits; ++s)
-    total += weights[s];
-  const float *partial = partialOut + head * numSplits * headDim;
-  for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
-    float sum = 0.0f;
-#pragma unroll 4
-    for (int s = 0; s < numSplits; ++s)
-      sum = fmaf(weights[s], partial[int64_t(s) * headDim + d], sum);
-    out[head * headDim + d] =
-        kvrt::device::fromFloat<T>(total > 0.0f ? sum / total : 0.0f);
+    localMax = fmaxf(localMax, lse[s]);
+  const float maxLse = blockReduce(
+      localMax, scratch, [](float a, float b) { return fmaxf(a, b); });
+  float localTotal = 0.0f;
+  for (int s = threadIdx.x; s < numSplits; s += blockDim.x) {
+    const float w = lse[s] == -INFINITY ? 0.0f : exp2f(lse[s] - maxLse);
+    weights[s] = w;
+    localTotal += w;
   }
+  const float total = blockReduce(localTotal, scratch,
+                                  [](float a, float b) { return a + b; });
+  const float *partial = partialOut + head * numSplits * headDim;
+  T *result = out + head * headDim;
+
+  const int vecs = headDim / 4;
+  if (headDim % 4 != 0 || vecs > kMergeThreads) {
+    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
+      float sum = 0.0f;
+      for (int s = 0; s < numSplits; ++s)
+        sum = fmaf(weights[s], partial[int64_t(s) * headDim + d], sum);
+      result[d] = kvrt::device::fromFloat<T>(total > 0.0f ? sum / total : 0.0f);
+    }
+    return;
+  }
+  const int parts = kMergeThreads / vecs;
+  const int part = threadIdx.x / vecs;
+  const int vec = threadIdx.x % vecs;
+  float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  if (part < parts) {
+#pragma unroll 4
+    for (int s = part; s < numSplits; s += parts) {
+      const float4 x = *reinterpret_cast<const float4 *>(
+          partial + int64_t(s) * headDim + 4 * vec);
+      const float w = weights[s];
+      sum.x = fmaf(w, x.x, sum.x);
+      sum.y = fmaf(w, x.y, sum.y);
+      sum.z = fmaf(w, x.z, sum.z);
+      sum.w = fmaf(w, x.w, sum.w);
+    }
+  }
+  partSums[threadIdx.x] = sum;
+  __syncthreads();
+  if (part != 0)
+    return;
+  for (int other = 1; other < parts; ++other) {
+    const float4 x = partSums[other * vecs + vec];
+    sum.x += x.x;
+    sum.y += x.y;
+    sum.z += x.z;
+    sum.w += x.w;
+  }
+  const float scale = total > 0.0f ? 1.0f / total : 0.0f;
+  result[4 * vec] = kvrt::device::fromFloat<T>(sum.x * scale);
+  result[4 * vec + 1] = kvrt::device::fromFloat<T>(sum.y * scale);
+  result[4 * vec + 2] = kvrt::device::fromFloat<T>(sum.z * scale);
+  result[4 * vec + 3] = kvrt::device::fromFloat<T>(sum.w * scale);
 }
 
 /// Multiprocessors of `device`, asked once per device.
@@ -213,15 +283,47 @@ kvrt_status launchError(cudaError_t error, const char *function) {
   return checkCuda(error, function, "cudaLaunchKernel (attention)");
 }
 
-/// Queues mergeSplits<T> for `heads` query heads.
+/// Compute capability major of `device`, asked once per device.
+kvrt_status computeMajor(int device, int *major, const char *function) {
+  static std::mutex mutex;
+  static std::map<int, int> majors;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = majors.find(device);
+  if (found == majors.end()) {
+    int value = 0;
+    KVRT_RETURN_IF_ERROR(checkCuda(
+        cudaDeviceGetAttribute(&value, cudaDevAttrComputeCapabilityMajor,
+                               device),
+        function, "cudaDeviceGetAttribute (compute capability)"));
+    found = majors.emplace(device, value).first;
+  }
+  *major = found->second;
+  return KVRT_OK;
+}
+
+/// Queues mergeSplits<T> for `heads` query heads. On sm_90 and newer it is
+/// a programmatic dependent launch: the GPU may start the merge's blocks
+/// once every attention block has started (pagedAttention allows it) and
+/// the merge waits for the attention kernel's results with
+/// griddepcontrol.wait, which hides the launch gap between the two.
 template <typename T>
 cudaError_t queueMerge(const kvrt_attention_params &p, int64_t heads,
-                       cudaStream_t stream) {
-  size_t shared = sizeof(float) * size_t(p.num_splits);
-  mergeSplits<T><<<dim3(unsigned(heads)), kMergeThreads, shared, stream>>>(
-      p.partial_out, p.partial_lse, static_cast<T *>(p.out), p.num_splits,
-      p.head_dim);
-  return cudaGetLastError();
+                       bool dependentLaunch, cudaStream_t stream) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(unsigned(heads));
+  config.blockDim = dim3(kMergeThreads);
+  config.dynamicSmemBytes = sizeof(float) * size_t(p.num_splits);
+  config.stream = stream;
+  cudaLaunchAttribute attribute = {};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  if (dependentLaunch) {
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+  }
+  return cudaLaunchKernelEx(&config, mergeSplits<T>, p.partial_out,
+                            p.partial_lse, static_cast<T *>(p.out),
+                            int(p.num_splits), int(p.head_dim));
 }
 
 } // namespace
@@ -310,15 +412,18 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     error = cudaGetLastError();
   if (error != cudaSuccess)
     return launchError(error, function);
+  int major = 0;
+  KVRT_RETURN_IF_ERROR(computeMajor(device, &major, function));
+  const bool dependent = major >= 9;
   switch (dtype) {
   case KVRT_DTYPE_F16:
-    error = queueMerge<__half>(params, heads, cudaStream);
+    error = queueMerge<__half>(params, heads, dependent, cudaStream);
     break;
   case KVRT_DTYPE_BF16:
-    error = queueMerge<__nv_bfloat16>(params, heads, cudaStream);
+    error = queueMerge<__nv_bfloat16>(params, heads, dependent, cudaStream);
     break;
   case KVRT_DTYPE_F32:
-    error = queueMerge<float>(params, heads, cudaStream);
+    error = queueMerge<float>(params, heads, dependent, cudaStream);
     break;
   }
   KVRT_RETURN_IF_ERROR(checkCuda(error, function, "mergeSplits launch"));

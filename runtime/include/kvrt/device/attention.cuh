@@ -15,7 +15,11 @@
 // (flash-decoding) it writes a partial softmax state that the runtime's
 // merge kernel (runtime/lib/SplitK.cu) combines.
 //
-// Work split: warp w takes pages w, w + W, ... of the block's split; a page
+// Two bodies compute this: the tensor-core one of attention_mma.cuh where
+// it supports the template values and the GPU, and the CUDA-core one below
+// for everything else (pagedAttentionSimt forces it).
+//
+// CUDA-core body. Work split: warp w takes pages w, w + W, ... of the block's split; a page
 // is processed in tiles of several keys per key group (see RowSplit) whose
 // 16-byte K and V loads are all issued before any is used, so each lane has
 // several loads in flight. Each lane keeps its slice of its query heads and
@@ -30,6 +34,7 @@
 #ifndef KVRT_DEVICE_ATTENTION_CUH
 #define KVRT_DEVICE_ATTENTION_CUH
 
+#include "kvrt/device/attention_mma.cuh"
 #include "kvrt/device/element.cuh"
 #include "kvrt/device/paged.cuh"
 #include "kvrt/device/params.h"
@@ -503,20 +508,15 @@ __device__ inline PageRange splitPages(const kvrt_attention_params &p,
   return {begin, end};
 }
 
-/// Paged attention of one (kv head, sequence, query token, split) block;
-/// see the file comment. T: __half, __nv_bfloat16 or float; GroupSize = q
-/// heads / kv heads (1..16); PageSize a power of two; Causal: query t of
-/// num_tokens sees keys [0, length - num_tokens + t], else all keys.
+/// The CUDA-core body of pagedAttention (see the file comment), for a
+/// launch launchMatches accepted. `firstHead` is the flat index of the
+/// group's first query head, (b * num_tokens + t) * num_q_heads + kv head *
+/// GroupSize.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
-__device__ void pagedAttention(const kvrt_attention_params &p) {
-  static_assert(kIsSupportedElement<T>,
-                "T must be __half, __nv_bfloat16 or float");
-  static_assert(GroupSize >= 1 && GroupSize <= 16,
-                "GroupSize (q heads per kv head) must be in 1..16");
+__device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
+                                       int64_t firstHead, int split) {
   using Split = RowSplit<T, HeadDim>;
   using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
-  static_assert(PageSize > 0 && (PageSize & (PageSize - 1)) == 0,
-                "PageSize must be a power of two");
   using Layout = LaneLayout<T, HeadDim, GroupSize>;
   constexpr int kElems = Split::kElemsPerLane;
   constexpr int kHeads = Layout::kHeadsPerLane;
@@ -524,25 +524,8 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
   __shared__ __align__(16) AttentionShared<HeadDim, GroupSize> shared;
 
   const int kvHead = blockIdx.x;
-  const int split = blockIdx.z;
-  // Queries and outputs [batch, tokens, q_heads, head_dim]: blockIdx.y is
-  // b * num_tokens + t, and the group's heads start at kvHead * GroupSize.
-  const int64_t firstHead = static_cast<int64_t>(blockIdx.y) * p.num_q_heads +
-                            static_cast<int64_t>(kvHead) * GroupSize;
   const int64_t rowOffset = firstHead * HeadDim;
   T *out = static_cast<T *>(p.out) + rowOffset;
-  if (!launchMatches<HeadDim, GroupSize, PageSize, Causal>(p)) {
-    // Poison what this block would have written, if that lies inside the
-    // output the launch describes; never write outside it.
-    int64_t outElements = static_cast<int64_t>(p.batch) * p.num_tokens *
-                          p.num_q_heads * p.head_dim;
-    if (rowOffset + GroupSize * HeadDim <= outElements) {
-      fillOutputs<T, HeadDim, GroupSize>(out, quietNaN<T>());
-      poisonPartialState<HeadDim, GroupSize>(p, firstHead, split,
-                                             outElements / HeadDim);
-    }
-    return;
-  }
   const int token = blockIdx.y % p.num_tokens;
   const int sequence = blockIdx.y / p.num_tokens;
 
@@ -591,6 +574,81 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
     writePartialState<HeadDim, GroupSize>(shared, p, firstHead, split);
   else
     writeGroupOutputs<T, HeadDim, GroupSize>(shared, out);
+}
+
+/// True when this compilation targets a GPU with mma.sync m16n8k16 and
+/// movmatrix (sm_80 and newer).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+inline constexpr bool kDeviceHasMma = true;
+#else
+inline constexpr bool kDeviceHasMma = false;
+#endif
+
+/// Checks the launch, then runs the tensor-core body when `AllowMma` and
+/// the template values and device support it, else the CUDA-core body.
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
+          bool AllowMma>
+__device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
+  static_assert(kIsSupportedElement<T>,
+                "T must be __half, __nv_bfloat16 or float");
+  static_assert(GroupSize >= 1 && GroupSize <= 16,
+                "GroupSize (q heads per kv head) must be in 1..16");
+  static_assert(PageSize > 0 && (PageSize & (PageSize - 1)) == 0,
+                "PageSize must be a power of two");
+
+  const int kvHead = blockIdx.x;
+  const int split = blockIdx.z;
+  // Queries and outputs [batch, tokens, q_heads, head_dim]: blockIdx.y is
+  // b * num_tokens + t, and the group's heads start at kvHead * GroupSize.
+  const int64_t firstHead = static_cast<int64_t>(blockIdx.y) * p.num_q_heads +
+                            static_cast<int64_t>(kvHead) * GroupSize;
+  const int64_t rowOffset = firstHead * HeadDim;
+  if (!launchMatches<HeadDim, GroupSize, PageSize, Causal>(p)) {
+    // Poison what this block would have written, if that lies inside the
+    // output the launch describes; never write outside it.
+    int64_t outElements = static_cast<int64_t>(p.batch) * p.num_tokens *
+                          p.num_q_heads * p.head_dim;
+    if (rowOffset + GroupSize * HeadDim <= outElements) {
+      fillOutputs<T, HeadDim, GroupSize>(static_cast<T *>(p.out) + rowOffset,
+                                         quietNaN<T>());
+      poisonPartialState<HeadDim, GroupSize>(p, firstHead, split,
+                                             outElements / HeadDim);
+    }
+    return;
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // With several splits the runtime launches its merge kernel as a
+  // programmatic dependent of this one (runtime/lib/SplitK.cu): let it be
+  // scheduled now; it waits for this grid's completion before reading.
+  if (p.num_splits > 1)
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+  if constexpr (AllowMma && kDeviceHasMma &&
+                kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>)
+    pagedAttentionMmaBody<T, HeadDim, GroupSize, PageSize, Causal>(
+        p, firstHead, split);
+  else
+    pagedAttentionSimtBody<T, HeadDim, GroupSize, PageSize, Causal>(
+        p, firstHead, split);
+}
+
+/// Paged attention of one (kv head, sequence, query token, split) block;
+/// see the file comment. T: __half, __nv_bfloat16 or float; GroupSize = q
+/// heads / kv heads (1..16); PageSize a power of two; Causal: query t of
+/// num_tokens sees keys [0, length - num_tokens + t], else all keys. Runs
+/// on tensor cores where attention_mma.cuh supports the shape and the GPU
+/// (fp16/bf16, head_dim 64/128, groups up to 8, pages of 16+, sm_80+), on
+/// CUDA cores otherwise.
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
+__device__ void pagedAttention(const kvrt_attention_params &p) {
+  pagedAttentionChecked<T, HeadDim, GroupSize, PageSize, Causal, true>(p);
+}
+
+/// pagedAttention on CUDA cores only, for every shape: the reference the
+/// tensor-core body is tested and benchmarked against.
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
+__device__ void pagedAttentionSimt(const kvrt_attention_params &p) {
+  pagedAttentionChecked<T, HeadDim, GroupSize, PageSize, Causal, false>(p);
 }
 
 } // namespace kvrt::device

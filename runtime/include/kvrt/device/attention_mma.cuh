@@ -1,0 +1,491 @@
+//===- attention_mma.cuh - Tensor-core paged decode attention --*- CUDA -*-===//
+//
+// The tensor-core body of kvrt::device::pagedAttention (attention.cuh), used
+// for fp16/bf16 caches with head_dim 64 or 128, GQA groups of up to 8 query
+// heads and pages of at least 16 tokens on sm_80 and newer. Same block,
+// grid and split-K contract as the CUDA-core body: block (h, b * T + t, s)
+// computes one query token for the group of kv head h over split s.
+//
+// Each warp takes chunks of 16 keys of the block's split and computes, with
+// mma.sync m16n8k16 (fp32 accumulation), the transposed problem so that the
+// 16 keys fill the MMA's M dimension and the group's heads its N = 8:
+//
+//   Sᵀ [16 keys x 8 heads]  = K [16 x D] · Qᵀ [D x 8]
+//   Oᵀ [D x 8 heads]       += Vᵀ [D x 16 keys] · Pᵀ [16 keys x 8 heads]
+//
+// No shared memory is staged: every lane loads, with 16-byte loads straight
+// from the paged pool, exactly the K and V elements its MMA fragments need.
+// This works because a dot product does not depend on the order of its
+// terms: the fragments' logical head_dim index is mapped to physical
+// elements so that each lane's share of a row is whole 16-byte vectors
+// (KeyMap, ValueMap), and the output is written back through the same map.
+// Probabilities go from the Sᵀ accumulator layout to the Pᵀ operand layout
+// with two movmatrix transposes; Vᵀ fragments pair elements of two keys
+// with byte permutes.
+//
+// Per 16-key chunk a lane issues D / 16 loads of 16 bytes for K and as many
+// for V before it uses any, so a warp has 2 x 16 x D x sizeof(T) bytes in
+// flight (8 KiB at d128) and the SM as many times that as it holds warps.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_DEVICE_ATTENTION_MMA_CUH
+#define KVRT_DEVICE_ATTENTION_MMA_CUH
+
+#include "kvrt/device/element.cuh"
+#include "kvrt/device/paged.cuh"
+#include "kvrt/device/params.h"
+#include "kvrt/device/softmax.cuh"
+
+#include <cstdint>
+#include <type_traits>
+
+namespace kvrt::device {
+
+/// Whether pagedAttention takes the tensor-core body for these template
+/// values (the architecture check is separate: sm_80 or newer).
+template <typename T, int HeadDim, int GroupSize, int PageSize>
+inline constexpr bool kMmaAttentionSupported =
+    (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) &&
+    (HeadDim == 64 || HeadDim == 128) && GroupSize >= 1 && GroupSize <= 8 &&
+    PageSize >= 16 && PageSize % 16 == 0;
+
+namespace mma {
+
+/// Keys of one chunk: the M dimension of one m16n8k16 MMA.
+inline constexpr int kChunkKeys = 16;
+
+/// D += A · B for one m16n8k16 tile, fp32 accumulation.
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4],
+                                         uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (std::is_same_v<T, __half>)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0),
+                   "r"(b1));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0),
+                   "r"(b1));
+#endif
+}
+
+/// Transposes an 8x8 matrix of 16-bit elements held in MMA fragment layout
+/// (lane l holds row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1).
+__device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
+  uint32_t y = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n"
+               : "=r"(y)
+               : "r"(x));
+#endif
+  return y;
+}
+
+/// Two floats as one 32-bit word of T (lo in the low half), rounded.
+template <typename T> __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __half>) {
+    __half2 pair = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&pair);
+  } else {
+    __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&pair);
+  }
+}
+
+/// A lane's share of key rows: the MMA's A fragment of K [16 keys x D]
+/// (and the B fragment of Qᵀ) has lane l = 4 r + c hold rows r and r + 8
+/// (keys; heads for Q) at logical columns 2c, 2c + 1, 2c + 8, 2c + 9 of
+/// each 16-column k-step. Lane c instead owns kVectors whole 16-byte
+/// vectors of a row, vector i at element (4 i + c) * 8, so four lanes read
+/// 64 contiguous bytes per load; its 32-bit words 2s and 2s + 1 serve as
+/// the fragment's columns of k-step s.
+template <typename T, int HeadDim> struct KeyMap {
+  static constexpr int kVectors = HeadDim / 32;
+  static constexpr int kWords = kVectors * 4;
+  static constexpr int kSteps = HeadDim / 16;
+  __device__ static constexpr int element(int vector, int c) {
+    return (4 * vector + c) * 8;
+  }
+};
+
+/// A lane's share of value rows: the A fragment of Vᵀ [D x 16 keys] has
+/// lane l = 4 r + c hold logical rows (dims) r and r + 8 of each 16-row
+/// m-tile at keys 2c, 2c + 1, 2c + 8, 2c + 9. Lane r owns kVectors whole
+/// 16-byte vectors of each of those four key rows, vector j at element
+/// (8 j + r) * 8 (eight lanes read 128 contiguous bytes per load); m-tile t
+/// takes its word t: the low halves are logical dim r, the high halves
+/// logical dim r + 8.
+template <typename T, int HeadDim> struct ValueMap {
+  static constexpr int kVectors = HeadDim / 64;
+  static constexpr int kWords = kVectors * 4;
+  static constexpr int kTiles = HeadDim / 16;
+  static_assert(kWords == kTiles, "one word per m-tile");
+  __device__ static constexpr int element(int vector, int r) {
+    return (8 * vector + r) * 8;
+  }
+  /// Physical element of element index e (0..2 kWords) of lane r's share.
+  __device__ static constexpr int physical(int e, int r) {
+    return element(e / 8, r) + e % 8;
+  }
+};
+
+/// Raw K and V of one chunk as a lane loads them.
+template <typename T, int HeadDim> struct ChunkRegisters {
+  /// Key rows r and r + 8.
+  uint4 key[2][KeyMap<T, HeadDim>::kVectors];
+  /// Value rows 2c, 2c + 1, 2c + 8, 2c + 9.
+  uint4 value[4][ValueMap<T, HeadDim>::kVectors];
+};
+
+__device__ __forceinline__ uint32_t word(const uint4 *vectors, int w) {
+  const uint4 &v = vectors[w / 4];
+  switch (w % 4) {
+  case 0:
+    return v.x;
+  case 1:
+    return v.y;
+  case 2:
+    return v.z;
+  default:
+    return v.w;
+  }
+}
+
+/// One 16-byte load of data read once (evict-first). An L2::256B prefetch
+/// hint (ld.global.nc.L1::no_allocate.L2::256B) was 6-8% slower on the
+/// H200 at every benchmark shape (bench/decode, variant runs).
+__device__ __forceinline__ uint4 loadStreaming(const void *address) {
+  return __ldcs(reinterpret_cast<const uint4 *>(address));
+}
+
+/// Issues the loads of the chunk of 16 keys starting at `slot` of `page`.
+template <typename T, int HeadDim, int PageSize>
+__device__ __forceinline__ void loadChunk(const char *page, int slot, int r,
+                                          int c,
+                                          ChunkRegisters<T, HeadDim> &regs) {
+  using Keys = KeyMap<T, HeadDim>;
+  using Values = ValueMap<T, HeadDim>;
+  using Layout = PageLayout<T, HeadDim, PageSize>;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const T *row = Layout::key(page, slot + r + 8 * half);
+#pragma unroll
+    for (int i = 0; i < Keys::kVectors; ++i)
+      regs.key[half][i] = loadStreaming(row + Keys::element(i, c));
+  }
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const int key = 2 * c + (q & 1) + 8 * (q >> 1);
+    const T *row = Layout::value(page, slot + key);
+#pragma unroll
+    for (int j = 0; j < Values::kVectors; ++j)
+      regs.value[q][j] = loadStreaming(row + Values::element(j, r));
+  }
+}
+
+/// Online-softmax state of one lane: heads 2c and 2c + 1 of the MMA's N
+/// dimension, their running maxima (log2 units, the same in every lane of
+/// a column after each chunk), this lane's partial sums, and its Oᵀ
+/// accumulators (m-tile t: c0/c1 logical dim r of heads 2c/2c+1, c2/c3
+/// logical dim r + 8).
+template <int HeadDim> struct MmaState {
+  float max[2];
+  float sum[2];
+  float acc[HeadDim / 16][4];
+};
+
+/// Folds one loaded chunk whose first key is `firstKey` (keys at or past
+/// `endKey` are masked) into `state`.
+template <typename T, int HeadDim>
+__device__ __forceinline__ void
+accumulateChunk(ChunkRegisters<T, HeadDim> &regs,
+                const uint32_t (&query)[KeyMap<T, HeadDim>::kWords],
+                float scaleLog2, int firstKey, int endKey, int r, int c,
+                MmaState<HeadDim> &state) {
+  using Keys = KeyMap<T, HeadDim>;
+  using Values = ValueMap<T, HeadDim>;
+  // Sᵀ = K · Qᵀ.
+  float scores[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+  for (int s = 0; s < Keys::kSteps; ++s) {
+    const uint32_t a[4] = {word(regs.key[0], 2 * s), word(regs.key[1], 2 * s),
+                           word(regs.key[0], 2 * s + 1),
+                           word(regs.key[1], 2 * s + 1)};
+    mma16816<T>(scores, a, query[2 * s], query[2 * s + 1]);
+  }
+  const bool lowValid = firstKey + r < endKey;
+  const bool highValid = firstKey + r + 8 < endKey;
+  // scores[0..1]: key r, heads 2c, 2c + 1; scores[2..3]: key r + 8.
+  scores[0] = lowValid ? scores[0] * scaleLog2 : -INFINITY;
+  scores[1] = lowValid ? scores[1] * scaleLog2 : -INFINITY;
+  scores[2] = highValid ? scores[2] * scaleLog2 : -INFINITY;
+  scores[3] = highValid ? scores[3] * scaleLog2 : -INFINITY;
+
+  float probs[4];
+  float scale[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float chunkMax = fmaxf(scores[h], scores[h + 2]);
+    // Lanes with the same c hold the same heads: reduce over r.
+#pragma unroll
+    for (int offset = 4; offset < 32; offset *= 2)
+      chunkMax = fmaxf(chunkMax, __shfl_xor_sync(0xffffffffu, chunkMax, offset));
+    const float newMax = fmaxf(state.max[h], chunkMax);
+    scale[h] = rescaleFactor(state.max[h], newMax);
+    probs[h] = scores[h] == -INFINITY ? 0.0f : exp2f(scores[h] - newMax);
+    probs[h + 2] =
+        scores[h + 2] == -INFINITY ? 0.0f : exp2f(scores[h + 2] - newMax);
+    state.sum[h] = state.sum[h] * scale[h] + probs[h] + probs[h + 2];
+    state.max[h] = newMax;
+  }
+#pragma unroll
+  for (int t = 0; t < Values::kTiles; ++t) {
+    state.acc[t][0] *= scale[0];
+    state.acc[t][1] *= scale[1];
+    state.acc[t][2] *= scale[0];
+    state.acc[t][3] *= scale[1];
+  }
+
+  // Pᵀ operand: transpose the two 8x8 halves (keys 0-7, 8-15) of P.
+  const uint32_t b0 = transpose8x8(pack<T>(probs[0], probs[1]));
+  const uint32_t b1 = transpose8x8(pack<T>(probs[2], probs[3]));
+
+  // Keys past the end may hold anything, NaN included; 0 · NaN is NaN.
+  if (firstKey + kChunkKeys > endKey) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const int key = 2 * c + (q & 1) + 8 * (q >> 1);
+      if (firstKey + key >= endKey) {
+#pragma unroll
+        for (int j = 0; j < Values::kVectors; ++j)
+          regs.value[q][j] = make_uint4(0, 0, 0, 0);
+      }
+    }
+  }
+  // Oᵀ += Vᵀ · Pᵀ.
+#pragma unroll
+  for (int t = 0; t < Values::kTiles; ++t) {
+    const uint32_t v0 = word(regs.value[0], t), v1 = word(regs.value[1], t);
+    const uint32_t v8 = word(regs.value[2], t), v9 = word(regs.value[3], t);
+    const uint32_t a[4] = {__byte_perm(v0, v1, 0x5410),
+                           __byte_perm(v0, v1, 0x7632),
+                           __byte_perm(v8, v9, 0x5410),
+                           __byte_perm(v8, v9, 0x7632)};
+    mma16816<T>(state.acc[t], a, b0, b1);
+  }
+}
+
+/// Loads this lane's Qᵀ fragments: head r of the group (zero past the
+/// group) at the elements KeyMap gives lane c. Scalar loads: queries need
+/// no particular alignment.
+template <typename T, int HeadDim, int GroupSize>
+__device__ __forceinline__ void
+loadQueryFragments(const T *group, int r, int c,
+                   uint32_t (&query)[KeyMap<T, HeadDim>::kWords]) {
+  using Keys = KeyMap<T, HeadDim>;
+#pragma unroll
+  for (int w = 0; w < Keys::kWords; ++w) {
+    const int e = Keys::element(w / 4, c) + 2 * (w % 4);
+    float lo = 0.0f, hi = 0.0f;
+    if (r < GroupSize) {
+      lo = toFloat(group[r * HeadDim + e]);
+      hi = toFloat(group[r * HeadDim + e + 1]);
+    }
+    query[w] = pack<T>(lo, hi);
+  }
+}
+
+/// Shared memory of one block of the tensor-core body.
+template <int HeadDim, int GroupSize> struct MmaShared {
+  float out[GroupSize][HeadDim];
+  float warpMax[32][GroupSize];
+  float warpSum[32][GroupSize];
+};
+
+} // namespace mma
+
+/// The tensor-core body; see the file comment. pagedAttention calls it
+/// after checking the launch (launchMatches) and computes the same results.
+/// `ChunksPerStep` chunks are loaded before the first of them is used (2
+/// was no faster on the H200 than the default 1, bench/decode variants).
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
+          int ChunksPerStep = 1>
+__device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
+                                      int64_t firstHead, int split) {
+  static_assert(kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>,
+                "no tensor-core body for these template values");
+  using namespace mma;
+  using Keys = KeyMap<T, HeadDim>;
+  using Values = ValueMap<T, HeadDim>;
+  constexpr int kHeads = GroupSize;
+
+  __shared__ __align__(16) MmaShared<HeadDim, kHeads> shared;
+
+  const int kvHead = blockIdx.x;
+  const int token = blockIdx.y % p.num_tokens;
+  const int sequence = blockIdx.y / p.num_tokens;
+  const int warp = threadIdx.x / 32;
+  const int numWarps = blockDim.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int r = lane / 4;
+  const int c = lane % 4;
+
+  uint32_t query[Keys::kWords];
+  loadQueryFragments<T, HeadDim, GroupSize>(
+      static_cast<const T *>(p.queries) + firstHead * HeadDim, r, c, query);
+  const float scaleLog2 = p.scale * kLog2e;
+
+  const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
+  int numKeys = Causal ? row.length - p.num_tokens + token + 1 : row.length;
+  numKeys = max(0, min(numKeys, row.length));
+  int beginPage = 0, endPage = (numKeys + PageSize - 1) / PageSize;
+  if (p.num_splits > 1) {
+    const int numPages = endPage;
+    beginPage = min(numPages, split * p.pages_per_split);
+    endPage = split == p.num_splits - 1
+                  ? numPages
+                  : min(numPages, beginPage + p.pages_per_split);
+  }
+  const int beginKey = beginPage * PageSize;
+  const int endKey = min(numKeys, endPage * PageSize);
+  constexpr int kChunksPerPage = PageSize / kChunkKeys;
+
+  MmaState<HeadDim> state;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    state.max[h] = -INFINITY;
+    state.sum[h] = 0.0f;
+  }
+#pragma unroll
+  for (int t = 0; t < Values::kTiles; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      state.acc[t][i] = 0.0f;
+
+  // Chunk k of the split starts at key beginKey + 16 k; warp w takes steps
+  // w, w + W, ..., each of ChunksPerStep consecutive chunks. The page ids
+  // of the next step are read one step ahead, so their latency overlaps
+  // this step's loads instead of preceding the next step's.
+  const int numChunks =
+      max(0, (endKey - beginKey + kChunkKeys - 1) / kChunkKeys);
+  auto pageIds = [&](int step, int32_t(&ids)[ChunksPerStep]) {
+#pragma unroll
+    for (int u = 0; u < ChunksPerStep; ++u) {
+      const int chunk = step * ChunksPerStep + u;
+      ids[u] = chunk < numChunks
+                   ? row.pages[beginPage + chunk / kChunksPerPage]
+                   : 0;
+    }
+  };
+  int32_t ids[ChunksPerStep];
+  pageIds(warp, ids);
+#pragma unroll 1
+  for (int step = warp; step * ChunksPerStep < numChunks; step += numWarps) {
+    int32_t nextIds[ChunksPerStep];
+    pageIds(step + numWarps, nextIds);
+    ChunkRegisters<T, HeadDim> regs[ChunksPerStep];
+#pragma unroll
+    for (int u = 0; u < ChunksPerStep; ++u) {
+      const int chunk = step * ChunksPerStep + u;
+      if (chunk < numChunks)
+        loadChunk<T, HeadDim, PageSize>(row.pageAddress(ids[u]),
+                                        (chunk % kChunksPerPage) * kChunkKeys,
+                                        r, c, regs[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < ChunksPerStep; ++u) {
+      const int chunk = step * ChunksPerStep + u;
+      if (chunk < numChunks)
+        accumulateChunk<T, HeadDim>(regs[u], query, scaleLog2,
+                                    beginKey + chunk * kChunkKeys, endKey, r,
+                                    c, state);
+    }
+#pragma unroll
+    for (int u = 0; u < ChunksPerStep; ++u)
+      ids[u] = nextIds[u];
+  }
+
+  // Each lane summed only its own keys: add up the lanes of each column.
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+#pragma unroll
+    for (int offset = 4; offset < 32; offset *= 2)
+      state.sum[h] += __shfl_xor_sync(0xffffffffu, state.sum[h], offset);
+
+  // Combine the warps: publish maxima, rescale to the block maximum, sum
+  // the outputs warp by warp (deterministic order).
+  if (r == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      if (2 * c + h < kHeads)
+        shared.warpMax[warp][2 * c + h] = state.max[h];
+  }
+  __syncthreads();
+  float scale[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int head = 2 * c + h;
+    float blockMax = -INFINITY;
+    if (head < kHeads)
+      for (int w = 0; w < numWarps; ++w)
+        blockMax = fmaxf(blockMax, shared.warpMax[w][head]);
+    scale[h] = rescaleFactor(state.max[h], blockMax);
+  }
+  __syncthreads();
+  if (r == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      if (2 * c + h < kHeads)
+        shared.warpSum[warp][2 * c + h] = state.sum[h] * scale[h];
+  }
+  for (int w = 0; w < numWarps; ++w) {
+    if (warp == w) {
+#pragma unroll
+      for (int t = 0; t < Values::kTiles; ++t) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int head = 2 * c + (i & 1);
+          if (head >= kHeads)
+            continue;
+          const int d = Values::physical(2 * t + (i >> 1), r);
+          const float value = state.acc[t][i] * scale[i & 1];
+          shared.out[head][d] = w == 0 ? value : shared.out[head][d] + value;
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+  // Normalize and store: the final output, or the split's partial state.
+  for (int i = threadIdx.x; i < kHeads * HeadDim; i += blockDim.x) {
+    const int g = i / HeadDim;
+    const int d = i % HeadDim;
+    float sum = 0.0f, blockMax = -INFINITY;
+    for (int w = 0; w < numWarps; ++w) {
+      sum += shared.warpSum[w][g];
+      blockMax = fmaxf(blockMax, shared.warpMax[w][g]);
+    }
+    const float value = sum > 0.0f ? shared.out[g][d] / sum : 0.0f;
+    if (p.num_splits > 1) {
+      const int64_t slot = (firstHead + g) * p.num_splits + split;
+      p.partial_out[slot * HeadDim + d] = value;
+      if (d == 0)
+        p.partial_lse[slot] =
+            sum > 0.0f ? blockMax + __log2f(sum) : -INFINITY;
+    } else {
+      static_cast<T *>(p.out)[(firstHead + g) * HeadDim + d] =
+          fromFloat<T>(value);
+    }
+  }
+}
+
+} // namespace kvrt::device
+
+#endif // KVRT_DEVICE_ATTENTION_MMA_CUH
