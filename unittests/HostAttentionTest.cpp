@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "TestHelpers.h"
 
+#include <cmath>
 #include <tuple>
 
 using namespace kvrt::test;
@@ -169,6 +170,60 @@ TEST_F(HostAttentionExactTest, CausalMaskAndUniformWeights) {
             KVRT_OK);
   for (int i = 0; i < length * 16; ++i)
     EXPECT_FLOAT_EQ(out.at(i), 3.5f);
+}
+
+TEST_F(HostAttentionExactTest, AdditiveMaskWeightsKeys) {
+  // Keys are zero, so the weights are exp(mask): query t of 2 gets mask
+  // log(k + 1) on key k (weights k + 1) for t = 0, and -inf on odd keys
+  // plus the causal rule for t = 1 (query 1 is slot 5: all keys visible).
+  std::mt19937 rng(5);
+  const int tokens = 2;
+  Tensor queries = randomTensor(KVRT_DTYPE_F32, tokens * 16, rng);
+  std::vector<float> mask(tokens * length);
+  for (int k = 0; k < length; ++k) {
+    mask[k] = std::log(float(k + 1));
+    mask[length + k] = k % 2 ? -INFINITY : 0.0f;
+  }
+  Tensor out(KVRT_DTYPE_F32, tokens * 16);
+  out.poison();
+  ASSERT_EQ(kvrt_attention_host_masked(cache, 1, &id, tokens, 1,
+                                       queries.data(), out.data(), 0.5f, 1,
+                                       mask.data(), length),
+            KVRT_OK)
+      << kvrt_last_error();
+  // Query 0 is slot 4 (causal: keys 0..4): sum (k+1)^2 / sum (k+1) over
+  // k = 0..4 = 55 / 15.
+  for (int d = 0; d < 16; ++d)
+    EXPECT_NEAR(out.at(d), 55.0f / 15.0f, 1e-5f);
+  // Query 1: keys 0, 2, 4 with values 1, 3, 5.
+  for (int d = 0; d < 16; ++d)
+    EXPECT_NEAR(out.at(16 + d), 3.0f, 1e-5f);
+
+  // Every key masked out: zeros, not NaN.
+  std::vector<float> none(length, -INFINITY);
+  ASSERT_EQ(kvrt_attention_host_masked(cache, 1, &id, 1, 1, queries.data(),
+                                       out.data(), 0.5f, 0, none.data(),
+                                       length),
+            KVRT_OK);
+  for (int d = 0; d < 16; ++d)
+    EXPECT_EQ(out.at(d), 0.0f);
+}
+
+TEST_F(HostAttentionExactTest, MaskMustCoverTheSequence) {
+  Tensor queries(KVRT_DTYPE_F32, 16), out(KVRT_DTYPE_F32, 16);
+  std::vector<float> mask(length + 1, 0.0f);
+  EXPECT_KVRT_ERROR(
+      kvrt_attention_host_masked(cache, 1, &id, 1, 1, queries.data(),
+                                 out.data(), 1, 0, mask.data(), length + 1),
+      KVRT_ERROR_MISMATCH, "holds 6 tokens but the mask covers 7 keys");
+  EXPECT_KVRT_ERROR(kvrt_attention_host_masked(cache, 1, &id, 1, 1,
+                                               queries.data(), out.data(), 1,
+                                               0, nullptr, length),
+                    KVRT_ERROR_INVALID_ARGUMENT, "mask is null");
+  EXPECT_KVRT_ERROR(
+      kvrt_attention_host_masked(cache, 1, &id, 2, 1, queries.data(),
+                                 out.data(), 1, 0, mask.data(), 1),
+      KVRT_ERROR_INVALID_ARGUMENT, "the mask covers 1 keys, fewer than the 2");
 }
 
 TEST_F(HostAttentionExactTest, RejectsBadArguments) {

@@ -163,6 +163,40 @@ def llama_decoder(out, layers=4, prefill_too=True, suffix=""):
            f"LlamaModel, {layers} layers, decode")
 
 
+def llama_decoder_padded(out, layers=2, batch=2, past=9):
+    """A LlamaModel decode step for a batch of sequences of different
+    lengths: the `attention_mask` input ([batch, past + 1], 0 = padding)
+    marks padded slots, and Hugging Face derives the 4-D additive mask from
+    it inside the graph, so the mask depends on a function argument."""
+    cfg = llama_config(layers=layers, heads=8, kv_heads=2, head_dim=32,
+                       hidden=256)
+    model = transformers.LlamaModel(cfg).eval()
+    persistent_buffers(model)
+    params = dict(model.named_parameters())
+
+    def decode(module, p, ids, attention_mask, position_ids, *pasts):
+        cache = DynamicCache()
+        for layer in range(layers):
+            cache.update(pasts[2 * layer], pasts[2 * layer + 1], layer)
+        o = torch.func.functional_call(
+            module, p, (), {"input_ids": ids, "attention_mask": attention_mask,
+                            "position_ids": position_ids,
+                            "past_key_values": cache, "use_cache": True})
+        res = [o.last_hidden_state]
+        for layer in range(layers):
+            res += [cache.layers[layer].keys, cache.layers[layer].values]
+        return tuple(res)
+
+    mask = torch.ones(batch, past + 1, dtype=torch.int64)
+    mask[1, :3] = 0  # the second sequence is left-padded by 3 slots
+    pasts = tuple(torch.randn(batch, 2, past, 32) for _ in range(2 * layers))
+    example = (torch.randint(0, 256, (batch, 1)), mask,
+               torch.tensor([[past], [past - 3]])) + pasts
+    export(model, params, decode, example, "llama_decoder_decode_padded", out,
+           f"LlamaModel, {layers} layers, batch {batch} decode with "
+           "attention_mask")
+
+
 def bert_attention(out):
     """BERT self-attention: MHA with an additive padding mask, no cache."""
     cfg = transformers.BertConfig(hidden_size=256, num_attention_heads=4,
@@ -193,6 +227,7 @@ def main():
         return
     llama_attention_block(out)
     llama_decoder(out)
+    llama_decoder_padded(out)
     bert_attention(out)
 
 

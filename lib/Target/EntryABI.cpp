@@ -150,6 +150,12 @@ FailureOr<EntryABI> kvcc::computeEntryABI(func::FuncOp func, Target target) {
       return op.emitOpError("is not supported in a kvcc entry point; the ")
              << "body of '" << func.getSymName()
              << "' may only hold kv.append and kv.attention ops";
+    if (auto attention = dyn_cast<kv::AttentionOp>(op);
+        attention && attention.getMask())
+      return attention.emitOpError(
+          "with a mask operand is supported in model graphs only "
+          "(kv-lower-to-calls, CPU target); kvcc entry points and "
+          "kv-lower-to-emitc do not lower masks yet");
     for (Value operand : op.getOperands())
       if (!isa<BlockArgument>(operand))
         return op.emitOpError("operand produced by '")

@@ -43,25 +43,29 @@ void gatherHead(const kvrt_cache &cache, const kvrt::HeadTable &table,
   }
 }
 
-/// Attention of one query row `q` over keys [0, numKeys): writes the
-/// head_dim outputs to `out` in the cache dtype.
+/// Attention of one query row `q` over keys [0, numKeys), plus `mask[k]`
+/// on key k's score when `mask` is not null: writes the head_dim outputs
+/// to `out` in the cache dtype.
 void attendOne(const float *q, const std::vector<float> &keys,
                const std::vector<float> &values, int64_t numKeys, int64_t dim,
-               float scale, kvrt_dtype dtype, void *out, int64_t outIndex,
-               std::vector<float> &scores, std::vector<float> &accumulator) {
+               float scale, const float *mask, kvrt_dtype dtype, void *out,
+               int64_t outIndex, std::vector<float> &scores,
+               std::vector<float> &accumulator) {
   scores.resize(static_cast<size_t>(numKeys));
   float maxScore = -INFINITY;
   for (int64_t k = 0; k < numKeys; ++k) {
     float dot = 0.0f;
     for (int64_t d = 0; d < dim; ++d)
       dot += q[d] * keys[k * dim + d];
-    scores[k] = dot * scale;
+    scores[k] = dot * scale + (mask ? mask[k] : 0.0f);
     maxScore = std::max(maxScore, scores[k]);
   }
   float sum = 0.0f;
   accumulator.assign(static_cast<size_t>(dim), 0.0f);
   for (int64_t k = 0; k < numKeys; ++k) {
-    float weight = std::exp(scores[k] - maxScore);
+    // Every score -inf (all keys masked out): no weight anywhere.
+    float weight =
+        scores[k] == -INFINITY ? 0.0f : std::exp(scores[k] - maxScore);
     sum += weight;
     for (int64_t d = 0; d < dim; ++d)
       accumulator[d] += weight * values[k * dim + d];
@@ -73,12 +77,15 @@ void attendOne(const float *q, const std::vector<float> &keys,
 
 } // namespace
 
-extern "C" kvrt_status
-kvrt_attention_host(const kvrt_cache *cache, int32_t batch,
-                    const int32_t *seq_ids, int32_t num_tokens,
-                    int32_t num_q_heads, const void *queries, void *out,
-                    float scale, int32_t causal) {
-  const char *fn = "kvrt_attention_host";
+namespace {
+
+/// kvrt_attention_host and kvrt_attention_host_masked; `mask` may be null.
+kvrt_status attentionHost(const char *fn, const kvrt_cache *cache,
+                          int32_t batch, const int32_t *seq_ids,
+                          int32_t num_tokens, int32_t num_q_heads,
+                          const void *queries, void *out, float scale,
+                          int32_t causal, const float *mask,
+                          int32_t mask_keys) {
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
     std::vector<int64_t> lengths;
     KVRT_RETURN_IF_ERROR(kvrt::validateAttention(cache, batch, seq_ids,
@@ -102,6 +109,21 @@ kvrt_attention_host(const kvrt_cache *cache, int32_t batch,
     const int64_t dim = desc.head_dim;
     const int64_t numKvHeads = desc.num_kv_heads;
     const int64_t group = num_q_heads / numKvHeads;
+    if (mask) {
+      // The mask covers exactly mask_keys slots of every head.
+      for (int64_t b = 0; b < batch; ++b) {
+        const kvrt::CacheSequence *state = cache->state(locks[b]);
+        for (int64_t h = 0; h < numKvHeads; ++h) {
+          const int64_t length = state ? state->heads[h].length : 0;
+          if (length != mask_keys)
+            return kvrt::fail(KVRT_ERROR_MISMATCH,
+                              "%s: sequence %d head %lld holds %lld tokens "
+                              "but the mask covers %d keys",
+                              fn, seq_ids[b], static_cast<long long>(h),
+                              static_cast<long long>(length), mask_keys);
+        }
+      }
+    }
     std::vector<float> keys, values, query(static_cast<size_t>(dim)), scores,
         accumulator;
     for (int64_t b = 0; b < batch; ++b) {
@@ -118,12 +140,15 @@ kvrt_attention_host(const kvrt_cache *cache, int32_t batch,
           // shorter than the queries sees fewer keys, possibly none.
           int64_t numKeys = causal ? length - num_tokens + t + 1 : length;
           numKeys = std::max<int64_t>(0, std::min(numKeys, length));
+          const float *maskRow =
+              mask ? mask + (b * num_tokens + t) * int64_t(mask_keys)
+                   : nullptr;
           for (int64_t g = 0; g < group; ++g) {
             int64_t qh = h * group + g;
             int64_t rowIndex = ((b * num_tokens + t) * num_q_heads + qh) * dim;
             for (int64_t d = 0; d < dim; ++d)
               query[d] = kvrt::loadAsFloat(queries, desc.dtype, rowIndex + d);
-            attendOne(query.data(), keys, values, numKeys, dim, scale,
+            attendOne(query.data(), keys, values, numKeys, dim, scale, maskRow,
                       desc.dtype, out, rowIndex, scores, accumulator);
           }
         }
@@ -131,4 +156,32 @@ kvrt_attention_host(const kvrt_cache *cache, int32_t batch,
     }
     return KVRT_OK;
   });
+}
+
+} // namespace
+
+extern "C" kvrt_status
+kvrt_attention_host(const kvrt_cache *cache, int32_t batch,
+                    const int32_t *seq_ids, int32_t num_tokens,
+                    int32_t num_q_heads, const void *queries, void *out,
+                    float scale, int32_t causal) {
+  return attentionHost("kvrt_attention_host", cache, batch, seq_ids,
+                       num_tokens, num_q_heads, queries, out, scale, causal,
+                       nullptr, 0);
+}
+
+extern "C" kvrt_status kvrt_attention_host_masked(
+    const kvrt_cache *cache, int32_t batch, const int32_t *seq_ids,
+    int32_t num_tokens, int32_t num_q_heads, const void *queries, void *out,
+    float scale, int32_t causal, const float *mask, int32_t mask_keys) {
+  const char *fn = "kvrt_attention_host_masked";
+  if (!mask)
+    return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT, "%s: mask is null", fn);
+  if (mask_keys < num_tokens)
+    return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                      "%s: the mask covers %d keys, fewer than the %d query "
+                      "tokens",
+                      fn, mask_keys, num_tokens);
+  return attentionHost(fn, cache, batch, seq_ids, num_tokens, num_q_heads,
+                       queries, out, scale, causal, mask, mask_keys);
 }

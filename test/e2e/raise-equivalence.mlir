@@ -81,3 +81,22 @@
 // RUN: kv-opt %t/bad-gather.mlir --kv-raise-attention=remarks=true 2>&1 | FileCheck %s --check-prefix=BADGATHER
 // BADGATHER: remark: kv-raise-attention: not raised: the key gathers kv heads in an order that is not a GQA repeat
 // BADGATHER-NOT: kv.attention
+//
+// A batch of 2 with a padding mask: the graph derives its 4-D additive mask
+// from the attention_mask argument (#21), so the mask becomes kv.attention's
+// run-time mask operand. Sequence 1 is left-padded by 3 slots.
+// RUN: kv-opt %kvcc_src/examples/models/llama_decoder_decode_padded.mlir --pass-pipeline="builtin.module(func.func(llvm-request-c-wrappers),%upstream_to_llvm)" | mlir-translate --mlir-to-llvmir -o %t/pd.ll
+// RUN: %shared_lib %t/pd.ll -o %t/pd.so
+// RUN: kvcc --raise %kvcc_src/examples/models/llama_decoder_decode_padded.mlir -q -o %t/pd
+// RUN: FileCheck %s --check-prefix=PADIR < %t/pd/llama_decoder_decode_padded.kv.mlir
+// PADIR-COUNT-2: kv.attention {{.*}} mask %{{.*}} mask tensor<2x1x10xf32>
+// RUN: /usr/bin/python3 %S/Inputs/compare_raised.py %kvcc_src/examples/models/llama_decoder_decode_padded.mlir %t/pd/llama_decoder_decode_padded.kv.mlir %t/pd.so %t/pd/libllama_decoder_decode_padded.so %libkvrt --padding-mask 21 | FileCheck %s --check-prefix=PAD
+// PAD: result 0 [2, 1, 256]: rel_err {{.*}} ok
+// PAD-COUNT-4: sequence {{[01]}}: 10 tokens match the returned K/V
+// PAD: PASS: 1 results and 4 caches compared, 0 failed
+//
+// The mask matters: the same raised graph without it is caught.
+// RUN: sed -e 's/ mask %[0-9]*//; s/ mask tensor<[0-9x]*xf32>//' %t/pd/llama_decoder_decode_padded.kv.mlir > %t/nomask.mlir
+// RUN: kvcc %t/nomask.mlir -q -o %t/nomask
+// RUN: not /usr/bin/python3 %S/Inputs/compare_raised.py %kvcc_src/examples/models/llama_decoder_decode_padded.mlir %t/nomask/nomask.kv.mlir %t/pd.so %t/nomask/libnomask.so %libkvrt --padding-mask 21 | FileCheck %s --check-prefix=NOMASK
+// NOMASK: result 0 [2, 1, 256]: rel_err {{.*}} FAIL

@@ -192,12 +192,29 @@ LogicalResult Lowering::run() {
       auto [out, outPointer] = allocate(b, loc, queryType);
       Value scale = arith::ConstantOp::create(
           b, loc, b.getF32FloatAttr(att.getEffectiveScale()));
-      callChecked(b, loc, attention,
-                  {att.getCache(), i32(b, loc, queryType.getDimSize(0)), seqs,
-                   i32(b, loc, queryType.getDimSize(1)),
-                   i32(b, loc, queryType.getDimSize(2)), queries, outPointer,
-                   scale, i32(b, loc, att.getCausal() ? 1 : 0)},
-                  ("kvrt_attention_host failed in " + func.getSymName()).str());
+      SmallVector<Value> args = {
+          att.getCache(), i32(b, loc, queryType.getDimSize(0)), seqs,
+          i32(b, loc, queryType.getDimSize(1)),
+          i32(b, loc, queryType.getDimSize(2)), queries, outPointer,
+          scale, i32(b, loc, att.getCausal() ? 1 : 0)};
+      if (Value mask = att.getMask()) {
+        // The mask [B, T, S] f32, contiguous, and its key count S.
+        args.push_back(pointerToCopy(b, loc, mask));
+        args.push_back(i32(b, loc,
+                           cast<RankedTensorType>(mask.getType()).getDimSize(2)));
+        func::FuncOp maskedAttention =
+            declare("kvrt_attention_host_masked",
+                    {ptrType, i32Type, ptrType, i32Type, i32Type, ptrType,
+                     ptrType, f32Type, i32Type, ptrType, i32Type});
+        callChecked(b, loc, maskedAttention, args,
+                    ("kvrt_attention_host_masked failed in " +
+                     func.getSymName())
+                        .str());
+      } else {
+        callChecked(
+            b, loc, attention, args,
+            ("kvrt_attention_host failed in " + func.getSymName()).str());
+      }
       Value result = bufferization::ToTensorOp::create(
           b, loc, queryType, out, /*restrict=*/true, /*writable=*/true);
       att.getResult().replaceAllUsesWith(result);

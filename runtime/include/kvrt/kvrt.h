@@ -363,6 +363,21 @@ kvrt_status kvrt_attention_host(const kvrt_cache *cache, int32_t batch,
                                 int32_t num_q_heads, const void *queries,
                                 void *out, float scale, int32_t causal);
 
+/** kvrt_attention_host with an additive mask: `mask` is fp32
+ *  [batch, num_tokens, mask_keys] and mask[b][t][j] is added to the scaled
+ *  score of query t of sequence b against slot j, after the `causal` rule
+ *  (if set) has chosen the visible slots. Every kv head of every sequence
+ *  must hold exactly `mask_keys` tokens (KVRT_ERROR_MISMATCH otherwise): the
+ *  mask was built for that many keys, e.g. by a model graph from its
+ *  `attention_mask` input. Masked-out entries are -inf or the most negative
+ *  float; a query whose every visible score is -inf outputs zeros. */
+kvrt_status kvrt_attention_host_masked(const kvrt_cache *cache, int32_t batch,
+                                       const int32_t *seq_ids,
+                                       int32_t num_tokens, int32_t num_q_heads,
+                                       const void *queries, void *out,
+                                       float scale, int32_t causal,
+                                       const float *mask, int32_t mask_keys);
+
 /** Launches a compiled attention kernel over a CUDA pool. `kernel` is a
  *  `__global__ void(kvrt_attention_params)` (see kvrt/device/params.h); kvrt
  *  fills the params with the batch's device page tables (kept on the device

@@ -43,3 +43,12 @@ func.func @multi_block(%c: !kv.cache<heads = 8, dim = 128, f16, capacity = 4096,
 ^bb1:
   return
 }
+
+// -----
+
+!cache = !kv.cache<heads = 2, dim = 64, f32, capacity = 16, #kv.paged<page = 16>>
+func.func @masked(%c: !cache, %s: tensor<1xi32>, %q: tensor<1x1x8x64xf32>, %m: tensor<1x1x4xf32>) -> tensor<1x1x8x64xf32> {
+  // expected-error @+1 {{'kv.attention' op with a mask operand is supported in model graphs only (kv-lower-to-calls, CPU target); kvcc entry points and kv-lower-to-emitc do not lower masks yet}}
+  %o = kv.attention %q, %c[%s] mask %m : tensor<1x1x8x64xf32>, !cache[tensor<1xi32>] mask tensor<1x1x4xf32> -> tensor<1x1x8x64xf32>
+  return %o : tensor<1x1x8x64xf32>
+}

@@ -228,3 +228,48 @@ func.func @attention_dynamic_seqs(%c: !cache, %s: tensor<?xi32>, %q: tensor<1x1x
   %o = kv.attention %q, %c[%s] : tensor<1x1x32x128xf16>, !cache[tensor<?xi32>] -> tensor<1x1x32x128xf16>
   return %o : tensor<1x1x32x128xf16>
 }
+
+// -----
+
+!cache = !kv.cache<heads = 2, dim = 64, f32, capacity = 16, #kv.paged<page = 16>>
+func.func @mask_wrong_batch(%c: !cache, %s: tensor<2xi32>, %q: tensor<2x1x8x64xf32>, %m: tensor<1x1x10xf32>) -> tensor<2x1x8x64xf32> {
+  // expected-error @+1 {{'kv.attention' op mask shape ('tensor<1x1x10xf32>') must be [batch = 2, tokens = 1, keys]}}
+  %o = kv.attention %q, %c[%s] mask %m : tensor<2x1x8x64xf32>, !cache[tensor<2xi32>] mask tensor<1x1x10xf32> -> tensor<2x1x8x64xf32>
+  return %o : tensor<2x1x8x64xf32>
+}
+
+// -----
+
+!cache = !kv.cache<heads = 2, dim = 64, f32, capacity = 16, #kv.paged<page = 16>>
+func.func @mask_fewer_keys_than_tokens(%c: !cache, %s: tensor<1xi32>, %q: tensor<1x4x8x64xf32>, %m: tensor<1x4x3xf32>) -> tensor<1x4x8x64xf32> {
+  // expected-error @+1 {{'kv.attention' op mask key count (3) must be at least the query tokens (4) and at most the cache capacity (16)}}
+  %o = kv.attention %q, %c[%s] mask %m : tensor<1x4x8x64xf32>, !cache[tensor<1xi32>] mask tensor<1x4x3xf32> -> tensor<1x4x8x64xf32>
+  return %o : tensor<1x4x8x64xf32>
+}
+
+// -----
+
+!cache = !kv.cache<heads = 2, dim = 64, f32, capacity = 16, #kv.paged<page = 16>>
+func.func @mask_beyond_capacity(%c: !cache, %s: tensor<1xi32>, %q: tensor<1x1x8x64xf32>, %m: tensor<1x1x17xf32>) -> tensor<1x1x8x64xf32> {
+  // expected-error @+1 {{'kv.attention' op mask key count (17) must be at least the query tokens (1) and at most the cache capacity (16)}}
+  %o = kv.attention %q, %c[%s] mask %m : tensor<1x1x8x64xf32>, !cache[tensor<1xi32>] mask tensor<1x1x17xf32> -> tensor<1x1x8x64xf32>
+  return %o : tensor<1x1x8x64xf32>
+}
+
+// -----
+
+!cache = !kv.cache<heads = 2, dim = 64, f32, capacity = 16, #kv.paged<page = 16>>
+func.func @mask_dynamic(%c: !cache, %s: tensor<1xi32>, %q: tensor<1x1x8x64xf32>, %m: tensor<1x1x?xf32>) -> tensor<1x1x8x64xf32> {
+  // expected-error @+1 {{'kv.attention' op mask type ('tensor<1x1x?xf32>') must have a static shape}}
+  %o = kv.attention %q, %c[%s] mask %m : tensor<1x1x8x64xf32>, !cache[tensor<1xi32>] mask tensor<1x1x?xf32> -> tensor<1x1x8x64xf32>
+  return %o : tensor<1x1x8x64xf32>
+}
+
+// -----
+
+!cache = !kv.cache<heads = 2, dim = 64, f32, capacity = 16, #kv.paged<page = 16>>
+func.func @mask_not_f32(%c: !cache, %s: tensor<1xi32>, %q: tensor<1x1x8x64xf32>, %m: tensor<1x1x4xf16>) -> tensor<1x1x8x64xf32> {
+  // expected-error @+1 {{'kv.attention' op operand #3 must be 3D tensor of 32-bit float values}}
+  %o = kv.attention %q, %c[%s] mask %m : tensor<1x1x8x64xf32>, !cache[tensor<1xi32>] mask tensor<1x1x4xf16> -> tensor<1x1x8x64xf32>
+  return %o : tensor<1x1x8x64xf32>
+}

@@ -32,6 +32,16 @@ func.func @prefill_mqa_bf16(%cache: !kv.cache<heads = 1, dim = 64, bf16, capacit
   return %o : tensor<1x7x12x64xbf16>
 }
 
+// CHECK-LABEL: func.func @masked_decode
+func.func @masked_decode(%cache: !kv.cache<heads = 2, dim = 64, f32, capacity = 128, #kv.paged<page = 16>>,
+                         %seqs: tensor<2xi32>, %q: tensor<2x1x8x64xf32>, %m: tensor<2x1x10xf32>) -> tensor<2x1x8x64xf32> {
+  // CHECK: kv.attention %{{.+}}, %{{.+}}[%{{.+}}] mask %{{.+}} {scale = 1.250000e-01 : f32} : tensor<2x1x8x64xf32>, !kv.cache<{{.+}}>[tensor<2xi32>] mask tensor<2x1x10xf32> -> tensor<2x1x8x64xf32>
+  %o = kv.attention %q, %cache[%seqs] mask %m {scale = 0.125 : f32}
+      : tensor<2x1x8x64xf32>, !kv.cache<heads = 2, dim = 64, f32, capacity = 128, #kv.paged<page = 16>>[tensor<2xi32>] mask tensor<2x1x10xf32>
+        -> tensor<2x1x8x64xf32>
+  return %o : tensor<2x1x8x64xf32>
+}
+
 // CHECK-LABEL: func.func @f32_cache
 // CHECK-SAME: !kv.cache<heads = 2, dim = 256, f32, capacity = 1, #kv.paged<page = 1>>
 func.func @f32_cache(%cache: !kv.cache<heads = 2, dim = 256, f32, capacity = 1, #kv.paged<page = 1>>) {

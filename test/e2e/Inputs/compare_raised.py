@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks that kv-raise-attention preserves a model graph's meaning.
 
-    compare_raised.py ORIGINAL.mlir RAISED.mlir ORIGINAL.so RAISED.so LIBKVRT [--seed N]
+    compare_raised.py ORIGINAL.mlir RAISED.mlir ORIGINAL.so RAISED.so LIBKVRT
+                      [--seed N] [--padding-mask ARG]
 
 ORIGINAL.so is the exported graph compiled by upstream MLIR's CPU pipeline
 (bufferize, lower to LLVM); RAISED.so is the raised graph compiled the same
@@ -11,6 +12,11 @@ through kvrt_append into its caches (arguments named by each cache's
 kv.replaced_args attribute). Compared: every remaining result, and each
 cache's contents after the call against the original's returned present
 K/V (kv.replaced_results). Prints one line per comparison and PASS/FAIL.
+
+--padding-mask ARG makes the original's argument #ARG (an integer
+[batch, keys] attention_mask) a left-padding mask: ones, except that
+sequence b's first 3 * b slots are 0 (padding), so the masks the graph
+derives from it hide keys.
 """
 import ctypes
 import re
@@ -143,9 +149,16 @@ def main():
     name, orig_args, orig_results = parse_signature(orig_mlir)
     rname, raised_args, raised_results = parse_signature(raised_mlir)
 
+    padding_arg = (int(sys.argv[sys.argv.index("--padding-mask") + 1])
+                   if "--padding-mask" in sys.argv else -1)
     inputs = []
-    for a in orig_args:
-        if a["dtype"].startswith("i"):
+    for number, a in enumerate(orig_args):
+        if number == padding_arg:
+            mask = np.ones(a["shape"], DTYPES[a["dtype"]])
+            for b in range(a["shape"][0]):
+                mask[b, :3 * b] = 0
+            inputs.append(mask)
+        elif a["dtype"].startswith("i"):
             # Token ids and positions: small non-negative integers.
             inputs.append(rng.integers(0, 8, a["shape"]).astype(DTYPES[a["dtype"]]))
         else:

@@ -171,6 +171,23 @@ LogicalResult AttentionOp::verify() {
       return emitOpError() << "scale (" << value
                            << ") must be positive and finite";
   }
+  if (Value mask = getMask()) {
+    auto maskType = cast<RankedTensorType>(mask.getType());
+    if (!maskType.hasStaticShape())
+      return emitOpError() << "mask type (" << maskType
+                           << ") must have a static shape";
+    int64_t tokens = queryType.getDimSize(1);
+    if (maskType.getDimSize(0) != *batch || maskType.getDimSize(1) != tokens)
+      return emitOpError() << "mask shape (" << maskType
+                           << ") must be [batch = " << *batch
+                           << ", tokens = " << tokens << ", keys]";
+    int64_t keys = maskType.getDimSize(2);
+    if (keys < tokens || keys > cache.getCapacity())
+      return emitOpError() << "mask key count (" << keys
+                           << ") must be at least the query tokens ("
+                           << tokens << ") and at most the cache capacity ("
+                           << cache.getCapacity() << ")";
+  }
   return success();
 }
 

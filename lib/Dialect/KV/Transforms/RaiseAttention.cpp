@@ -7,10 +7,12 @@
 //
 // Matching starts at each P·V contraction and walks up its operands,
 // looking through the reshapes, transposes and GQA repeats front ends put
-// there. Masks are not matched by spelling: they are evaluated (they may
-// only depend on constants) and the result is checked to be causal or
-// empty. Anything that does not fit is left as it was; with `remarks` the
-// pass says why at the contraction.
+// there. Masks are not matched by spelling: when they only depend on
+// constants they are evaluated and a causal or empty result becomes the
+// `causal` flag; any other per-sequence mask on [B, H, Tq, Tk] scores (a
+// padding mask derived from an argument) is passed at run time as
+// kv.attention's mask operand. Anything that does not fit is left as it
+// was; with `remarks` the pass says why at the contraction.
 //
 //===----------------------------------------------------------------------===//
 
@@ -145,6 +147,15 @@ struct HeadTensor {
 };
 
 /// Everything the rewrite needs about one attention.
+/// One additive mask on the scores: the tensor, the indexing map it is read
+/// through (score dims -> mask dims) and the product of the scales applied
+/// to the scores after it was added (it scales the mask too).
+struct MaskTerm {
+  Value value;
+  AffineMap map;
+  double scaleAfter = 1.0;
+};
+
 struct AttentionMatch {
   Contraction pv;
   /// [B, Hq, Tq, D].
@@ -152,6 +163,9 @@ struct AttentionMatch {
   HeadTensor key, value;
   double scale = 1.0;
   bool causal = false;
+  /// Masks passed at run time (summed into kv.attention's [B, T, S] mask
+  /// operand); empty when the mask was resolved at compile time.
+  SmallVector<MaskTerm> masks;
   /// The past cache arguments (decode) or null (prefill).
   BlockArgument pastKey, pastValue;
   /// The new tokens' keys and values [B, Hkv, T, D].
@@ -509,8 +523,7 @@ Matched<Value> matchSoftmax(Value p) {
 struct ScoreChain {
   Contraction qk;
   double scale = 1.0;
-  /// Additive masks, each with the indexing map it is read through.
-  SmallVector<std::pair<Value, AffineMap>> masks;
+  SmallVector<MaskTerm> masks;
 };
 
 /// Walks from the softmax input back to the Q·Kᵀ contraction.
@@ -571,8 +584,11 @@ Matched<ScoreChain> traceScores(Value scores, ConstantEvaluator &evaluator) {
                op->getOperand(0) == chainArg) {
       chain.scale /= *constant;
     } else if (isa<arith::AddFOp>(op) && otherInput && !constant) {
+      // Walking back from the softmax: chain.scale so far is what the
+      // scores get after this addition.
       chain.masks.push_back({otherInput->get(),
-                             generic.getMatchingIndexingMap(otherInput)});
+                             generic.getMatchingIndexingMap(otherInput),
+                             chain.scale});
     } else if (isa<arith::AddFOp>(op) && constant && *constant == 0.0) {
       // Adding zero: nothing to do.
     } else {
@@ -598,12 +614,11 @@ llvm::Expected<bool> classifyMasks(const ScoreChain &chain,
   int64_t rank = scoreShape.size();
   int64_t tq = scoreShape[rank - 2], tk = scoreShape[rank - 1];
   SmallVector<std::shared_ptr<const ConstTensor>> values;
-  for (auto &[mask, map] : chain.masks) {
-    std::shared_ptr<const ConstTensor> value = evaluator.evaluate(mask);
+  for (const MaskTerm &term : chain.masks) {
+    std::shared_ptr<const ConstTensor> value = evaluator.evaluate(term.value);
     if (!value)
       return failMatch("the additive mask cannot be evaluated at compile "
-                       "time (" + evaluator.whyNot() +
-                       "); kv.attention takes no mask operand, only causal");
+                       "time (" + evaluator.whyNot() + ")");
     values.push_back(value);
   }
   int64_t rows = 1;
@@ -623,7 +638,7 @@ llvm::Expected<bool> classifyMasks(const ScoreChain &chain,
         point[rank - 1] = j;
         double total = 0.0;
         for (auto [k, value] : llvm::enumerate(values)) {
-          AffineMap map = chain.masks[k].second;
+          AffineMap map = chain.masks[k].map;
           index.clear();
           for (AffineExpr expr : map.getResults()) {
             if (auto dim = dyn_cast<AffineDimExpr>(expr))
@@ -647,6 +662,34 @@ llvm::Expected<bool> classifyMasks(const ScoreChain &chain,
     }
   }
   return sawMasked;
+}
+
+/// Checks that the masks of `chain` can become kv.attention's run-time mask
+/// operand [B, T, S]: scores are [B, H, T, S] and no mask differs between
+/// heads (kv.attention's mask is per sequence, as padding masks are).
+llvm::Error checkRuntimeMasks(const ScoreChain &chain,
+                              ArrayRef<int64_t> scoreShape) {
+  if (scoreShape.size() != 4)
+    return failMatch("a mask that is not a compile-time causal mask needs "
+                     "[batch, heads, tokens, keys] scores, not " +
+                     std::to_string(scoreShape.size()) + "-D ones");
+  for (const MaskTerm &term : chain.masks) {
+    auto type = dyn_cast<RankedTensorType>(term.value.getType());
+    if (!type || !isa<FloatType>(type.getElementType()) ||
+        type.getElementType().getIntOrFloatBitWidth() > 32)
+      return failMatch("the mask is not a tensor of f16, bf16 or f32");
+    for (auto [result, expr] : llvm::enumerate(term.map.getResults())) {
+      if (isa<AffineConstantExpr>(expr))
+        continue;
+      auto dim = dyn_cast<AffineDimExpr>(expr);
+      if (!dim)
+        return failMatch("the mask is read through a non-trivial map");
+      if (dim.getPosition() == 1 && type.getDimSize(result) != 1)
+        return failMatch("the mask differs between heads; kv.attention's "
+                         "mask is per sequence [batch, tokens, keys]");
+    }
+  }
+  return llvm::Error::success();
 }
 
 /// Resolves where the cache for one side (keys or values) comes from.
@@ -743,9 +786,18 @@ Matched<AttentionMatch> matchAttention(Contraction pv,
   m.scale = chain->scale;
   auto scoreShape = cast<ShapedType>(scores->getType()).getShape();
   llvm::Expected<bool> causal = classifyMasks(*chain, scoreShape, evaluator);
-  if (!causal)
-    return causal.takeError();
-  m.causal = *causal;
+  if (causal) {
+    m.causal = *causal;
+  } else {
+    // Not a compile-time causal (or empty) mask: pass the masks at run time
+    // as kv.attention's mask operand, when they fit it.
+    std::string why = llvm::toString(causal.takeError());
+    if (llvm::Error err = checkRuntimeMasks(*chain, scoreShape))
+      return failMatch(why + "; as a run-time mask: " +
+                       llvm::toString(std::move(err)));
+    m.masks = chain->masks;
+    m.causal = false;
+  }
 
   Contraction qk = chain->qk;
   Matched<HeadTensor> key = qk.transposedB ? traceHeads(qk.rhs, "the key")
@@ -877,6 +929,53 @@ Value swapHeadGroups(OpBuilder &b, Location loc, Value v, int64_t outer,
 
 /// Replaces the matched attention by kv.append + kv.attention on `cache`,
 /// converting between the graph's [B, H, T, D] and kv's [B, T, H, D].
+/// kv.attention's mask [B, T, S] f32: the sum of the matched masks, each
+/// read at head 0 through its own map and times the scale applied after it.
+Value buildMask(OpBuilder &b, Location loc, const AttentionMatch &m) {
+  auto qType = cast<RankedTensorType>(m.query.getType());
+  auto kType = cast<RankedTensorType>(m.key.kvHeads.getType());
+  Type f32 = b.getF32Type();
+  auto type = RankedTensorType::get(
+      {qType.getDimSize(0), qType.getDimSize(2), kType.getDimSize(2)}, f32);
+  Value init = tensor::EmptyOp::create(b, loc, type.getShape(), f32);
+  MLIRContext *ctx = b.getContext();
+  // Mask point (b, t, j) is score point (b, 0, t, j).
+  AffineMap toScores = AffineMap::get(
+      3, 0,
+      {getAffineDimExpr(0, ctx), getAffineConstantExpr(0, ctx),
+       getAffineDimExpr(1, ctx), getAffineDimExpr(2, ctx)},
+      ctx);
+  SmallVector<Value> inputs;
+  SmallVector<AffineMap> maps;
+  for (const MaskTerm &term : m.masks) {
+    inputs.push_back(term.value);
+    maps.push_back(term.map.compose(toScores));
+  }
+  maps.push_back(b.getMultiDimIdentityMap(3));
+  SmallVector<utils::IteratorType> iterators(3, utils::IteratorType::parallel);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{type}, inputs, ValueRange{init}, maps, iterators,
+      [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+        Value sum;
+        for (auto [term, arg] : llvm::zip(m.masks, args.drop_back())) {
+          Value x = arg;
+          if (x.getType() != f32)
+            x = arith::ExtFOp::create(nested, nestedLoc, f32, x);
+          if (term.scaleAfter != 1.0) {
+            Value c = arith::ConstantOp::create(
+                nested, nestedLoc,
+                nested.getF32FloatAttr(static_cast<float>(term.scaleAfter)));
+            x = arith::MulFOp::create(nested, nestedLoc, x, c);
+          }
+          sum = sum ? arith::AddFOp::create(nested, nestedLoc, sum, x)
+                          .getResult()
+                    : x;
+        }
+        linalg::YieldOp::create(nested, nestedLoc, sum);
+      });
+  return generic.getResult(0);
+}
+
 void rewriteAttention(const AttentionMatch &m, Value cache, Value seqIds) {
   OpBuilder b(m.pv.op);
   Location loc = m.pv.op->getLoc();
@@ -892,8 +991,9 @@ void rewriteAttention(const AttentionMatch &m, Value cache, Value seqIds) {
   if (permute)
     query = swapHeadGroups(b, loc, query, m.key.group, kvHeads);
   query = swapHeadsAndTokens(b, loc, query);
+  Value mask = m.masks.empty() ? Value() : buildMask(b, loc, m);
   auto attention = kv::AttentionOp::create(
-      b, loc, query.getType(), query, cache, seqIds,
+      b, loc, query.getType(), query, cache, seqIds, mask,
       b.getF32FloatAttr(static_cast<float>(m.scale)),
       m.causal ? b.getUnitAttr() : UnitAttr());
   Value out = swapHeadsAndTokens(b, loc, attention.getResult());

@@ -4,6 +4,7 @@
 // RUN: kv-opt %kvcc_src/examples/models/llama_attention_prefill.mlir --kv-raise-attention="capacity=8192 page-size=64" | FileCheck %s --check-prefix=PREFILL
 // RUN: kv-opt %kvcc_src/examples/models/llama_decoder_decode.mlir --kv-raise-attention | FileCheck %s --check-prefix=DEC4
 // RUN: kv-opt %kvcc_src/examples/models/llama_decoder_prefill.mlir --kv-raise-attention | FileCheck %s --check-prefix=PRE4
+// RUN: kv-opt %kvcc_src/examples/models/llama_decoder_decode_padded.mlir --kv-raise-attention | FileCheck %s --check-prefix=PAD
 // RUN: kv-opt %kvcc_src/examples/models/bert_self_attention.mlir --kv-raise-attention=remarks=true 2>&1 | FileCheck %s --check-prefix=BERT
 
 // Llama-3 attention block, GQA 32/8, d = 128, decode with 31 past tokens:
@@ -56,8 +57,18 @@
 // PRE4-COUNT-4: kv.attention {{.+}} {causal, scale = 0.176776692 : f32}
 // PRE4-NOT: linalg.batch_matmul
 
-// BertSelfAttention: an additive padding mask from a function argument cannot be
-// expressed by kv.attention: left untouched, and the remark says why.
-// BERT: remark: kv-raise-attention: not raised: the additive mask cannot be evaluated at compile time (it depends on a function argument); kv.attention takes no mask operand, only causal
+// BertSelfAttention: its padding mask (from a function argument) would be a
+// run-time mask operand, but the encoder has no KV cache and reads keys
+// through a [B, S, H, D] -> [B, H, D, S] permutation: left untouched, and
+// the remark says why.
+// BERT: remark: kv-raise-attention: not raised: the key transpose does not swap the last two dims
 // BERT-NOT: kv.attention
 // BERT: linalg.batch_matmul
+
+// LlamaModel decode for a padded batch of 2: the mask derives from the
+// attention_mask argument (#21, kept), and reaches each kv.attention as its
+// run-time mask operand [2, 1, 10].
+// PAD-LABEL: func.func @llama_decoder_decode_padded
+// PAD-SAME: %arg21: tensor<2x10xi64>
+// PAD-COUNT-2: kv.attention {{.+}} mask %{{.+}} {scale = 0.176776692 : f32} : tensor<2x1x8x32xf32>, !kv.cache<heads = 2, dim = 32, f32, capacity = 4096, #kv.paged<page = 16>>[tensor<2xi32>] mask tensor<2x1x10xf32>
+// PAD-NOT: linalg.batch_matmul

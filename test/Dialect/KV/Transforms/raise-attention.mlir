@@ -149,7 +149,8 @@ func.func @softmax_wrong_axis(%q3: tensor<2x1x4xf32>, %kt3: tensor<2x4x4xf32>, %
 
 // -----
 
-// A mask that hides a visible key is not causal: left alone.
+// A constant mask that hides a visible key is not causal, and on
+// [B*H, Tq, Tk] scores it cannot be a run-time mask operand: left alone.
 #id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
 #mask = affine_map<(d0, d1, d2) -> (d1, d2)>
 // CHECK-LABEL: func.func @banded_mask
@@ -172,7 +173,7 @@ func.func @banded_mask(%q: tensor<1x2x3x4xf32>, %k: tensor<1x2x3x4xf32>, %v: ten
   } -> tensor<2x3x3xf32>
   %p = linalg.softmax dimension(2) ins(%masked : tensor<2x3x3xf32>) outs(%e3 : tensor<2x3x3xf32>) -> tensor<2x3x3xf32>
   %eo = tensor.empty() : tensor<2x3x4xf32>
-  // expected-remark @+1 {{kv-raise-attention: not raised: the mask changes visible scores (it is not a causal mask)}}
+  // expected-remark @+1 {{kv-raise-attention: not raised: the mask changes visible scores (it is not a causal mask); as a run-time mask: a mask that is not a compile-time causal mask needs [batch, heads, tokens, keys] scores, not 3-D ones}}
   %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x3x3xf32>, tensor<2x3x4xf32>) outs(%eo : tensor<2x3x4xf32>) -> tensor<2x3x4xf32>
   return %o, %k, %v : tensor<2x3x4xf32>, tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>
 }
@@ -506,4 +507,90 @@ func.func @scale_folded_into_query(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf
   %eo = tensor.empty() : tensor<2x1x4xf32>
   %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x1xf32>, tensor<2x1x4xf32>) outs(%eo : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
   return %o, %k, %v : tensor<2x1x4xf32>, tensor<1x2x1x4xf32>, tensor<1x2x1x4xf32>
+}
+
+// -----
+
+// A padding mask from a function argument, [B, 1, Tq, Tk] broadcast over the
+// heads and added before the scale: it becomes kv.attention's run-time mask
+// operand [B, Tq, Tk], scaled like the scores it was added to.
+#id4 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+#bcast = affine_map<(d0, d1, d2, d3) -> (d0, 0, d2, d3)>
+// CHECK-LABEL: func.func @runtime_padding_mask
+// CHECK-SAME: %[[M:[^:]+]]: tensor<1x1x1x4xf32>
+// CHECK: %[[MASK:.+]] = linalg.generic {{.*}} ins(%[[M]] : tensor<1x1x1x4xf32>) outs(%{{.+}} : tensor<1x1x4xf32>)
+// CHECK: arith.mulf %{{.+}}, %{{.+}} : f32
+// CHECK: kv.attention %{{.+}}, %{{.+}}[%{{.+}}] mask %[[MASK]] {scale = 5.000000e-01 : f32} : tensor<1x1x2x4xf32>, !kv.cache<{{.+}}>[tensor<1xi32>] mask tensor<1x1x4xf32>
+// CHECK-NOT: linalg.softmax
+func.func @runtime_padding_mask(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32>, %v: tensor<1x2x1x4xf32>,
+                                %pk: tensor<1x2x3x4xf32>, %pv: tensor<1x2x3x4xf32>, %m: tensor<1x1x1x4xf32>)
+    -> (tensor<1x2x1x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) {
+  %ck = tensor.concat dim(2) %pk, %k : (tensor<1x2x3x4xf32>, tensor<1x2x1x4xf32>) -> tensor<1x2x4x4xf32>
+  %cv = tensor.concat dim(2) %pv, %v : (tensor<1x2x3x4xf32>, tensor<1x2x1x4xf32>) -> tensor<1x2x4x4xf32>
+  %e4 = tensor.empty() : tensor<1x2x4x4xf32>
+  %kt = linalg.transpose ins(%ck : tensor<1x2x4x4xf32>) outs(%e4 : tensor<1x2x4x4xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x2x4x4xf32> into tensor<2x4x4xf32>
+  %zero = arith.constant 0.0 : f32
+  %e3 = tensor.empty() : tensor<2x1x4xf32>
+  %f3 = linalg.fill ins(%zero : f32) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%f3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %s4 = tensor.expand_shape %s [[0, 1], [2], [3]] output_shape [1, 2, 1, 4] : tensor<2x1x4xf32> into tensor<1x2x1x4xf32>
+  %es = tensor.empty() : tensor<1x2x1x4xf32>
+  %masked = linalg.generic {indexing_maps = [#id4, #bcast, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s4, %m : tensor<1x2x1x4xf32>, tensor<1x1x1x4xf32>) outs(%es : tensor<1x2x1x4xf32>) {
+  ^bb0(%in: f32, %mk: f32, %out: f32):
+    %a = arith.addf %in, %mk : f32
+    linalg.yield %a : f32
+  } -> tensor<1x2x1x4xf32>
+  %two = arith.constant 2.0 : f32
+  %scaled = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%masked : tensor<1x2x1x4xf32>) outs(%es : tensor<1x2x1x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %d = arith.divf %in, %two : f32
+    linalg.yield %d : f32
+  } -> tensor<1x2x1x4xf32>
+  %p4 = linalg.softmax dimension(3) ins(%scaled : tensor<1x2x1x4xf32>) outs(%es : tensor<1x2x1x4xf32>) -> tensor<1x2x1x4xf32>
+  %p = tensor.collapse_shape %p4 [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %v3 = tensor.collapse_shape %cv [[0, 1], [2], [3]] : tensor<1x2x4x4xf32> into tensor<2x4x4xf32>
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%f3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %o4 = tensor.expand_shape %o [[0, 1], [2], [3]] output_shape [1, 2, 1, 4] : tensor<2x1x4xf32> into tensor<1x2x1x4xf32>
+  return %o4, %ck, %cv : tensor<1x2x1x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// A mask argument that differs between heads (e.g. ALiBi-style biases)
+// cannot be kv.attention's per-sequence mask: left alone.
+#id4 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+// CHECK-LABEL: func.func @per_head_mask
+// CHECK-NOT: kv.attention
+func.func @per_head_mask(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32>, %v: tensor<1x2x1x4xf32>,
+                         %pk: tensor<1x2x3x4xf32>, %pv: tensor<1x2x3x4xf32>, %m: tensor<1x2x1x4xf32>)
+    -> (tensor<1x2x1x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) {
+  %ck = tensor.concat dim(2) %pk, %k : (tensor<1x2x3x4xf32>, tensor<1x2x1x4xf32>) -> tensor<1x2x4x4xf32>
+  %cv = tensor.concat dim(2) %pv, %v : (tensor<1x2x3x4xf32>, tensor<1x2x1x4xf32>) -> tensor<1x2x4x4xf32>
+  %e4 = tensor.empty() : tensor<1x2x4x4xf32>
+  %kt = linalg.transpose ins(%ck : tensor<1x2x4x4xf32>) outs(%e4 : tensor<1x2x4x4xf32>) permutation = [0, 1, 3, 2]
+  %q3 = tensor.collapse_shape %q [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %kt3 = tensor.collapse_shape %kt [[0, 1], [2], [3]] : tensor<1x2x4x4xf32> into tensor<2x4x4xf32>
+  %zero = arith.constant 0.0 : f32
+  %e3 = tensor.empty() : tensor<2x1x4xf32>
+  %f3 = linalg.fill ins(%zero : f32) outs(%e3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %s = linalg.batch_matmul ins(%q3, %kt3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%f3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %s4 = tensor.expand_shape %s [[0, 1], [2], [3]] output_shape [1, 2, 1, 4] : tensor<2x1x4xf32> into tensor<1x2x1x4xf32>
+  %es = tensor.empty() : tensor<1x2x1x4xf32>
+  %masked = linalg.generic {indexing_maps = [#id4, #id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s4, %m : tensor<1x2x1x4xf32>, tensor<1x2x1x4xf32>) outs(%es : tensor<1x2x1x4xf32>) {
+  ^bb0(%in: f32, %mk: f32, %out: f32):
+    %a = arith.addf %in, %mk : f32
+    linalg.yield %a : f32
+  } -> tensor<1x2x1x4xf32>
+  %p4 = linalg.softmax dimension(3) ins(%masked : tensor<1x2x1x4xf32>) outs(%es : tensor<1x2x1x4xf32>) -> tensor<1x2x1x4xf32>
+  %p = tensor.collapse_shape %p4 [[0, 1], [2], [3]] : tensor<1x2x1x4xf32> into tensor<2x1x4xf32>
+  %v3 = tensor.collapse_shape %cv [[0, 1], [2], [3]] : tensor<1x2x4x4xf32> into tensor<2x4x4xf32>
+  // expected-remark @+1 {{kv-raise-attention: not raised: the additive mask cannot be evaluated at compile time (it depends on a function argument); as a run-time mask: the mask differs between heads; kv.attention's mask is per sequence [batch, tokens, keys]}}
+  %o = linalg.batch_matmul ins(%p, %v3 : tensor<2x1x4xf32>, tensor<2x4x4xf32>) outs(%f3 : tensor<2x1x4xf32>) -> tensor<2x1x4xf32>
+  %o4 = tensor.expand_shape %o [[0, 1], [2], [3]] output_shape [1, 2, 1, 4] : tensor<2x1x4xf32> into tensor<1x2x1x4xf32>
+  return %o4, %ck, %cv : tensor<1x2x1x4xf32>, tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>
 }

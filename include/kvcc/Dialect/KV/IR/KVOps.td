@@ -56,6 +56,18 @@ def KV_AttentionOp : KV_Op<"attention"> {
     - With `causal`, query `t` sees keys `[0, len - T + t]`; without it, every
       key the sequence holds.
 
+    - `mask` (optional): an additive f32 mask `[B, T, S]`; `mask[b, t, j]`
+      is added to the scaled score of query `t` of sequence `b` against key
+      `j`, after `causal` (if set) has chosen the visible keys. A mask is
+      built for exactly `S` keys, so every sequence must hold `S` tokens
+      when the op runs (the runtime reports a mismatch otherwise); `S` is at
+      least `T` and at most the cache capacity. Masked-out entries are
+      `-inf` or the most negative float. This is how padding masks that a
+      model graph derives from its `attention_mask` input reach kv ops
+      (kv-raise-attention). Only the model-graph lowering
+      (kv-lower-to-calls, CPU) supports it so far; kv-lower-to-emitc
+      rejects it.
+
     Accumulation is in f32 whatever the element type.
 
     ```mlir
@@ -64,18 +76,24 @@ def KV_AttentionOp : KV_Op<"attention"> {
           !kv.cache<heads = 8, dim = 128, f16, capacity = 4096,
                     #kv.paged<page = 16>>[tensor<4xi32>]
           -> tensor<4x1x32x128xf16>
+    %p = kv.attention %q, %cache[%seqs] mask %m
+        : tensor<4x1x32x128xf16>,
+          !kv.cache<heads = 8, dim = 128, f16, capacity = 4096,
+                    #kv.paged<page = 16>>[tensor<4xi32>] mask tensor<4x1x10xf32>
+          -> tensor<4x1x32x128xf16>
     ```
   }];
   let arguments = (ins KV_KVTensor:$query,
                        Arg<KV_CacheType, "the cache read", [MemRead]>:$cache,
                        KV_SeqIds:$seq_ids,
+                       Optional<TensorRankOf<[F32], [3]>>:$mask,
                        OptionalAttr<F32Attr>:$scale,
                        UnitAttr:$causal);
   let results = (outs KV_KVTensor:$result);
   let assemblyFormat = [{
-    $query `,` $cache `[` $seq_ids `]` attr-dict `:`
+    $query `,` $cache `[` $seq_ids `]` (`mask` $mask^)? attr-dict `:`
     type($query) `,` qualified(type($cache)) `[` type($seq_ids) `]`
-    `->` type($result)
+    (`mask` type($mask)^)? `->` type($result)
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{

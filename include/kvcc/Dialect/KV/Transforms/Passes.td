@@ -23,10 +23,13 @@ def KVRaiseAttention : Pass<"kv-raise-attention", "::mlir::ModuleOp"> {
       collapse; MQA; plain MHA;
     - the scale as multiplications or divisions by constants (or splat
       constant tensors), on the scores;
-    - masks added to the scores: any mask computable at compile time (built
+    - masks added to the scores: a mask computable at compile time (built
       with `linalg.index` + `arith.cmpi` + `arith.select`, or a constant) is
-      evaluated and must be causal (query `i` sees keys `j <= i + Tk - Tq`,
-      masked entries at or below the lowest finite float) or all zero;
+      evaluated; causal (query `i` sees keys `j <= i + Tk - Tq`, masked
+      entries at or below the lowest finite float) or all-zero masks become
+      the `causal` flag. Any other mask on `[B, H, Tq, Tk]` scores that is
+      the same for every head (e.g. derived from an `attention_mask`
+      argument) becomes kv.attention's run-time `mask` operand `[B, Tq, Tk]`;
     - softmax as `linalg.softmax` over the last dim, or decomposed:
       row max (`maximumf`/`maxnumf`), subtract, `math.exp`, row sum,
       divide (or multiply by the reciprocal);
