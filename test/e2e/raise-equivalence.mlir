@@ -100,3 +100,12 @@
 // RUN: kvcc %t/nomask.mlir -q -o %t/nomask
 // RUN: not /usr/bin/python3 %S/Inputs/compare_raised.py %kvcc_src/examples/models/llama_decoder_decode_padded.mlir %t/nomask/nomask.kv.mlir %t/pd.so %t/nomask/libnomask.so %libkvrt --padding-mask 21 | FileCheck %s --check-prefix=NOMASK
 // NOMASK: result 0 [2, 1, 256]: rel_err {{.*}} FAIL
+//
+// BERT self-attention (no KV cache, so nothing is raised): kvcc still
+// compiles the model graph (decomposing linalg.softmax) to the same numbers.
+// RUN: kv-opt %kvcc_src/examples/models/bert_self_attention.mlir --pass-pipeline="builtin.module(func.func(llvm-request-c-wrappers),%upstream_to_llvm)" | mlir-translate --mlir-to-llvmir -o %t/bert.ll
+// RUN: %shared_lib %t/bert.ll -o %t/bert.so
+// RUN: kvcc --raise %kvcc_src/examples/models/bert_self_attention.mlir -q -o %t/bert 2>/dev/null
+// RUN: /usr/bin/python3 %S/Inputs/compare_raised.py %kvcc_src/examples/models/bert_self_attention.mlir %t/bert/bert_self_attention.kv.mlir %t/bert.so %t/bert/libbert_self_attention.so %libkvrt | FileCheck %s --check-prefix=BERT
+// BERT: result 0 [1, 12, 256]: rel_err {{.*}} ok
+// BERT: PASS: 1 results and 0 caches compared, 0 failed

@@ -180,46 +180,51 @@ def main():
                     ("capacity", ctypes.c_int64)]
 
     caches = [a for a in raised_args if a["kind"] == "cache"]
-    seqs_arg = raised_args[-1]
-    batch = seqs_arg["shape"][0]
-    descs = [CacheDesc(c["heads"], c["dim"], 2, c["page"], c["capacity"])
-             for c in caches]
-    page_bytes = max(kvrt.kvrt_cache_page_bytes(ctypes.byref(d)) for d in descs)
-    pages = sum(batch * c["heads"] * (c["capacity"] // c["page"] + 1)
-                for c in caches)
-    pool = ctypes.c_void_p()
-    check(kvrt.kvrt_pool_create(0, ctypes.c_int64(page_bytes),
-                                ctypes.c_int64(pages), ctypes.byref(pool)),
-          "kvrt_pool_create")
-    seq_ids = np.zeros(batch, np.int32)
-    for b in range(batch):
-        sid = ctypes.c_int32()
-        check(kvrt.kvrt_sequence_create(pool, ctypes.byref(sid)), "sequence")
-        seq_ids[b] = sid.value
-    handles = []
-    for c, d in zip(caches, descs):
-        h = ctypes.c_void_p()
-        check(kvrt.kvrt_cache_create(pool, ctypes.byref(d), ctypes.byref(h)),
-              "kvrt_cache_create")
-        handles.append(h)
-        if "kv.replaced_args" in c["attrs"]:
-            k_arg, v_arg = c["attrs"]["kv.replaced_args"]
-            past_k = np.ascontiguousarray(inputs[k_arg].transpose(0, 2, 1, 3))
-            past_v = np.ascontiguousarray(inputs[v_arg].transpose(0, 2, 1, 3))
-            if past_k.shape[1]:
-                check(kvrt.kvrt_append(
-                    h, batch, seq_ids.ctypes.data_as(ctypes.c_void_p),
-                    past_k.shape[1], past_k.ctypes.data_as(ctypes.c_void_p),
-                    past_v.ctypes.data_as(ctypes.c_void_p), None), "append past")
+    handles, pool, seq_ids, batch = [], None, None, 0
+    # A graph without caches (nothing raised, e.g. an encoder) runs as is.
+    if caches:
+        seqs_arg = raised_args[-1]
+        batch = seqs_arg["shape"][0]
+        descs = [CacheDesc(c["heads"], c["dim"], 2, c["page"], c["capacity"])
+                 for c in caches]
+        page_bytes = max(kvrt.kvrt_cache_page_bytes(ctypes.byref(d)) for d in descs)
+        pages = sum(batch * c["heads"] * (c["capacity"] // c["page"] + 1)
+                    for c in caches)
+        pool = ctypes.c_void_p()
+        check(kvrt.kvrt_pool_create(0, ctypes.c_int64(page_bytes),
+                                    ctypes.c_int64(pages), ctypes.byref(pool)),
+              "kvrt_pool_create")
+        seq_ids = np.zeros(batch, np.int32)
+        for b in range(batch):
+            sid = ctypes.c_int32()
+            check(kvrt.kvrt_sequence_create(pool, ctypes.byref(sid)), "sequence")
+            seq_ids[b] = sid.value
+        handles = []
+        for c, d in zip(caches, descs):
+            h = ctypes.c_void_p()
+            check(kvrt.kvrt_cache_create(pool, ctypes.byref(d), ctypes.byref(h)),
+                  "kvrt_cache_create")
+            handles.append(h)
+            if "kv.replaced_args" in c["attrs"]:
+                k_arg, v_arg = c["attrs"]["kv.replaced_args"]
+                past_k = np.ascontiguousarray(inputs[k_arg].transpose(0, 2, 1, 3))
+                past_v = np.ascontiguousarray(inputs[v_arg].transpose(0, 2, 1, 3))
+                if past_k.shape[1]:
+                    check(kvrt.kvrt_append(
+                        h, batch, seq_ids.ctypes.data_as(ctypes.c_void_p),
+                        past_k.shape[1], past_k.ctypes.data_as(ctypes.c_void_p),
+                        past_v.ctypes.data_as(ctypes.c_void_p), None), "append past")
 
     replaced = {i for c in caches for i in c["attrs"].get("kv.replaced_args", [])}
     raised_inputs = [v for i, v in enumerate(inputs) if i not in replaced]
-    raised_inputs += [h.value for h in handles] + [seq_ids]
+    if caches:
+        raised_inputs += [h.value for h in handles] + [seq_ids]
     assert len(raised_inputs) == len(raised_args), "argument count mismatch"
     raised = call(ctypes.CDLL(raised_so), rname, raised_results, raised_inputs)
 
     failed = 0
-    dropped = {i for c in caches for i in c["attrs"]["kv.replaced_results"]}
+    dropped = {i for c in caches
+               for i in c["attrs"].get("kv.replaced_results", [])}
     kept = [i for i in range(len(orig_results)) if i not in dropped]
     for out_no, orig_no in enumerate(kept):
         err = rel_err(raised[out_no], original[orig_no])
@@ -247,7 +252,8 @@ def main():
             failed += not ok
             print(f"cache {layer} sequence {b}: {length.value} tokens "
                   f"{'match' if ok else 'DIFFER'} the returned K/V")
-    kvrt.kvrt_pool_destroy(pool)
+    if pool:
+        kvrt.kvrt_pool_destroy(pool)
     print(("PASS" if not failed else "FAIL") +
           f": {len(kept)} results and {len(caches) * batch} caches compared, "
           f"{failed} failed")
