@@ -134,7 +134,9 @@ void PrintTo(const KernelCase &c, std::ostream *os) {
 std::vector<KernelCase> kernelCases() {
   std::vector<KernelCase> cases;
   for (const GpuKernel &kernel : gpuKernels())
-    for (int tokens : {1, 5})
+    // 70 tokens: the prefill layout (params.h) where the runtime picks it,
+    // with a partial last tile of query rows.
+    for (int tokens : {1, 5, 70})
       cases.push_back({&kernel, tokens});
   return cases;
 }
@@ -153,7 +155,9 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
   // GQA 32/8 for groups of 4, 8/8 for groups of 1, 16/2 for groups of 8.
   const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
   const int numQHeads = numKvHeads * kernel.groupSize;
-  const std::vector<int> lengths = {1000, 37, 517};
+  // Lengths not multiples of the page or of the 64-key prefill tile; the
+  // second is shorter than a prefill chunk plus one page.
+  const std::vector<int> lengths = {1000, numTokens + 13, 517};
   const int batch = static_cast<int>(lengths.size());
   kvrt_cache_desc desc =
       makeDesc(numKvHeads, kernel.headDim, kernel.dtype, kernel.pageSize, 2048);

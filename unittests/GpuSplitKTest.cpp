@@ -68,6 +68,37 @@ TEST(SplitPlanTest, FillsTheChipOnlyWhenNeeded) {
   EXPECT_LE(kvrt::cuda::planSplits(8, 3, 264).numSplits, 3);
 }
 
+TEST(PrefillLayoutTest, ManyQueryRowsOfTensorCoreShapes) {
+  kvrt_attention_params p{};
+  p.num_kv_heads = 8;
+  p.num_q_heads = 32;
+  p.head_dim = 128;
+  p.num_tokens = 16; // 16 tokens x group 4 = 64 rows
+  EXPECT_TRUE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F16, 9, 128));
+  EXPECT_TRUE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_BF16, 8, 128));
+  // Fewer rows, fp32, head_dim 256, pre-Ampere, other block sizes: the
+  // per-token layout.
+  p.num_tokens = 15;
+  EXPECT_FALSE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F16, 9, 128));
+  p.num_tokens = 16;
+  EXPECT_FALSE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F32, 9, 128));
+  EXPECT_FALSE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F16, 7, 128));
+  EXPECT_FALSE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F16, 9, 256));
+  p.head_dim = 256;
+  EXPECT_FALSE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F16, 9, 128));
+  // Groups that do not divide the 64 rows.
+  p.head_dim = 128;
+  p.num_q_heads = 24;
+  p.num_tokens = 100;
+  EXPECT_FALSE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F16, 9, 128));
+  p.num_q_heads = 8; // MHA: 64 tokens
+  p.num_tokens = 64;
+  EXPECT_TRUE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F16, 9, 128));
+  setenv("KVRT_PREFILL_LAYOUT", "0", 1);
+  EXPECT_FALSE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F16, 9, 128));
+  unsetenv("KVRT_PREFILL_LAYOUT");
+}
+
 /// Appends random K/V for `lengths` sequences to a CUDA cache and a host
 /// cache, then compares kvrt_attention_launch (with `splits` forced, or the
 /// planner's choice for 0) with kvrt_attention_host.
@@ -190,8 +221,9 @@ TEST(GpuSplitKTest, PrefillChunkWithEmptySplits) {
 }
 
 /// Hand-built tables: per-head lengths differ inside one sequence and some
-/// rows are empty, as the allocator's per-head tables allow.
-void checkRaggedHeads(int splits) {
+/// rows are empty, as the allocator's per-head tables allow. `numTokens`
+/// queries per sequence, non-causal (every query sees its head's keys).
+void checkRaggedHeads(int splits, int numTokens = 1) {
   const GpuKernel &kernel = kernelNamed("f16_d128_g4_p16_full");
   const int numKvHeads = 8, group = 4, headDim = 128, pageSize = 16;
   const int numQHeads = numKvHeads * group;
@@ -214,13 +246,15 @@ void checkRaggedHeads(int splits) {
     indices.push_back(int32_t((int64_t(i) * 7919) % totalPages));
   const int64_t rowElements = int64_t(pageSize) * headDim;
   Tensor pool = randomTensor(KVRT_DTYPE_F16, 2 * rowElements * totalPages, rng);
-  const int64_t queryElements = int64_t(batch) * numQHeads * headDim;
+  const int64_t queryElements =
+      int64_t(batch) * numTokens * numQHeads * headDim;
   Tensor queries = randomTensor(KVRT_DTYPE_F16, queryElements, rng, 2.0f);
   const float scale = 1.0f / std::sqrt(float(headDim));
 
   // Reference straight from the tables.
   std::vector<double> expected(queryElements, 0.0);
   for (int b = 0; b < batch; ++b)
+    for (int t = 0; t < numTokens; ++t)
     for (int q = 0; q < numQHeads; ++q) {
       const int row = b * numKvHeads + q / group;
       const int length = kvLens[row];
@@ -232,7 +266,8 @@ void checkRaggedHeads(int splits) {
                                   rowElements +
                               int64_t(key % pageSize) * headDim + d));
       };
-      const int64_t qBase = (int64_t(b) * numQHeads + q) * headDim;
+      const int64_t qBase =
+          ((int64_t(b) * numTokens + t) * numQHeads + q) * headDim;
       std::vector<double> logits(length);
       double maxLogit = -INFINITY;
       for (int k = 0; k < length; ++k) {
@@ -280,7 +315,7 @@ void checkRaggedHeads(int splits) {
   params.queries = deviceQueries.pointer;
   params.out = deviceOut.pointer;
   params.batch = batch;
-  params.num_tokens = 1;
+  params.num_tokens = numTokens;
   params.num_q_heads = numQHeads;
   params.num_kv_heads = numKvHeads;
   params.head_dim = headDim;
@@ -305,13 +340,15 @@ void checkRaggedHeads(int splits) {
   for (int q = 0; q < group * headDim; ++q)
     ASSERT_EQ(actual.at(q), 0.0f) << q;
   EXPECT_LT(relativeError(actual, expected), toleranceFor(KVRT_DTYPE_F16))
-      << "splits " << splits;
+      << "splits " << splits << ", tokens " << numTokens;
 }
 
 TEST(GpuSplitKTest, RaggedPerHeadLengthsAndEmptyRows) {
   SKIP_WITHOUT_GPU();
   for (int splits : {0, 1, 5, 40})
     checkRaggedHeads(splits);
+  // 70 tokens x group 4: the prefill layout, with empty and short heads.
+  checkRaggedHeads(0, 70);
 }
 
 } // namespace

@@ -69,6 +69,10 @@ class Kvrt:
         self.bench.kvcc_bench_kernel.restype = vp
         self.bench.kvcc_bench_kernel.argtypes = [ctypes.c_int, ctypes.c_int]
         self.bench.kvcc_bench_set_variant.argtypes = [ctypes.c_int]
+        self.bench.kvcc_bench_prefill_kernel.restype = vp
+        self.bench.kvcc_bench_prefill_kernel.argtypes = [ctypes.c_int,
+                                                         ctypes.c_int]
+        self.bench.kvcc_bench_set_prefill_variant.argtypes = [ctypes.c_int]
         self.threads = self.bench.kvcc_bench_threads()
         self.bench.kvcc_bench_launch_direct.argtypes = [
             vp, i64, vp, vp, vp, vp, vp, ctypes.c_int, ctypes.c_int,
@@ -82,10 +86,10 @@ class Kvrt:
 class PagedCache:
     """A kvrt CUDA pool and cache holding K/V [B, Hkv, S, d] as B sequences."""
 
-    def __init__(self, kvrt, k, v, page):
+    def __init__(self, kvrt, k, v, page, dtype=KVRT_DTYPE_F16):
         self.kvrt = kvrt
         B, Hkv, S, d = k.shape
-        desc = CacheDesc(Hkv, d, KVRT_DTYPE_F16, page, S)
+        desc = CacheDesc(Hkv, d, dtype, page, S)
         pages = B * Hkv * ((S + page - 1) // page) + 16
         self.pool = ctypes.c_void_p()
         kvrt.check(kvrt.lib.kvrt_pool_create(

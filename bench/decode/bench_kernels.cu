@@ -1,19 +1,21 @@
 //===- bench_kernels.cu - Decode kernels of the benchmark shapes -*- CUDA -*-//
 //
 // The kernels kvcc generates for the benchmark's kv.attention ops (fp16,
-// d128, GQA groups 4 and 8, pages 16 and 64, decode without mask), defined
-// exactly as generated code defines them. bench_decode.py loads this
+// d128, GQA groups 4 and 8, pages 16 and 64, decode without mask; causal
+// prefill chunks in fp16/bf16), defined exactly as generated code defines
+// them. bench_decode.py loads this
 // library next to libkvrt.so, asks kvcc_bench_kernel for the kernel and
 // passes it to kvrt_attention_launch: the path compiled programs take.
 // Build: nvcc -shared -cudart shared (one CUDA runtime with kvrt).
 //
 //===----------------------------------------------------------------------===//
 #include "kvrt/device/attention.cuh"
+#include "kvrt/kvrt.h"
 
 #define KVCC_BENCH_KERNEL(name, group, pageSize)                               \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
       kvrt_attention_params p) {                                               \
-    kvrt::device::pagedAttention<__half, 128, group, pageSize, false>(p);      \
+    kvrt::device::pagedDecode<__half, 128, group, pageSize, false>(p);         \
   }
 
 KVCC_BENCH_KERNEL(kvcc_f16_d128_g4_p16, 4, 16)
@@ -43,7 +45,7 @@ KVCC_BENCH_KERNEL(kvcc_f16_d128_g8_p64, 8, 64)
 #define KVCC_BENCH_LB5(name, group)                                            \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 5) void name( \
       kvrt_attention_params p) {                                               \
-    kvrt::device::pagedAttention<__half, 128, group, 16, false>(p);            \
+    kvrt::device::pagedDecode<__half, 128, group, 16, false>(p);               \
   }
 KVCC_BENCH_LB5(kvcc_lb5_g4_p16, 4)
 KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
@@ -83,6 +85,58 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
     return reinterpret_cast<const void *>(&kvcc_f16_d128_g8_p16);
   if (group == 8 && pageSize == 64)
     return reinterpret_cast<const void *>(&kvcc_f16_d128_g8_p64);
+  return nullptr;
+}
+
+// Prefill chunks (16+ tokens with group 4): the full template, whose
+// prefill body the runtime launches for them.
+#define KVCC_BENCH_PREFILL(name, T, group)                                     \
+  __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
+      kvrt_attention_params p) {                                               \
+    kvrt::device::pagedAttention<T, 128, group, 16, true>(p);                  \
+  }
+KVCC_BENCH_PREFILL(kvcc_prefill_f16_g4, __half, 4)
+KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g4, __nv_bfloat16, 4)
+KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g8, __nv_bfloat16, 8)
+#undef KVCC_BENCH_PREFILL
+
+// Prefill variants (bf16, group 4), not what kvcc emits: 32-key tiles, and
+// the default body compiled for three blocks per SM (at most 168
+// registers).
+__global__ __launch_bounds__(128) void kvcc_prefill_keys32(
+    kvrt_attention_params p) {
+  if (kvrt::device::prefillLaunchMatches<128, 4, 16, true>(p))
+    kvrt::device::pagedPrefillMmaBody<__nv_bfloat16, 128, 4, 16, true, 32>(p);
+}
+__global__ __launch_bounds__(128, 3) void kvcc_prefill_3blocks(
+    kvrt_attention_params p) {
+  if (kvrt::device::prefillLaunchMatches<128, 4, 16, true>(p))
+    kvrt::device::pagedPrefillMmaBody<__nv_bfloat16, 128, 4, 16, true>(p);
+}
+
+namespace {
+/// 0: the kernels kvcc emits; 1: 32-key tiles; 2: three blocks per SM.
+int prefillVariant = 0;
+} // namespace
+
+/// Selects the kernel kvcc_bench_prefill_kernel returns for bf16, group 4.
+extern "C" void kvcc_bench_set_prefill_variant(int variant) {
+  prefillVariant = variant;
+}
+
+/// The causal prefill kernel (d128, page 16) for `dtype` (kvrt_dtype) and
+/// `group`, or null.
+extern "C" const void *kvcc_bench_prefill_kernel(int dtype, int group) {
+  if (dtype == KVRT_DTYPE_BF16 && group == 4 && prefillVariant == 1)
+    return reinterpret_cast<const void *>(&kvcc_prefill_keys32);
+  if (dtype == KVRT_DTYPE_BF16 && group == 4 && prefillVariant == 2)
+    return reinterpret_cast<const void *>(&kvcc_prefill_3blocks);
+  if (dtype == KVRT_DTYPE_F16 && group == 4)
+    return reinterpret_cast<const void *>(&kvcc_prefill_f16_g4);
+  if (dtype == KVRT_DTYPE_BF16 && group == 4)
+    return reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4);
+  if (dtype == KVRT_DTYPE_BF16 && group == 8)
+    return reinterpret_cast<const void *>(&kvcc_prefill_bf16_g8);
   return nullptr;
 }
 

@@ -357,6 +357,31 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
                                              const char *function) {
   ScopedDevice scoped(device);
   cudaStream_t cudaStream = static_cast<cudaStream_t>(stream);
+  params.query_tile_rows = 0;
+  int major = 0;
+  KVRT_RETURN_IF_ERROR(computeMajor(device, &major, function));
+  if (usePrefillLayout(params, dtype, major, threads)) {
+    // Many query rows: blocks of 64 (token, group head) rows that share
+    // each K/V tile (attention_prefill.cuh); no split.
+    const int group = params.num_q_heads / params.num_kv_heads;
+    const int64_t tiles =
+        (int64_t(params.num_tokens) * group + kPrefillTileRows - 1) /
+        kPrefillTileRows;
+    params.query_tile_rows = kPrefillTileRows;
+    params.num_splits = 1;
+    params.pages_per_split = 0;
+    params.partial_out = nullptr;
+    params.partial_lse = nullptr;
+    kvrt_attention_params copy = params;
+    void *args[] = {&copy};
+    const dim3 grid(unsigned(params.num_kv_heads),
+                    unsigned(int64_t(params.batch) * tiles), 1);
+    cudaError_t error =
+        cudaLaunchKernel(kernel, grid, dim3(threads), args, 0, cudaStream);
+    if (error == cudaSuccess)
+      error = cudaGetLastError();
+    return error == cudaSuccess ? KVRT_OK : launchError(error, function);
+  }
   const int64_t rows = int64_t(params.batch) * params.num_tokens;
   const int64_t baseBlocks = rows * params.num_kv_heads;
   const int64_t maxPages =
@@ -412,8 +437,6 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     error = cudaGetLastError();
   if (error != cudaSuccess)
     return launchError(error, function);
-  int major = 0;
-  KVRT_RETURN_IF_ERROR(computeMajor(device, &major, function));
   const bool dependent = major >= 9;
   switch (dtype) {
   case KVRT_DTYPE_F16:

@@ -16,6 +16,7 @@
 #include "kvrt/kvrt.h"
 
 #include <cstdint>
+#include <cstdlib>
 
 namespace kvrt::cuda {
 
@@ -32,6 +33,30 @@ struct SplitPlan {
 /// best count's. Pure function, for tests.
 SplitPlan planSplits(int64_t baseBlocks, int64_t maxPages, int64_t slots);
 
+/// Query rows per block in the prefill layout (kvrt::device::kPrefillRows).
+inline constexpr int kPrefillTileRows = 64;
+
+/// Whether a launch of `params` uses the prefill layout (params.h,
+/// query_tile_rows): fp16/bf16, head_dim 64/128, groups of 1, 2, 4 or 8 on
+/// sm_80+ with 128 threads, and at least 64 query rows (tokens x group) per
+/// sequence. KVRT_PREFILL_LAYOUT=0 turns it off (a benchmarking knob).
+inline bool usePrefillLayout(const kvrt_attention_params &params,
+                             kvrt_dtype dtype, int computeMajor, int threads) {
+  if (params.num_kv_heads <= 0 || params.num_q_heads % params.num_kv_heads)
+    return false;
+  const int group = params.num_q_heads / params.num_kv_heads;
+  // The shapes kvrt::device::kPrefillSupported covers, on sm_80+.
+  const bool supported =
+      (dtype == KVRT_DTYPE_F16 || dtype == KVRT_DTYPE_BF16) &&
+      (params.head_dim == 64 || params.head_dim == 128) &&
+      (group == 1 || group == 2 || group == 4 || group == 8) &&
+      computeMajor >= 8 && threads == 128;
+  if (!supported || int64_t(params.num_tokens) * group < kPrefillTileRows)
+    return false;
+  const char *text = std::getenv("KVRT_PREFILL_LAYOUT");
+  return !(text && text[0] == '0');
+}
+
 /// Launches `kernel` (a compiled `__global__ void(kvrt_attention_params)`)
 /// over `params`, whose num_splits, pages_per_split and workspace fields it
 /// fills, and merges the splits into params.out when there are several.
@@ -39,7 +64,8 @@ SplitPlan planSplits(int64_t baseBlocks, int64_t maxPages, int64_t slots);
 /// cache's element type (the merge kernel writes it).
 ///
 /// The split count comes from planSplits with the device's SM count and the
-/// kernel's occupancy (both cached). The environment variable
+/// kernel's occupancy (both cached); launches that usePrefillLayout accepts
+/// take the prefill layout instead, unsplit. The environment variable
 /// KVRT_DECODE_SPLITS, when set to a positive number, forces the count
 /// (clamped to the pages available): a tuning and benchmarking knob.
 kvrt_status launchSplitAttention(const void *kernel,

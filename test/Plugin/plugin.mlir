@@ -15,7 +15,7 @@ func.func @decode(%c: !cache, %s: tensor<1xi32>, %q: tensor<1x1x4x64xf16>,
 
 // ROUNDTRIP: kv.append
 // ROUNDTRIP: kv.attention
-// LOWER: emitc.func @kvcc_attention_f16_d64_g2_p16
+// LOWER: emitc.func @kvcc_decode_f16_d64_g2_p16
 // LOWER: emitc.func @decode
 // LOWER: call_opaque "kvrt_append"
 // LOWER: call_opaque "kvrt_attention_launch"

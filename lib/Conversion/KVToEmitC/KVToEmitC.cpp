@@ -24,9 +24,16 @@ using namespace kvcc;
 
 namespace {
 
-/// The device template every generated attention kernel instantiates.
+/// The device templates generated attention kernels instantiate: the full
+/// one (decode and prefill bodies) for ops with at least one prefill tile
+/// of query rows, the decode-only one (fewer registers) for the others.
 constexpr llvm::StringLiteral kAttentionTemplate =
     "kvrt::device::pagedAttention";
+constexpr llvm::StringLiteral kDecodeTemplate = "kvrt::device::pagedDecode";
+/// Query rows (tokens x group) of one prefill block:
+/// kvrt::device::kPrefillRows, the runtime's threshold for the prefill
+/// layout.
+constexpr int64_t kPrefillRows = 64;
 /// Block size the device template is written for.
 constexpr llvm::StringLiteral kAttentionThreads =
     "kvrt::device::kAttentionThreads";
@@ -103,8 +110,12 @@ emitc::FuncOp EntryLowering::getOrBuildAttentionKernel(kv::AttentionOp op) {
   Type element = cache.getElementType();
   int64_t group =
       op.getQuery().getType().getDimSize(2) / cache.getNumHeads();
+  // Ops with fewer query rows than a prefill tile never run in the prefill
+  // layout: their kernels leave the prefill body out.
+  bool decodeOnly = op.getQuery().getType().getDimSize(1) * group < kPrefillRows;
   std::string name =
-      ("kvcc_attention_" + getDTypeName(element) + "_d" +
+      ((decodeOnly ? "kvcc_decode_" : "kvcc_attention_") +
+       getDTypeName(element) + "_d" +
        Twine(cache.getHeadDim()) + "_g" + Twine(group) + "_p" +
        Twine(cache.getPageSize()) + (op.getCausal() ? "_causal" : ""))
           .str();
@@ -129,7 +140,8 @@ emitc::FuncOp EntryLowering::getOrBuildAttentionKernel(kv::AttentionOp op) {
       i32(cache.getHeadDim()), i32(group), i32(cache.getPageSize()),
       builder.getBoolAttr(op.getCausal())};
   emitc::CallOpaqueOp::create(builder, op.getLoc(), TypeRange{},
-                              kAttentionTemplate, body->getArguments(),
+                              decodeOnly ? kDecodeTemplate : kAttentionTemplate,
+                              body->getArguments(),
                               /*args=*/ArrayAttr(),
                               builder.getArrayAttr(templateArgs));
   emitc::ReturnOp::create(builder, op.getLoc(), Value());

@@ -35,6 +35,7 @@
 #define KVRT_DEVICE_ATTENTION_CUH
 
 #include "kvrt/device/attention_mma.cuh"
+#include "kvrt/device/attention_prefill.cuh"
 #include "kvrt/device/element.cuh"
 #include "kvrt/device/paged.cuh"
 #include "kvrt/device/params.h"
@@ -183,6 +184,47 @@ __device__ bool launchMatches(const kvrt_attention_params &p) {
          gridDim.x == unsigned(p.num_kv_heads) &&
          gridDim.y == unsigned(p.batch) * unsigned(p.num_tokens) &&
          gridDim.z == splits && workspaceOk;
+}
+
+/// launchMatches for the prefill layout (query_tile_rows set).
+template <int HeadDim, int GroupSize, int PageSize, bool Causal>
+__device__ bool prefillLaunchMatches(const kvrt_attention_params &p) {
+  if (p.query_tile_rows != kPrefillRows || p.num_tokens <= 0)
+    return false;
+  const unsigned tiles = unsigned(
+      (int64_t(p.num_tokens) * GroupSize + kPrefillRows - 1) / kPrefillRows);
+  return p.head_dim == HeadDim && p.page_size == PageSize &&
+         p.num_q_heads == p.num_kv_heads * GroupSize &&
+         (p.causal != 0) == Causal && p.num_splits <= 1 &&
+         blockDim.x == 128 && gridDim.x == unsigned(p.num_kv_heads) &&
+         gridDim.y == unsigned(p.batch) * tiles && gridDim.z == 1;
+}
+
+/// Fills the query rows of prefill block (kv head, batch * tiles + tile)
+/// with NaN, when they lie inside the output the launch describes.
+template <typename T, int HeadDim, int GroupSize>
+__device__ void poisonPrefillRows(const kvrt_attention_params &p) {
+  if (p.num_tokens <= 0 || p.head_dim != HeadDim)
+    return;
+  const int rows = p.num_tokens * GroupSize;
+  const int tiles = (rows + kPrefillRows - 1) / kPrefillRows;
+  const int sequence = blockIdx.y / tiles;
+  const int tile = blockIdx.y % tiles;
+  if (sequence >= p.batch || int(blockIdx.x) >= p.num_kv_heads ||
+      p.num_q_heads != p.num_kv_heads * GroupSize)
+    return;
+  for (int i = threadIdx.x; i < kPrefillRows * HeadDim; i += blockDim.x) {
+    const int R = tile * kPrefillRows + i / HeadDim;
+    if (R >= rows)
+      continue;
+    const int64_t head = int64_t(blockIdx.x) * GroupSize + R % GroupSize;
+    const int64_t index =
+        ((int64_t(sequence) * p.num_tokens + R / GroupSize) * p.num_q_heads +
+         head) *
+            HeadDim +
+        i % HeadDim;
+    static_cast<T *>(p.out)[index] = quietNaN<T>();
+  }
 }
 
 /// Fills the block's GroupSize x HeadDim outputs with `value`.
@@ -508,13 +550,12 @@ __device__ inline PageRange splitPages(const kvrt_attention_params &p,
   return {begin, end};
 }
 
-/// The CUDA-core body of pagedAttention (see the file comment), for a
-/// launch launchMatches accepted. `firstHead` is the flat index of the
-/// group's first query head, (b * num_tokens + t) * num_q_heads + kv head *
-/// GroupSize.
+/// The CUDA-core body of pagedAttention (see the file comment) for query
+/// token `token` of sequence `sequence` and split `split`, in a launch
+/// launchMatches (or prefillLaunchMatches) accepted.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
-                                       int64_t firstHead, int split) {
+                                       int sequence, int token, int split) {
   using Split = RowSplit<T, HeadDim>;
   using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
   using Layout = LaneLayout<T, HeadDim, GroupSize>;
@@ -524,10 +565,13 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
   __shared__ __align__(16) AttentionShared<HeadDim, GroupSize> shared;
 
   const int kvHead = blockIdx.x;
+  // The group's first query head: queries and outputs are [batch, tokens,
+  // q_heads, head_dim] and the group's heads start at kvHead * GroupSize.
+  const int64_t firstHead =
+      (static_cast<int64_t>(sequence) * p.num_tokens + token) * p.num_q_heads +
+      static_cast<int64_t>(kvHead) * GroupSize;
   const int64_t rowOffset = firstHead * HeadDim;
   T *out = static_cast<T *>(p.out) + rowOffset;
-  const int token = blockIdx.y % p.num_tokens;
-  const int sequence = blockIdx.y / p.num_tokens;
 
   const int warp = threadIdx.x / 32;
   const int numWarps = blockDim.x / 32;
@@ -585,9 +629,11 @@ inline constexpr bool kDeviceHasMma = false;
 #endif
 
 /// Checks the launch, then runs the tensor-core body when `AllowMma` and
-/// the template values and device support it, else the CUDA-core body.
+/// the template values and device support it, else the CUDA-core body. The
+/// prefill layout (params.h, query_tile_rows) is served only when
+/// `AllowPrefill`; otherwise such a launch gets NaN.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
-          bool AllowMma>
+          bool AllowMma, bool AllowPrefill>
 __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
   static_assert(kIsSupportedElement<T>,
                 "T must be __half, __nv_bfloat16 or float");
@@ -596,6 +642,35 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
   static_assert(PageSize > 0 && (PageSize & (PageSize - 1)) == 0,
                 "PageSize must be a power of two");
 
+  if (p.query_tile_rows != 0) {
+    // The prefill layout (the runtime chose it; see params.h).
+    if constexpr (AllowPrefill && kPrefillRows % GroupSize == 0) {
+      if (prefillLaunchMatches<HeadDim, GroupSize, PageSize, Causal>(p)) {
+        if constexpr (AllowMma && kDeviceHasMma &&
+                      kPrefillSupported<T, HeadDim, GroupSize, PageSize>) {
+          pagedPrefillMmaBody<T, HeadDim, GroupSize, PageSize, Causal>(p);
+        } else {
+          // The CUDA-core body, token by token over the tile's whole
+          // tokens (GroupSize divides the 64 rows).
+          const int tiles =
+              (p.num_tokens * GroupSize + kPrefillRows - 1) / kPrefillRows;
+          const int sequence = blockIdx.y / tiles;
+          const int firstToken =
+              blockIdx.y % tiles * (kPrefillRows / GroupSize);
+          const int endToken =
+              min(p.num_tokens, firstToken + kPrefillRows / GroupSize);
+          for (int token = firstToken; token < endToken; ++token) {
+            pagedAttentionSimtBody<T, HeadDim, GroupSize, PageSize, Causal>(
+                p, sequence, token, 0);
+            __syncthreads(); // shared memory is reused by the next token
+          }
+        }
+        return;
+      }
+    }
+    poisonPrefillRows<T, HeadDim, GroupSize>(p);
+    return;
+  }
   const int kvHead = blockIdx.x;
   const int split = blockIdx.z;
   // Queries and outputs [batch, tokens, q_heads, head_dim]: blockIdx.y is
@@ -629,26 +704,41 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
         p, firstHead, split);
   else
     pagedAttentionSimtBody<T, HeadDim, GroupSize, PageSize, Causal>(
-        p, firstHead, split);
+        p, blockIdx.y / p.num_tokens, blockIdx.y % p.num_tokens, split);
 }
 
-/// Paged attention of one (kv head, sequence, query token, split) block;
-/// see the file comment. T: __half, __nv_bfloat16 or float; GroupSize = q
-/// heads / kv heads (1..16); PageSize a power of two; Causal: query t of
-/// num_tokens sees keys [0, length - num_tokens + t], else all keys. Runs
-/// on tensor cores where attention_mma.cuh supports the shape and the GPU
-/// (fp16/bf16, head_dim 64/128, groups up to 8, pages of 16+, sm_80+), on
+/// Paged attention of one (kv head, sequence, query token, split) block, or
+/// of one prefill block when the runtime picked the prefill layout; see the
+/// file comment. T: __half, __nv_bfloat16 or float; GroupSize = q heads /
+/// kv heads (1..16); PageSize a power of two; Causal: query t of num_tokens
+/// sees keys [0, length - num_tokens + t], else all keys. Runs on tensor
+/// cores where attention_mma.cuh / attention_prefill.cuh support the shape
+/// and the GPU (fp16/bf16, head_dim 64/128, groups up to 8, sm_80+), on
 /// CUDA cores otherwise.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ void pagedAttention(const kvrt_attention_params &p) {
-  pagedAttentionChecked<T, HeadDim, GroupSize, PageSize, Causal, true>(p);
+  pagedAttentionChecked<T, HeadDim, GroupSize, PageSize, Causal, true, true>(
+      p);
 }
 
-/// pagedAttention on CUDA cores only, for every shape: the reference the
-/// tensor-core body is tested and benchmarked against.
+/// pagedAttention without the prefill body, for ops whose query rows
+/// (tokens x group) are below one prefill tile, which the runtime never
+/// launches in the prefill layout. Registers are allocated per kernel, for
+/// its most demanding path: without the prefill body a decode kernel keeps
+/// the decode body's 125 registers (4 blocks per SM) instead of about 205.
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
+__device__ void pagedDecode(const kvrt_attention_params &p) {
+  pagedAttentionChecked<T, HeadDim, GroupSize, PageSize, Causal, true, false>(
+      p);
+}
+
+/// pagedAttention on CUDA cores only, for every shape (the prefill layout
+/// runs the CUDA-core body token by token): the reference the tensor-core
+/// bodies are tested and benchmarked against.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ void pagedAttentionSimt(const kvrt_attention_params &p) {
-  pagedAttentionChecked<T, HeadDim, GroupSize, PageSize, Causal, false>(p);
+  pagedAttentionChecked<T, HeadDim, GroupSize, PageSize, Causal, false, true>(
+      p);
 }
 
 } // namespace kvrt::device

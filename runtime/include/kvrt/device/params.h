@@ -49,6 +49,13 @@ typedef struct kvrt_attention_params {
    * partial_lse[row * num_splits + s] (log2 units, -inf for no keys). */
   float *partial_out;
   float *partial_lse;
+  /* 0: one block per (kv head, query token, split), as above. Otherwise the
+   * prefill layout of attention_prefill.cuh, which the runtime picks for
+   * chunks of many query tokens: grid (num_kv_heads, batch * tiles, 1) with
+   * tiles = ceil(num_tokens * group / query_tile_rows), each block taking
+   * query_tile_rows (64) of a sequence's token-major (token, group head)
+   * query rows; num_splits is then 1. */
+  int32_t query_tile_rows;
 } kvrt_attention_params;
 
 #ifdef __cplusplus

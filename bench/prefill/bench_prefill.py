@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Causal prefill attention on the H200: kvcc's prefill body (paged cache,
+through kvrt_attention_launch) against torch SDPA with the cuDNN and
+FlashAttention backends (contiguous, enable_gqa=True), in one process on
+the same random data.
+
+For each shape: random Q/K/V with torch, K/V appended to a kvrt CUDA cache
+(page 16) with kvrt_append, outputs poisoned with NaN, checked against a
+float32 reference (SDPA math backend on float32 copies), then timed with
+CUDA events (warm-ups, medians; bench/decode/bench_decode.py's time_ms).
+TFLOP/s counts the causal half: 4 * B * Hq * S^2 * D / 2 / time.
+
+Usage (on the GPU machine, after building libkvrt.so and libkvcc_bench.so,
+see bench/decode/run_on_device.sh):
+  python3 bench/prefill/bench_prefill.py --lib-dir build-gpu/lib --out DIR
+"""
+import argparse
+import ctypes
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "decode"))
+from bench_decode import (KVRT_DTYPE_F16, Kvrt, PagedCache,  # noqa: E402
+                          rel_error, time_ms)
+
+KVRT_DTYPE_BF16 = 1
+# (B, S) of ANCHORS.md's prefill table, plus a shorter chunk.
+SHAPES = [(1, 8192), (4, 4096), (8, 1024)]
+GQA = [(32, 8)]
+HEAD_DIM = 128
+PAGE = 16
+# bf16 outputs: relative L2 error against the float32 reference; the GPU
+# tests' bound for bf16.
+ERROR_BOUND = {"bf16": 1.6e-2, "f16": 2e-3}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib-dir", required=True)
+    ap.add_argument("--out", default=".")
+    ap.add_argument("--dtypes", default="bf16,f16")
+    ap.add_argument("--variants", action="store_true",
+                    help="also time bench_kernels.cu's prefill variants "
+                         "(bf16: 32-key tiles, three blocks per SM)")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    kvrt = Kvrt(args.lib_dir)
+    props = torch.cuda.get_device_properties(0)
+    print(f"{props.name}, torch {torch.__version__}", flush=True)
+    rows, failures = [], []
+    for dname in args.dtypes.split(","):
+        dtype = torch.bfloat16 if dname == "bf16" else torch.float16
+        kdtype = KVRT_DTYPE_BF16 if dname == "bf16" else KVRT_DTYPE_F16
+        for hq, hkv in GQA:
+            group = hq // hkv
+            kernel = kvrt.bench.kvcc_bench_prefill_kernel(kdtype, group)
+            for B, S in SHAPES:
+                q = torch.randn(B, hq, S, HEAD_DIM, device="cuda", dtype=dtype)
+                k = torch.randn(B, hkv, S, HEAD_DIM, device="cuda", dtype=dtype)
+                v = torch.randn(B, hkv, S, HEAD_DIM, device="cuda", dtype=dtype)
+                flops = 4.0 * B * hq * S * S * HEAD_DIM / 2
+                scale = 1.0 / math.sqrt(HEAD_DIM)
+                with sdpa_kernel([SDPBackend.MATH]):
+                    ref = F.scaled_dot_product_attention(
+                        q.float(), k.float(), v.float(), is_causal=True,
+                        enable_gqa=True)
+                row = dict(dtype=dname, hq=hq, hkv=hkv, B=B, S=S, d=HEAD_DIM,
+                           page=PAGE, flops=flops)
+                for name, backend in [("cudnn", SDPBackend.CUDNN_ATTENTION),
+                                      ("flash", SDPBackend.FLASH_ATTENTION)]:
+                    try:
+                        with sdpa_kernel([backend]):
+                            fn = lambda: F.scaled_dot_product_attention(
+                                q, k, v, is_causal=True, enable_gqa=True)
+                            row[f"{name}_err"] = rel_error(fn(), ref)
+                            row[f"{name}_ms"] = time_ms(fn, reps=9, calls=3)
+                        row[f"{name}_TFLOPs"] = flops / row[f"{name}_ms"] / 1e9
+                    except Exception as ex:  # report, keep going
+                        row[f"{name}_error"] = str(ex)[:200]
+                try:
+                    cache = PagedCache(kvrt, k, v, PAGE, kdtype)
+                    # kvcc: queries/outputs [B, S, Hq, d].
+                    qk = q.transpose(1, 2).contiguous()
+                    out = torch.empty_like(qk)
+                    out.fill_(float("nan"))
+                    stream = torch.cuda.current_stream().cuda_stream
+
+                    def fn():
+                        kvrt.check(kvrt.lib.kvrt_attention_launch(
+                            cache.cache, B, cache.ids, S, hq, qk.data_ptr(),
+                            out.data_ptr(), scale, 1, kernel, kvrt.threads,
+                            stream), "kvrt_attention_launch")
+                    fn()
+                    torch.cuda.synchronize()
+                    err = rel_error(out.transpose(1, 2), ref)
+                    row["kvcc_err"] = err
+                    if not err < ERROR_BOUND[dname]:
+                        failures.append(f"kvcc {dname} B={B} S={S}: error {err}")
+                    row["kvcc_ms"] = time_ms(fn, reps=9, calls=3)
+                    row["kvcc_TFLOPs"] = flops / row["kvcc_ms"] / 1e9
+                    if args.variants and dname == "bf16" and group == 4:
+                        for variant, vname in [(1, "keys32"), (2, "3blocks")]:
+                            kvrt.bench.kvcc_bench_set_prefill_variant(variant)
+                            kernel = kvrt.bench.kvcc_bench_prefill_kernel(
+                                kdtype, group)
+                            out.fill_(float("nan"))
+                            fn()
+                            torch.cuda.synchronize()
+                            verr = rel_error(out.transpose(1, 2), ref)
+                            row[f"kvcc_{vname}_err"] = verr
+                            if not verr < ERROR_BOUND[dname]:
+                                failures.append(f"kvcc_{vname} B={B} S={S}: "
+                                                f"error {verr}")
+                            ms = time_ms(fn, reps=9, calls=3)
+                            row[f"kvcc_{vname}_TFLOPs"] = flops / ms / 1e9
+                        kvrt.bench.kvcc_bench_set_prefill_variant(0)
+                        kernel = kvrt.bench.kvcc_bench_prefill_kernel(kdtype,
+                                                                      group)
+                    cache.close()
+                    del cache, qk, out
+                except Exception as ex:  # report, keep going
+                    failures.append(f"kvcc {dname} B={B} S={S}: {ex}")
+                if "cudnn_ms" in row and "kvcc_ms" in row:
+                    row["speedup_vs_cudnn"] = row["cudnn_ms"] / row["kvcc_ms"]
+                if "flash_ms" in row and "kvcc_ms" in row:
+                    row["speedup_vs_flash"] = row["flash_ms"] / row["kvcc_ms"]
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+                del q, k, v, ref
+                torch.cuda.empty_cache()
+    result = dict(device=props.name, torch=torch.__version__,
+                  error_bound=ERROR_BOUND, failures=failures, rows=rows)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "prefill_h200.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    lines = ["# Causal prefill attention on " + props.name, "",
+             "GQA 32/8, d=128; kvcc: paged cache (page 16) through "
+             "kvrt_attention_launch (prefill layout); cuDNN/flash: torch SDPA "
+             "on contiguous tensors, enable_gqa=True. TFLOP/s = 4·B·Hq·S²·D/2 "
+             "/ time. Ratio = kvcc TFLOP/s / cuDNN TFLOP/s.", "",
+             "| dtype | B | S | kvcc ms | cuDNN ms | flash ms | kvcc TFLOP/s | "
+             "cuDNN TFLOP/s | flash TFLOP/s | vs cuDNN | kvcc err |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        def g(key, fmt):
+            return format(r[key], fmt) if key in r else "n/a"
+        lines.append(
+            f"| {r['dtype']} | {r['B']} | {r['S']} | {g('kvcc_ms', '.3f')} | "
+            f"{g('cudnn_ms', '.3f')} | {g('flash_ms', '.3f')} | "
+            f"{g('kvcc_TFLOPs', '.0f')} | {g('cudnn_TFLOPs', '.0f')} | "
+            f"{g('flash_TFLOPs', '.0f')} | {g('speedup_vs_cudnn', '.2f')} | "
+            f"{g('kvcc_err', '.1e')} |")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(args.out, "prefill_h200.md"), "w") as f:
+        f.write(text)
+    print(text)
+    if failures:
+        print("CORRECTNESS FAILURES:", *failures, sep="\n  ")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,402 @@
+//===- attention_prefill.cuh - Tensor-core paged prefill -------*- CUDA -*-===//
+//
+// The prefill body of kvrt::device::pagedAttention (attention.cuh): many
+// query tokens per sequence, so attention is compute-bound and each block
+// shares every K/V tile it loads among 64 query rows.
+//
+// Launch (the runtime chooses it, see kvrt_attention_params.query_tile_rows):
+// grid (num_kv_heads, batch * ceil(num_tokens * G / 64)), 128 threads. Block
+// (h, b * tiles + q) takes rows [64 q, 64 q + 64) of sequence b's
+// num_tokens x G query rows of kv head h, ordered token-major (row R is
+// token R / G, query head h * G + R % G), so the group's heads share the
+// K/V tiles (GQA). Warp w owns rows 16 w .. 16 w + 15.
+//
+// FlashAttention-2 structure on mma.sync m16n8k16 with fp32 accumulation:
+// per tile of 64 keys, S = Q·Kᵀ (Q fragments in registers for the whole
+// block, K fragments by ldmatrix from shared memory), online softmax on the
+// accumulator rows, P reused in registers as the A operand of O += P·V (V
+// fragments by ldmatrix.trans). K and V tiles are gathered from the pages
+// by cp.async into XOR-swizzled shared memory (16-byte chunk c of row r at
+// c ^ (r % 8), so ldmatrix's eight rows hit eight bank groups); V's copy
+// overlaps S, and the next K tile's copy overlaps P·V. Keys past the row's
+// length are zero-filled and masked; causal rows mask keys after their
+// position.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_DEVICE_ATTENTION_PREFILL_CUH
+#define KVRT_DEVICE_ATTENTION_PREFILL_CUH
+
+#include "kvrt/device/attention_mma.cuh"
+#include "kvrt/device/element.cuh"
+#include "kvrt/device/paged.cuh"
+#include "kvrt/device/params.h"
+#include "kvrt/device/softmax.cuh"
+
+#include <cstdint>
+#include <type_traits>
+
+namespace kvrt::device {
+
+/// Query rows of one prefill block (4 warps x 16 rows).
+inline constexpr int kPrefillRows = 64;
+/// Keys per K/V tile (pagedPrefillMmaBody's default KeyTile).
+inline constexpr int kPrefillKeys = 64;
+
+/// Whether the prefill body exists for these template values (sm_80+ is
+/// checked separately). The runtime applies the same rule
+/// (runtime/lib/SplitK.cu) before it launches in prefill mode.
+template <typename T, int HeadDim, int GroupSize, int PageSize>
+inline constexpr bool kPrefillSupported =
+    (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) &&
+    (HeadDim == 64 || HeadDim == 128) &&
+    (GroupSize == 1 || GroupSize == 2 || GroupSize == 4 || GroupSize == 8);
+
+namespace prefill {
+
+__device__ __forceinline__ uint32_t sharedAddress(const void *pointer) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
+}
+
+/// Copies 16 bytes to shared memory asynchronously; zero-fills when not
+/// `valid` (then `source` is not read).
+__device__ __forceinline__ void copyAsync16(void *destination,
+                                            const void *source, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                   sharedAddress(destination)),
+               "l"(source), "r"(valid ? 16 : 0));
+#endif
+}
+
+__device__ __forceinline__ void commitCopies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+__device__ __forceinline__ void waitCopies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+/// 2^x by the hardware approximation (ex2.approx.ftz: 2^-inf = 0, relative
+/// error about 2^-22), one instruction instead of exp2f's range handling.
+__device__ __forceinline__ float fastExp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+/// ldmatrix .x4: four 8x8 b16 matrices whose rows lanes 8i..8i+7 address.
+__device__ __forceinline__ void loadMatrices(uint32_t (&r)[4],
+                                             const void *row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, "
+               "[%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(sharedAddress(row)));
+#endif
+}
+
+/// ldmatrix .x4 .trans: the same, each matrix transposed.
+__device__ __forceinline__ void loadMatricesTransposed(uint32_t (&r)[4],
+                                                       const void *row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, "
+               "%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(sharedAddress(row)));
+#endif
+}
+
+/// A K or V tile in shared memory: kPrefillKeys rows of HeadDim elements,
+/// 16-byte chunk c of row r stored at chunk c ^ (r % 8).
+template <typename T, int HeadDim, int Rows> struct SwizzledTile {
+  static constexpr int kChunks = HeadDim * int(sizeof(T)) / 16;
+  static_assert(kChunks % 8 == 0, "rows must be whole 8-chunk groups");
+  uint4 chunks[Rows][kChunks];
+
+  __device__ uint4 *chunk(int row, int c) {
+    return &chunks[row][c ^ (row % 8)];
+  }
+};
+
+template <typename T, int HeadDim, int KeyTile> struct PrefillShared {
+  SwizzledTile<T, HeadDim, KeyTile> key;
+  SwizzledTile<T, HeadDim, KeyTile> value;
+};
+
+/// Starts the copy of keys (`values` false) or values of the tile whose
+/// first key is `first` into `tile`; keys at or past `length` are zeros.
+/// Thread i copies chunk i % kChunks of rows i / kChunks + u * (128 /
+/// kChunks): consecutive threads read consecutive 16 bytes of a row.
+template <typename T, int HeadDim, int PageSize, int KeyTile>
+__device__ __forceinline__ void
+copyTile(const PagedRow &row, int first, int length, bool values,
+         SwizzledTile<T, HeadDim, KeyTile> &tile) {
+  using Layout = PageLayout<T, HeadDim, PageSize>;
+  using Tile = SwizzledTile<T, HeadDim, KeyTile>;
+  constexpr int kRowsPerPass = 128 / Tile::kChunks;
+  const int c = threadIdx.x % Tile::kChunks;
+  const int firstRow = threadIdx.x / Tile::kChunks;
+  const int64_t offset =
+      (values ? Layout::kValueOffset : 0) + 16 * c;
+#pragma unroll
+  for (int u = 0; u < KeyTile / kRowsPerPass; ++u) {
+    const int r = firstRow + u * kRowsPerPass;
+    const int key = first + r;
+    const bool valid = key < length;
+    const char *source = row.poolBase;
+    if (valid)
+      source = row.pageAddress(__ldg(row.pages + key / PageSize)) +
+               (key % PageSize) * Layout::kRowBytes + offset;
+    copyAsync16(tile.chunk(r, c), source, valid);
+  }
+}
+
+} // namespace prefill
+
+/// The prefill body; see the file comment. pagedAttention calls it after
+/// checking the launch (prefillLaunchMatches). `KeyTile` keys (32 or 64)
+/// per K/V tile.
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
+          int KeyTile = kPrefillKeys>
+__device__ void pagedPrefillMmaBody(const kvrt_attention_params &p) {
+  static_assert(kPrefillSupported<T, HeadDim, GroupSize, PageSize>,
+                "no prefill body for these template values");
+  using namespace prefill;
+  using mma::mma16816;
+  using mma::pack;
+  constexpr int kSteps = HeadDim / 16;      // k-steps of S = Q·Kᵀ
+  static_assert(KeyTile == 32 || KeyTile == 64, "KeyTile must be 32 or 64");
+  constexpr int kKeyTiles = KeyTile / 8;    // n-tiles of S
+  constexpr int kDimTiles = HeadDim / 8;    // n-tiles of O
+
+  __shared__ __align__(128) PrefillShared<T, HeadDim, KeyTile> shared;
+
+  const int kvHead = blockIdx.x;
+  const int rowsPerSequence = p.num_tokens * GroupSize;
+  const int tiles = (rowsPerSequence + kPrefillRows - 1) / kPrefillRows;
+  const int sequence = blockIdx.y / tiles;
+  const int tile = blockIdx.y % tiles;
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int r = lane / 4;
+  const int c = lane % 4;
+
+  const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
+  const int length = row.length;
+
+  // This lane's two query rows: warp rows r and r + 8.
+  int rowIndex[2], position[2];
+  bool rowValid[2];
+  const T *queryRow[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int R = tile * kPrefillRows + warp * 16 + r + 8 * half;
+    rowIndex[half] = R;
+    rowValid[half] = R < rowsPerSequence;
+    const int token = rowValid[half] ? R / GroupSize : 0;
+    const int head = kvHead * GroupSize + R % GroupSize;
+    // Query t of num_tokens is position length - num_tokens + t.
+    position[half] = length - p.num_tokens + token;
+    queryRow[half] = static_cast<const T *>(p.queries) +
+                     ((int64_t(sequence) * p.num_tokens + token) *
+                          p.num_q_heads +
+                      head) *
+                         int64_t(HeadDim);
+  }
+
+  // Q as A fragments of every k-step: a0a1 row r dims 2c..2c+1, a2a3 row
+  // r + 8, a4a5/a6a7 the same 8 dims further.
+  uint32_t query[kSteps][4];
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int half = i % 2;
+      const int dim = 16 * s + 2 * c + 8 * (i / 2);
+      query[s][i] =
+          rowValid[half]
+              ? *reinterpret_cast<const uint32_t *>(queryRow[half] + dim)
+              : 0u;
+    }
+  }
+
+  // The warp's first row has the smallest position; are all its rows real?
+  const int warpFirstRow = tile * kPrefillRows + warp * 16;
+  const bool warpRowsValid = warpFirstRow + 15 < rowsPerSequence;
+  const int warpPosition =
+      length - p.num_tokens + min(warpFirstRow, rowsPerSequence - 1) /
+                                  GroupSize;
+
+  // Keys the block's rows can see.
+  int lastRow = min(rowsPerSequence, (tile + 1) * kPrefillRows) - 1;
+  int keyEnd = length;
+  if (Causal)
+    keyEnd = min(length, length - p.num_tokens + lastRow / GroupSize + 1);
+  keyEnd = max(0, keyEnd);
+  const int numTiles = (keyEnd + KeyTile - 1) / KeyTile;
+  const float scaleLog2 = p.scale * kLog2e;
+
+  float acc[kDimTiles][4];
+#pragma unroll
+  for (int t = 0; t < kDimTiles; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      acc[t][i] = 0.0f;
+  float runningMax[2] = {-INFINITY, -INFINITY};
+  float runningSum[2] = {0.0f, 0.0f};
+
+  if (numTiles > 0) {
+    copyTile<T, HeadDim, PageSize, KeyTile>(row, 0, keyEnd, false,
+                                            shared.key);
+    commitCopies();
+  }
+#pragma unroll 1
+  for (int kt = 0; kt < numTiles; ++kt) {
+    const int first = kt * KeyTile;
+    waitCopies();
+    __syncthreads(); // K(kt) is in; every warp is done with V(kt - 1)
+    copyTile<T, HeadDim, PageSize, KeyTile>(row, first, keyEnd, true,
+                                            shared.value);
+    commitCopies();
+
+    // S = Q·Kᵀ for 16 rows x 64 keys.
+    float scores[kKeyTiles][4];
+#pragma unroll
+    for (int n = 0; n < kKeyTiles; ++n)
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        scores[n][i] = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+#pragma unroll
+      for (int n = 0; n < kKeyTiles; n += 2) {
+        // Matrices: keys 8n.. x dims 16s.., keys 8n.. x dims 16s+8..,
+        // then the same for keys 8(n+1)...
+        const int m = lane / 8;
+        const int key = (n + m / 2) * 8 + lane % 8;
+        uint32_t b[4];
+        loadMatrices(b, shared.key.chunk(key, 2 * s + m % 2));
+        mma16816<T>(scores[n], query[s], b[0], b[1]);
+        mma16816<T>(scores[n + 1], query[s], b[2], b[3]);
+      }
+    }
+
+    // Online softmax per row on the raw scores: the scale folds into the
+    // exponent (2^(s * scale·log2e - max)). Masking is needed only where a
+    // key may be invisible to one of the warp's rows: the causal diagonal,
+    // the row's end, padding rows of the last tile (warp-uniform test).
+    const bool needsMask = !warpRowsValid || first + KeyTile > keyEnd ||
+                           (Causal && first + KeyTile - 1 > warpPosition);
+    if (needsMask) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half)
+#pragma unroll
+        for (int n = 0; n < kKeyTiles; ++n)
+#pragma unroll
+          for (int j = 0; j < 2; ++j) {
+            const int key = first + 8 * n + 2 * c + j;
+            const bool visible = rowValid[half] && key < keyEnd &&
+                                 (!Causal || key <= position[half]);
+            if (!visible)
+              scores[n][2 * half + j] = -INFINITY;
+          }
+    }
+    float (&probs)[kKeyTiles][4] = scores;
+    float rescale[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float tileMax = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < kKeyTiles; ++n)
+        tileMax = fmaxf(tileMax, fmaxf(scores[n][2 * half],
+                                       scores[n][2 * half + 1]));
+      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 1));
+      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 2));
+      // Running maxima are in scaled log2 units; -inf while the row has
+      // seen no visible key (then every probability is 2^-inf = 0).
+      const float newMax = fmaxf(runningMax[half], tileMax * scaleLog2);
+      rescale[half] = fastExp2(runningMax[half] - newMax);
+      const float shift = newMax == -INFINITY ? 0.0f : newMax;
+      if (runningMax[half] == -INFINITY)
+        rescale[half] = 0.0f;
+      float sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < kKeyTiles; ++n)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const float prob =
+              fastExp2(fmaf(scores[n][2 * half + j], scaleLog2, -shift));
+          probs[n][2 * half + j] = prob;
+          sum += prob;
+        }
+      runningSum[half] = runningSum[half] * rescale[half] + sum;
+      runningMax[half] = newMax;
+    }
+#pragma unroll
+    for (int t = 0; t < kDimTiles; ++t) {
+      acc[t][0] *= rescale[0];
+      acc[t][1] *= rescale[0];
+      acc[t][2] *= rescale[1];
+      acc[t][3] *= rescale[1];
+    }
+
+    waitCopies();
+    __syncthreads(); // V(kt) is in; every warp is done with K(kt)
+    if (kt + 1 < numTiles) {
+      copyTile<T, HeadDim, PageSize, KeyTile>(row, first + KeyTile, keyEnd,
+                                              false, shared.key);
+      commitCopies();
+    }
+
+    // O += P·V: P's accumulator layout is the A operand's.
+#pragma unroll
+    for (int kk = 0; kk < KeyTile / 16; ++kk) {
+      const uint32_t a[4] = {pack<T>(probs[2 * kk][0], probs[2 * kk][1]),
+                             pack<T>(probs[2 * kk][2], probs[2 * kk][3]),
+                             pack<T>(probs[2 * kk + 1][0], probs[2 * kk + 1][1]),
+                             pack<T>(probs[2 * kk + 1][2], probs[2 * kk + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < HeadDim / 16; ++dp) {
+        // Matrices (transposed): keys 16kk.. x dims 16dp.., keys 16kk+8.. x
+        // dims 16dp.., keys 16kk.. x dims 16dp+8.., keys 16kk+8.. x
+        // dims 16dp+8...
+        const int m = lane / 8;
+        const int key = 16 * kk + (m % 2) * 8 + lane % 8;
+        uint32_t b[4];
+        loadMatricesTransposed(b, shared.value.chunk(key, 2 * dp + m / 2));
+        mma16816<T>(acc[2 * dp], a, b[0], b[1]);
+        mma16816<T>(acc[2 * dp + 1], a, b[2], b[3]);
+      }
+    }
+  }
+
+  // Each lane summed its own keys: add up the four lanes of each row.
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    runningSum[half] += __shfl_xor_sync(0xffffffffu, runningSum[half], 1);
+    runningSum[half] += __shfl_xor_sync(0xffffffffu, runningSum[half], 2);
+  }
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    if (!rowValid[half])
+      continue;
+    const float inverse = runningSum[half] > 0.0f ? 1.0f / runningSum[half]
+                                                  : 0.0f;
+    T *out = static_cast<T *>(p.out) +
+             (queryRow[half] - static_cast<const T *>(p.queries));
+#pragma unroll
+    for (int t = 0; t < kDimTiles; ++t) {
+      const uint32_t value = pack<T>(acc[t][2 * half] * inverse,
+                                     acc[t][2 * half + 1] * inverse);
+      *reinterpret_cast<uint32_t *>(out + 8 * t + 2 * c) = value;
+    }
+  }
+}
+
+} // namespace kvrt::device
+
+#endif // KVRT_DEVICE_ATTENTION_PREFILL_CUH
