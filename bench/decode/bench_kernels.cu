@@ -91,8 +91,9 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
 // Prefill chunks (16+ tokens with group 4): the full template, whose
 // prefill body the runtime launches for them.
 #define KVCC_BENCH_PREFILL(name, T, group)                                     \
-  __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
-      kvrt_attention_params p) {                                               \
+  __global__ __launch_bounds__(kvrt::device::kAttentionThreads,                \
+                               kvrt::device::kPrefillMinBlocks) void           \
+  name(kvrt_attention_params p) {                                              \
     kvrt::device::pagedAttention<T, 128, group, 16, true>(p);                  \
   }
 KVCC_BENCH_PREFILL(kvcc_prefill_f16_g4, __half, 4)
@@ -101,21 +102,21 @@ KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g8, __nv_bfloat16, 8)
 #undef KVCC_BENCH_PREFILL
 
 // Prefill variants (bf16, group 4), not what kvcc emits: 32-key tiles, and
-// the default body compiled for three blocks per SM (at most 168
-// registers).
+// the body compiled without a minimum of blocks per SM (about 207
+// registers, two blocks).
 __global__ __launch_bounds__(128) void kvcc_prefill_keys32(
     kvrt_attention_params p) {
   if (kvrt::device::prefillLaunchMatches<128, 4, 16, true>(p))
     kvrt::device::pagedPrefillMmaBody<__nv_bfloat16, 128, 4, 16, true, 32>(p);
 }
-__global__ __launch_bounds__(128, 3) void kvcc_prefill_3blocks(
+__global__ __launch_bounds__(128) void kvcc_prefill_2blocks(
     kvrt_attention_params p) {
   if (kvrt::device::prefillLaunchMatches<128, 4, 16, true>(p))
     kvrt::device::pagedPrefillMmaBody<__nv_bfloat16, 128, 4, 16, true>(p);
 }
 
 namespace {
-/// 0: the kernels kvcc emits; 1: 32-key tiles; 2: three blocks per SM.
+/// 0: the kernels kvcc emits; 1: 32-key tiles; 2: two blocks per SM.
 int prefillVariant = 0;
 } // namespace
 
@@ -130,7 +131,7 @@ extern "C" const void *kvcc_bench_prefill_kernel(int dtype, int group) {
   if (dtype == KVRT_DTYPE_BF16 && group == 4 && prefillVariant == 1)
     return reinterpret_cast<const void *>(&kvcc_prefill_keys32);
   if (dtype == KVRT_DTYPE_BF16 && group == 4 && prefillVariant == 2)
-    return reinterpret_cast<const void *>(&kvcc_prefill_3blocks);
+    return reinterpret_cast<const void *>(&kvcc_prefill_2blocks);
   if (dtype == KVRT_DTYPE_F16 && group == 4)
     return reinterpret_cast<const void *>(&kvcc_prefill_f16_g4);
   if (dtype == KVRT_DTYPE_BF16 && group == 4)

@@ -37,6 +37,9 @@ constexpr int64_t kPrefillRows = 64;
 /// Block size the device template is written for.
 constexpr llvm::StringLiteral kAttentionThreads =
     "kvrt::device::kAttentionThreads";
+/// Blocks per SM kernels with the prefill body are compiled for.
+constexpr llvm::StringLiteral kPrefillMinBlocks =
+    "kvrt::device::kPrefillMinBlocks";
 
 /// Builds the EmitC form of one entry point.
 class EntryLowering {
@@ -126,8 +129,13 @@ emitc::FuncOp EntryLowering::getOrBuildAttentionKernel(kv::AttentionOp op) {
   Type paramsType = emitc::OpaqueType::get(ctx, "kvrt_attention_params");
   kernel = emitc::FuncOp::create(builder, op.getLoc(), name,
                                  builder.getFunctionType({paramsType}, {}));
-  kernel.setSpecifiersAttr(builder.getStrArrayAttr(
-      {"__global__", ("__launch_bounds__(" + kAttentionThreads + ")").str()}));
+  // Kernels with the prefill body ask for kvrt's prefill occupancy.
+  std::string bounds =
+      decodeOnly ? ("__launch_bounds__(" + kAttentionThreads + ")").str()
+                 : ("__launch_bounds__(" + kAttentionThreads + ", " +
+                    kPrefillMinBlocks + ")")
+                       .str();
+  kernel.setSpecifiersAttr(builder.getStrArrayAttr({"__global__", bounds}));
   Block *body = kernel.addEntryBlock();
   OpBuilder::InsertionGuard guard(builder);
   builder.setInsertionPointToStart(body);
