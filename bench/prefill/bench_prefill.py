@@ -104,6 +104,18 @@ def main():
                         failures.append(f"kvcc {dname} B={B} S={S}: error {err}")
                     row["kvcc_ms"] = time_ms(fn, reps=9, calls=3)
                     row["kvcc_TFLOPs"] = flops / row["kvcc_ms"] / 1e9
+                    if S <= 1024:
+                        # The per-token layout (decode body, one block per
+                        # query token) that prefill chunks took before.
+                        os.environ["KVRT_PREFILL_LAYOUT"] = "0"
+                        out.fill_(float("nan"))
+                        fn()
+                        torch.cuda.synchronize()
+                        row["kvcc_per_token_err"] = rel_error(
+                            out.transpose(1, 2), ref)
+                        ms = time_ms(fn, reps=3, calls=1, warm=1)
+                        row["kvcc_per_token_TFLOPs"] = flops / ms / 1e9
+                        del os.environ["KVRT_PREFILL_LAYOUT"]
                     if args.variants and dname == "bf16" and group == 4:
                         for variant, vname in [(1, "keys32"), (2, "2blocks")]:
                             kvrt.bench.kvcc_bench_set_prefill_variant(variant)

@@ -27,11 +27,15 @@ def KVLowerToEmitC : Pass<"kv-lower-to-emitc", "::mlir::ModuleOp"> {
 
     With `target=cpu`, attention calls kvrt's reference CPU kernel. With
     `target=cuda`, each distinct `kv.attention` configuration gets one
-    `__global__` wrapper that instantiates `kvrt::device::pagedAttention`
-    from `kvrt/device/attention.cuh` with the element type, head dim, GQA
-    group size, page size and causality baked in as template arguments
-    (attentions with the same constants share it); the entry point launches
-    it through `kvrt_attention_launch`.
+    `__global__` wrapper that instantiates a template of
+    `kvrt/device/attention.cuh` with the element type, head dim, GQA group
+    size, page size and causality baked in as template arguments
+    (attentions with the same constants share it): `pagedDecode`
+    (`kvcc_decode_*`) when the op has fewer than 64 query rows (tokens x
+    group), else `pagedAttention` (`kvcc_attention_*`, which includes the
+    prefill body the runtime uses for such chunks, compiled for
+    `kvrt::device::kPrefillMinBlocks` blocks per SM). The entry point
+    launches it through `kvrt_attention_launch`.
 
     Functions that are private or declarations are left alone. Anything in
     a public function's body that is not a kv op over the function's
