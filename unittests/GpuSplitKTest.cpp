@@ -17,6 +17,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdlib>
 
 using namespace kvrt::test;
@@ -101,9 +102,11 @@ TEST(PrefillLayoutTest, ManyQueryRowsOfTensorCoreShapes) {
 
 /// Appends random K/V for `lengths` sequences to a CUDA cache and a host
 /// cache, then compares kvrt_attention_launch (with `splits` forced, or the
-/// planner's choice for 0) with kvrt_attention_host.
+/// planner's choice for 0) with kvrt_attention_host. With `scored`, the
+/// _scored variants of both, and their per-key scores too.
 void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
-                      int numTokens, int splits, unsigned seed) {
+                      int numTokens, int splits, unsigned seed,
+                      bool scored = false) {
   const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
   const int numQHeads = numKvHeads * kernel.groupSize;
   const int batch = static_cast<int>(lengths.size());
@@ -157,11 +160,23 @@ void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
   const float scale = 1.0f / std::sqrt(float(kernel.headDim));
   Tensor expected(kernel.dtype, queryElements);
   expected.poison();
-  ASSERT_EQ(kvrt_attention_host(hostCache, batch, ids.data(), numTokens,
-                                numQHeads, queries.data(), expected.data(),
-                                scale, kernel.causal),
-            KVRT_OK)
-      << kvrt_last_error();
+  // Per-key scores [batch, kv heads, maxLength], accumulated into.
+  const int64_t scoreElements = int64_t(batch) * numKvHeads * maxLength;
+  std::vector<float> expectedScores(scoreElements, 0.0f);
+  if (scored)
+    ASSERT_EQ(kvrt_attention_host_scored(
+                  hostCache, batch, ids.data(), numTokens, numQHeads,
+                  queries.data(), expected.data(), scale, kernel.causal,
+                  expectedScores.data(), maxLength),
+              KVRT_OK)
+        << kvrt_last_error();
+  else
+    ASSERT_EQ(kvrt_attention_host(hostCache, batch, ids.data(), numTokens,
+                                  numQHeads, queries.data(), expected.data(),
+                                  scale, kernel.causal),
+              KVRT_OK)
+        << kvrt_last_error();
+  DeviceMemory deviceScores(scoreElements * sizeof(float));
 
   DeviceMemory deviceQueries(queries.bytes.size()),
       deviceOut(queries.bytes.size());
@@ -174,14 +189,48 @@ void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
     ASSERT_EQ(cudaMemset(deviceOut.pointer, 0xff, queries.bytes.size()),
               cudaSuccess);
     ForcedSplits forced(splits > 0 ? splits + attempt : 0);
-    ASSERT_EQ(kvrt_attention_launch(deviceCache, batch, ids.data(), numTokens,
-                                    numQHeads, deviceQueries.pointer,
-                                    deviceOut.pointer, scale, kernel.causal,
-                                    kernel.function, attentionThreads(),
-                                    nullptr),
-              KVRT_OK)
-        << kvrt_last_error();
+    if (scored) {
+      ASSERT_EQ(cudaMemset(deviceScores.pointer, 0,
+                           scoreElements * sizeof(float)),
+                cudaSuccess);
+      ASSERT_EQ(kvrt_attention_launch_scored(
+                    deviceCache, batch, ids.data(), numTokens, numQHeads,
+                    deviceQueries.pointer, deviceOut.pointer, scale,
+                    kernel.causal, kernel.function, attentionThreads(),
+                    static_cast<float *>(deviceScores.pointer), maxLength,
+                    nullptr),
+                KVRT_OK)
+          << kvrt_last_error();
+    } else {
+      ASSERT_EQ(kvrt_attention_launch(deviceCache, batch, ids.data(),
+                                      numTokens, numQHeads,
+                                      deviceQueries.pointer, deviceOut.pointer,
+                                      scale, kernel.causal, kernel.function,
+                                      attentionThreads(), nullptr),
+                KVRT_OK)
+          << kvrt_last_error();
+    }
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    if (scored) {
+      std::vector<float> actualScores(scoreElements);
+      ASSERT_EQ(cudaMemcpy(actualScores.data(), deviceScores.pointer,
+                           scoreElements * sizeof(float),
+                           cudaMemcpyDeviceToHost),
+                cudaSuccess);
+      double diff = 0.0, norm = 0.0, total = 0.0;
+      for (int64_t i = 0; i < scoreElements; ++i) {
+        diff += std::pow(double(actualScores[i]) - expectedScores[i], 2);
+        norm += std::pow(double(expectedScores[i]), 2);
+        total += actualScores[i];
+      }
+      // Each query row's probabilities sum to 1 (every row here sees a key).
+      EXPECT_NEAR(total, double(batch) * numTokens * numQHeads,
+                  1e-3 * batch * numTokens * numQHeads)
+          << kernel.name;
+      EXPECT_LT(std::sqrt(diff / norm), 1e-3)
+          << kernel.name << " key scores, splits " << splits << " attempt "
+          << attempt;
+    }
     Tensor actual(kernel.dtype, queryElements);
     ASSERT_EQ(cudaMemcpy(actual.data(), deviceOut.pointer, actual.bytes.size(),
                          cudaMemcpyDeviceToHost),
@@ -211,6 +260,21 @@ TEST(GpuSplitKTest, ForcedSplitsEveryElementType) {
         "f32_d64_g1_p16_causal", "f32_d256_g8_p64_full",
         "f16_d256_g8_p64_causal", "bf16_d128_g4_p64_full"})
     checkAgainstHost(kernelNamed(name), {1500, 33, 900}, 1, 7, 4);
+}
+
+TEST(GpuSplitKTest, KeyScoresMatchHost) {
+  SKIP_WITHOUT_GPU();
+  // Tensor-core and CUDA-core bodies, with and without splits, decode steps
+  // and causal chunks (a 70-token chunk keeps the one-token layout).
+  for (const char *name : {"f16_d128_g4_p16_causal", "bf16_d64_g8_p16_full",
+                           "f32_d64_g1_p16_causal",
+                           "simt_f16_d128_g4_p16_causal"})
+    for (int tokens : {1, 5})
+      for (int splits : {0, 7})
+        checkAgainstHost(kernelNamed(name), {1500, 33, 900}, tokens, splits,
+                         9, /*scored=*/true);
+  checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {300, 700}, 70, 0,
+                   10, /*scored=*/true);
 }
 
 TEST(GpuSplitKTest, PrefillChunkWithEmptySplits) {

@@ -209,6 +209,40 @@ TEST_F(HostAttentionExactTest, AdditiveMaskWeightsKeys) {
     EXPECT_EQ(out.at(d), 0.0f);
 }
 
+TEST_F(HostAttentionExactTest, KeyScoresAccumulateProbabilities) {
+  // Keys are zero: causal query t (all 6 tokens are queries) gives each of
+  // keys 0..t probability 1 / (t + 1); key j collects sum_{t >= j} 1/(t+1).
+  std::mt19937 rng(4);
+  Tensor queries = randomTensor(KVRT_DTYPE_F32, length * 16, rng);
+  Tensor out(KVRT_DTYPE_F32, length * 16);
+  std::vector<float> scores(8, 0.0f);
+  for (int call = 1; call <= 2; ++call) {
+    ASSERT_EQ(kvrt_attention_host_scored(cache, 1, &id, length, 1,
+                                         queries.data(), out.data(), 0.5f, 1,
+                                         scores.data(), 8),
+              KVRT_OK)
+        << kvrt_last_error();
+    for (int j = 0; j < length; ++j) {
+      float want = 0.0f;
+      for (int t = j; t < length; ++t)
+        want += 1.0f / float(t + 1);
+      EXPECT_NEAR(scores[j], call * want, 1e-5f) << j; // accumulated
+    }
+    EXPECT_EQ(scores[6], 0.0f);
+    EXPECT_EQ(scores[7], 0.0f);
+  }
+  EXPECT_KVRT_ERROR(kvrt_attention_host_scored(cache, 1, &id, 1, 1,
+                                               queries.data(), out.data(), 1,
+                                               0, scores.data(), 5),
+                    KVRT_ERROR_INVALID_ARGUMENT,
+                    "key_scores_stride 5 is below the longest sequence of "
+                    "the batch (6 tokens)");
+  EXPECT_KVRT_ERROR(kvrt_attention_host_scored(cache, 1, &id, 1, 1,
+                                               queries.data(), out.data(), 1,
+                                               0, nullptr, 8),
+                    KVRT_ERROR_INVALID_ARGUMENT, "key_scores is null");
+}
+
 TEST_F(HostAttentionExactTest, MaskMustCoverTheSequence) {
   Tensor queries(KVRT_DTYPE_F32, 16), out(KVRT_DTYPE_F32, 16);
   std::vector<float> mask(length + 1, 0.0f);

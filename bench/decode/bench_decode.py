@@ -66,6 +66,9 @@ class Kvrt:
         lib.kvrt_attention_launch.argtypes = [
             vp, i32, ctypes.POINTER(i32), i32, i32, vp, vp, ctypes.c_float, i32,
             vp, i32, vp]
+        lib.kvrt_attention_launch_scored.argtypes = [
+            vp, i32, ctypes.POINTER(i32), i32, i32, vp, vp, ctypes.c_float, i32,
+            vp, i32, vp, i64, vp]
         self.bench.kvcc_bench_kernel.restype = vp
         self.bench.kvcc_bench_kernel.argtypes = [ctypes.c_int, ctypes.c_int]
         self.bench.kvcc_bench_set_variant.argtypes = [ctypes.c_int]
@@ -126,6 +129,16 @@ class PagedCache:
             out.data_ptr(), scale, 0, kernel, kvrt.threads,
             torch.cuda.current_stream().cuda_stream)
         kvrt.check(status, "kvrt_attention_launch")
+
+    def attention_scored(self, q, out, group, page, scale, scores, stride):
+        """attention() with the per-key score hook (H2O's statistic)."""
+        kvrt = self.kvrt
+        kernel = kvrt.bench.kvcc_bench_kernel(group, page)
+        status = kvrt.lib.kvrt_attention_launch_scored(
+            self.cache, self.batch, self.ids, 1, q.shape[2], q.data_ptr(),
+            out.data_ptr(), scale, 0, kernel, kvrt.threads, scores.data_ptr(),
+            stride, torch.cuda.current_stream().cuda_stream)
+        kvrt.check(status, "kvrt_attention_launch_scored")
 
     def close(self):
         self.kvrt.lib.kvrt_pool_destroy(self.pool)
@@ -289,6 +302,23 @@ def main():
                     failures.append(f"{key} hq={hq} B={B} S={S}: error {err}")
                 row[f"{key}_ms"] = time_ms(fn)
                 row[f"{key}_host_ms"] = host_ms(fn)
+                if page == 16:
+                    # The per-key score hook (H2O): same call with it on.
+                    scores = torch.zeros(B, hkv, S, device="cuda",
+                                         dtype=torch.float32)
+                    out.fill_(float("nan"))
+                    sfn = lambda: cache.attention_scored(qk, out, group, page,
+                                                         scale, scores, S)
+                    sfn()
+                    torch.cuda.synchronize()
+                    # Every query row's probabilities sum to 1.
+                    total = scores.sum().item()
+                    row["scored_total_err"] = abs(total - B * hq) / (B * hq)
+                    if not (rel_error(out.transpose(1, 2), ref) < ERROR_BOUND
+                            and row["scored_total_err"] < 1e-3):
+                        failures.append(f"scored hq={hq} B={B} S={S}")
+                    row["kvcc_api_p16_scored_ms"] = time_ms(sfn)
+                    del scores
                 cache.close()
                 # The kernel with resident tables: the headline numbers.
                 cache = ResidentPages(kvrt, k, v, page)
@@ -376,12 +406,14 @@ def write_markdown(result, path):
              "kvcc p16/p64: the kernel (split-K + merge) over resident device "
              "page tables; kvcc API p16: the same through "
              "kvrt_attention_launch, which also assembles the batch's device "
-             "tables from the incrementally maintained per-head tables.", "",
+             "tables from the incrementally maintained per-head tables; "
+             "+scores: the same with the per-key score hook on "
+             "(kvrt_attention_launch_scored, H2O's statistic).", "",
              "| Hq/Hkv | B | S | kvcc p16 ms | kvcc p64 ms | kvcc API p16 ms "
-             "| cuDNN ms | flash ms "
+             "| API p16 +scores ms | cuDNN ms | flash ms "
              "| kvcc p16 GB/s (%) | cuDNN GB/s | vs cuDNN p16 | vs cuDNN p64 "
              "| vs flash p16 | err p16 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ratios = {16: [], 64: []}
     for r in result["rows"]:
         s = r.get("speedup_vs_cudnn", {})
@@ -393,6 +425,7 @@ def write_markdown(result, path):
             f"| {r['hq']}/{r['hkv']} | {r['B']} | {r['S']} "
             f"| {r['kvcc_p16_ms']:.4f} | {r['kvcc_p64_ms']:.4f} "
             f"| {r.get('kvcc_api_p16_ms', float('nan')):.4f} "
+            f"| {r.get('kvcc_api_p16_scored_ms', float('nan')):.4f} "
             f"| {r.get('cudnn_ms', float('nan')):.4f} "
             f"| {r.get('flash_ms', float('nan')):.4f} "
             f"| {g:.0f} ({100 * g / copy:.0f}%) "

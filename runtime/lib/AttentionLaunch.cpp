@@ -24,13 +24,17 @@ namespace {
 constexpr int64_t kMaxGridY = 65535;
 } // namespace
 
-extern "C" kvrt_status
-kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
-                      const int32_t *seq_ids, int32_t num_tokens,
-                      int32_t num_q_heads, const void *queries, void *out,
-                      float scale, int32_t causal, const void *kernel,
-                      int32_t threads, void *stream) {
-  const char *fn = "kvrt_attention_launch";
+namespace {
+
+/// kvrt_attention_launch and kvrt_attention_launch_scored; `keyScores`
+/// may be null.
+kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
+                            int32_t batch, const int32_t *seq_ids,
+                            int32_t num_tokens, int32_t num_q_heads,
+                            const void *queries, void *out, float scale,
+                            int32_t causal, const void *kernel,
+                            int32_t threads, float *keyScores,
+                            int64_t keyScoresStride, void *stream) {
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
     if (!kvrt::cuda::isBuiltWithCuda())
       return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
@@ -58,6 +62,19 @@ kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
                         fn, batch, num_tokens,
                         static_cast<long long>(kMaxGridY));
 
+    if (keyScores) {
+      // Head lengths never exceed their sequence's.
+      int64_t longest = 0;
+      for (int64_t length : lengths)
+        longest = std::max(longest, length);
+      if (keyScoresStride < longest)
+        return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                          "%s: key_scores_stride %lld is below the longest "
+                          "sequence of the batch (%lld tokens)",
+                          fn, static_cast<long long>(keyScoresStride),
+                          static_cast<long long>(longest));
+    }
+
     // Step 1, device tables: kept on the device and brought up to date for
     // this batch (DeviceTables.h); valid while `tables` lives.
     const int64_t numKvHeads = cache->desc.num_kv_heads;
@@ -82,6 +99,8 @@ kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
     params.page_size = cache->desc.page_size;
     params.scale = scale;
     params.causal = causal ? 1 : 0;
+    params.key_scores = keyScores;
+    params.key_scores_stride = keyScores ? keyScoresStride : 0;
 
     // Step 2, launch. Splits are sized for the longest sequence; the kernel
     // covers any longer row whole in its last split.
@@ -93,4 +112,31 @@ kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
         stream, fn));
     return cache->scratch.markInUse(stream, fn);
   });
+}
+
+} // namespace
+
+extern "C" kvrt_status
+kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
+                      const int32_t *seq_ids, int32_t num_tokens,
+                      int32_t num_q_heads, const void *queries, void *out,
+                      float scale, int32_t causal, const void *kernel,
+                      int32_t threads, void *stream) {
+  return launchAttention("kvrt_attention_launch", cache, batch, seq_ids,
+                         num_tokens, num_q_heads, queries, out, scale, causal,
+                         kernel, threads, nullptr, 0, stream);
+}
+
+extern "C" kvrt_status kvrt_attention_launch_scored(
+    const kvrt_cache *cache, int32_t batch, const int32_t *seq_ids,
+    int32_t num_tokens, int32_t num_q_heads, const void *queries, void *out,
+    float scale, int32_t causal, const void *kernel, int32_t threads,
+    float *key_scores, int64_t key_scores_stride, void *stream) {
+  const char *fn = "kvrt_attention_launch_scored";
+  if (!key_scores)
+    return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT, "%s: key_scores is null",
+                      fn);
+  return launchAttention(fn, cache, batch, seq_ids, num_tokens, num_q_heads,
+                         queries, out, scale, causal, kernel, threads,
+                         key_scores, key_scores_stride, stream);
 }

@@ -50,7 +50,7 @@ void attendOne(const float *q, const std::vector<float> &keys,
                const std::vector<float> &values, int64_t numKeys, int64_t dim,
                float scale, const float *mask, kvrt_dtype dtype, void *out,
                int64_t outIndex, std::vector<float> &scores,
-               std::vector<float> &accumulator) {
+               std::vector<float> &accumulator, float *keyScores) {
   scores.resize(static_cast<size_t>(numKeys));
   float maxScore = -INFINITY;
   for (int64_t k = 0; k < numKeys; ++k) {
@@ -73,6 +73,10 @@ void attendOne(const float *q, const std::vector<float> &keys,
   float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
   for (int64_t d = 0; d < dim; ++d)
     kvrt::storeFromFloat(out, dtype, outIndex + d, accumulator[d] * inverse);
+  if (keyScores)
+    for (int64_t k = 0; k < numKeys; ++k)
+      if (scores[k] != -INFINITY)
+        keyScores[k] += std::exp(scores[k] - maxScore) * inverse;
 }
 
 } // namespace
@@ -85,7 +89,8 @@ kvrt_status attentionHost(const char *fn, const kvrt_cache *cache,
                           int32_t num_tokens, int32_t num_q_heads,
                           const void *queries, void *out, float scale,
                           int32_t causal, const float *mask,
-                          int32_t mask_keys) {
+                          int32_t mask_keys, float *keyScores = nullptr,
+                          int64_t keyScoresStride = 0) {
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
     std::vector<int64_t> lengths;
     KVRT_RETURN_IF_ERROR(kvrt::validateAttention(cache, batch, seq_ids,
@@ -109,6 +114,14 @@ kvrt_status attentionHost(const char *fn, const kvrt_cache *cache,
     const int64_t dim = desc.head_dim;
     const int64_t numKvHeads = desc.num_kv_heads;
     const int64_t group = num_q_heads / numKvHeads;
+    if (keyScores)
+      for (int64_t length : lengths)
+        if (length > keyScoresStride)
+          return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                            "%s: key_scores_stride %lld is below the longest "
+                            "sequence of the batch (%lld tokens)",
+                            fn, static_cast<long long>(keyScoresStride),
+                            static_cast<long long>(length));
     if (mask) {
       // The mask covers exactly mask_keys slots of every head.
       for (int64_t b = 0; b < batch; ++b) {
@@ -148,8 +161,12 @@ kvrt_status attentionHost(const char *fn, const kvrt_cache *cache,
             int64_t rowIndex = ((b * num_tokens + t) * num_q_heads + qh) * dim;
             for (int64_t d = 0; d < dim; ++d)
               query[d] = kvrt::loadAsFloat(queries, desc.dtype, rowIndex + d);
+            float *rowScores =
+                keyScores ? keyScores + (b * numKvHeads + h) * keyScoresStride
+                          : nullptr;
             attendOne(query.data(), keys, values, numKeys, dim, scale, maskRow,
-                      desc.dtype, out, rowIndex, scores, accumulator);
+                      desc.dtype, out, rowIndex, scores, accumulator,
+                      rowScores);
           }
         }
       }
@@ -184,4 +201,18 @@ extern "C" kvrt_status kvrt_attention_host_masked(
                       fn, mask_keys, num_tokens);
   return attentionHost(fn, cache, batch, seq_ids, num_tokens, num_q_heads,
                        queries, out, scale, causal, mask, mask_keys);
+}
+
+extern "C" kvrt_status kvrt_attention_host_scored(
+    const kvrt_cache *cache, int32_t batch, const int32_t *seq_ids,
+    int32_t num_tokens, int32_t num_q_heads, const void *queries, void *out,
+    float scale, int32_t causal, float *key_scores,
+    int64_t key_scores_stride) {
+  const char *fn = "kvrt_attention_host_scored";
+  if (!key_scores)
+    return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT, "%s: key_scores is null",
+                      fn);
+  return attentionHost(fn, cache, batch, seq_ids, num_tokens, num_q_heads,
+                       queries, out, scale, causal, nullptr, 0, key_scores,
+                       key_scores_stride);
 }

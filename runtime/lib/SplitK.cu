@@ -82,7 +82,7 @@ __device__ float blockReduce(float value, float *scratch, Op op) {
 template <typename T>
 __global__ void __launch_bounds__(kMergeThreads)
     mergeSplits(const float *partialOut, const float *partialLse, T *out,
-                int numSplits, int headDim) {
+                int numSplits, int headDim, float *rowLse) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Launched as a programmatic dependent of the attention kernel (see
   // queueMerge): wait until its partial states are complete and visible.
@@ -106,6 +106,9 @@ __global__ void __launch_bounds__(kMergeThreads)
   }
   const float total = blockReduce(localTotal, scratch,
                                   [](float a, float b) { return a + b; });
+  // The key-score hook's log2-sum-exp of the row (null when off).
+  if (rowLse && threadIdx.x == 0)
+    rowLse[head] = total > 0.0f ? maxLse + log2f(total) : -INFINITY;
   const float *partial = partialOut + head * numSplits * headDim;
   T *result = out + head * headDim;
 
@@ -151,6 +154,42 @@ __global__ void __launch_bounds__(kMergeThreads)
   result[4 * vec + 1] = kvrt::device::fromFloat<T>(sum.y * scale);
   result[4 * vec + 2] = kvrt::device::fromFloat<T>(sum.z * scale);
   result[4 * vec + 3] = kvrt::device::fromFloat<T>(sum.w * scale);
+}
+
+/// Threads of a key-score accumulation block; each takes one slot.
+constexpr int kKeyScoreThreads = 256;
+
+/// The key-score hook's second pass: adds, for every slot of row (b, kv
+/// head h) = blockIdx.x, the probability its key got from each query token
+/// t and head g of the group, 2^(score - lse), over the keys each query saw
+/// (the kernels' causal rule). Grid (batch * num_kv_heads, slots / 256).
+__global__ void __launch_bounds__(kKeyScoreThreads)
+    accumulateKeyScores(kvrt_attention_params p) {
+  const int row = blockIdx.x;
+  const int slot = blockIdx.y * kKeyScoreThreads + threadIdx.x;
+  const int length = p.kv_lens[row];
+  if (slot >= length)
+    return;
+  const int sequence = row / p.num_kv_heads;
+  const int kvHead = row % p.num_kv_heads;
+  const int group = p.num_q_heads / p.num_kv_heads;
+  float sum = 0.0f;
+  for (int t = 0; t < p.num_tokens; ++t) {
+    int visible = p.causal ? length - p.num_tokens + t + 1 : length;
+    if (slot >= visible)
+      continue;
+    const int64_t first =
+        (int64_t(sequence) * p.num_tokens + t) * p.num_q_heads +
+        int64_t(kvHead) * group;
+    for (int g = 0; g < group; ++g) {
+      const float lse = p.row_lse[first + g];
+      if (lse != -INFINITY)
+        sum += exp2f(p.score_scratch[(first + g) * p.key_scores_stride +
+                                     slot] -
+                     lse);
+    }
+  }
+  p.key_scores[int64_t(row) * p.key_scores_stride + slot] += sum;
 }
 
 /// Multiprocessors of `device`, asked once per device.
@@ -323,7 +362,7 @@ cudaError_t queueMerge(const kvrt_attention_params &p, int64_t heads,
   }
   return cudaLaunchKernelEx(&config, mergeSplits<T>, p.partial_out,
                             p.partial_lse, static_cast<T *>(p.out),
-                            int(p.num_splits), int(p.head_dim));
+                            int(p.num_splits), int(p.head_dim), p.row_lse);
 }
 
 } // namespace
@@ -360,7 +399,7 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   params.query_tile_rows = 0;
   int major = 0;
   KVRT_RETURN_IF_ERROR(computeMajor(device, &major, function));
-  if (usePrefillLayout(params, dtype, major, threads)) {
+  if (!params.key_scores && usePrefillLayout(params, dtype, major, threads)) {
     // Many query rows: blocks of 64 (token, group head) rows that share
     // each K/V tile (attention_prefill.cuh); no split.
     const int group = params.num_q_heads / params.num_kv_heads;
@@ -409,7 +448,8 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
 
   const dim3 grid(unsigned(params.num_kv_heads), unsigned(rows),
                   unsigned(std::max(1, plan.numSplits)));
-  if (plan.numSplits <= 1) {
+  const bool scored = params.key_scores != nullptr;
+  if (plan.numSplits <= 1 && !scored) {
     kvrt_attention_params copy = params;
     void *args[] = {&copy};
     cudaError_t error =
@@ -419,15 +459,28 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     return error == cudaSuccess ? KVRT_OK : launchError(error, function);
   }
 
+  // Workspace: split partials [slots x (head_dim + 1)], then for the
+  // key-score hook each query row's lse and its scores [heads x stride].
   const int64_t heads = rows * params.num_q_heads;
-  const int64_t slots = heads * plan.numSplits;
-  const size_t bytes = size_t(slots) * (size_t(params.head_dim) + 1) *
-                       sizeof(float);
+  const int64_t slots = plan.numSplits > 1 ? heads * plan.numSplits : 0;
+  const int64_t scoreFloats =
+      scored ? heads + heads * params.key_scores_stride : 0;
+  const size_t bytes =
+      (size_t(slots) * (size_t(params.head_dim) + 1) + size_t(scoreFloats)) *
+      sizeof(float);
   Workspace &workspace = workspaceOf(device);
   std::lock_guard<std::mutex> lock(workspace.mutex);
   KVRT_RETURN_IF_ERROR(workspace.acquire(bytes, cudaStream, function));
-  params.partial_out = static_cast<float *>(workspace.buffer);
-  params.partial_lse = params.partial_out + slots * params.head_dim;
+  float *next = static_cast<float *>(workspace.buffer);
+  if (slots) {
+    params.partial_out = next;
+    params.partial_lse = params.partial_out + slots * params.head_dim;
+    next = params.partial_lse + slots;
+  }
+  if (scored) {
+    params.row_lse = next;
+    params.score_scratch = next + heads;
+  }
 
   kvrt_attention_params copy = params;
   void *args[] = {&copy};
@@ -437,18 +490,33 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     error = cudaGetLastError();
   if (error != cudaSuccess)
     return launchError(error, function);
-  const bool dependent = major >= 9;
-  switch (dtype) {
-  case KVRT_DTYPE_F16:
-    error = queueMerge<__half>(params, heads, dependent, cudaStream);
-    break;
-  case KVRT_DTYPE_BF16:
-    error = queueMerge<__nv_bfloat16>(params, heads, dependent, cudaStream);
-    break;
-  case KVRT_DTYPE_F32:
-    error = queueMerge<float>(params, heads, dependent, cudaStream);
-    break;
+  if (slots) {
+    const bool dependent = major >= 9;
+    switch (dtype) {
+    case KVRT_DTYPE_F16:
+      error = queueMerge<__half>(params, heads, dependent, cudaStream);
+      break;
+    case KVRT_DTYPE_BF16:
+      error = queueMerge<__nv_bfloat16>(params, heads, dependent, cudaStream);
+      break;
+    case KVRT_DTYPE_F32:
+      error = queueMerge<float>(params, heads, dependent, cudaStream);
+      break;
+    }
+    KVRT_RETURN_IF_ERROR(checkCuda(error, function, "mergeSplits launch"));
   }
-  KVRT_RETURN_IF_ERROR(checkCuda(error, function, "mergeSplits launch"));
+  if (scored) {
+    // Every row's slots lie below the stride (checked by the caller).
+    const int64_t stride = params.key_scores_stride;
+    const dim3 scoreGrid(
+        unsigned(int64_t(params.batch) * params.num_kv_heads),
+        unsigned((stride + kKeyScoreThreads - 1) / kKeyScoreThreads));
+    if (stride > 0) {
+      accumulateKeyScores<<<scoreGrid, kKeyScoreThreads, 0, cudaStream>>>(
+          params);
+      KVRT_RETURN_IF_ERROR(checkCuda(cudaGetLastError(), function,
+                                     "accumulateKeyScores launch"));
+    }
+  }
   return workspace.release(cudaStream, function);
 }

@@ -378,6 +378,21 @@ kvrt_status kvrt_attention_host_masked(const kvrt_cache *cache, int32_t batch,
                                        float scale, int32_t causal,
                                        const float *mask, int32_t mask_keys);
 
+/** kvrt_attention_host that also accumulates per-key attention scores, the
+ *  statistic H2O evicts by: for every slot j of kv head h of sequence b it
+ *  adds, to key_scores[(b * num_kv_heads + h) * key_scores_stride + j], the
+ *  softmax probability key j got from each query token and each query head
+ *  of h's group (summed). key_scores (host memory, fp32) is accumulated
+ *  into, never cleared; key_scores_stride must be at least the longest
+ *  sequence of the batch. */
+kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
+                                       const int32_t *seq_ids,
+                                       int32_t num_tokens, int32_t num_q_heads,
+                                       const void *queries, void *out,
+                                       float scale, int32_t causal,
+                                       float *key_scores,
+                                       int64_t key_scores_stride);
+
 /** Launches a compiled attention kernel over a CUDA pool. `kernel` is a
  *  `__global__ void(kvrt_attention_params)` (see kvrt/device/params.h); kvrt
  *  fills the params with the batch's device page tables (kept on the device
@@ -390,6 +405,20 @@ kvrt_status kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
                                   void *out, float scale, int32_t causal,
                                   const void *kernel, int32_t threads,
                                   void *stream);
+
+/** kvrt_attention_launch with kvrt_attention_host_scored's per-key scores,
+ *  accumulated into key_scores in device memory (same layout and rule),
+ *  all on `stream`. The kernel writes each visible key's score to a
+ *  runtime workspace ([rows x key_scores_stride] floats) and a second
+ *  kernel adds the normalized probabilities, so the hook costs a score
+ *  write per key and query head while on and nothing while off. Always
+ *  uses the one-token-per-block layout (prefill chunks run slower with
+ *  it). */
+kvrt_status kvrt_attention_launch_scored(
+    const kvrt_cache *cache, int32_t batch, const int32_t *seq_ids,
+    int32_t num_tokens, int32_t num_q_heads, const void *queries, void *out,
+    float scale, int32_t causal, const void *kernel, int32_t threads,
+    float *key_scores, int64_t key_scores_stride, void *stream);
 
 #ifdef __cplusplus
 }

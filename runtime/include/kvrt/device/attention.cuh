@@ -482,12 +482,16 @@ __device__ void combineWarps(
 /// group's outputs (contiguous GroupSize x HeadDim elements) as T.
 template <typename T, int HeadDim, int GroupSize>
 __device__ void
-writeGroupOutputs(const AttentionShared<HeadDim, GroupSize> &shared, T *out) {
+writeGroupOutputs(const AttentionShared<HeadDim, GroupSize> &shared, T *out,
+                  float *rowLse) {
   for (int i = threadIdx.x; i < GroupSize * HeadDim; i += blockDim.x) {
     int g = i / HeadDim;
     float sum = blockSum(shared, g);
     float value = sum > 0.0f ? shared.out[g][i % HeadDim] / sum : 0.0f;
     out[i] = fromFloat<T>(value);
+    // The key-score hook's log2-sum-exp of each row (null when off).
+    if (rowLse && i % HeadDim == 0)
+      rowLse[g] = sum > 0.0f ? blockMax(shared, g) + __log2f(sum) : -INFINITY;
   }
 }
 
@@ -607,6 +611,21 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
       float scores[Shape::kSteps][kHeads];
       tileScores<T, HeadDim, GroupSize, PageSize>(tile, query, first,
                                                   keysInPage, lane, scores);
+      if (p.key_scores && lane.laneInKey == 0) {
+        // The key-score hook (params.h): this key group's scores.
+        float *rows = p.score_scratch +
+                      (firstHead + lane.firstHead) * p.key_scores_stride;
+#pragma unroll
+        for (int step = 0; step < Shape::kSteps; ++step) {
+          const int key =
+              first + step * Layout::kKeysPerWarp + lane.keySlot;
+          if (key < keysInPage)
+#pragma unroll
+            for (int g = 0; g < kHeads; ++g)
+              rows[g * p.key_scores_stride + pageIndex * PageSize + key] =
+                  scores[step][g];
+        }
+      }
       accumulateTile<T, HeadDim, GroupSize, PageSize>(tile, scores, state);
     }
     pageId = nextId;
@@ -617,7 +636,8 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
   if (p.num_splits > 1)
     writePartialState<HeadDim, GroupSize>(shared, p, firstHead, split);
   else
-    writeGroupOutputs<T, HeadDim, GroupSize>(shared, out);
+    writeGroupOutputs<T, HeadDim, GroupSize>(
+        shared, out, p.row_lse ? p.row_lse + firstHead : nullptr);
 }
 
 /// True when this compilation targets a GPU with mma.sync m16n8k16 and

@@ -203,12 +203,21 @@ template <int HeadDim> struct MmaState {
 
 /// Folds one loaded chunk whose first key is `firstKey` (keys at or past
 /// `endKey` are masked) into `state`.
+/// Where accumulateChunk writes scores for the key-score hook: row q's
+/// score of slot s goes to rows[(q - first query row) * stride + s]; null
+/// when the hook is off. Heads at or past `heads` are padding.
+struct ScoreSink {
+  float *rows = nullptr;
+  int64_t stride = 0;
+  int heads = 0;
+};
+
 template <typename T, int HeadDim>
 __device__ __forceinline__ void
 accumulateChunk(ChunkRegisters<T, HeadDim> &regs,
                 const uint32_t (&query)[KeyMap<T, HeadDim>::kWords],
                 float scaleLog2, int firstKey, int endKey, int r, int c,
-                MmaState<HeadDim> &state) {
+                MmaState<HeadDim> &state, const ScoreSink &sink) {
   using Keys = KeyMap<T, HeadDim>;
   using Values = ValueMap<T, HeadDim>;
   // Sᵀ = K · Qᵀ.
@@ -227,6 +236,16 @@ accumulateChunk(ChunkRegisters<T, HeadDim> &regs,
   scores[1] = lowValid ? scores[1] * scaleLog2 : -INFINITY;
   scores[2] = highValid ? scores[2] * scaleLog2 : -INFINITY;
   scores[3] = highValid ? scores[3] * scaleLog2 : -INFINITY;
+  if (sink.rows) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int head = 2 * c + (i & 1);
+      const bool valid = i < 2 ? lowValid : highValid;
+      if (valid && head < sink.heads)
+        sink.rows[head * sink.stride + firstKey + r + 8 * (i >> 1)] =
+            scores[i];
+    }
+  }
 
   float probs[4];
   float scale[2];
@@ -375,6 +394,12 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
   // this step's loads instead of preceding the next step's.
   const int numChunks =
       max(0, (endKey - beginKey + kChunkKeys - 1) / kChunkKeys);
+  ScoreSink sink;
+  if (p.key_scores) {
+    sink.rows = p.score_scratch + firstHead * p.key_scores_stride;
+    sink.stride = p.key_scores_stride;
+    sink.heads = kHeads;
+  }
   auto pageIds = [&](int step, int32_t(&ids)[ChunksPerStep]) {
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u) {
@@ -405,7 +430,7 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
       if (chunk < numChunks)
         accumulateChunk<T, HeadDim>(regs[u], query, scaleLog2,
                                     beginKey + chunk * kChunkKeys, endKey, r,
-                                    c, state);
+                                    c, state, sink);
     }
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u)
@@ -482,6 +507,9 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
     } else {
       static_cast<T *>(p.out)[(firstHead + g) * HeadDim + d] =
           fromFloat<T>(value);
+      if (p.row_lse && d == 0)
+        p.row_lse[firstHead + g] =
+            sum > 0.0f ? blockMax + __log2f(sum) : -INFINITY;
     }
   }
 }

@@ -56,6 +56,18 @@ typedef struct kvrt_attention_params {
    * query_tile_rows (64) of a sequence's token-major (token, group head)
    * query rows; num_splits is then 1. */
   int32_t query_tile_rows;
+  /* Per-key attention scores (the hook H2O needs), or null. With it, the
+   * kernel (one-token layout only) also writes every visible key's score
+   * (log2 units, after the scale) to score_scratch[q * key_scores_stride +
+   * slot] for query row q = (b * num_tokens + t) * num_q_heads + head, and,
+   * without splits, each row's log2-sum-exp to row_lse[q] (the merge kernel
+   * writes it with splits); the runtime then adds each slot's probability,
+   * summed over the group's heads and the tokens, to
+   * key_scores[(b * num_kv_heads + h) * key_scores_stride + slot]. */
+  float *key_scores;
+  int64_t key_scores_stride;
+  float *score_scratch;
+  float *row_lse;
 } kvrt_attention_params;
 
 #ifdef __cplusplus
