@@ -2,7 +2,8 @@
 # Builds kvrt and its GPU tests, runs them, builds the benchmark's kernel
 # library and runs the decode benchmark; results land in $OUT (or
 # bench/results when OUT is unset). Run from the repository root on the GPU
-# machine. Extra arguments go to bench_decode.py.
+# machine, then the causal prefill benchmark (bench/prefill). Extra
+# arguments go to bench_decode.py.
 set -o pipefail
 OUT=${OUT:-bench/results}
 BUILD=build-gpu
@@ -18,3 +19,5 @@ nvcc -O3 -std=c++17 -arch=sm_90a -shared -Xcompiler -fPIC -cudart shared \
   -Xlinker -rpath,$PWD/$BUILD/lib -o $BUILD/lib/libkvcc_bench.so || exit 1
 PYTHONUNBUFFERED=1 python3 bench/decode/bench_decode.py --lib-dir $BUILD/lib \
   --out $OUT "$@" 2>&1 | tee $OUT/bench.log
+PYTHONUNBUFFERED=1 python3 bench/prefill/bench_prefill.py --lib-dir $BUILD/lib \
+  --out $OUT 2>&1 | tee $OUT/prefill.log
