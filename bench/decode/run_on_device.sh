@@ -1,9 +1,9 @@
 #!/bin/bash
 # Builds kvrt and its GPU tests, runs them, builds the benchmark's kernel
-# library and runs the decode benchmark; results land in $OUT (or
-# bench/results when OUT is unset). Run from the repository root on the GPU
-# machine, then the causal prefill benchmark (bench/prefill). Extra
-# arguments go to bench_decode.py.
+# library and runs the decode benchmark, then the causal prefill benchmark
+# (bench/prefill); results land in $OUT (or bench/results when OUT is
+# unset). Run from the repository root on the GPU machine. Extra arguments
+# go to bench_decode.py.
 set -o pipefail
 OUT=${OUT:-bench/results}
 BUILD=build-gpu
