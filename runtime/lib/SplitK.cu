@@ -178,15 +178,17 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
     int visible = p.causal ? length - p.num_tokens + t + 1 : length;
     if (slot >= visible)
       continue;
+    // Query rows first .. first + group - 1; their scores of this slot are
+    // contiguous (params.h).
     const int64_t first =
         (int64_t(sequence) * p.num_tokens + t) * p.num_q_heads +
         int64_t(kvHead) * group;
+    const float *scores = p.score_scratch + first * p.key_scores_stride +
+                          int64_t(slot) * group;
     for (int g = 0; g < group; ++g) {
       const float lse = p.row_lse[first + g];
       if (lse != -INFINITY)
-        sum += exp2f(p.score_scratch[(first + g) * p.key_scores_stride +
-                                     slot] -
-                     lse);
+        sum += exp2f(scores[g] - lse);
     }
   }
   p.key_scores[int64_t(row) * p.key_scores_stride + slot] += sum;
@@ -463,23 +465,26 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   // key-score hook each query row's lse and its scores [heads x stride].
   const int64_t heads = rows * params.num_q_heads;
   const int64_t slots = plan.numSplits > 1 ? heads * plan.numSplits : 0;
+  // Each part starts 16-byte aligned (kernels store float2 scores).
+  auto aligned = [](int64_t floats) { return (floats + 3) / 4 * 4; };
+  const int64_t partialFloats =
+      slots ? aligned(slots * params.head_dim) + aligned(slots) : 0;
   const int64_t scoreFloats =
-      scored ? heads + heads * params.key_scores_stride : 0;
+      scored ? aligned(heads) + heads * params.key_scores_stride : 0;
   const size_t bytes =
-      (size_t(slots) * (size_t(params.head_dim) + 1) + size_t(scoreFloats)) *
-      sizeof(float);
+      size_t(partialFloats + scoreFloats) * sizeof(float);
   Workspace &workspace = workspaceOf(device);
   std::lock_guard<std::mutex> lock(workspace.mutex);
   KVRT_RETURN_IF_ERROR(workspace.acquire(bytes, cudaStream, function));
   float *next = static_cast<float *>(workspace.buffer);
   if (slots) {
     params.partial_out = next;
-    params.partial_lse = params.partial_out + slots * params.head_dim;
-    next = params.partial_lse + slots;
+    params.partial_lse = params.partial_out + aligned(slots * params.head_dim);
+    next = params.partial_lse + aligned(slots);
   }
   if (scored) {
     params.row_lse = next;
-    params.score_scratch = next + heads;
+    params.score_scratch = next + aligned(heads);
   }
 
   kvrt_attention_params copy = params;

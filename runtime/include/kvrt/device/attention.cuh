@@ -613,8 +613,8 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
                                                   keysInPage, lane, scores);
       if (p.key_scores && lane.laneInKey == 0) {
         // The key-score hook (params.h): this key group's scores.
-        float *rows = p.score_scratch +
-                      (firstHead + lane.firstHead) * p.key_scores_stride;
+        // Slot s's heads are contiguous: rows[s * GroupSize + head].
+        float *rows = p.score_scratch + firstHead * p.key_scores_stride;
 #pragma unroll
         for (int step = 0; step < Shape::kSteps; ++step) {
           const int key =
@@ -622,8 +622,8 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
           if (key < keysInPage)
 #pragma unroll
             for (int g = 0; g < kHeads; ++g)
-              rows[g * p.key_scores_stride + pageIndex * PageSize + key] =
-                  scores[step][g];
+              rows[int64_t(pageIndex * PageSize + key) * GroupSize +
+                   lane.firstHead + g] = scores[step][g];
         }
       }
       accumulateTile<T, HeadDim, GroupSize, PageSize>(tile, scores, state);

@@ -203,12 +203,11 @@ template <int HeadDim> struct MmaState {
 
 /// Folds one loaded chunk whose first key is `firstKey` (keys at or past
 /// `endKey` are masked) into `state`.
-/// Where accumulateChunk writes scores for the key-score hook: row q's
-/// score of slot s goes to rows[(q - first query row) * stride + s]; null
-/// when the hook is off. Heads at or past `heads` are padding.
+/// Where accumulateChunk writes scores for the key-score hook: head g's
+/// score of slot s goes to rows[s * heads + g] (params.h); null when the
+/// hook is off. Heads at or past `heads` are padding.
 struct ScoreSink {
   float *rows = nullptr;
-  int64_t stride = 0;
   int heads = 0;
 };
 
@@ -237,13 +236,18 @@ accumulateChunk(ChunkRegisters<T, HeadDim> &regs,
   scores[2] = highValid ? scores[2] * scaleLog2 : -INFINITY;
   scores[3] = highValid ? scores[3] * scaleLog2 : -INFINITY;
   if (sink.rows) {
+    // Heads 2c and 2c + 1 of a key are adjacent: one 8-byte store each
+    // (the group's heads of 16 keys form one contiguous block).
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int head = 2 * c + (i & 1);
-      const bool valid = i < 2 ? lowValid : highValid;
-      if (valid && head < sink.heads)
-        sink.rows[head * sink.stride + firstKey + r + 8 * (i >> 1)] =
-            scores[i];
+    for (int half = 0; half < 2; ++half) {
+      const bool valid = half == 0 ? lowValid : highValid;
+      float *slot =
+          sink.rows + int64_t(firstKey + r + 8 * half) * sink.heads + 2 * c;
+      if (valid && 2 * c + 1 < sink.heads)
+        *reinterpret_cast<float2 *>(slot) =
+            make_float2(scores[2 * half], scores[2 * half + 1]);
+      else if (valid && 2 * c < sink.heads)
+        *slot = scores[2 * half];
     }
   }
 
@@ -396,8 +400,8 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
       max(0, (endKey - beginKey + kChunkKeys - 1) / kChunkKeys);
   ScoreSink sink;
   if (p.key_scores) {
+    // Query group firstHead / G starts at (firstHead / G) * stride * G.
     sink.rows = p.score_scratch + firstHead * p.key_scores_stride;
-    sink.stride = p.key_scores_stride;
     sink.heads = kHeads;
   }
   auto pageIds = [&](int step, int32_t(&ids)[ChunksPerStep]) {

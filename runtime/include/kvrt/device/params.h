@@ -58,9 +58,11 @@ typedef struct kvrt_attention_params {
   int32_t query_tile_rows;
   /* Per-key attention scores (the hook H2O needs), or null. With it, the
    * kernel (one-token layout only) also writes every visible key's score
-   * (log2 units, after the scale) to score_scratch[q * key_scores_stride +
-   * slot] for query row q = (b * num_tokens + t) * num_q_heads + head, and,
-   * without splits, each row's log2-sum-exp to row_lse[q] (the merge kernel
+   * (log2 units, after the scale) to score_scratch[(r * key_scores_stride +
+   * slot) * G + g] for query group r = (b * num_tokens + t) * num_kv_heads
+   * + h and its head g (the group's G heads of a key are contiguous), and,
+   * without splits, each query row q = r * G + g's log2-sum-exp to
+   * row_lse[q] (the merge kernel
    * writes it with splits); the runtime then adds each slot's probability,
    * summed over the group's heads and the tokens, to
    * key_scores[(b * num_kv_heads + h) * key_scores_stride + slot]. */
