@@ -251,7 +251,7 @@ def main():
     ap.add_argument("--variants", action="store_true",
                     help="also time the page-16 kernel variants of "
                          "bench_kernels.cu (CUDA-core body, two chunks per "
-                         "step, five blocks per SM)")
+                         "step, five blocks per SM, L2 prefetch of the next chunk)")
     args = ap.parse_args()
     if args.quick:
         GQA[:] = GQA[:1]
@@ -334,7 +334,7 @@ def main():
                 row[f"{key}_ms"] = time_ms(fn)
                 if args.variants and page == 16:
                     for variant, vname in [(1, "simt"), (2, "mma2"),
-                                           (3, "lb5")]:
+                                           (3, "lb5"), (4, "prefetch")]:
                         kvrt.bench.kvcc_bench_set_variant(variant)
                         out.fill_(float("nan"))
                         fn()

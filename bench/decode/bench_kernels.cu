@@ -50,6 +50,20 @@ KVCC_BENCH_KERNEL(kvcc_f16_d128_g8_p64, 8, 64)
 KVCC_BENCH_LB5(kvcc_lb5_g4_p16, 4)
 KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
 #undef KVCC_BENCH_LB5
+// The tensor-core decode body prefetching its next chunk into L2.
+#define KVCC_BENCH_PREFETCH(name, group)                                       \
+  __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
+      kvrt_attention_params p) {                                               \
+    if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
+      return;                                                                  \
+    const int64_t firstHead =                                                  \
+        int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
+    kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
+                                        true>(p, firstHead, blockIdx.z);       \
+  }
+KVCC_BENCH_PREFETCH(kvcc_prefetch_g4_p16, 4)
+KVCC_BENCH_PREFETCH(kvcc_prefetch_g8_p16, 8)
+#undef KVCC_BENCH_PREFETCH
 KVCC_BENCH_SIMT(kvcc_simt_g4_p16, 4)
 KVCC_BENCH_SIMT(kvcc_simt_g8_p16, 8)
 KVCC_BENCH_MMA2(kvcc_mma2_g4_p16, 4)
@@ -59,7 +73,7 @@ KVCC_BENCH_MMA2(kvcc_mma2_g8_p16, 8)
 
 namespace {
 /// 0: the kernels kvcc emits; 1: CUDA-core body; 2: two chunks per step;
-/// 3: five blocks per SM.
+/// 3: five blocks per SM; 4: L2 prefetch of the next chunk.
 int benchVariant = 0;
 } // namespace
 
@@ -77,6 +91,9 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
   if (pageSize == 16 && benchVariant == 3)
     return group == 4 ? reinterpret_cast<const void *>(&kvcc_lb5_g4_p16)
                       : reinterpret_cast<const void *>(&kvcc_lb5_g8_p16);
+  if (pageSize == 16 && benchVariant == 4)
+    return group == 4 ? reinterpret_cast<const void *>(&kvcc_prefetch_g4_p16)
+                      : reinterpret_cast<const void *>(&kvcc_prefetch_g8_p16);
   if (group == 4 && pageSize == 16)
     return reinterpret_cast<const void *>(&kvcc_f16_d128_g4_p16);
   if (group == 4 && pageSize == 64)

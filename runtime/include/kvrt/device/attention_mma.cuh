@@ -338,8 +338,11 @@ template <int HeadDim, int GroupSize> struct MmaShared {
 /// after checking the launch (launchMatches) and computes the same results.
 /// `ChunksPerStep` chunks are loaded before the first of them is used (2
 /// was no faster on the H200 than the default 1, bench/decode variants).
+/// With `PrefetchNext`, the warp asks L2 for its next step's chunks while
+/// it loads and computes this one (prefetch.global.L2: no registers); it
+/// was 4-13% slower at every benchmark shape on the H200, so it is off.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
-          int ChunksPerStep = 1>
+          int ChunksPerStep = 1, bool PrefetchNext = false>
 __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
                                       int64_t firstHead, int split) {
   static_assert(kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>,
@@ -419,6 +422,29 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
   for (int step = warp; step * ChunksPerStep < numChunks; step += numWarps) {
     int32_t nextIds[ChunksPerStep];
     pageIds(step + numWarps, nextIds);
+    if constexpr (PrefetchNext) {
+      // The next step's K rows and V rows: two contiguous runs of
+      // 16 * row bytes in its page, in 128-byte lines spread over lanes.
+      using Layout = PageLayout<T, HeadDim, PageSize>;
+      constexpr int kLines = int(kChunkKeys * Layout::kRowBytes / 128);
+#pragma unroll
+      for (int u = 0; u < ChunksPerStep; ++u) {
+        const int chunk = (step + numWarps) * ChunksPerStep + u;
+        if (chunk < numChunks) {
+          const char *base = row.pageAddress(nextIds[u]) +
+                             (chunk % kChunksPerPage) * kChunkKeys *
+                                 Layout::kRowBytes;
+          for (int line = lane; line < 2 * kLines; line += 32) {
+            const char *address =
+                base + (line < kLines ? 0 : Layout::kValueOffset) +
+                (line % kLines) * 128;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+            asm volatile("prefetch.global.L2 [%0];\n" ::"l"(address));
+#endif
+          }
+        }
+      }
+    }
     ChunkRegisters<T, HeadDim> regs[ChunksPerStep];
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u) {
