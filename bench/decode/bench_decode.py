@@ -234,6 +234,15 @@ def reference(q, k, v):
     return out
 
 
+def checked_run(fn, out, ref):
+    """Poisons `out` with NaN, runs `fn` once and returns the relative error
+    of `out` (kvcc's [B, T, Hq, d] order) against `ref` ([B, Hq, T, d])."""
+    out.fill_(float("nan"))
+    fn()
+    torch.cuda.synchronize()
+    return rel_error(out.transpose(1, 2), ref)
+
+
 def rel_error(x, ref):
     x = x.float()
     if not torch.isfinite(x).all():
@@ -291,11 +300,8 @@ def main():
               try:
                 cache = PagedCache(kvrt, k, v, page)
                 out = torch.empty_like(qk)
-                out.fill_(float("nan"))
                 fn = lambda: cache.attention(qk, out, group, page, scale)
-                fn()
-                torch.cuda.synchronize()
-                err = rel_error(out.transpose(1, 2), ref)
+                err = checked_run(fn, out, ref)
                 key = f"kvcc_api_p{page}"
                 row[f"{key}_err"] = err
                 if not err < ERROR_BOUND:
@@ -306,15 +312,13 @@ def main():
                     # The per-key score hook (H2O): same call with it on.
                     scores = torch.zeros(B, hkv, S, device="cuda",
                                          dtype=torch.float32)
-                    out.fill_(float("nan"))
                     sfn = lambda: cache.attention_scored(qk, out, group, page,
                                                          scale, scores, S)
-                    sfn()
-                    torch.cuda.synchronize()
+                    serr = checked_run(sfn, out, ref)
                     # Every query row's probabilities sum to 1.
                     total = scores.sum().item()
                     row["scored_total_err"] = abs(total - B * hq) / (B * hq)
-                    if not (rel_error(out.transpose(1, 2), ref) < ERROR_BOUND
+                    if not (serr < ERROR_BOUND
                             and row["scored_total_err"] < 1e-3):
                         failures.append(f"scored hq={hq} B={B} S={S}")
                     row["kvcc_api_p16_scored_ms"] = time_ms(sfn)
@@ -322,11 +326,8 @@ def main():
                 cache.close()
                 # The kernel with resident tables: the headline numbers.
                 cache = ResidentPages(kvrt, k, v, page)
-                out.fill_(float("nan"))
                 fn = lambda: cache.attention(qk, out, scale)
-                fn()
-                torch.cuda.synchronize()
-                err = rel_error(out.transpose(1, 2), ref)
+                err = checked_run(fn, out, ref)
                 key = f"kvcc_p{page}"
                 row[f"{key}_err"] = err
                 if not err < ERROR_BOUND:
@@ -336,10 +337,7 @@ def main():
                     for variant, vname in [(1, "simt"), (2, "mma2"),
                                            (3, "lb5"), (4, "prefetch")]:
                         kvrt.bench.kvcc_bench_set_variant(variant)
-                        out.fill_(float("nan"))
-                        fn()
-                        torch.cuda.synchronize()
-                        verr = rel_error(out.transpose(1, 2), ref)
+                        verr = checked_run(fn, out, ref)
                         row[f"{key}_{vname}_err"] = verr
                         if not verr < ERROR_BOUND:
                             failures.append(f"{key}_{vname} hq={hq} B={B} "

@@ -15,7 +15,6 @@ see bench/decode/run_on_device.sh):
   python3 bench/prefill/bench_prefill.py --lib-dir build-gpu/lib --out DIR
 """
 import argparse
-import ctypes
 import json
 import math
 import os
@@ -27,7 +26,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "decode"))
 from bench_decode import (KVRT_DTYPE_F16, Kvrt, PagedCache,  # noqa: E402
-                          rel_error, time_ms)
+                          checked_run, rel_error, time_ms)
 
 KVRT_DTYPE_BF16 = 1
 # (B, S) of ANCHORS.md's prefill table, plus a shorter chunk.
@@ -88,7 +87,6 @@ def main():
                     # kvcc: queries/outputs [B, S, Hq, d].
                     qk = q.transpose(1, 2).contiguous()
                     out = torch.empty_like(qk)
-                    out.fill_(float("nan"))
                     stream = torch.cuda.current_stream().cuda_stream
 
                     def fn():
@@ -96,9 +94,7 @@ def main():
                             cache.cache, B, cache.ids, S, hq, qk.data_ptr(),
                             out.data_ptr(), scale, 1, kernel, kvrt.threads,
                             stream), "kvrt_attention_launch")
-                    fn()
-                    torch.cuda.synchronize()
-                    err = rel_error(out.transpose(1, 2), ref)
+                    err = checked_run(fn, out, ref)
                     row["kvcc_err"] = err
                     if not err < ERROR_BOUND[dname]:
                         failures.append(f"kvcc {dname} B={B} S={S}: error {err}")
@@ -108,11 +104,7 @@ def main():
                         # The per-token layout (decode body, one block per
                         # query token) that prefill chunks took before.
                         os.environ["KVRT_PREFILL_LAYOUT"] = "0"
-                        out.fill_(float("nan"))
-                        fn()
-                        torch.cuda.synchronize()
-                        row["kvcc_per_token_err"] = rel_error(
-                            out.transpose(1, 2), ref)
+                        row["kvcc_per_token_err"] = checked_run(fn, out, ref)
                         ms = time_ms(fn, reps=3, calls=1, warm=1)
                         row["kvcc_per_token_TFLOPs"] = flops / ms / 1e9
                         del os.environ["KVRT_PREFILL_LAYOUT"]
@@ -121,10 +113,7 @@ def main():
                             kvrt.bench.kvcc_bench_set_prefill_variant(variant)
                             kernel = kvrt.bench.kvcc_bench_prefill_kernel(
                                 kdtype, group)
-                            out.fill_(float("nan"))
-                            fn()
-                            torch.cuda.synchronize()
-                            verr = rel_error(out.transpose(1, 2), ref)
+                            verr = checked_run(fn, out, ref)
                             row[f"kvcc_{vname}_err"] = verr
                             if not verr < ERROR_BOUND[dname]:
                                 failures.append(f"kvcc_{vname} B={B} S={S}: "

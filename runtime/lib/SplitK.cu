@@ -194,20 +194,24 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
   p.key_scores[int64_t(row) * p.key_scores_stride + slot] += sum;
 }
 
-/// Multiprocessors of `device`, asked once per device.
-kvrt_status smCount(int device, int *count, const char *function) {
+/// Attribute `attribute` of `device` (`what` names it in errors), asked
+/// once per (device, attribute).
+kvrt_status deviceAttribute(int device, cudaDeviceAttr attribute,
+                            const char *what, int *value,
+                            const char *function) {
   static std::mutex mutex;
-  static std::map<int, int> counts;
+  static std::map<std::pair<int, int>, int> cache;
   std::lock_guard<std::mutex> lock(mutex);
-  auto found = counts.find(device);
-  if (found == counts.end()) {
-    int value = 0;
-    KVRT_RETURN_IF_ERROR(checkCuda(
-        cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device),
-        function, "cudaDeviceGetAttribute (multiprocessor count)"));
-    found = counts.emplace(device, value).first;
+  const std::pair<int, int> key{device, int(attribute)};
+  auto found = cache.find(key);
+  if (found == cache.end()) {
+    int result = 0;
+    KVRT_RETURN_IF_ERROR(
+        checkCuda(cudaDeviceGetAttribute(&result, attribute, device), function,
+                  what));
+    found = cache.emplace(key, result).first;
   }
-  *count = found->second;
+  *value = found->second;
   return KVRT_OK;
 }
 
@@ -324,24 +328,6 @@ kvrt_status launchError(cudaError_t error, const char *function) {
   return checkCuda(error, function, "cudaLaunchKernel (attention)");
 }
 
-/// Compute capability major of `device`, asked once per device.
-kvrt_status computeMajor(int device, int *major, const char *function) {
-  static std::mutex mutex;
-  static std::map<int, int> majors;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto found = majors.find(device);
-  if (found == majors.end()) {
-    int value = 0;
-    KVRT_RETURN_IF_ERROR(checkCuda(
-        cudaDeviceGetAttribute(&value, cudaDevAttrComputeCapabilityMajor,
-                               device),
-        function, "cudaDeviceGetAttribute (compute capability)"));
-    found = majors.emplace(device, value).first;
-  }
-  *major = found->second;
-  return KVRT_OK;
-}
-
 /// Queues mergeSplits<T> for `heads` query heads. On sm_90 and newer it is
 /// a programmatic dependent launch: the GPU may start the merge's blocks
 /// once every attention block has started (pagedAttention allows it) and
@@ -400,7 +386,9 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   cudaStream_t cudaStream = static_cast<cudaStream_t>(stream);
   params.query_tile_rows = 0;
   int major = 0;
-  KVRT_RETURN_IF_ERROR(computeMajor(device, &major, function));
+  KVRT_RETURN_IF_ERROR(deviceAttribute(
+      device, cudaDevAttrComputeCapabilityMajor,
+      "cudaDeviceGetAttribute (compute capability)", &major, function));
   if (!params.key_scores && usePrefillLayout(params, dtype, major, threads)) {
     // Many query rows: blocks of 64 (token, group head) rows that share
     // each K/V tile (attention_prefill.cuh); no split.
@@ -435,7 +423,9 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     plan = fixedSplits(std::min(forced, kMaxSplits), maxPages);
   } else {
     int sms = 0, perSm = 0;
-    KVRT_RETURN_IF_ERROR(smCount(device, &sms, function));
+    KVRT_RETURN_IF_ERROR(deviceAttribute(
+        device, cudaDevAttrMultiProcessorCount,
+        "cudaDeviceGetAttribute (multiprocessor count)", &sms, function));
     KVRT_RETURN_IF_ERROR(blocksPerSm(device, kernel, threads, &perSm, function));
     plan = planSplits(baseBlocks, maxPages / std::max<int64_t>(1, warps),
                       int64_t(sms) * perSm);
