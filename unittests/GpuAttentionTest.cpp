@@ -14,6 +14,8 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 using namespace kvrt::test;
 
 namespace {
@@ -124,27 +126,55 @@ public:
 struct KernelCase {
   const GpuKernel *kernel;
   int numTokens;
+  /// Sets KVRT_PREFILL_WGMMA=0: prefill-layout launches on sm_90 run the
+  /// mma.sync prefill body instead of the wgmma one.
+  bool mmaSyncPrefill = false;
 };
 
 /// Keeps test names stable (gtest would otherwise print the pointer).
 void PrintTo(const KernelCase &c, std::ostream *os) {
-  *os << c.kernel->name << " with " << c.numTokens << " query tokens";
+  *os << c.kernel->name << " with " << c.numTokens << " query tokens"
+      << (c.mmaSyncPrefill ? " (mma.sync prefill)" : "");
 }
 
 std::vector<KernelCase> kernelCases() {
   std::vector<KernelCase> cases;
-  for (const GpuKernel &kernel : gpuKernels())
+  for (const GpuKernel &kernel : gpuKernels()) {
     // 70 tokens: the prefill layout (params.h) where the runtime picks it,
-    // with a partial last tile of query rows.
+    // with a partial last tile of query rows; on sm_90 also with the
+    // mma.sync prefill body the runtime otherwise leaves for older GPUs.
     for (int tokens : {1, 5, 70})
       cases.push_back({&kernel, tokens});
+    cases.push_back({&kernel, 70, true});
+  }
   return cases;
 }
 
 std::string kernelCaseName(const ::testing::TestParamInfo<KernelCase> &info) {
   return std::string(info.param.kernel->name) + "_t" +
-         std::to_string(info.param.numTokens);
+         std::to_string(info.param.numTokens) +
+         (info.param.mmaSyncPrefill ? "_mmasync" : "");
 }
+
+/// Sets an environment variable for its lifetime.
+class ScopedEnv {
+public:
+  ScopedEnv(const char *name, const char *value) : name(name) {
+    if (value)
+      setenv(name, value, 1);
+    else
+      this->name = nullptr;
+  }
+  ~ScopedEnv() {
+    if (name)
+      unsetenv(name);
+  }
+  ScopedEnv(const ScopedEnv &) = delete;
+  ScopedEnv &operator=(const ScopedEnv &) = delete;
+
+private:
+  const char *name;
+};
 
 class GpuAttentionTest : public ::testing::TestWithParam<KernelCase> {};
 
@@ -152,6 +182,8 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
   SKIP_WITHOUT_GPU();
   const GpuKernel &kernel = *GetParam().kernel;
   const int numTokens = GetParam().numTokens;
+  ScopedEnv prefillBody("KVRT_PREFILL_WGMMA",
+                        GetParam().mmaSyncPrefill ? "0" : nullptr);
   // GQA 32/8 for groups of 4, 8/8 for groups of 1, 16/2 for groups of 8.
   const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
   const int numQHeads = numKvHeads * kernel.groupSize;

@@ -15,6 +15,7 @@ see bench/decode/run_on_device.sh):
   python3 bench/prefill/bench_prefill.py --lib-dir build-gpu/lib --out DIR
 """
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -50,6 +51,8 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(0)
     kvrt = Kvrt(args.lib_dir)
+    kvrt.lib.kvrt_sequence_truncate.argtypes = [
+        ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p]
     props = torch.cuda.get_device_properties(0)
     print(f"{props.name}, torch {torch.__version__}", flush=True)
     rows, failures = [], []
@@ -100,6 +103,38 @@ def main():
                         failures.append(f"kvcc {dname} B={B} S={S}: error {err}")
                     row["kvcc_ms"] = time_ms(fn, reps=9, calls=3)
                     row["kvcc_TFLOPs"] = flops / row["kvcc_ms"] / 1e9
+                    # Writing the chunk into the cache (kvrt_append of
+                    # all B x S tokens after truncating the sequences), the
+                    # separate step the prefill kernel does not fuse.
+                    kc = k.transpose(1, 2).contiguous()
+                    vc = v.transpose(1, 2).contiguous()
+
+                    def append():
+                        for i in range(B):
+                            kvrt.check(kvrt.lib.kvrt_sequence_truncate(
+                                cache.pool, cache.ids[i], 0, stream),
+                                "kvrt_sequence_truncate")
+                        kvrt.check(kvrt.lib.kvrt_append(
+                            cache.cache, B, cache.ids, S, kc.data_ptr(),
+                            vc.data_ptr(), stream), "kvrt_append")
+                    row["append_ms"] = time_ms(append, reps=5, calls=1)
+                    # The cache holds the same tokens again: check it.
+                    aerr = checked_run(fn, out, ref)
+                    if not aerr < ERROR_BOUND[dname]:
+                        failures.append(f"kvcc after append {dname} B={B} "
+                                        f"S={S}: error {aerr}")
+                    del kc, vc
+                    # The mma.sync prefill body (what GPUs before sm_90
+                    # run) on the same launch: KVRT_PREFILL_WGMMA=0.
+                    os.environ["KVRT_PREFILL_WGMMA"] = "0"
+                    merr = checked_run(fn, out, ref)
+                    row["kvcc_mmasync_err"] = merr
+                    if not merr < ERROR_BOUND[dname]:
+                        failures.append(f"kvcc mma.sync {dname} B={B} S={S}: "
+                                        f"error {merr}")
+                    ms = time_ms(fn, reps=9, calls=3)
+                    row["kvcc_mmasync_TFLOPs"] = flops / ms / 1e9
+                    del os.environ["KVRT_PREFILL_WGMMA"]
                     if S <= 1024:
                         # The per-token layout (decode body, one block per
                         # query token) that prefill chunks took before.
@@ -144,10 +179,14 @@ def main():
              "GQA 32/8, d=128; kvcc: paged cache (page 16) through "
              "kvrt_attention_launch (prefill layout); cuDNN/flash: torch SDPA "
              "on contiguous tensors, enable_gqa=True. TFLOP/s = 4·B·Hq·S²·D/2 "
-             "/ time. Ratio = kvcc TFLOP/s / cuDNN TFLOP/s.", "",
+             "/ time. Ratio = kvcc TFLOP/s / cuDNN TFLOP/s. kvcc runs its wgmma "
+             "body on sm_90a; the last column is its mma.sync body "
+             "(KVRT_PREFILL_WGMMA=0); append ms: kvrt_append of the B x S chunk's "
+             "K/V into the paged cache (a separate step).", "",
              "| dtype | B | S | kvcc ms | cuDNN ms | flash ms | kvcc TFLOP/s | "
-             "cuDNN TFLOP/s | flash TFLOP/s | vs cuDNN | kvcc err |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "cuDNN TFLOP/s | flash TFLOP/s | vs cuDNN | kvcc err | "
+             "kvcc mma.sync TFLOP/s | append ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         def g(key, fmt):
             return format(r[key], fmt) if key in r else "n/a"
@@ -156,7 +195,8 @@ def main():
             f"{g('cudnn_ms', '.3f')} | {g('flash_ms', '.3f')} | "
             f"{g('kvcc_TFLOPs', '.0f')} | {g('cudnn_TFLOPs', '.0f')} | "
             f"{g('flash_TFLOPs', '.0f')} | {g('speedup_vs_cudnn', '.2f')} | "
-            f"{g('kvcc_err', '.1e')} |")
+            f"{g('kvcc_err', '.1e')} | {g('kvcc_mmasync_TFLOPs', '.0f')} | "
+            f"{g('append_ms', '.3f')} |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "prefill_h200.md"), "w") as f:
         f.write(text)

@@ -17,6 +17,7 @@
 #include "CudaSupport.h"
 #include "SplitK.h"
 
+#include "kvrt/device/attention_prefill.cuh"
 #include "kvrt/device/element.cuh"
 
 #include <cuda_runtime.h>
@@ -237,6 +238,38 @@ kvrt_status blocksPerSm(int device, const void *kernel, int threads,
   return KVRT_OK;
 }
 
+/// Dynamic shared memory for a prefill-layout launch of `kernel` on
+/// `device`: what the sm_90a body needs on compute capability 9.0, else
+/// what the mma.sync body needs (attention.cuh picks the body by the bytes
+/// it gets). Raises the kernel's limit above the default 48 KiB once per
+/// (device, kernel); where that fails (the kernel's own shared memory
+/// leaves no room), the mma.sync body's bytes. KVRT_PREFILL_WGMMA=0 asks
+/// for the mma.sync body (a benchmarking knob).
+int prefillSharedBytes(int device, const void *kernel, int headDim,
+                       int major, int minor) {
+  const int fallback = kvrt::device::prefillSharedBytes(headDim, false);
+  const char *text = std::getenv("KVRT_PREFILL_WGMMA");
+  if (major != 9 || minor != 0 || (text && text[0] == '0'))
+    return fallback;
+  const int wanted = kvrt::device::prefillSharedBytes(headDim, true);
+  static std::mutex mutex;
+  static std::map<std::pair<int, const void *>, int> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  const std::pair<int, const void *> key{device, kernel};
+  auto found = cache.find(key);
+  if (found == cache.end()) {
+    int allowed = wanted;
+    if (cudaFuncSetAttribute(kernel,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             wanted) != cudaSuccess) {
+      cudaGetLastError(); // not sticky: clear it
+      allowed = fallback;
+    }
+    found = cache.emplace(key, allowed).first;
+  }
+  return found->second;
+}
+
 /// One device's split-K workspace; see the file comment.
 struct Workspace {
   std::mutex mutex;
@@ -396,6 +429,12 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     const int64_t tiles =
         (int64_t(params.num_tokens) * group + kPrefillTileRows - 1) /
         kPrefillTileRows;
+    int minor = 0;
+    KVRT_RETURN_IF_ERROR(deviceAttribute(
+        device, cudaDevAttrComputeCapabilityMinor,
+        "cudaDeviceGetAttribute (compute capability)", &minor, function));
+    const int sharedBytes =
+        prefillSharedBytes(device, kernel, params.head_dim, major, minor);
     params.query_tile_rows = kPrefillTileRows;
     params.num_splits = 1;
     params.pages_per_split = 0;
@@ -405,8 +444,8 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     void *args[] = {&copy};
     const dim3 grid(unsigned(params.num_kv_heads),
                     unsigned(int64_t(params.batch) * tiles), 1);
-    cudaError_t error =
-        cudaLaunchKernel(kernel, grid, dim3(threads), args, 0, cudaStream);
+    cudaError_t error = cudaLaunchKernel(kernel, grid, dim3(threads), args,
+                                         size_t(sharedBytes), cudaStream);
     if (error == cudaSuccess)
       error = cudaGetLastError();
     return error == cudaSuccess ? KVRT_OK : launchError(error, function);

@@ -36,6 +36,7 @@
 
 #include "kvrt/device/attention_mma.cuh"
 #include "kvrt/device/attention_prefill.cuh"
+#include "kvrt/device/attention_prefill_wgmma.cuh"
 #include "kvrt/device/element.cuh"
 #include "kvrt/device/paged.cuh"
 #include "kvrt/device/params.h"
@@ -668,7 +669,21 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
       if (prefillLaunchMatches<HeadDim, GroupSize, PageSize, Causal>(p)) {
         if constexpr (AllowMma && kDeviceHasMma &&
                       kPrefillSupported<T, HeadDim, GroupSize, PageSize>) {
-          pagedPrefillMmaBody<T, HeadDim, GroupSize, PageSize, Causal>(p);
+          // The tensor-core bodies keep their tiles in the dynamic shared
+          // memory the runtime passes: enough for the wgmma body on sm_90
+          // (which an sm_90a build has), else for the mma.sync body.
+          const uint32_t bytes = prefill::dynamicSharedBytes();
+          if constexpr (kDeviceHasWgmma) {
+            if (bytes >= uint32_t(prefillSharedBytes(HeadDim, true))) {
+              pagedPrefillWgmmaBody<T, HeadDim, GroupSize, PageSize, Causal>(
+                  p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
+              return;
+            }
+          }
+          if (bytes >= uint32_t(prefillSharedBytes(HeadDim, false))) {
+            pagedPrefillMmaBody<T, HeadDim, GroupSize, PageSize, Causal>(p);
+            return;
+          }
         } else {
           // The CUDA-core body, token by token over the tile's whole
           // tokens (GroupSize divides the 64 rows).
@@ -684,8 +699,8 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
                 p, sequence, token, 0);
             __syncthreads(); // shared memory is reused by the next token
           }
+          return;
         }
-        return;
       }
     }
     poisonPrefillRows<T, HeadDim, GroupSize>(p);

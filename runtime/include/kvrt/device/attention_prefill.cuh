@@ -31,6 +31,7 @@
 #include "kvrt/device/paged.cuh"
 #include "kvrt/device/params.h"
 #include "kvrt/device/softmax.cuh"
+#include "kvrt/device/wgmma.cuh"
 
 #include <cstdint>
 #include <type_traits>
@@ -41,12 +42,26 @@ namespace kvrt::device {
 inline constexpr int kPrefillRows = 64;
 /// Blocks per SM that kernels with the prefill body are compiled for
 /// (__launch_bounds__'s second argument in generated code): three blocks
-/// need at most 168 registers per thread; the body alone takes about 207,
-/// and three blocks with a few spilled registers measured 8% faster on the
-/// H200 than two without (bench/prefill, variants).
+/// need at most 168 registers per thread. sm_90a runs the wgmma body
+/// (attention_prefill_wgmma.cuh: about 146 registers, 65 KiB of shared
+/// memory, so three blocks fit). Elsewhere the mma.sync body runs: alone
+/// it takes about 207 registers, and three blocks with a few spilled
+/// registers measured 8% faster on the H200 than two without.
 inline constexpr int kPrefillMinBlocks = 3;
 /// Keys per K/V tile (pagedPrefillMmaBody's default KeyTile).
 inline constexpr int kPrefillKeys = 64;
+/// Keys per K/V tile of the sm_90a body (attention_prefill_wgmma.cuh).
+inline constexpr int kPrefillWgmmaKeys = 64;
+
+/// Bytes of dynamic shared memory a prefill block needs (the runtime passes
+/// them at launch; elements are 16-bit): the K and V tiles of
+/// pagedPrefillMmaBody plus 128 bytes to align them, or, for the sm_90a
+/// body (`wgmma`), Q, two K tiles and a V tile plus 1024 bytes to align
+/// them for the swizzle.
+__host__ __device__ constexpr int prefillSharedBytes(int headDim, bool wgmma) {
+  return wgmma ? (kPrefillRows + 3 * kPrefillWgmmaKeys) * headDim * 2 + 1024
+               : 2 * kPrefillKeys * headDim * 2 + 128;
+}
 
 /// Whether the prefill body exists for these template values (sm_80+ is
 /// checked separately). The runtime applies the same rule
@@ -86,12 +101,35 @@ __device__ __forceinline__ void waitCopies() {
 #endif
 }
 
+/// Waits for every committed copy group but the newest.
+__device__ __forceinline__ void waitCopiesExceptNewest() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+#endif
+}
+
 /// 2^x by the hardware approximation (ex2.approx.ftz: 2^-inf = 0, relative
 /// error about 2^-22), one instruction instead of exp2f's range handling.
 __device__ __forceinline__ float fastExp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
+}
+
+/// Bytes of dynamic shared memory this block was launched with.
+__device__ __forceinline__ uint32_t dynamicSharedBytes() {
+  uint32_t bytes;
+  asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(bytes));
+  return bytes;
+}
+
+/// The block's dynamic shared memory, its start rounded up to `Align`
+/// bytes (Align bytes of the launch's allowance go to the rounding).
+template <int Align>
+__device__ __forceinline__ unsigned char *alignedDynamicShared() {
+  extern __shared__ unsigned char kvrtDynamicShared[];
+  const uint32_t address = sharedAddress(kvrtDynamicShared);
+  return kvrtDynamicShared + (Align - address % Align) % Align;
 }
 
 /// ldmatrix .x4: four 8x8 b16 matrices whose rows lanes 8i..8i+7 address.
@@ -164,8 +202,9 @@ copyTile(const PagedRow &row, int first, int length, bool values,
 } // namespace prefill
 
 /// The prefill body; see the file comment. pagedAttention calls it after
-/// checking the launch (prefillLaunchMatches). `KeyTile` keys (32 or 64)
-/// per K/V tile.
+/// checking the launch (prefillLaunchMatches) and that the block has
+/// prefillSharedBytes(HeadDim, false) bytes of dynamic shared memory.
+/// `KeyTile` keys (32 or 64) per K/V tile.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int KeyTile = kPrefillKeys>
 __device__ void pagedPrefillMmaBody(const kvrt_attention_params &p) {
@@ -179,7 +218,9 @@ __device__ void pagedPrefillMmaBody(const kvrt_attention_params &p) {
   constexpr int kKeyTiles = KeyTile / 8;    // n-tiles of S
   constexpr int kDimTiles = HeadDim / 8;    // n-tiles of O
 
-  __shared__ __align__(128) PrefillShared<T, HeadDim, KeyTile> shared;
+  PrefillShared<T, HeadDim, KeyTile> &shared =
+      *reinterpret_cast<PrefillShared<T, HeadDim, KeyTile> *>(
+          alignedDynamicShared<128>());
 
   const int kvHead = blockIdx.x;
   const int rowsPerSequence = p.num_tokens * GroupSize;

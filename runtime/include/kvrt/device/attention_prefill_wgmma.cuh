@@ -1,0 +1,352 @@
+//===- attention_prefill_wgmma.cuh - Hopper paged prefill ------*- CUDA -*-===//
+//
+// The prefill body of kvrt::device::pagedAttention on sm_90a: the same
+// launch, rows and results as pagedPrefillMmaBody (attention_prefill.cuh),
+// with the two matrix products on Hopper's warpgroup MMA (wgmma.cuh).
+//
+// A block of 128 threads is one warpgroup and takes 64 token-major query
+// rows (warp w: rows 16 w .. 16 w + 15). Q is copied once into swizzled
+// shared memory; each 64-key tile of K and V is gathered from the pages by
+// cp.async (K into one of two tiles, a tile ahead; V while S and the
+// softmax run). Per key tile: S = Q·Kᵀ by HeadDim / 16 wgmma m64n64k16
+// with both operands in shared memory; online softmax on the fp32
+// accumulators (the scale folded into ex2, masks only where needed); then
+// O += P·V by four wgmma m64nHeadDimk16 with P in registers (the
+// accumulator layout is the A operand's) and V read MN-major from the same
+// swizzled layout. The body needs prefillSharedBytes(HeadDim, true) bytes
+// of dynamic shared memory (64 KiB + 1 KiB at head_dim 128), which the
+// runtime passes on sm_90 (runtime/lib/SplitK.cu); three blocks share an
+// SM, so the other blocks' MMAs overlap one block's softmax and copies.
+// (Issuing S(kt) together with P·V(kt - 1) so the softmax overlaps the
+// block's own P·V, with two V tiles and two blocks per SM, measured 13%
+// slower on the H200.)
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_DEVICE_ATTENTION_PREFILL_WGMMA_CUH
+#define KVRT_DEVICE_ATTENTION_PREFILL_WGMMA_CUH
+
+#include "kvrt/device/attention_prefill.cuh"
+#include "kvrt/device/wgmma.cuh"
+
+#include <cstdint>
+
+namespace kvrt::device {
+
+namespace prefill {
+
+/// Starts the copy of keys (`values` false) or values of the `Keys`-key
+/// tile whose first key (a multiple of Keys) is `first` into the swizzled
+/// tile at `tile`; keys at or past `length` are zeros. Thread i copies chunk
+/// i % kChunks of rows i / kChunks + u * (128 / kChunks). Where a page holds
+/// whole passes of rows, each page id is read once and the rows' addresses
+/// are constant offsets from the page's.
+template <typename T, int HeadDim, int PageSize, int Keys>
+__device__ __forceinline__ void copySwizzledTile(const PagedRow &row, int first,
+                                                 int length, bool values,
+                                                 unsigned char *tile) {
+  using Layout = PageLayout<T, HeadDim, PageSize>;
+  constexpr int kChunks = HeadDim * int(sizeof(T)) / 16;
+  constexpr int kRowsPerPass = 128 / kChunks;
+  static_assert(kRowsPerPass % 8 == 0, "a pass must cover whole swizzle rows");
+  const int c = threadIdx.x % kChunks;
+  const int firstRow = threadIdx.x / kChunks;
+  const int64_t offset = (values ? Layout::kValueOffset : 0) + 16 * c;
+  // Rows firstRow + 8 k share the swizzle: destinations step 128 bytes/row.
+  unsigned char *const destination =
+      tile + wgmma::swizzledOffset(Keys, firstRow, c);
+  if constexpr (kRowsPerPass <= PageSize && Keys % PageSize == 0) {
+    constexpr int kPassesPerPage = PageSize / kRowsPerPass;
+    const int firstPage = first / PageSize;
+    // Pages of this tile that hold keys below `length`.
+    const int pages = (length - first + PageSize - 1) / PageSize;
+#pragma unroll
+    for (int i = 0; i < Keys / PageSize; ++i) {
+      const char *page =
+          i < pages ? row.pageAddress(__ldg(row.pages + firstPage + i)) + offset
+                    : row.poolBase;
+#pragma unroll
+      for (int j = 0; j < kPassesPerPage; ++j) {
+        const int slot = j * kRowsPerPass + firstRow;
+        const int r = i * PageSize + slot;
+        const bool valid = first + r < length;
+        copyAsync16(destination + (r - firstRow) * wgmma::kRowBytes,
+                    valid ? page + slot * Layout::kRowBytes : row.poolBase,
+                    valid);
+      }
+    }
+  } else {
+#pragma unroll
+    for (int u = 0; u < Keys / kRowsPerPass; ++u) {
+      const int r = firstRow + u * kRowsPerPass;
+      const int key = first + r;
+      const bool valid = key < length;
+      const char *source = row.poolBase;
+      if (valid)
+        source = row.pageAddress(__ldg(row.pages + key / PageSize)) +
+                 (key % PageSize) * Layout::kRowBytes + offset;
+      copyAsync16(destination + (r - firstRow) * wgmma::kRowBytes, source,
+                  valid);
+    }
+  }
+}
+
+} // namespace prefill
+
+/// The sm_90a prefill body; see the file comment. `shared` is the block's
+/// dynamic shared memory, 1024-byte aligned, prefillSharedBytes(HeadDim,
+/// true) - wgmma::kAtomBytes bytes long.
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
+__device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
+                                      unsigned char *shared) {
+  static_assert(kPrefillSupported<T, HeadDim, GroupSize, PageSize>,
+                "no prefill body for these template values");
+  using namespace prefill;
+  using mma::pack;
+  constexpr int kKeys = kPrefillWgmmaKeys;
+  constexpr int kKeyTiles = kKeys / 8;   // 8-column tiles of S
+  constexpr int kDimTiles = HeadDim / 8; // 8-column tiles of O
+  constexpr int kChunks = HeadDim * int(sizeof(T)) / 16;
+  constexpr int kQueryBytes = kPrefillRows * HeadDim * int(sizeof(T));
+  constexpr int kTileBytes = kKeys * HeadDim * int(sizeof(T));
+  // Shared memory: Q, two K tiles (tile kt in kt % 2), one V tile.
+  auto keyTile = [&](int kt) {
+    return shared + kQueryBytes + (kt % 2) * kTileBytes;
+  };
+  unsigned char *const valueTile = shared + kQueryBytes + 2 * kTileBytes;
+
+  const int kvHead = blockIdx.x;
+  const int rowsPerSequence = p.num_tokens * GroupSize;
+  const int tiles = (rowsPerSequence + kPrefillRows - 1) / kPrefillRows;
+  const int sequence = blockIdx.y / tiles;
+  // Heaviest causal tiles first (as in pagedPrefillMmaBody).
+  const int tile =
+      Causal ? tiles - 1 - int(blockIdx.y % tiles) : int(blockIdx.y % tiles);
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int r = lane / 4;
+  const int c = lane % 4;
+
+  const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
+  const int length = row.length;
+
+  // Query row R of the sequence (token R / G, head kvHead * G + R % G).
+  auto queryRow = [&](int R) {
+    const int token = R / GroupSize;
+    const int head = kvHead * GroupSize + R % GroupSize;
+    return static_cast<const T *>(p.queries) +
+           ((int64_t(sequence) * p.num_tokens + token) * p.num_q_heads + head) *
+               int64_t(HeadDim);
+  };
+
+  // Q into shared memory (rows past the sequence's end are zeros).
+  {
+    constexpr int kRowsPerPass = 128 / kChunks;
+    const int chunk = threadIdx.x % kChunks;
+#pragma unroll
+    for (int u = 0; u < kPrefillRows / kRowsPerPass; ++u) {
+      const int local = threadIdx.x / kChunks + u * kRowsPerPass;
+      const int R = tile * kPrefillRows + local;
+      const bool valid = R < rowsPerSequence;
+      const T *source = valid ? queryRow(R) + chunk * (16 / int(sizeof(T)))
+                              : static_cast<const T *>(p.queries);
+      copyAsync16(shared + wgmma::swizzledOffset(kPrefillRows, local, chunk),
+                  source, valid);
+    }
+  }
+
+  // This lane's two rows: warp rows r and r + 8.
+  int position[2];
+  bool rowValid[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int R = tile * kPrefillRows + warp * 16 + r + 8 * half;
+    rowValid[half] = R < rowsPerSequence;
+    // Query t of num_tokens is position length - num_tokens + t.
+    position[half] =
+        length - p.num_tokens + (rowValid[half] ? R / GroupSize : 0);
+  }
+  const int warpFirstRow = tile * kPrefillRows + warp * 16;
+  const bool warpRowsValid = warpFirstRow + 15 < rowsPerSequence;
+  const int warpPosition = length - p.num_tokens +
+                           min(warpFirstRow, rowsPerSequence - 1) / GroupSize;
+
+  // Keys the block's rows can see.
+  const int lastRow = min(rowsPerSequence, (tile + 1) * kPrefillRows) - 1;
+  int keyEnd = length;
+  if (Causal)
+    keyEnd = min(length, length - p.num_tokens + lastRow / GroupSize + 1);
+  keyEnd = max(0, keyEnd);
+  const int numTiles = (keyEnd + kKeys - 1) / kKeys;
+  const float scaleLog2 = p.scale * kLog2e;
+
+  if (numTiles > 0)
+    copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, 0, keyEnd, false,
+                                                  keyTile(0));
+  commitCopies();
+
+  // K-major descriptors of Q and the K tiles advance 32 bytes per 16 dims
+  // within a 64-dim column block; V's MN-major descriptor spans the column
+  // blocks (leading = one block) and advances 16 rows per 16 keys.
+  const uint64_t queryDesc =
+      wgmma::descriptor(sharedAddress(shared), 16, wgmma::kAtomBytes);
+  auto dimOffset = [](int rows, int step) {
+    return uint32_t((step / 4) * rows * wgmma::kRowBytes + (step % 4) * 32);
+  };
+
+  float acc[kDimTiles][4];
+#pragma unroll
+  for (int t = 0; t < kDimTiles; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      acc[t][i] = 0.0f;
+  float(&accFlat)[HeadDim / 2] = reinterpret_cast<float(&)[HeadDim / 2]>(acc);
+  float runningMax[2] = {-INFINITY, -INFINITY};
+  float runningSum[2] = {0.0f, 0.0f};
+  const uint64_t valueDesc = wgmma::descriptor(
+      sharedAddress(valueTile), kKeys * wgmma::kRowBytes, wgmma::kAtomBytes);
+
+  // Per key tile, two barriers: K(kt) is in and V's tile free -> copy V(kt)
+  // and K(kt + 1) while S(kt) and its softmax run; V(kt) is in -> P·V(kt).
+#pragma unroll 1
+  for (int kt = 0; kt < numTiles; ++kt) {
+    const int first = kt * kKeys;
+    waitCopies();
+    wgmma::sharedProxyFence();
+    // K(kt) is in for every thread; every warp finished P·V(kt - 1) and
+    // S(kt - 1), so V(kt) and K(kt + 1) may refill their tiles.
+    __syncthreads();
+    copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, first, keyEnd, true,
+                                                  valueTile);
+    commitCopies();
+    const bool prefetchKeys = kt + 1 < numTiles;
+    if (prefetchKeys) {
+      copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, first + kKeys, keyEnd,
+                                                    false, keyTile(kt + 1));
+      commitCopies();
+    }
+
+    // S = Q·Kᵀ: 64 rows x 64 keys.
+    float scores[kKeyTiles][4];
+    float(&scoresFlat)[kKeys / 2] =
+        reinterpret_cast<float(&)[kKeys / 2]>(scores);
+    const uint64_t keyDesc =
+        wgmma::descriptor(sharedAddress(keyTile(kt)), 16, wgmma::kAtomBytes);
+    wgmma::fence();
+#pragma unroll
+    for (int s = 0; s < HeadDim / 16; ++s)
+      wgmma::mmaShared<T, kKeys>(
+          scoresFlat, wgmma::advance(queryDesc, dimOffset(kPrefillRows, s)),
+          wgmma::advance(keyDesc, dimOffset(kKeys, s)), s > 0);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::pin(scoresFlat);
+
+    // Online softmax, as in pagedPrefillMmaBody.
+    const bool needsMask = !warpRowsValid || first + kKeys > keyEnd ||
+                           (Causal && first + kKeys - 1 > warpPosition);
+    if (needsMask) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half)
+#pragma unroll
+        for (int n = 0; n < kKeyTiles; ++n)
+#pragma unroll
+          for (int j = 0; j < 2; ++j) {
+            const int key = first + 8 * n + 2 * c + j;
+            const bool visible = rowValid[half] && key < keyEnd &&
+                                 (!Causal || key <= position[half]);
+            if (!visible)
+              scores[n][2 * half + j] = -INFINITY;
+          }
+    }
+    float rescale[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float tileMax = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < kKeyTiles; ++n)
+        tileMax =
+            fmaxf(tileMax, fmaxf(scores[n][2 * half], scores[n][2 * half + 1]));
+      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 1));
+      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 2));
+      const float newMax = fmaxf(runningMax[half], tileMax * scaleLog2);
+      rescale[half] = fastExp2(runningMax[half] - newMax);
+      const float shift = newMax == -INFINITY ? 0.0f : newMax;
+      if (runningMax[half] == -INFINITY)
+        rescale[half] = 0.0f;
+      float sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < kKeyTiles; ++n)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const float prob =
+              fastExp2(fmaf(scores[n][2 * half + j], scaleLog2, -shift));
+          scores[n][2 * half + j] = prob;
+          sum += prob;
+        }
+      runningSum[half] = runningSum[half] * rescale[half] + sum;
+      runningMax[half] = newMax;
+    }
+    if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f)) {
+#pragma unroll
+      for (int t = 0; t < kDimTiles; ++t) {
+        acc[t][0] *= rescale[0];
+        acc[t][1] *= rescale[0];
+        acc[t][2] *= rescale[1];
+        acc[t][3] *= rescale[1];
+      }
+    }
+    uint32_t probs[kKeys / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      probs[kk][0] = pack<T>(scores[2 * kk][0], scores[2 * kk][1]);
+      probs[kk][1] = pack<T>(scores[2 * kk][2], scores[2 * kk][3]);
+      probs[kk][2] = pack<T>(scores[2 * kk + 1][0], scores[2 * kk + 1][1]);
+      probs[kk][3] = pack<T>(scores[2 * kk + 1][2], scores[2 * kk + 1][3]);
+    }
+
+    // O += P·V once V(kt) is in (K(kt + 1) may still be on its way).
+    if (prefetchKeys)
+      waitCopiesExceptNewest();
+    else
+      waitCopies();
+    wgmma::sharedProxyFence();
+    __syncthreads();
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk)
+      wgmma::mmaRegisterA<T, HeadDim>(
+          accFlat, probs[kk],
+          wgmma::advance(valueDesc, kk * 16 * wgmma::kRowBytes));
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::pin(accFlat);
+  }
+  waitCopies(); // Q's copy when there was no key tile
+
+  // Each lane summed its own keys: add up the four lanes of each row.
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    runningSum[half] += __shfl_xor_sync(0xffffffffu, runningSum[half], 1);
+    runningSum[half] += __shfl_xor_sync(0xffffffffu, runningSum[half], 2);
+  }
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    if (!rowValid[half])
+      continue;
+    const int R = tile * kPrefillRows + warp * 16 + r + 8 * half;
+    const float inverse =
+        runningSum[half] > 0.0f ? 1.0f / runningSum[half] : 0.0f;
+    T *out = static_cast<T *>(p.out) +
+             (queryRow(R) - static_cast<const T *>(p.queries));
+#pragma unroll
+    for (int t = 0; t < kDimTiles; ++t) {
+      const uint32_t value =
+          pack<T>(acc[t][2 * half] * inverse, acc[t][2 * half + 1] * inverse);
+      *reinterpret_cast<uint32_t *>(out + 8 * t + 2 * c) = value;
+    }
+  }
+}
+
+} // namespace kvrt::device
+
+#endif // KVRT_DEVICE_ATTENTION_PREFILL_WGMMA_CUH
