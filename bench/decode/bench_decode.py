@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Decode attention on the H200: kvcc (paged, through kvrt's C API) against
 torch SDPA with the cuDNN and FlashAttention backends (contiguous cache,
-enable_gqa=True), in one process on the same random data.
+enable_gqa=True) and, where it can be imported, FlashInfer's paged
+BatchDecodeWithPagedKVCacheWrapper (on kvrt's pages converted to its
+layout), in one process on the same random data.
 
 For every shape it builds K/V with torch, appends them to a kvrt CUDA cache
 with kvrt_append (the paged copy of the same data), checks kvcc's and the
@@ -14,6 +16,10 @@ measured in the same run.
 Usage (on the GPU machine, after building libkvrt.so and
 libkvcc_bench.so, see run_on_device.sh):
   python3 bench/decode/bench_decode.py --lib-dir build-gpu/lib --out DIR
+FlashInfer runs when `import flashinfer` works: from .device/flashinfer
+(made by prepare_flashinfer.sh), `source bench/decode/flashinfer_env.sh`
+first. Otherwise, or with --no-flashinfer, its results are null and the
+reason is in the JSON's "flashinfer"; its failures are reported, not fatal.
 """
 import argparse
 import ctypes
@@ -175,6 +181,105 @@ class ResidentPages:
         self.kvrt.check(status, "kvcc_bench_launch_direct")
 
 
+class FlashInfer:
+    """FlashInfer's BatchDecodeWithPagedKVCacheWrapper (backend fa2, NHD) on
+    kvrt's pages: its CUDA-core decode kernel (use_tensor_cores=False, the
+    wrapper's default) and its tensor-core one (True). Optional: on the GPU
+    machine it comes from .device/flashinfer (bench/decode/
+    prepare_flashinfer.sh, installed by flashinfer_env.sh) with prebuilt
+    modules; the constructor raises when FlashInfer cannot be imported."""
+
+    VARIANTS = [("", False), ("tc_", True)]  # key prefix, use_tensor_cores
+
+    def __init__(self):
+        import flashinfer
+        self.version = flashinfer.__version__
+        self.wrappers = {}
+        for prefix, tensor_cores in self.VARIANTS:
+            # FlashInfer's recommended 128 MB split-k workspace, zeroed.
+            workspace = torch.zeros(128 << 20, dtype=torch.uint8, device="cuda")
+            self.wrappers[prefix] = flashinfer.BatchDecodeWithPagedKVCacheWrapper(
+                workspace, "NHD", use_tensor_cores=tensor_cores, backend="fa2")
+        # Its own generator for the page order: the global one draws the
+        # benchmark's data, which must not change with FlashInfer on or off.
+        self.generator = torch.Generator().manual_seed(1)
+
+    def describe(self):
+        return (f"flashinfer {self.version} BatchDecodeWithPagedKVCacheWrapper "
+                "(backend fa2, NHD, enable_pdl default) on kvrt's pages "
+                "converted to [pages, 2, page, Hkv, d] in a random page order: "
+                "flashinfer_p{16,64} its CUDA-core decode "
+                "(use_tensor_cores=False), flashinfer_tc_p{16,64} its "
+                "tensor-core decode (True); plan() once, run() timed")
+
+    def pages(self, resident):
+        """kvrt's page pool (ResidentPages: per (sequence, kv head) page,
+        `page` key rows then `page` value rows) in FlashInfer's NHD layout:
+        a page holds `page` tokens of one sequence for all kv heads, K then V
+        ([num_pages, 2, page, Hkv, d]), pages in a random order, with its
+        CSR page table (indptr, indices, last_page_len)."""
+        B, Hkv, S, page = resident.shape
+        per_seq = S // page
+        # kvrt's page j of (b, h) is pool[indices[(b * Hkv + h) * per_seq + j]].
+        src = resident.pool[resident.indices.long().view(B, Hkv, per_seq)]
+        perm = torch.randperm(B * per_seq, generator=self.generator).cuda()
+        cache = torch.empty(B * per_seq, 2, page, Hkv, src.shape[-1],
+                            dtype=src.dtype, device="cuda")
+        # [B, Hkv, per_seq, 2, page, d] -> [B, per_seq, 2, page, Hkv, d]
+        cache[perm] = src.permute(0, 2, 3, 4, 1, 5).reshape(cache.shape)
+        del src
+        indptr = (torch.arange(B + 1, device="cuda") * per_seq).int()
+        last_page_len = torch.full((B,), page, dtype=torch.int32, device="cuda")
+        return cache, indptr, perm.int(), last_page_len
+
+    def measure(self, row, q, ref, page, pages, scale, failures):
+        """Plans once per variant, checks the output against `ref` (poisoned
+        first) and times run(); fills row[flashinfer_{,tc_}p{page}_*]."""
+        cache, indptr, indices, last_page_len = pages
+        B, hq, _, d = q.shape
+        hkv = cache.shape[3]
+        fq = q[:, :, 0, :].contiguous()  # [B, Hq, d]
+        out = torch.empty_like(fq)
+        for prefix, _ in self.VARIANTS:
+            key = f"flashinfer_{prefix}p{page}"
+            try:
+                wrapper = self.wrappers[prefix]
+                wrapper.plan(indptr, indices, last_page_len, hq, hkv, d, page,
+                             pos_encoding_mode="NONE", q_data_type=q.dtype,
+                             kv_data_type=cache.dtype, sm_scale=scale)
+                fn = lambda: wrapper.run(fq, cache, out=out)
+                # out [B, Hq, d] is [B, T=1, Hq, d], the order checked_run reads.
+                err = checked_run(fn, out.view(B, 1, hq, d), ref)
+                row[f"{key}_err"] = err
+                if not err < ERROR_BOUND:
+                    failures.append(f"{key} hq={hq} B={B} S={row['S']}: "
+                                    f"error {err}")
+                    continue
+                row[f"{key}_ms"] = time_ms(fn)
+                row[f"{key}_host_ms"] = host_ms(fn)
+            except Exception as ex:  # report, keep going
+                row[f"{key}_error"] = str(ex)[:200]
+                failures.append(f"{key} hq={hq} B={B} S={row['S']}: "
+                                f"{str(ex)[:200]}")
+
+
+def flashinfer_summary(row):
+    """flashinfer_ms: FlashInfer's fastest time for the shape (either kernel,
+    either page size); speedup_vs_flashinfer[pP]: its faster kernel at page
+    P over kvcc's time at page P (above 1: kvcc is faster); None where
+    FlashInfer was not measured."""
+    best = {}
+    for p in PAGES:
+        times = [row[k] for k in (f"flashinfer_p{p}_ms", f"flashinfer_tc_p{p}_ms")
+                 if row.get(k) is not None]
+        if times:
+            best[p] = min(times)
+    row["flashinfer_ms"] = min(best.values()) if best else None
+    speedup = {f"p{p}": t / row[f"kvcc_p{p}_ms"] for p, t in best.items()
+               if row.get(f"kvcc_p{p}_ms")}
+    row["speedup_vs_flashinfer"] = speedup or None
+
+
 def time_ms(fn, reps=15, calls=10, warm=5):
     """Median over `reps` of the mean time of `calls` back-to-back calls."""
     for _ in range(warm):
@@ -261,6 +366,9 @@ def main():
                     help="also time the page-16 kernel variants of "
                          "bench_kernels.cu (CUDA-core body, two chunks per "
                          "step, five blocks per SM, L2 prefetch of the next chunk)")
+    ap.add_argument("--no-flashinfer", action="store_true",
+                    help="do not run FlashInfer (run by default when it can "
+                         "be imported; see flashinfer_env.sh)")
     args = ap.parse_args()
     if args.quick:
         GQA[:] = GQA[:1]
@@ -271,7 +379,17 @@ def main():
     print(f"{props.name}, {props.multi_processor_count} SMs, torch "
           f"{torch.__version__}; copy bandwidth {copy:.0f} GB/s (r+w)",
           flush=True)
-    rows, failures = [], []
+    fi = None
+    if args.no_flashinfer:
+        fi_status = "not run: --no-flashinfer"
+    else:
+        try:
+            fi = FlashInfer()
+            fi_status = fi.describe()
+        except Exception as ex:  # optional: report once, keep going
+            fi_status = f"not run: {type(ex).__name__}: {str(ex)[:300]}"
+    print(f"FlashInfer: {fi_status}", flush=True)
+    rows, failures, fi_failures = [], [], []
     shapes = SHAPES[:2] if args.quick else SHAPES
     for hq, hkv in GQA:
         group = hq // hkv
@@ -296,7 +414,9 @@ def main():
                     row[f"{name}_error"] = str(ex)[:200]
             # kvcc: queries/outputs [B, 1, Hq, d] = q's memory order.
             qk = q.transpose(1, 2).contiguous()
+            fi_pages = {}
             for page in PAGES:
+              resident = None
               try:
                 cache = PagedCache(kvrt, k, v, page)
                 out = torch.empty_like(qk)
@@ -326,6 +446,7 @@ def main():
                 cache.close()
                 # The kernel with resident tables: the headline numbers.
                 cache = ResidentPages(kvrt, k, v, page)
+                resident = cache
                 fn = lambda: cache.attention(qk, out, scale)
                 err = checked_run(fn, out, ref)
                 key = f"kvcc_p{page}"
@@ -356,9 +477,23 @@ def main():
                 failures.append(f"kvcc_p{page} hq={hq} B={B} S={S}: {ex}")
                 row[f"kvcc_p{page}_ms"] = float("nan")
                 row[f"kvcc_p{page}_err"] = float("nan")
+              if fi is not None and resident is not None:
+                # The same pages in FlashInfer's layout, run once kvcc is done.
+                try:
+                  fi_pages[page] = fi.pages(resident)
+                except Exception as ex:  # report, keep going
+                  row[f"flashinfer_p{page}_error"] = str(ex)[:200]
+                  fi_failures.append(f"flashinfer_p{page} pages hq={hq} B={B} "
+                                     f"S={S}: {str(ex)[:200]}")
+              del resident
+            for page, pages in fi_pages.items():
+                fi.measure(row, q, ref, page, pages, scale, fi_failures)
+            del fi_pages
+            flashinfer_summary(row)
             for key in ["kvcc_p16", "kvcc_p64", "kvcc_api_p16", "kvcc_api_p64",
-                        "cudnn", "flash"]:
-                if f"{key}_ms" in row:
+                        "cudnn", "flash", "flashinfer", "flashinfer_p16",
+                        "flashinfer_p64", "flashinfer_tc_p16", "flashinfer_tc_p64"]:
+                if row.get(f"{key}_ms") is not None:
                     row[f"{key}_GBps"] = kv_bytes / row[f"{key}_ms"] / 1e6
             if "cudnn_ms" in row:
                 row["speedup_vs_cudnn"] = {
@@ -373,7 +508,7 @@ def main():
     result = dict(device=props.name, sms=props.multi_processor_count,
                   torch=torch.__version__, copy_GBps_rw=copy,
                   error_bound=ERROR_BOUND, failures=failures, rows=rows,
-                  flashinfer="not run: see README (Decode performance)")
+                  flashinfer=fi_status, flashinfer_failures=fi_failures)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "decode_h200.json"), "w") as f:
         json.dump(result, f, indent=1)
@@ -383,6 +518,8 @@ def main():
     except Exception as ex:
         print("plot failed:", ex)
     print(open(os.path.join(args.out, "decode_h200.md")).read())
+    if fi_failures:  # reported, not the benchmark's failures
+        print("FLASHINFER FAILURES (not timed):", *fi_failures, sep="\n  ")
     if failures:
         print("CORRECTNESS FAILURES:", *failures, sep="\n  ")
         sys.exit(1)
@@ -406,18 +543,28 @@ def write_markdown(result, path):
              "kvrt_attention_launch, which also assembles the batch's device "
              "tables from the incrementally maintained per-head tables; "
              "+scores: the same with the per-key score hook on "
-             "(kvrt_attention_launch_scored, H2O's statistic).", "",
+             "(kvrt_attention_launch_scored, H2O's statistic). FlashInfer: "
+             "BatchDecodeWithPagedKVCacheWrapper on the same pages in its "
+             "own layout (details below); FlashInfer ms is its fastest "
+             "kernel and page size, vs FlashInfer pP its faster kernel at "
+             "page P over kvcc pP.", "",
              "| Hq/Hkv | B | S | kvcc p16 ms | kvcc p64 ms | kvcc API p16 ms "
-             "| API p16 +scores ms | cuDNN ms | flash ms "
+             "| API p16 +scores ms | cuDNN ms | flash ms | FlashInfer ms "
              "| kvcc p16 GB/s (%) | cuDNN GB/s | vs cuDNN p16 | vs cuDNN p64 "
-             "| vs flash p16 | err p16 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| vs flash p16 | vs FlashInfer p16 | vs FlashInfer p64 "
+             "| err p16 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+             "---|---|"]
     ratios = {16: [], 64: []}
+    fi_ratios = {16: [], 64: []}
     for r in result["rows"]:
         s = r.get("speedup_vs_cudnn", {})
+        fs = r.get("speedup_vs_flashinfer") or {}
         for p in (16, 64):
             if f"p{p}" in s:
                 ratios[p].append(s[f"p{p}"])
+            if f"p{p}" in fs:
+                fi_ratios[p].append(fs[f"p{p}"])
         g = r["kvcc_p16_GBps"]
         lines.append(
             f"| {r['hq']}/{r['hkv']} | {r['B']} | {r['S']} "
@@ -426,20 +573,67 @@ def write_markdown(result, path):
             f"| {r.get('kvcc_api_p16_scored_ms', float('nan')):.4f} "
             f"| {r.get('cudnn_ms', float('nan')):.4f} "
             f"| {r.get('flash_ms', float('nan')):.4f} "
+            f"| {cell(r.get('flashinfer_ms'), '.4f')} "
             f"| {g:.0f} ({100 * g / copy:.0f}%) "
             f"| {r.get('cudnn_GBps', float('nan')):.0f} "
             f"| {s.get('p16', float('nan')):.2f} | {s.get('p64', float('nan')):.2f} "
             f"| {r.get('speedup_vs_flash', {}).get('p16', float('nan')):.2f} "
+            f"| {cell(fs.get('p16'), '.2f')} | {cell(fs.get('p64'), '.2f')} "
             f"| {r['kvcc_p16_err']:.1e} |")
     lines.append("")
     for p in (16, 64):
         if ratios[p]:
             lines.append(f"Geometric mean speedup vs cuDNN, page {p}: "
                          f"{geomean(ratios[p]):.2f}x; minimum {min(ratios[p]):.2f}x")
+    for p in (16, 64):
+        if fi_ratios[p]:
+            lines.append(f"Geometric mean speedup vs FlashInfer, page {p}: "
+                         f"{geomean(fi_ratios[p]):.2f}x; minimum "
+                         f"{min(fi_ratios[p]):.2f}x")
     lines.append("")
     lines.append(f"FlashInfer: {result['flashinfer']}")
+    lines += flashinfer_markdown(result)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def cell(x, spec):
+    return "n/a" if x is None else format(x, spec)
+
+
+def flashinfer_markdown(result):
+    """FlashInfer's per-kernel table (CUDA-core and tensor-core decode, page
+    16 and 64): times, K+V GB/s and the largest relative error."""
+    rows = [r for r in result["rows"]
+            if any(k.startswith("flashinfer_") and k.endswith("_ms")
+                   and r[k] is not None for k in r)]
+    lines = []
+    if rows:
+        lines += ["", "FlashInfer by kernel (CUDA-core decode, tensor-core "
+                  "decode) and page size, ms (K+V GB/s); err: the largest "
+                  "relative error of the four:", "",
+                  "| Hq/Hkv | B | S | decode p16 | decode p64 | tensor-core p16 "
+                  "| tensor-core p64 | kvcc p16 ms | kvcc p64 ms | err |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+    variants = [f"flashinfer_{t}p{p}" for t in ("", "tc_") for p in (16, 64)]
+    for r in rows:
+        times = []
+        for key in variants:
+            ms = r.get(f"{key}_ms")
+            times.append("n/a" if ms is None else
+                         f"{ms:.4f} ({r[f'{key}_GBps']:.0f})")
+        errs = [r[f"{key}_err"] for key in variants
+                if r.get(f"{key}_err") is not None]
+        lines.append(
+            f"| {r['hq']}/{r['hkv']} | {r['B']} | {r['S']} | "
+            + " | ".join(times)
+            + f" | {r['kvcc_p16_ms']:.4f} | {r['kvcc_p64_ms']:.4f} "
+            f"| {cell(max(errs) if errs else None, '.1e')} |")
+    failures = result.get("flashinfer_failures", [])
+    if failures:
+        lines += ["", "FlashInfer not timed (error bound or exception):"]
+        lines += [f"- {failure}" for failure in failures]
+    return lines
 
 
 def plot(result, path):

@@ -17,12 +17,14 @@ def plot(result, path):
     labels = [f"{r['hq']}/{r['hkv']}\nB{r['B']} S{r['S'] // 1024}K" for r in rows]
     x = range(len(rows))
     fig, ax = plt.subplots(figsize=(14, 5))
-    width = 0.16
     series = [("kvcc_p16", "kvcc paged p16"), ("kvcc_p64", "kvcc paged p64"), ("kvcc_api_p16", "kvcc API p16"),
               ("cudnn", "SDPA cuDNN"), ("flash", "SDPA flash")]
+    if any(r.get("flashinfer_GBps") for r in rows):
+        series.append(("flashinfer", "FlashInfer (fastest)"))
+    width = 0.8 / len(series)
     for i, (key, label) in enumerate(series):
-        ax.bar([xi + (i - 2) * width for xi in x],
-               [r.get(f"{key}_GBps", 0) for r in rows], width, label=label)
+        ax.bar([xi + (i - (len(series) - 1) / 2) * width for xi in x],
+               [r.get(f"{key}_GBps") or 0 for r in rows], width, label=label)
     ax.axhline(result["copy_GBps_rw"], color="k", ls="--", lw=1,
                label="device copy (r+w)")
     ax.set_xticks(list(x))

@@ -17,6 +17,11 @@ cmake --build $BUILD -j16 2>&1 | tail -3 || exit 1
 nvcc -O3 -std=c++17 -arch=sm_90a -shared -Xcompiler -fPIC -cudart shared \
   -Iruntime/include -Iruntime/lib bench/decode/bench_kernels.cu -L$BUILD/lib -lkvrt \
   -Xlinker -rpath,$PWD/$BUILD/lib -o $BUILD/lib/libkvcc_bench.so || exit 1
+# FlashInfer for the decode comparison, where prepare_flashinfer.sh made
+# .device/flashinfer (without it bench_decode.py records null and goes on).
+if [ -f .device/flashinfer/STAMP ]; then
+  source bench/decode/flashinfer_env.sh || echo "FlashInfer not installed"
+fi
 PYTHONUNBUFFERED=1 python3 bench/decode/bench_decode.py --lib-dir $BUILD/lib \
   --out $OUT "$@" 2>&1 | tee $OUT/bench.log
 PYTHONUNBUFFERED=1 python3 bench/prefill/bench_prefill.py --lib-dir $BUILD/lib \
