@@ -29,21 +29,51 @@
 #include "kvrt/device/wgmma.cuh"
 
 #include <cstdint>
+#include <type_traits>
 
 namespace kvrt::device {
 
 namespace prefill {
 
+/// Whether a page holds whole passes of a tile's rows (see TilePages).
+template <typename T, int HeadDim, int PageSize, int Keys>
+inline constexpr bool kWholePasses =
+    128 / (HeadDim * int(sizeof(T)) / 16) <= PageSize &&Keys % PageSize == 0;
+
+/// Addresses of the pages of one `Keys`-key tile (null past the row's
+/// length), read once and used for its keys and, a tile later, its values.
+template <int PageSize, int Keys> struct TilePages {
+  const char *page[Keys % PageSize == 0 ? Keys / PageSize : 1];
+};
+
+/// The pages of the tile whose first key (a multiple of Keys) is `first`.
+template <typename T, int HeadDim, int PageSize, int Keys>
+__device__ __forceinline__ TilePages<PageSize, Keys>
+tilePages(const PagedRow &row, int first, int length) {
+  TilePages<PageSize, Keys> result;
+  if constexpr (kWholePasses<T, HeadDim, PageSize, Keys>) {
+    const int firstPage = first / PageSize;
+    const int pages = (length - first + PageSize - 1) / PageSize;
+#pragma unroll
+    for (int i = 0; i < Keys / PageSize; ++i)
+      result.page[i] = i < pages
+                           ? row.pageAddress(__ldg(row.pages + firstPage + i))
+                           : nullptr;
+  }
+  return result;
+}
+
 /// Starts the copy of keys (`values` false) or values of the `Keys`-key
 /// tile whose first key (a multiple of Keys) is `first` into the swizzled
 /// tile at `tile`; keys at or past `length` are zeros. Thread i copies chunk
 /// i % kChunks of rows i / kChunks + u * (128 / kChunks). Where a page holds
-/// whole passes of rows, each page id is read once and the rows' addresses
-/// are constant offsets from the page's.
+/// whole passes of rows (kWholePasses), the rows' addresses are constant
+/// offsets from the pages' (`pages`, from tilePages), and tiles wholly
+/// below `length` copy without per-row tests.
 template <typename T, int HeadDim, int PageSize, int Keys>
-__device__ __forceinline__ void copySwizzledTile(const PagedRow &row, int first,
-                                                 int length, bool values,
-                                                 unsigned char *tile) {
+__device__ __forceinline__ void
+copySwizzledTile(const PagedRow &row, const TilePages<PageSize, Keys> &pages,
+                 int first, int length, bool values, unsigned char *tile) {
   using Layout = PageLayout<T, HeadDim, PageSize>;
   constexpr int kChunks = HeadDim * int(sizeof(T)) / 16;
   constexpr int kRowsPerPass = 128 / kChunks;
@@ -54,26 +84,27 @@ __device__ __forceinline__ void copySwizzledTile(const PagedRow &row, int first,
   // Rows firstRow + 8 k share the swizzle: destinations step 128 bytes/row.
   unsigned char *const destination =
       tile + wgmma::swizzledOffset(Keys, firstRow, c);
-  if constexpr (kRowsPerPass <= PageSize && Keys % PageSize == 0) {
+  if constexpr (kWholePasses<T, HeadDim, PageSize, Keys>) {
     constexpr int kPassesPerPage = PageSize / kRowsPerPass;
-    const int firstPage = first / PageSize;
-    // Pages of this tile that hold keys below `length`.
-    const int pages = (length - first + PageSize - 1) / PageSize;
+    auto copyRows = [&](auto checked) {
 #pragma unroll
-    for (int i = 0; i < Keys / PageSize; ++i) {
-      const char *page =
-          i < pages ? row.pageAddress(__ldg(row.pages + firstPage + i)) + offset
-                    : row.poolBase;
+      for (int i = 0; i < Keys / PageSize; ++i) {
+        const char *page = pages.page[i] + offset;
 #pragma unroll
-      for (int j = 0; j < kPassesPerPage; ++j) {
-        const int slot = j * kRowsPerPass + firstRow;
-        const int r = i * PageSize + slot;
-        const bool valid = first + r < length;
-        copyAsync16(destination + (r - firstRow) * wgmma::kRowBytes,
-                    valid ? page + slot * Layout::kRowBytes : row.poolBase,
-                    valid);
+        for (int j = 0; j < kPassesPerPage; ++j) {
+          const int slot = j * kRowsPerPass + firstRow;
+          const int r = i * PageSize + slot;
+          const bool valid = !decltype(checked)::value || first + r < length;
+          copyAsync16(destination + (r - firstRow) * wgmma::kRowBytes,
+                      valid ? page + slot * Layout::kRowBytes : row.poolBase,
+                      valid);
+        }
       }
-    }
+    };
+    if (first + Keys <= length)
+      copyRows(std::false_type());
+    else
+      copyRows(std::true_type());
   } else {
 #pragma unroll
     for (int u = 0; u < Keys / kRowsPerPass; ++u) {
@@ -179,9 +210,13 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
   const int numTiles = (keyEnd + kKeys - 1) / kKeys;
   const float scaleLog2 = p.scale * kLog2e;
 
-  if (numTiles > 0)
-    copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, 0, keyEnd, false,
+  // Pages of tile kt (its keys were copied, its values are next).
+  TilePages<PageSize, kKeys> pages;
+  if (numTiles > 0) {
+    pages = tilePages<T, HeadDim, PageSize, kKeys>(row, 0, keyEnd);
+    copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, pages, 0, keyEnd, false,
                                                   keyTile(0));
+  }
   commitCopies();
 
   // K-major descriptors of Q and the K tiles advance 32 bytes per 16 dims
@@ -215,13 +250,15 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
     // K(kt) is in for every thread; every warp finished P·V(kt - 1) and
     // S(kt - 1), so V(kt) and K(kt + 1) may refill their tiles.
     __syncthreads();
-    copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, first, keyEnd, true,
-                                                  valueTile);
+    copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, pages, first, keyEnd,
+                                                  true, valueTile);
     commitCopies();
     const bool prefetchKeys = kt + 1 < numTiles;
     if (prefetchKeys) {
-      copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, first + kKeys, keyEnd,
-                                                    false, keyTile(kt + 1));
+      pages =
+          tilePages<T, HeadDim, PageSize, kKeys>(row, first + kKeys, keyEnd);
+      copySwizzledTile<T, HeadDim, PageSize, kKeys>(
+          row, pages, first + kKeys, keyEnd, false, keyTile(kt + 1));
       commitCopies();
     }
 
