@@ -466,8 +466,13 @@ def main():
                         row[f"{key}_{vname}_ms"] = time_ms(fn)
                     kvrt.bench.kvcc_bench_set_variant(0)
                 if args.sweep and page == 16 and B * hkv < 132:
+                    # Split counts around one wave of 4 blocks per SM (the
+                    # planner picks the first count filling >= 85% of it).
+                    wave = 4 * props.multi_processor_count / (B * hkv)
+                    counts = sorted({max(2, round(f * wave)) for f in
+                                     (0.5, 0.75, 0.86, 1, 1.25, 1.5, 2, 3)})
                     sweep = {}
-                    for splits in [8, 16, 33, 66, 132, 264]:
+                    for splits in counts:
                         os.environ["KVRT_DECODE_SPLITS"] = str(splits)
                         sweep[splits] = time_ms(fn, reps=7)
                     del os.environ["KVRT_DECODE_SPLITS"]
