@@ -79,8 +79,8 @@ class Kvrt:
         self.bench.kvcc_bench_kernel.argtypes = [ctypes.c_int, ctypes.c_int]
         self.bench.kvcc_bench_set_variant.argtypes = [ctypes.c_int]
         self.bench.kvcc_bench_prefill_kernel.restype = vp
-        self.bench.kvcc_bench_prefill_kernel.argtypes = [ctypes.c_int,
-                                                         ctypes.c_int]
+        self.bench.kvcc_bench_prefill_kernel.argtypes = [
+            ctypes.c_int, ctypes.c_int, ctypes.c_int]
         self.bench.kvcc_bench_set_prefill_variant.argtypes = [ctypes.c_int]
         self.threads = self.bench.kvcc_bench_threads()
         self.bench.kvcc_bench_launch_direct.argtypes = [

@@ -106,16 +106,18 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
 }
 
 // Prefill chunks (16+ tokens with group 4): the full template, whose
-// prefill body the runtime launches for them.
-#define KVCC_BENCH_PREFILL(name, T, group)                                     \
+// prefill body the runtime launches for them; causal and not.
+#define KVCC_BENCH_PREFILL(name, T, group, causal)                             \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads,                \
                                kvrt::device::kPrefillMinBlocks) void           \
   name(kvrt_attention_params p) {                                              \
-    kvrt::device::pagedAttention<T, 128, group, 16, true>(p);                  \
+    kvrt::device::pagedAttention<T, 128, group, 16, causal>(p);                \
   }
-KVCC_BENCH_PREFILL(kvcc_prefill_f16_g4, __half, 4)
-KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g4, __nv_bfloat16, 4)
-KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g8, __nv_bfloat16, 8)
+KVCC_BENCH_PREFILL(kvcc_prefill_f16_g4, __half, 4, true)
+KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g4, __nv_bfloat16, 4, true)
+KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g8, __nv_bfloat16, 8, true)
+KVCC_BENCH_PREFILL(kvcc_prefill_full_f16_g4, __half, 4, false)
+KVCC_BENCH_PREFILL(kvcc_prefill_full_bf16_g4, __nv_bfloat16, 4, false)
 #undef KVCC_BENCH_PREFILL
 
 // Prefill variants (bf16, group 4), not what kvcc emits: 32-key tiles, and
@@ -142,9 +144,17 @@ extern "C" void kvcc_bench_set_prefill_variant(int variant) {
   prefillVariant = variant;
 }
 
-/// The causal prefill kernel (d128, page 16) for `dtype` (kvrt_dtype) and
-/// `group`, or null.
-extern "C" const void *kvcc_bench_prefill_kernel(int dtype, int group) {
+/// The prefill kernel (d128, page 16) for `dtype` (kvrt_dtype), `group`
+/// and `causal` (0 or 1), or null.
+extern "C" const void *kvcc_bench_prefill_kernel(int dtype, int group,
+                                                 int causal) {
+  if (!causal) {
+    if (dtype == KVRT_DTYPE_F16 && group == 4)
+      return reinterpret_cast<const void *>(&kvcc_prefill_full_f16_g4);
+    if (dtype == KVRT_DTYPE_BF16 && group == 4)
+      return reinterpret_cast<const void *>(&kvcc_prefill_full_bf16_g4);
+    return nullptr;
+  }
   if (dtype == KVRT_DTYPE_BF16 && group == 4 && prefillVariant == 1)
     return reinterpret_cast<const void *>(&kvcc_prefill_keys32);
   if (dtype == KVRT_DTYPE_BF16 && group == 4 && prefillVariant == 2)

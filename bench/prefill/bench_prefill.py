@@ -48,7 +48,12 @@ def main():
     ap.add_argument("--variants", action="store_true",
                     help="also time bench_kernels.cu's prefill variants "
                          "(bf16: 32-key tiles, two blocks per SM)")
+    ap.add_argument("--non-causal", action="store_true",
+                    help="time non-causal attention instead (every query sees "
+                         "every key; FLOPs 4·B·Hq·S²·D); writes "
+                         "prefill_h200_noncausal.{json,md}")
     args = ap.parse_args()
+    causal = not args.non_causal
     torch.manual_seed(0)
     kvrt = Kvrt(args.lib_dir)
     kvrt.lib.kvrt_sequence_truncate.argtypes = [
@@ -61,16 +66,17 @@ def main():
         kdtype = KVRT_DTYPE_BF16 if dname == "bf16" else KVRT_DTYPE_F16
         for hq, hkv in GQA:
             group = hq // hkv
-            kernel = kvrt.bench.kvcc_bench_prefill_kernel(kdtype, group)
+            kernel = kvrt.bench.kvcc_bench_prefill_kernel(kdtype, group,
+                                                          int(causal))
             for B, S in SHAPES:
                 q = torch.randn(B, hq, S, HEAD_DIM, device="cuda", dtype=dtype)
                 k = torch.randn(B, hkv, S, HEAD_DIM, device="cuda", dtype=dtype)
                 v = torch.randn(B, hkv, S, HEAD_DIM, device="cuda", dtype=dtype)
-                flops = 4.0 * B * hq * S * S * HEAD_DIM / 2
+                flops = 4.0 * B * hq * S * S * HEAD_DIM / (2 if causal else 1)
                 scale = 1.0 / math.sqrt(HEAD_DIM)
                 with sdpa_kernel([SDPBackend.MATH]):
                     ref = F.scaled_dot_product_attention(
-                        q.float(), k.float(), v.float(), is_causal=True,
+                        q.float(), k.float(), v.float(), is_causal=causal,
                         enable_gqa=True)
                 row = dict(dtype=dname, hq=hq, hkv=hkv, B=B, S=S, d=HEAD_DIM,
                            page=PAGE, flops=flops)
@@ -79,7 +85,7 @@ def main():
                     try:
                         with sdpa_kernel([backend]):
                             fn = lambda: F.scaled_dot_product_attention(
-                                q, k, v, is_causal=True, enable_gqa=True)
+                                q, k, v, is_causal=causal, enable_gqa=True)
                             row[f"{name}_err"] = rel_error(fn(), ref)
                             row[f"{name}_ms"] = time_ms(fn, reps=9, calls=3)
                         row[f"{name}_TFLOPs"] = flops / row[f"{name}_ms"] / 1e9
@@ -95,7 +101,8 @@ def main():
                     def fn():
                         kvrt.check(kvrt.lib.kvrt_attention_launch(
                             cache.cache, B, cache.ids, S, hq, qk.data_ptr(),
-                            out.data_ptr(), scale, 1, kernel, kvrt.threads,
+                            out.data_ptr(), scale, int(causal), kernel,
+                            kvrt.threads,
                             stream), "kvrt_attention_launch")
                     err = checked_run(fn, out, ref)
                     row["kvcc_err"] = err
@@ -143,11 +150,12 @@ def main():
                         ms = time_ms(fn, reps=3, calls=1, warm=1)
                         row["kvcc_per_token_TFLOPs"] = flops / ms / 1e9
                         del os.environ["KVRT_PREFILL_LAYOUT"]
-                    if args.variants and dname == "bf16" and group == 4:
+                    if (args.variants and causal and dname == "bf16" and
+                            group == 4):
                         for variant, vname in [(1, "keys32"), (2, "2blocks")]:
                             kvrt.bench.kvcc_bench_set_prefill_variant(variant)
                             kernel = kvrt.bench.kvcc_bench_prefill_kernel(
-                                kdtype, group)
+                                kdtype, group, 1)
                             verr = checked_run(fn, out, ref)
                             row[f"kvcc_{vname}_err"] = verr
                             if not verr < ERROR_BOUND[dname]:
@@ -156,8 +164,8 @@ def main():
                             ms = time_ms(fn, reps=9, calls=3)
                             row[f"kvcc_{vname}_TFLOPs"] = flops / ms / 1e9
                         kvrt.bench.kvcc_bench_set_prefill_variant(0)
-                        kernel = kvrt.bench.kvcc_bench_prefill_kernel(kdtype,
-                                                                      group)
+                        kernel = kvrt.bench.kvcc_bench_prefill_kernel(
+                            kdtype, group, 1)
                     cache.close()
                     del cache, qk, out
                 except Exception as ex:  # report, keep going
@@ -170,16 +178,19 @@ def main():
                 rows.append(row)
                 del q, k, v, ref
                 torch.cuda.empty_cache()
-    result = dict(device=props.name, torch=torch.__version__,
+    result = dict(device=props.name, torch=torch.__version__, causal=causal,
                   error_bound=ERROR_BOUND, failures=failures, rows=rows)
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "prefill_h200.json"), "w") as f:
+    stem = "prefill_h200" if causal else "prefill_h200_noncausal"
+    with open(os.path.join(args.out, stem + ".json"), "w") as f:
         json.dump(result, f, indent=1)
-    lines = ["# Causal prefill attention on " + props.name, "",
+    flops_text = "4·B·Hq·S²·D/2" if causal else "4·B·Hq·S²·D"
+    lines = [("# Causal" if causal else "# Non-causal") +
+             " prefill attention on " + props.name, "",
              "GQA 32/8, d=128; kvcc: paged cache (page 16) through "
              "kvrt_attention_launch (prefill layout); cuDNN/flash: torch SDPA "
-             "on contiguous tensors, enable_gqa=True. TFLOP/s = 4·B·Hq·S²·D/2 "
-             "/ time. Ratio = kvcc TFLOP/s / cuDNN TFLOP/s. kvcc runs its wgmma "
+             "on contiguous tensors, enable_gqa=True. TFLOP/s = " + flops_text +
+             " / time. Ratio = kvcc TFLOP/s / cuDNN TFLOP/s. kvcc runs its wgmma "
              "body on sm_90a; the last column is its mma.sync body "
              "(KVRT_PREFILL_WGMMA=0); append ms: kvrt_append of the B x S chunk's "
              "K/V into the paged cache (a separate step).", "",
@@ -198,7 +209,7 @@ def main():
             f"{g('kvcc_err', '.1e')} | {g('kvcc_mmasync_TFLOPs', '.0f')} | "
             f"{g('append_ms', '.3f')} |")
     text = "\n".join(lines) + "\n"
-    with open(os.path.join(args.out, "prefill_h200.md"), "w") as f:
+    with open(os.path.join(args.out, stem + ".md"), "w") as f:
         f.write(text)
     print(text)
     if failures:
