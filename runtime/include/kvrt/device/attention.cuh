@@ -17,7 +17,11 @@
 //
 // Two bodies compute this: the tensor-core one of attention_mma.cuh where
 // it supports the template values and the GPU, and the CUDA-core one below
-// for everything else (pagedAttentionSimt forces it).
+// for everything else (pagedAttentionSimt forces it). Launches the runtime
+// makes in the prefill layout (params.query_tile_rows) run a prefill body
+// instead: wgmma on sm_90a (attention_prefill_wgmma.cuh), mma.sync
+// elsewhere (attention_prefill.cuh), picked by the dynamic shared memory
+// the runtime passed.
 //
 // CUDA-core body. Work split: warp w takes pages w, w + W, ... of the block's split; a page
 // is processed in tiles of several keys per key group (see RowSplit) whose

@@ -20,7 +20,9 @@
 // c ^ (r % 8), so ldmatrix's eight rows hit eight bank groups); V's copy
 // overlaps S, and the next K tile's copy overlaps P·V. Keys past the row's
 // length are zero-filled and masked; causal rows mask keys after their
-// position.
+// position. The tiles live in the block's dynamic shared memory
+// (prefillSharedBytes). On sm_90a, attention_prefill_wgmma.cuh's body runs
+// instead, on the same launch and rows.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_CUH
