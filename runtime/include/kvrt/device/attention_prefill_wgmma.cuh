@@ -240,8 +240,9 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
   const uint64_t valueDesc = wgmma::descriptor(
       sharedAddress(valueTile), kKeys * wgmma::kRowBytes, wgmma::kAtomBytes);
 
-  // Per key tile, two barriers: K(kt) is in and V's tile free -> copy V(kt)
-  // and K(kt + 1) while S(kt) and its softmax run; V(kt) is in -> P·V(kt).
+  // Per key tile, two barriers: K(kt) is in and V's tile free -> issue
+  // S(kt), then copy V(kt) and K(kt + 1) while S(kt) and its softmax run;
+  // V(kt) is in -> P·V(kt).
 #pragma unroll 1
   for (int kt = 0; kt < numTiles; ++kt) {
     const int first = kt * kKeys;
@@ -250,17 +251,6 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
     // K(kt) is in for every thread; every warp finished P·V(kt - 1) and
     // S(kt - 1), so V(kt) and K(kt + 1) may refill their tiles.
     __syncthreads();
-    copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, pages, first, keyEnd,
-                                                  true, valueTile);
-    commitCopies();
-    const bool prefetchKeys = kt + 1 < numTiles;
-    if (prefetchKeys) {
-      pages =
-          tilePages<T, HeadDim, PageSize, kKeys>(row, first + kKeys, keyEnd);
-      copySwizzledTile<T, HeadDim, PageSize, kKeys>(
-          row, pages, first + kKeys, keyEnd, false, keyTile(kt + 1));
-      commitCopies();
-    }
 
     // S = Q·Kᵀ: 64 rows x 64 keys.
     float scores[kKeyTiles][4];
@@ -275,6 +265,19 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
           scoresFlat, wgmma::advance(queryDesc, dimOffset(kPrefillRows, s)),
           wgmma::advance(keyDesc, dimOffset(kKeys, s)), s > 0);
     wgmma::commit();
+    // While the tensor cores compute S: copy V(kt) and K(kt + 1).
+    copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, pages, first, keyEnd,
+                                                  true, valueTile);
+    commitCopies();
+    const bool prefetchKeys = kt + 1 < numTiles;
+    if (prefetchKeys) {
+      pages =
+          tilePages<T, HeadDim, PageSize, kKeys>(row, first + kKeys, keyEnd);
+      copySwizzledTile<T, HeadDim, PageSize, kKeys>(
+          row, pages, first + kKeys, keyEnd, false, keyTile(kt + 1));
+      commitCopies();
+    }
+
     wgmma::wait<0>();
     wgmma::pin(scoresFlat);
 
