@@ -14,8 +14,6 @@
 
 #include <cuda_runtime.h>
 
-#include <cstdlib>
-
 using namespace kvrt::test;
 
 namespace {
@@ -155,26 +153,6 @@ std::string kernelCaseName(const ::testing::TestParamInfo<KernelCase> &info) {
          std::to_string(info.param.numTokens) +
          (info.param.mmaSyncPrefill ? "_mmasync" : "");
 }
-
-/// Sets an environment variable for its lifetime.
-class ScopedEnv {
-public:
-  ScopedEnv(const char *name, const char *value) : name(name) {
-    if (value)
-      setenv(name, value, 1);
-    else
-      this->name = nullptr;
-  }
-  ~ScopedEnv() {
-    if (name)
-      unsetenv(name);
-  }
-  ScopedEnv(const ScopedEnv &) = delete;
-  ScopedEnv &operator=(const ScopedEnv &) = delete;
-
-private:
-  const char *name;
-};
 
 class GpuAttentionTest : public ::testing::TestWithParam<KernelCase> {};
 

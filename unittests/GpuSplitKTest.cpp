@@ -32,14 +32,12 @@ const GpuKernel &kernelNamed(const std::string &name) {
   return gpuKernels().front();
 }
 
-/// Sets KVRT_DECODE_SPLITS for the lifetime of the object.
-class ForcedSplits {
+/// Forces KVRT_DECODE_SPLITS to `splits` for its lifetime (unset for 0).
+class ForcedSplits : public ScopedEnv {
 public:
-  explicit ForcedSplits(int splits) {
-    if (splits > 0)
-      setenv("KVRT_DECODE_SPLITS", std::to_string(splits).c_str(), 1);
-  }
-  ~ForcedSplits() { unsetenv("KVRT_DECODE_SPLITS"); }
+  explicit ForcedSplits(int splits)
+      : ScopedEnv("KVRT_DECODE_SPLITS",
+                  splits > 0 ? std::to_string(splits).c_str() : nullptr) {}
 };
 
 /// Device memory freed at scope exit.
@@ -95,9 +93,10 @@ TEST(PrefillLayoutTest, ManyQueryRowsOfTensorCoreShapes) {
   p.num_q_heads = 8; // MHA: 64 tokens
   p.num_tokens = 64;
   EXPECT_TRUE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F16, 9, 128));
-  setenv("KVRT_PREFILL_LAYOUT", "0", 1);
-  EXPECT_FALSE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F16, 9, 128));
-  unsetenv("KVRT_PREFILL_LAYOUT");
+  {
+    ScopedEnv off("KVRT_PREFILL_LAYOUT", "0");
+    EXPECT_FALSE(kvrt::cuda::usePrefillLayout(p, KVRT_DTYPE_F16, 9, 128));
+  }
 }
 
 /// Appends random K/V for `lengths` sequences to a CUDA cache and a host

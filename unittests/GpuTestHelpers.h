@@ -11,6 +11,9 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <string>
+
 namespace kvrt::test {
 
 /// True when kvrt has CUDA and the machine has a device to run on.
@@ -20,6 +23,24 @@ inline bool haveGpu() {
   int count = 0;
   return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
+
+/// Sets environment variable `name` to `value` for its lifetime (a runtime
+/// knob such as KVRT_DECODE_SPLITS); leaves it unset when `value` is null.
+class ScopedEnv {
+public:
+  ScopedEnv(const char *name, const char *value) : name(name) {
+    if (value)
+      setenv(name, value, 1);
+  }
+  ScopedEnv(const char *name, const std::string &value)
+      : ScopedEnv(name, value.c_str()) {}
+  ~ScopedEnv() { unsetenv(name); }
+  ScopedEnv(const ScopedEnv &) = delete;
+  ScopedEnv &operator=(const ScopedEnv &) = delete;
+
+private:
+  const char *name;
+};
 
 } // namespace kvrt::test
 
