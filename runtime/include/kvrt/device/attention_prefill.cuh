@@ -201,6 +201,113 @@ copyTile(const PagedRow &row, int first, int length, bool values,
   }
 }
 
+/// The online softmax of a thread's two query rows (warp rows r and r + 8,
+/// `half` 0 and 1) in the prefill bodies, over score tiles in the m16n8
+/// accumulator layout: scores[n][2 half + j] is key 8 n + 2 c + j of the
+/// tile for the thread's row `half` (c = lane % 4).
+struct RowSoftmax {
+  /// Running maxima in scaled log2 units: -inf while a row has seen no
+  /// visible key (then every probability is 2^-inf = 0).
+  float runningMax[2] = {-INFINITY, -INFINITY};
+  /// This lane's share of each row's sum of probabilities.
+  float runningSum[2] = {0.0f, 0.0f};
+
+  /// Turns the raw scores of the tile whose first key is `first` into
+  /// probabilities and rescales the output accumulators `acc` to the new
+  /// maxima. The scale folds into the exponent (2^(s * scale·log2e - max)).
+  /// When `needsMask` (warp-uniform: a key may be invisible to one of the
+  /// warp's rows), keys at or past `keyEnd`, rows that are not `rowValid`
+  /// and, if Causal, keys after the row's `position` are masked first.
+  template <bool Causal, int KeyTiles, int DimTiles>
+  __device__ __forceinline__ void
+  update(float (&scores)[KeyTiles][4], float (&acc)[DimTiles][4],
+         bool needsMask, int first, int keyEnd, const bool (&rowValid)[2],
+         const int (&position)[2], float scaleLog2) {
+    const int c = threadIdx.x % 4;
+    if (needsMask) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half)
+#pragma unroll
+        for (int n = 0; n < KeyTiles; ++n)
+#pragma unroll
+          for (int j = 0; j < 2; ++j) {
+            const int key = first + 8 * n + 2 * c + j;
+            const bool visible = rowValid[half] && key < keyEnd &&
+                                 (!Causal || key <= position[half]);
+            if (!visible)
+              scores[n][2 * half + j] = -INFINITY;
+          }
+    }
+    float rescale[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float tileMax = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < KeyTiles; ++n)
+        tileMax =
+            fmaxf(tileMax, fmaxf(scores[n][2 * half], scores[n][2 * half + 1]));
+      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 1));
+      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 2));
+      const float newMax = fmaxf(runningMax[half], tileMax * scaleLog2);
+      rescale[half] = fastExp2(runningMax[half] - newMax);
+      const float shift = newMax == -INFINITY ? 0.0f : newMax;
+      if (runningMax[half] == -INFINITY)
+        rescale[half] = 0.0f;
+      float sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < KeyTiles; ++n)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const float prob =
+              fastExp2(fmaf(scores[n][2 * half + j], scaleLog2, -shift));
+          scores[n][2 * half + j] = prob;
+          sum += prob;
+        }
+      runningSum[half] = runningSum[half] * rescale[half] + sum;
+      runningMax[half] = newMax;
+    }
+    // Once the rows' maxima settle, most tiles change none of the warp's
+    // maxima: skip the rescale then (a warp-uniform branch).
+    if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f)) {
+#pragma unroll
+      for (int t = 0; t < DimTiles; ++t) {
+        acc[t][0] *= rescale[0];
+        acc[t][1] *= rescale[0];
+        acc[t][2] *= rescale[1];
+        acc[t][3] *= rescale[1];
+      }
+    }
+  }
+
+  /// Normalizes the accumulators and stores the thread's share of each
+  /// valid row: outRow[half] is the row's output (HeadDim elements of T).
+  template <typename T, int DimTiles>
+  __device__ __forceinline__ void store(const float (&acc)[DimTiles][4],
+                                        T *const (&outRow)[2],
+                                        const bool (&rowValid)[2]) {
+    const int c = threadIdx.x % 4;
+    // Each lane summed its own keys: add up the four lanes of each row.
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      runningSum[half] += __shfl_xor_sync(0xffffffffu, runningSum[half], 1);
+      runningSum[half] += __shfl_xor_sync(0xffffffffu, runningSum[half], 2);
+    }
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      if (!rowValid[half])
+        continue;
+      const float inverse =
+          runningSum[half] > 0.0f ? 1.0f / runningSum[half] : 0.0f;
+#pragma unroll
+      for (int t = 0; t < DimTiles; ++t) {
+        const uint32_t value = mma::pack<T>(acc[t][2 * half] * inverse,
+                                            acc[t][2 * half + 1] * inverse);
+        *reinterpret_cast<uint32_t *>(outRow[half] + 8 * t + 2 * c) = value;
+      }
+    }
+  }
+};
+
 } // namespace prefill
 
 /// The prefill body; see the file comment. pagedAttention calls it after
@@ -299,8 +406,7 @@ __device__ void pagedPrefillMmaBody(const kvrt_attention_params &p) {
 #pragma unroll
     for (int i = 0; i < 4; ++i)
       acc[t][i] = 0.0f;
-  float runningMax[2] = {-INFINITY, -INFINITY};
-  float runningSum[2] = {0.0f, 0.0f};
+  RowSoftmax softmax;
 
   if (numTiles > 0) {
     copyTile<T, HeadDim, PageSize, KeyTile>(row, 0, keyEnd, false,
@@ -338,68 +444,14 @@ __device__ void pagedPrefillMmaBody(const kvrt_attention_params &p) {
       }
     }
 
-    // Online softmax per row on the raw scores: the scale folds into the
-    // exponent (2^(s * scale·log2e - max)). Masking is needed only where a
-    // key may be invisible to one of the warp's rows: the causal diagonal,
-    // the row's end, padding rows of the last tile (warp-uniform test).
+    // Online softmax per row. Masking is needed only where a key may be
+    // invisible to one of the warp's rows: the causal diagonal, the row's
+    // end, padding rows of the last tile (warp-uniform test).
     const bool needsMask = !warpRowsValid || first + KeyTile > keyEnd ||
                            (Causal && first + KeyTile - 1 > warpPosition);
-    if (needsMask) {
-#pragma unroll
-      for (int half = 0; half < 2; ++half)
-#pragma unroll
-        for (int n = 0; n < kKeyTiles; ++n)
-#pragma unroll
-          for (int j = 0; j < 2; ++j) {
-            const int key = first + 8 * n + 2 * c + j;
-            const bool visible = rowValid[half] && key < keyEnd &&
-                                 (!Causal || key <= position[half]);
-            if (!visible)
-              scores[n][2 * half + j] = -INFINITY;
-          }
-    }
-    float (&probs)[kKeyTiles][4] = scores;
-    float rescale[2];
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      float tileMax = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < kKeyTiles; ++n)
-        tileMax = fmaxf(tileMax, fmaxf(scores[n][2 * half],
-                                       scores[n][2 * half + 1]));
-      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 1));
-      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 2));
-      // Running maxima are in scaled log2 units; -inf while the row has
-      // seen no visible key (then every probability is 2^-inf = 0).
-      const float newMax = fmaxf(runningMax[half], tileMax * scaleLog2);
-      rescale[half] = fastExp2(runningMax[half] - newMax);
-      const float shift = newMax == -INFINITY ? 0.0f : newMax;
-      if (runningMax[half] == -INFINITY)
-        rescale[half] = 0.0f;
-      float sum = 0.0f;
-#pragma unroll
-      for (int n = 0; n < kKeyTiles; ++n)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          const float prob =
-              fastExp2(fmaf(scores[n][2 * half + j], scaleLog2, -shift));
-          probs[n][2 * half + j] = prob;
-          sum += prob;
-        }
-      runningSum[half] = runningSum[half] * rescale[half] + sum;
-      runningMax[half] = newMax;
-    }
-    // Once the rows' maxima settle, most tiles change none of the warp's
-    // maxima: skip the rescale then (a warp-uniform branch).
-    if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f)) {
-#pragma unroll
-      for (int t = 0; t < kDimTiles; ++t) {
-        acc[t][0] *= rescale[0];
-        acc[t][1] *= rescale[0];
-        acc[t][2] *= rescale[1];
-        acc[t][3] *= rescale[1];
-      }
-    }
+    softmax.update<Causal>(scores, acc, needsMask, first, keyEnd, rowValid,
+                           position, scaleLog2);
+    const float(&probs)[kKeyTiles][4] = scores;
 
     waitCopies();
     __syncthreads(); // V(kt) is in; every warp is done with K(kt)
@@ -431,27 +483,11 @@ __device__ void pagedPrefillMmaBody(const kvrt_attention_params &p) {
     }
   }
 
-  // Each lane summed its own keys: add up the four lanes of each row.
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    runningSum[half] += __shfl_xor_sync(0xffffffffu, runningSum[half], 1);
-    runningSum[half] += __shfl_xor_sync(0xffffffffu, runningSum[half], 2);
-  }
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    if (!rowValid[half])
-      continue;
-    const float inverse = runningSum[half] > 0.0f ? 1.0f / runningSum[half]
-                                                  : 0.0f;
-    T *out = static_cast<T *>(p.out) +
-             (queryRow[half] - static_cast<const T *>(p.queries));
-#pragma unroll
-    for (int t = 0; t < kDimTiles; ++t) {
-      const uint32_t value = pack<T>(acc[t][2 * half] * inverse,
-                                     acc[t][2 * half + 1] * inverse);
-      *reinterpret_cast<uint32_t *>(out + 8 * t + 2 * c) = value;
-    }
-  }
+  T *const outRow[2] = {
+      static_cast<T *>(p.out) + (queryRow[0] - static_cast<const T *>(p.queries)),
+      static_cast<T *>(p.out) +
+          (queryRow[1] - static_cast<const T *>(p.queries))};
+  softmax.store<T>(acc, outRow, rowValid);
 }
 
 } // namespace kvrt::device

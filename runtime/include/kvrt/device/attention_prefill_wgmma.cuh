@@ -155,7 +155,6 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   const int r = lane / 4;
-  const int c = lane % 4;
 
   const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
   const int length = row.length;
@@ -235,8 +234,7 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
     for (int i = 0; i < 4; ++i)
       acc[t][i] = 0.0f;
   float(&accFlat)[HeadDim / 2] = reinterpret_cast<float(&)[HeadDim / 2]>(acc);
-  float runningMax[2] = {-INFINITY, -INFINITY};
-  float runningSum[2] = {0.0f, 0.0f};
+  RowSoftmax softmax;
   const uint64_t valueDesc = wgmma::descriptor(
       sharedAddress(valueTile), kKeys * wgmma::kRowBytes, wgmma::kAtomBytes);
 
@@ -281,60 +279,12 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
     wgmma::wait<0>();
     wgmma::pin(scoresFlat);
 
-    // Online softmax, as in pagedPrefillMmaBody.
+    // Online softmax (masks only where a key may be invisible to one of
+    // the warp's rows).
     const bool needsMask = !warpRowsValid || first + kKeys > keyEnd ||
                            (Causal && first + kKeys - 1 > warpPosition);
-    if (needsMask) {
-#pragma unroll
-      for (int half = 0; half < 2; ++half)
-#pragma unroll
-        for (int n = 0; n < kKeyTiles; ++n)
-#pragma unroll
-          for (int j = 0; j < 2; ++j) {
-            const int key = first + 8 * n + 2 * c + j;
-            const bool visible = rowValid[half] && key < keyEnd &&
-                                 (!Causal || key <= position[half]);
-            if (!visible)
-              scores[n][2 * half + j] = -INFINITY;
-          }
-    }
-    float rescale[2];
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      float tileMax = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < kKeyTiles; ++n)
-        tileMax =
-            fmaxf(tileMax, fmaxf(scores[n][2 * half], scores[n][2 * half + 1]));
-      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 1));
-      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 2));
-      const float newMax = fmaxf(runningMax[half], tileMax * scaleLog2);
-      rescale[half] = fastExp2(runningMax[half] - newMax);
-      const float shift = newMax == -INFINITY ? 0.0f : newMax;
-      if (runningMax[half] == -INFINITY)
-        rescale[half] = 0.0f;
-      float sum = 0.0f;
-#pragma unroll
-      for (int n = 0; n < kKeyTiles; ++n)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          const float prob =
-              fastExp2(fmaf(scores[n][2 * half + j], scaleLog2, -shift));
-          scores[n][2 * half + j] = prob;
-          sum += prob;
-        }
-      runningSum[half] = runningSum[half] * rescale[half] + sum;
-      runningMax[half] = newMax;
-    }
-    if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f)) {
-#pragma unroll
-      for (int t = 0; t < kDimTiles; ++t) {
-        acc[t][0] *= rescale[0];
-        acc[t][1] *= rescale[0];
-        acc[t][2] *= rescale[1];
-        acc[t][3] *= rescale[1];
-      }
-    }
+    softmax.update<Causal>(scores, acc, needsMask, first, keyEnd, rowValid,
+                           position, scaleLog2);
     uint32_t probs[kKeys / 16][4];
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
@@ -363,28 +313,13 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
   }
   waitCopies(); // Q's copy when there was no key tile
 
-  // Each lane summed its own keys: add up the four lanes of each row.
+  T *outRow[2];
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    runningSum[half] += __shfl_xor_sync(0xffffffffu, runningSum[half], 1);
-    runningSum[half] += __shfl_xor_sync(0xffffffffu, runningSum[half], 2);
-  }
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    if (!rowValid[half])
-      continue;
-    const int R = tile * kPrefillRows + warp * 16 + r + 8 * half;
-    const float inverse =
-        runningSum[half] > 0.0f ? 1.0f / runningSum[half] : 0.0f;
-    T *out = static_cast<T *>(p.out) +
-             (queryRow(R) - static_cast<const T *>(p.queries));
-#pragma unroll
-    for (int t = 0; t < kDimTiles; ++t) {
-      const uint32_t value =
-          pack<T>(acc[t][2 * half] * inverse, acc[t][2 * half + 1] * inverse);
-      *reinterpret_cast<uint32_t *>(out + 8 * t + 2 * c) = value;
-    }
-  }
+  for (int half = 0; half < 2; ++half)
+    outRow[half] = static_cast<T *>(p.out) +
+                   (queryRow(tile * kPrefillRows + warp * 16 + r + 8 * half) -
+                    static_cast<const T *>(p.queries));
+  softmax.store<T>(acc, outRow, rowValid);
 }
 
 } // namespace kvrt::device
