@@ -261,6 +261,15 @@ TEST(GpuSplitKTest, ForcedSplitsEveryElementType) {
     checkAgainstHost(kernelNamed(name), {1500, 33, 900}, 1, 7, 4);
 }
 
+TEST(GpuSplitKTest, ManySplitsMergeInSeveralBatches) {
+  SKIP_WITHOUT_GPU();
+  // 150 splits: a merge thread combines several batches of kMergeBatch
+  // splits; d256 with 150 splits also gives the merge fewer parts per vector.
+  checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {20000, 3000}, 1,
+                   150, 6);
+  checkAgainstHost(kernelNamed("f16_d256_g8_p64_causal"), {12000}, 1, 150, 7);
+}
+
 TEST(GpuSplitKTest, KeyScoresMatchHost) {
   SKIP_WITHOUT_GPU();
   // Tensor-core and CUDA-core bodies, with and without splits, decode steps

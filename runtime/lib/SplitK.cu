@@ -35,8 +35,12 @@ using kvrt::cuda::checkCuda;
 using kvrt::cuda::ScopedDevice;
 using kvrt::cuda::SplitPlan;
 
-/// Threads of a merge block; each takes head_dim / kMergeThreads elements.
-constexpr int kMergeThreads = 128;
+/// Most threads of a merge block (see mergeShape).
+constexpr int kMergeThreads = 256;
+
+/// Splits whose partial states a merge thread loads before it combines any
+/// of them: the loads of a batch are in flight together.
+constexpr int kMergeBatch = 8;
 
 /// Upper bound on splits: bounds the workspace and the merge's work.
 /// 256 splits of 4 pages already cover 1024 pages per wave.
@@ -53,108 +57,164 @@ constexpr double kFullChipFraction = 0.8;
 /// Most blocks gridDim.z may hold.
 constexpr int64_t kMaxGridZ = 65535;
 
-/// Block-wide reduction of `value` with `op` (all threads get the result).
-/// `scratch` holds one float per warp; the block has kMergeThreads threads.
-template <typename Op>
-__device__ float blockReduce(float value, float *scratch, Op op) {
-  for (int offset = 16; offset > 0; offset /= 2)
-    value = op(value, __shfl_xor_sync(0xffffffffu, value, offset));
-  const int warp = threadIdx.x / 32;
-  __syncthreads(); // scratch may still be read by a previous reduction
-  if (threadIdx.x % 32 == 0)
-    scratch[warp] = value;
-  __syncthreads();
-  float result = scratch[0];
-  for (int w = 1; w < kMergeThreads / 32; ++w)
-    result = op(result, scratch[w]);
-  return result;
+/// Running combination of split partial states: the largest lse seen
+/// (log2 units), the sum of the states' weights rescaled to it, and the
+/// matching weighted sum of N consecutive output elements.
+template <int N> struct MergeState {
+  float max = -INFINITY;
+  float weight = 0.0f;
+  float acc[N] = {};
+
+  /// Adds a state with maximum `lse`, weight `w` and weighted sum `sum`
+  /// (a split's normalized output is the state (lse_s, 1, partial_s)).
+  /// States with maximum -inf (splits that saw no key) weigh nothing.
+  __device__ void add(float lse, float w, const float (&sum)[N]) {
+    if (lse == -INFINITY)
+      return;
+    const float newMax = fmaxf(max, lse);
+    const float keep = exp2f(max - newMax); // 0 while max is -inf
+    const float take = exp2f(lse - newMax);
+    weight = weight * keep + w * take;
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+      acc[i] = acc[i] * keep + sum[i] * take;
+    max = newMax;
+  }
+};
+
+/// Loads N floats (one 16-byte load when N is 4: the caller aligns them).
+template <int N>
+__device__ __forceinline__ void loadVector(const float *src, float (&x)[N]) {
+  if constexpr (N == 4) {
+    const float4 v = *reinterpret_cast<const float4 *>(src);
+    x[0] = v.x;
+    x[1] = v.y;
+    x[2] = v.z;
+    x[3] = v.w;
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+      x[i] = src[i];
+  }
 }
 
-/// Combines the splits of one query head (one block per head): out[d] =
+/// How a merge block covers one head: `parts` threads per N-element vector
+/// of the output, each taking every parts-th split, so that a thread has
+/// at most kMergeBatch splits while the block stays within kMergeThreads
+/// (a whole number of warps).
+struct MergeShape {
+  int parts;
+  int threads;
+};
+MergeShape mergeShape(int numSplits, int headDim) {
+  const int vectors = headDim % 4 == 0 ? headDim / 4 : headDim;
+  int parts = (numSplits + kMergeBatch - 1) / kMergeBatch;
+  parts = std::max(1, std::min(parts, kMergeThreads / std::max(1, vectors)));
+  const int threads = std::min(kMergeThreads, parts * vectors);
+  return {parts, (threads + 31) / 32 * 32};
+}
+
+/// Combines the splits of one query head (block x = head): out[d] =
 /// sum_s w_s * partial[s][d] / sum_s w_s with w_s = 2^(lse_s - max lse).
 /// Splits that saw no key have lse -inf and weigh nothing; a head with no
 /// key at all gets 0, as the unsplit kernel writes.
 ///
-/// Every load is independent of the others: the block reduces the lse
-/// values in parallel, and its threads split the sum over splits into
-/// `parts` interleaved partial sums of 16-byte vectors (four dims each),
-/// combined through shared memory at the end. A serial loop over the
-/// splits per dim was latency-bound (one L2 round trip per few splits).
+/// Thread (part, vector) combines, online, output vector `vector` of
+/// splits part, part + parts, ...: it loads the lse and values of
+/// kMergeBatch splits before it uses any, and the lse is not reduced
+/// first, so the merge after the attention kernel costs about one memory
+/// round trip. A warp's loads are vectors of one split (contiguous). The
+/// parts of a vector are then combined through shared memory in part
+/// order (deterministic).
+template <typename T, int N>
+__device__ void mergeHead(const float *partialOut, const float *partialLse,
+                          T *out, int numSplits, int headDim, float *rowLse,
+                          int parts) {
+  __shared__ float sharedMax[kMergeThreads];
+  __shared__ float sharedWeight[kMergeThreads];
+  __shared__ float sharedAcc[kMergeThreads][N];
+  const int64_t head = blockIdx.x;
+  const float *lse = partialLse + head * numSplits;
+  const float *partial = partialOut + head * numSplits * headDim;
+  T *result = out + head * headDim;
+  const int vectors = headDim / N;
+  const int perPass = int(blockDim.x) / parts;
+  const int part = int(threadIdx.x) / perPass;
+  // head_dim above kMergeThreads * N takes several passes (parts is 1).
+  for (int base = 0; base < vectors; base += perPass) {
+    const int vector = base + int(threadIdx.x) % perPass;
+    const bool active = part < parts && vector < vectors;
+    MergeState<N> state;
+    if (active) {
+      for (int first = part; first < numSplits;
+           first += kMergeBatch * parts) {
+        float batchLse[kMergeBatch];
+        float batchValues[kMergeBatch][N];
+#pragma unroll
+        for (int b = 0; b < kMergeBatch; ++b) {
+          const int s = first + b * parts;
+          batchLse[b] = -INFINITY;
+#pragma unroll
+          for (int i = 0; i < N; ++i)
+            batchValues[b][i] = 0.0f;
+          if (s < numSplits) {
+            batchLse[b] = lse[s];
+            loadVector<N>(partial + int64_t(s) * headDim + vector * N,
+                          batchValues[b]);
+          }
+        }
+#pragma unroll
+        for (int b = 0; b < kMergeBatch; ++b)
+          state.add(batchLse[b], 1.0f, batchValues[b]);
+      }
+    }
+    sharedMax[threadIdx.x] = state.max;
+    sharedWeight[threadIdx.x] = state.weight;
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+      sharedAcc[threadIdx.x][i] = state.acc[i];
+    __syncthreads();
+    if (active && part == 0) {
+      for (int other = 1; other < parts; ++other) {
+        const int slot = other * perPass + int(threadIdx.x);
+        float sum[N];
+#pragma unroll
+        for (int i = 0; i < N; ++i)
+          sum[i] = sharedAcc[slot][i];
+        state.add(sharedMax[slot], sharedWeight[slot], sum);
+      }
+      const float scale = state.weight > 0.0f ? 1.0f / state.weight : 0.0f;
+#pragma unroll
+      for (int i = 0; i < N; ++i)
+        result[vector * N + i] =
+            kvrt::device::fromFloat<T>(state.acc[i] * scale);
+      // The key-score hook's log2-sum-exp of the row (null when off).
+      if (rowLse && vector == 0)
+        rowLse[head] = state.weight > 0.0f
+                           ? state.max + log2f(state.weight)
+                           : -INFINITY;
+    }
+    __syncthreads(); // shared memory is reused by the next pass
+  }
+}
+
+/// The merge kernel: one block of mergeShape(...).threads threads per
+/// query head; 16-byte vectors where head_dim allows (see mergeHead).
 template <typename T>
 __global__ void __launch_bounds__(kMergeThreads)
     mergeSplits(const float *partialOut, const float *partialLse, T *out,
-                int numSplits, int headDim, float *rowLse) {
+                int numSplits, int headDim, float *rowLse, int parts) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Launched as a programmatic dependent of the attention kernel (see
   // queueMerge): wait until its partial states are complete and visible.
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
 #endif
-  extern __shared__ float weights[];
-  __shared__ float scratch[kMergeThreads / 32];
-  __shared__ float4 partSums[kMergeThreads];
-  const int64_t head = blockIdx.x;
-  const float *lse = partialLse + head * numSplits;
-  float localMax = -INFINITY;
-  for (int s = threadIdx.x; s < numSplits; s += blockDim.x)
-    localMax = fmaxf(localMax, lse[s]);
-  const float maxLse = blockReduce(
-      localMax, scratch, [](float a, float b) { return fmaxf(a, b); });
-  float localTotal = 0.0f;
-  for (int s = threadIdx.x; s < numSplits; s += blockDim.x) {
-    const float w = lse[s] == -INFINITY ? 0.0f : exp2f(lse[s] - maxLse);
-    weights[s] = w;
-    localTotal += w;
-  }
-  const float total = blockReduce(localTotal, scratch,
-                                  [](float a, float b) { return a + b; });
-  // The key-score hook's log2-sum-exp of the row (null when off).
-  if (rowLse && threadIdx.x == 0)
-    rowLse[head] = total > 0.0f ? maxLse + log2f(total) : -INFINITY;
-  const float *partial = partialOut + head * numSplits * headDim;
-  T *result = out + head * headDim;
-
-  const int vecs = headDim / 4;
-  if (headDim % 4 != 0 || vecs > kMergeThreads) {
-    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
-      float sum = 0.0f;
-      for (int s = 0; s < numSplits; ++s)
-        sum = fmaf(weights[s], partial[int64_t(s) * headDim + d], sum);
-      result[d] = kvrt::device::fromFloat<T>(total > 0.0f ? sum / total : 0.0f);
-    }
-    return;
-  }
-  const int parts = kMergeThreads / vecs;
-  const int part = threadIdx.x / vecs;
-  const int vec = threadIdx.x % vecs;
-  float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  if (part < parts) {
-#pragma unroll 4
-    for (int s = part; s < numSplits; s += parts) {
-      const float4 x = *reinterpret_cast<const float4 *>(
-          partial + int64_t(s) * headDim + 4 * vec);
-      const float w = weights[s];
-      sum.x = fmaf(w, x.x, sum.x);
-      sum.y = fmaf(w, x.y, sum.y);
-      sum.z = fmaf(w, x.z, sum.z);
-      sum.w = fmaf(w, x.w, sum.w);
-    }
-  }
-  partSums[threadIdx.x] = sum;
-  __syncthreads();
-  if (part != 0)
-    return;
-  for (int other = 1; other < parts; ++other) {
-    const float4 x = partSums[other * vecs + vec];
-    sum.x += x.x;
-    sum.y += x.y;
-    sum.z += x.z;
-    sum.w += x.w;
-  }
-  const float scale = total > 0.0f ? 1.0f / total : 0.0f;
-  result[4 * vec] = kvrt::device::fromFloat<T>(sum.x * scale);
-  result[4 * vec + 1] = kvrt::device::fromFloat<T>(sum.y * scale);
-  result[4 * vec + 2] = kvrt::device::fromFloat<T>(sum.z * scale);
-  result[4 * vec + 3] = kvrt::device::fromFloat<T>(sum.w * scale);
+  if (headDim % 4 == 0)
+    mergeHead<T, 4>(partialOut, partialLse, out, numSplits, headDim, rowLse,
+                    parts);
+  else
+    mergeHead<T, 1>(partialOut, partialLse, out, numSplits, headDim, rowLse,
+                    parts);
 }
 
 /// Threads of a key-score accumulation block; each takes one slot.
@@ -369,10 +429,10 @@ kvrt_status launchError(cudaError_t error, const char *function) {
 template <typename T>
 cudaError_t queueMerge(const kvrt_attention_params &p, int64_t heads,
                        bool dependentLaunch, cudaStream_t stream) {
+  const MergeShape shape = mergeShape(p.num_splits, p.head_dim);
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(unsigned(heads));
-  config.blockDim = dim3(kMergeThreads);
-  config.dynamicSmemBytes = sizeof(float) * size_t(p.num_splits);
+  config.blockDim = dim3(unsigned(shape.threads));
   config.stream = stream;
   cudaLaunchAttribute attribute = {};
   attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -383,7 +443,8 @@ cudaError_t queueMerge(const kvrt_attention_params &p, int64_t heads,
   }
   return cudaLaunchKernelEx(&config, mergeSplits<T>, p.partial_out,
                             p.partial_lse, static_cast<T *>(p.out),
-                            int(p.num_splits), int(p.head_dim), p.row_lse);
+                            int(p.num_splits), int(p.head_dim), p.row_lse,
+                            shape.parts);
 }
 
 } // namespace
