@@ -365,7 +365,8 @@ def main():
     ap.add_argument("--variants", action="store_true",
                     help="also time the page-16 kernel variants of "
                          "bench_kernels.cu (CUDA-core body, two chunks per "
-                         "step, five blocks per SM, L2 prefetch of the next chunk)")
+                         "step, five blocks per SM, L2 prefetch of the next "
+                         "chunk)")
     ap.add_argument("--no-flashinfer", action="store_true",
                     help="do not run FlashInfer (run by default when it can "
                          "be imported; see flashinfer_env.sh)")
@@ -598,6 +599,7 @@ def write_markdown(result, path):
     lines.append("")
     lines.append(f"FlashInfer: {result['flashinfer']}")
     lines += flashinfer_markdown(result)
+    lines += variants_markdown(result)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -638,6 +640,28 @@ def flashinfer_markdown(result):
     if failures:
         lines += ["", "FlashInfer not timed (error bound or exception):"]
         lines += [f"- {failure}" for failure in failures]
+    return lines
+
+
+VARIANT_NAMES = ["simt", "mma2", "lb5", "prefetch"]
+
+
+def variants_markdown(result):
+    """--variants: page-16 times of the bench_kernels.cu variants next to
+    the kernel kvcc emits."""
+    rows = [r for r in result["rows"] if "kvcc_p16_simt_ms" in r]
+    if not rows:
+        return []
+    lines = ["", "Page-16 kernel variants (--variants, bench_kernels.cu), ms: "
+             "simt CUDA-core body; mma2 two chunks per step; lb5 five blocks "
+             "per SM; prefetch L2 prefetch of the next chunk:", "",
+             "| Hq/Hkv | B | S | kvcc p16 | "
+             + " | ".join(VARIANT_NAMES) + " |",
+             "|---|---|---|---|" + "---|" * len(VARIANT_NAMES)]
+    for r in rows:
+        cells = [cell(r.get(f"kvcc_p16_{v}_ms"), ".4f") for v in VARIANT_NAMES]
+        lines.append(f"| {r['hq']}/{r['hkv']} | {r['B']} | {r['S']} "
+                     f"| {r['kvcc_p16_ms']:.4f} | " + " | ".join(cells) + " |")
     return lines
 
 
