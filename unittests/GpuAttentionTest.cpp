@@ -206,6 +206,10 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
   deviceQueries.upload(queries);
   ASSERT_EQ(cudaMemset(deviceOut.get(), 0xff, queries.bytes.size()),
             cudaSuccess);
+  // The upload and the memset run on the legacy default stream, which a
+  // non-blocking stream does not wait for (a pageable upload may return
+  // before its DMA ends): finish them before the launch.
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
             cudaSuccess);
