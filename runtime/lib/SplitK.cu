@@ -146,8 +146,7 @@ __device__ void mergeHead(const float *partialOut, const float *partialLse,
     const bool active = part < parts && vector < vectors;
     MergeState<N> state;
     if (active) {
-      for (int first = part; first < numSplits;
-           first += kMergeBatch * parts) {
+      for (int first = part; first < numSplits; first += kMergeBatch * parts) {
         float batchLse[kMergeBatch];
         float batchValues[kMergeBatch][N];
 #pragma unroll
@@ -190,9 +189,8 @@ __device__ void mergeHead(const float *partialOut, const float *partialLse,
             kvrt::device::fromFloat<T>(state.acc[i] * scale);
       // The key-score hook's log2-sum-exp of the row (null when off).
       if (rowLse && vector == 0)
-        rowLse[head] = state.weight > 0.0f
-                           ? state.max + log2f(state.weight)
-                           : -INFINITY;
+        rowLse[head] =
+            state.weight > 0.0f ? state.max + log2f(state.weight) : -INFINITY;
     }
     __syncthreads(); // shared memory is reused by the next pass
   }
