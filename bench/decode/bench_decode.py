@@ -150,17 +150,37 @@ class PagedCache:
         self.kvrt.lib.kvrt_pool_destroy(self.pool)
 
 
+PAGE_ORDERS = ("random", "row", "token")
+
+
+def page_permutation(rows, per_row, order):
+    """Pool page of page j of row r (flattened r * per_row + j): "random" a
+    random permutation (a pool after much allocation and release), "row"
+    each row's pages consecutive, "token" page j of every row before page
+    j + 1 of any (what a fresh pool hands out to a batch decoding in step:
+    a row's pages `rows` apart)."""
+    if order == "random":
+        return torch.randperm(rows * per_row, device="cuda")
+    index = torch.arange(rows * per_row, device="cuda")
+    if order == "row":
+        return index
+    return (index % per_row) * rows + index // per_row
+
+
 class ResidentPages:
     """The same K/V in kvrt's page format ([K page, V page] per page), pages
-    in a random order, with CSR tables that stay on the device: what the
-    kernel reads once tables are resident instead of rebuilt per call."""
+    in PAGE_ORDER (random unless --page-order says otherwise), with CSR
+    tables that stay on the device: what the kernel reads once tables are
+    resident instead of rebuilt per call."""
+
+    order = "random"
 
     def __init__(self, kvrt, k, v, page):
         self.kvrt = kvrt
         B, Hkv, S, d = k.shape
         assert S % page == 0
         rows, per_row = B * Hkv, S // page
-        perm = torch.randperm(rows * per_row, device="cuda")
+        perm = page_permutation(rows, per_row, self.order)
         self.pool = torch.empty(rows * per_row, 2, page, d, dtype=k.dtype,
                                 device="cuda")
         self.pool[perm.view(rows, per_row)] = torch.stack(
@@ -367,10 +387,14 @@ def main():
                          "bench_kernels.cu (CUDA-core body, two chunks per "
                          "step, five blocks per SM, L2 prefetch of the next "
                          "chunk)")
+    ap.add_argument("--page-order", choices=PAGE_ORDERS, default="random",
+                    help="where the resident pages lie in the pool (see "
+                         "page_permutation; kvcc p16/p64 rows only)")
     ap.add_argument("--no-flashinfer", action="store_true",
                     help="do not run FlashInfer (run by default when it can "
                          "be imported; see flashinfer_env.sh)")
     args = ap.parse_args()
+    ResidentPages.order = args.page_order
     if args.quick:
         GQA[:] = GQA[:1]
     torch.manual_seed(0)
@@ -514,7 +538,8 @@ def main():
     result = dict(device=props.name, sms=props.multi_processor_count,
                   torch=torch.__version__, copy_GBps_rw=copy,
                   error_bound=ERROR_BOUND, failures=failures, rows=rows,
-                  flashinfer=fi_status, flashinfer_failures=fi_failures)
+                  flashinfer=fi_status, flashinfer_failures=fi_failures,
+                  page_order=args.page_order)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "decode_h200.json"), "w") as f:
         json.dump(result, f, indent=1)
@@ -545,7 +570,8 @@ def write_markdown(result, path):
              "contiguous cache with enable_gqa=True. Ratios are cuDNN (or "
              "flash) time over kvcc time: above 1 means kvcc is faster.", "",
              "kvcc p16/p64: the kernel (split-K + merge) over resident device "
-             "page tables; kvcc API p16: the same through "
+             f"page tables, pages in {result.get('page_order', 'random')} "
+             "order in the pool (--page-order); kvcc API p16: the same through "
              "kvrt_attention_launch, which also assembles the batch's device "
              "tables from the incrementally maintained per-head tables; "
              "+scores: the same with the per-key score hook on "

@@ -136,17 +136,31 @@ template <typename T, int HeadDim> struct ValueMap {
   }
 };
 
-/// Raw K and V of one chunk as a lane loads them.
+/// Raw K and V of one chunk as a lane loads them. accumulateChunk reads a
+/// chunk through keys() and values(), which the shared-memory chunk of
+/// attention_bulk.cuh provides too.
 template <typename T, int HeadDim> struct ChunkRegisters {
   /// Key rows r and r + 8.
   uint4 key[2][KeyMap<T, HeadDim>::kVectors];
   /// Value rows 2c, 2c + 1, 2c + 8, 2c + 9.
   uint4 value[4][ValueMap<T, HeadDim>::kVectors];
+
+  /// Vector i of this lane's key rows r and r + 8.
+  __device__ __forceinline__ void keys(int i, uint4 (&out)[2]) const {
+    out[0] = key[0][i];
+    out[1] = key[1][i];
+  }
+  /// Vector j of this lane's value rows 2c, 2c + 1, 2c + 8, 2c + 9.
+  __device__ __forceinline__ void values(int j, uint4 (&out)[4]) const {
+#pragma unroll
+    for (int q = 0; q < 4; ++q)
+      out[q] = value[q][j];
+  }
 };
 
-__device__ __forceinline__ uint32_t word(const uint4 *vectors, int w) {
-  const uint4 &v = vectors[w / 4];
-  switch (w % 4) {
+/// 32-bit word w (0..3) of a 16-byte vector.
+__device__ __forceinline__ uint32_t word(const uint4 &v, int w) {
+  switch (w) {
   case 0:
     return v.x;
   case 1:
@@ -211,22 +225,29 @@ struct ScoreSink {
   int heads = 0;
 };
 
-template <typename T, int HeadDim>
+/// `Chunk` gives the lane's raw vectors of the chunk (ChunkRegisters, or
+/// the shared-memory chunk of attention_bulk.cuh).
+template <typename T, int HeadDim, typename Chunk>
 __device__ __forceinline__ void
-accumulateChunk(ChunkRegisters<T, HeadDim> &regs,
+accumulateChunk(const Chunk &chunk,
                 const uint32_t (&query)[KeyMap<T, HeadDim>::kWords],
                 float scaleLog2, int firstKey, int endKey, int r, int c,
                 MmaState<HeadDim> &state, const ScoreSink &sink) {
   using Keys = KeyMap<T, HeadDim>;
   using Values = ValueMap<T, HeadDim>;
-  // Sᵀ = K · Qᵀ.
+  // Sᵀ = K · Qᵀ: key vector i holds the columns of k-steps 2i and 2i + 1.
   float scores[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-  for (int s = 0; s < Keys::kSteps; ++s) {
-    const uint32_t a[4] = {word(regs.key[0], 2 * s), word(regs.key[1], 2 * s),
-                           word(regs.key[0], 2 * s + 1),
-                           word(regs.key[1], 2 * s + 1)};
-    mma16816<T>(scores, a, query[2 * s], query[2 * s + 1]);
+  for (int i = 0; i < Keys::kVectors; ++i) {
+    uint4 key[2];
+    chunk.keys(i, key);
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int s = 2 * i + u;
+      const uint32_t a[4] = {word(key[0], 2 * u), word(key[1], 2 * u),
+                             word(key[0], 2 * u + 1), word(key[1], 2 * u + 1)};
+      mma16816<T>(scores, a, query[2 * s], query[2 * s + 1]);
+    }
   }
   const bool lowValid = firstKey + r < endKey;
   const bool highValid = firstKey + r + 8 < endKey;
@@ -280,28 +301,30 @@ accumulateChunk(ChunkRegisters<T, HeadDim> &regs,
   const uint32_t b0 = transpose8x8(pack<T>(probs[0], probs[1]));
   const uint32_t b1 = transpose8x8(pack<T>(probs[2], probs[3]));
 
-  // Keys past the end may hold anything, NaN included; 0 · NaN is NaN.
-  if (firstKey + kChunkKeys > endKey) {
+  // Oᵀ += Vᵀ · Pᵀ: value vector j holds the words of m-tiles 4j .. 4j + 3.
+  // Keys past the end may hold anything, NaN included (0 · NaN is NaN):
+  // their values are zeroed.
+  const bool partial = firstKey + kChunkKeys > endKey;
 #pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const int key = 2 * c + (q & 1) + 8 * (q >> 1);
-      if (firstKey + key >= endKey) {
+  for (int j = 0; j < Values::kVectors; ++j) {
+    uint4 value[4];
+    chunk.values(j, value);
+    if (partial) {
 #pragma unroll
-        for (int j = 0; j < Values::kVectors; ++j)
-          regs.value[q][j] = make_uint4(0, 0, 0, 0);
-      }
+      for (int q = 0; q < 4; ++q)
+        if (firstKey + 2 * c + (q & 1) + 8 * (q >> 1) >= endKey)
+          value[q] = make_uint4(0, 0, 0, 0);
     }
-  }
-  // Oᵀ += Vᵀ · Pᵀ.
 #pragma unroll
-  for (int t = 0; t < Values::kTiles; ++t) {
-    const uint32_t v0 = word(regs.value[0], t), v1 = word(regs.value[1], t);
-    const uint32_t v8 = word(regs.value[2], t), v9 = word(regs.value[3], t);
-    const uint32_t a[4] = {__byte_perm(v0, v1, 0x5410),
-                           __byte_perm(v0, v1, 0x7632),
-                           __byte_perm(v8, v9, 0x5410),
-                           __byte_perm(v8, v9, 0x7632)};
-    mma16816<T>(state.acc[t], a, b0, b1);
+    for (int u = 0; u < 4; ++u) {
+      const int t = 4 * j + u;
+      const uint32_t v0 = word(value[0], u), v1 = word(value[1], u);
+      const uint32_t v8 = word(value[2], u), v9 = word(value[3], u);
+      const uint32_t a[4] = {
+          __byte_perm(v0, v1, 0x5410), __byte_perm(v0, v1, 0x7632),
+          __byte_perm(v8, v9, 0x5410), __byte_perm(v8, v9, 0x7632)};
+      mma16816<T>(state.acc[t], a, b0, b1);
+    }
   }
 }
 
@@ -332,6 +355,166 @@ template <int HeadDim, int GroupSize> struct MmaShared {
   float warpSum[32][GroupSize];
 };
 
+/// The keys one decode block covers: the query token's visible keys
+/// (causal or not) within split `split` of the row's pages.
+struct DecodeSpan {
+  /// First page of the split (an index into the row's page table).
+  int beginPage;
+  /// Keys [beginKey, endKey) of the row; beginKey = beginPage * PageSize.
+  int beginKey;
+  int endKey;
+  /// 16-key chunks from beginKey, the last one possibly partial.
+  int numChunks;
+};
+
+template <int PageSize, bool Causal>
+__device__ __forceinline__ DecodeSpan decodeSpan(const kvrt_attention_params &p,
+                                                 const PagedRow &row, int token,
+                                                 int split) {
+  int numKeys = Causal ? row.length - p.num_tokens + token + 1 : row.length;
+  numKeys = max(0, min(numKeys, row.length));
+  int beginPage = 0, endPage = (numKeys + PageSize - 1) / PageSize;
+  if (p.num_splits > 1) {
+    const int numPages = endPage;
+    beginPage = min(numPages, split * p.pages_per_split);
+    endPage = split == p.num_splits - 1
+                  ? numPages
+                  : min(numPages, beginPage + p.pages_per_split);
+  }
+  DecodeSpan span;
+  span.beginPage = beginPage;
+  span.beginKey = beginPage * PageSize;
+  span.endKey = min(numKeys, endPage * PageSize);
+  span.numChunks =
+      max(0, (span.endKey - span.beginKey + kChunkKeys - 1) / kChunkKeys);
+  return span;
+}
+
+/// A fresh online-softmax state.
+template <int HeadDim>
+__device__ __forceinline__ void resetState(MmaState<HeadDim> &state) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    state.max[h] = -INFINITY;
+    state.sum[h] = 0.0f;
+  }
+#pragma unroll
+  for (int t = 0; t < HeadDim / 16; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      state.acc[t][i] = 0.0f;
+}
+
+/// Where a decode block's warps score keys for the key-score hook.
+__device__ __forceinline__ ScoreSink scoreSink(const kvrt_attention_params &p,
+                                               int64_t firstHead, int heads) {
+  ScoreSink sink;
+  if (p.key_scores) {
+    // Query group firstHead / G starts at (firstHead / G) * stride * G.
+    sink.rows = p.score_scratch + firstHead * p.key_scores_stride;
+    sink.heads = heads;
+  }
+  return sink;
+}
+
+/// The block's MmaShared (one variable per instantiation, whichever body
+/// runs).
+template <int HeadDim, int GroupSize>
+__device__ __forceinline__ MmaShared<HeadDim, GroupSize> &decodeShared() {
+  __shared__ __align__(16) MmaShared<HeadDim, GroupSize> shared;
+  return shared;
+}
+
+/// Combines the warps' states of one decode block (deterministic order)
+/// and stores the normalized output, or the split's partial state.
+template <typename T, int HeadDim, int GroupSize>
+__device__ void
+finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
+             const kvrt_attention_params &p, int64_t firstHead, int split) {
+  using Values = ValueMap<T, HeadDim>;
+  constexpr int kHeads = GroupSize;
+  const int warp = threadIdx.x / 32;
+  const int numWarps = blockDim.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int r = lane / 4;
+  const int c = lane % 4;
+
+  // Each lane summed only its own keys: add up the lanes of each column.
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+#pragma unroll
+    for (int offset = 4; offset < 32; offset *= 2)
+      state.sum[h] += __shfl_xor_sync(0xffffffffu, state.sum[h], offset);
+
+  // Publish maxima, rescale to the block maximum, sum the outputs warp by
+  // warp.
+  if (r == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      if (2 * c + h < kHeads)
+        shared.warpMax[warp][2 * c + h] = state.max[h];
+  }
+  __syncthreads();
+  float scale[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int head = 2 * c + h;
+    float blockMax = -INFINITY;
+    if (head < kHeads)
+      for (int w = 0; w < numWarps; ++w)
+        blockMax = fmaxf(blockMax, shared.warpMax[w][head]);
+    scale[h] = rescaleFactor(state.max[h], blockMax);
+  }
+  __syncthreads();
+  if (r == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      if (2 * c + h < kHeads)
+        shared.warpSum[warp][2 * c + h] = state.sum[h] * scale[h];
+  }
+  for (int w = 0; w < numWarps; ++w) {
+    if (warp == w) {
+#pragma unroll
+      for (int t = 0; t < Values::kTiles; ++t) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int head = 2 * c + (i & 1);
+          if (head >= kHeads)
+            continue;
+          const int d = Values::physical(2 * t + (i >> 1), r);
+          const float value = state.acc[t][i] * scale[i & 1];
+          shared.out[head][d] = w == 0 ? value : shared.out[head][d] + value;
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+  // Normalize and store: the final output, or the split's partial state.
+  for (int i = threadIdx.x; i < kHeads * HeadDim; i += blockDim.x) {
+    const int g = i / HeadDim;
+    const int d = i % HeadDim;
+    float sum = 0.0f, blockMax = -INFINITY;
+    for (int w = 0; w < numWarps; ++w) {
+      sum += shared.warpSum[w][g];
+      blockMax = fmaxf(blockMax, shared.warpMax[w][g]);
+    }
+    const float value = sum > 0.0f ? shared.out[g][d] / sum : 0.0f;
+    if (p.num_splits > 1) {
+      const int64_t slot = (firstHead + g) * p.num_splits + split;
+      p.partial_out[slot * HeadDim + d] = value;
+      if (d == 0)
+        p.partial_lse[slot] = sum > 0.0f ? blockMax + __log2f(sum) : -INFINITY;
+    } else {
+      static_cast<T *>(p.out)[(firstHead + g) * HeadDim + d] =
+          fromFloat<T>(value);
+      if (p.row_lse && d == 0)
+        p.row_lse[firstHead + g] =
+            sum > 0.0f ? blockMax + __log2f(sum) : -INFINITY;
+    }
+  }
+}
+
 } // namespace mma
 
 /// The tensor-core body; see the file comment. pagedAttention calls it
@@ -352,7 +535,7 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
   using Values = ValueMap<T, HeadDim>;
   constexpr int kHeads = GroupSize;
 
-  __shared__ __align__(16) MmaShared<HeadDim, kHeads> shared;
+  MmaShared<HeadDim, kHeads> &shared = decodeShared<HeadDim, kHeads>();
 
   const int kvHead = blockIdx.x;
   const int token = blockIdx.y % p.num_tokens;
@@ -369,44 +552,21 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
   const float scaleLog2 = p.scale * kLog2e;
 
   const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
-  int numKeys = Causal ? row.length - p.num_tokens + token + 1 : row.length;
-  numKeys = max(0, min(numKeys, row.length));
-  int beginPage = 0, endPage = (numKeys + PageSize - 1) / PageSize;
-  if (p.num_splits > 1) {
-    const int numPages = endPage;
-    beginPage = min(numPages, split * p.pages_per_split);
-    endPage = split == p.num_splits - 1
-                  ? numPages
-                  : min(numPages, beginPage + p.pages_per_split);
-  }
-  const int beginKey = beginPage * PageSize;
-  const int endKey = min(numKeys, endPage * PageSize);
+  const DecodeSpan span = decodeSpan<PageSize, Causal>(p, row, token, split);
+  const int beginPage = span.beginPage;
+  const int beginKey = span.beginKey;
+  const int endKey = span.endKey;
+  const int numChunks = span.numChunks;
   constexpr int kChunksPerPage = PageSize / kChunkKeys;
 
   MmaState<HeadDim> state;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    state.max[h] = -INFINITY;
-    state.sum[h] = 0.0f;
-  }
-#pragma unroll
-  for (int t = 0; t < Values::kTiles; ++t)
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-      state.acc[t][i] = 0.0f;
+  resetState(state);
 
   // Chunk k of the split starts at key beginKey + 16 k; warp w takes steps
   // w, w + W, ..., each of ChunksPerStep consecutive chunks. The page ids
   // of the next step are read one step ahead, so their latency overlaps
   // this step's loads instead of preceding the next step's.
-  const int numChunks =
-      max(0, (endKey - beginKey + kChunkKeys - 1) / kChunkKeys);
-  ScoreSink sink;
-  if (p.key_scores) {
-    // Query group firstHead / G starts at (firstHead / G) * stride * G.
-    sink.rows = p.score_scratch + firstHead * p.key_scores_stride;
-    sink.heads = kHeads;
-  }
+  const ScoreSink sink = scoreSink(p, firstHead, kHeads);
   auto pageIds = [&](int step, int32_t(&ids)[ChunksPerStep]) {
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u) {
@@ -467,81 +627,7 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
       ids[u] = nextIds[u];
   }
 
-  // Each lane summed only its own keys: add up the lanes of each column.
-#pragma unroll
-  for (int h = 0; h < 2; ++h)
-#pragma unroll
-    for (int offset = 4; offset < 32; offset *= 2)
-      state.sum[h] += __shfl_xor_sync(0xffffffffu, state.sum[h], offset);
-
-  // Combine the warps: publish maxima, rescale to the block maximum, sum
-  // the outputs warp by warp (deterministic order).
-  if (r == 0) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-      if (2 * c + h < kHeads)
-        shared.warpMax[warp][2 * c + h] = state.max[h];
-  }
-  __syncthreads();
-  float scale[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int head = 2 * c + h;
-    float blockMax = -INFINITY;
-    if (head < kHeads)
-      for (int w = 0; w < numWarps; ++w)
-        blockMax = fmaxf(blockMax, shared.warpMax[w][head]);
-    scale[h] = rescaleFactor(state.max[h], blockMax);
-  }
-  __syncthreads();
-  if (r == 0) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-      if (2 * c + h < kHeads)
-        shared.warpSum[warp][2 * c + h] = state.sum[h] * scale[h];
-  }
-  for (int w = 0; w < numWarps; ++w) {
-    if (warp == w) {
-#pragma unroll
-      for (int t = 0; t < Values::kTiles; ++t) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int head = 2 * c + (i & 1);
-          if (head >= kHeads)
-            continue;
-          const int d = Values::physical(2 * t + (i >> 1), r);
-          const float value = state.acc[t][i] * scale[i & 1];
-          shared.out[head][d] = w == 0 ? value : shared.out[head][d] + value;
-        }
-      }
-    }
-    __syncthreads();
-  }
-
-  // Normalize and store: the final output, or the split's partial state.
-  for (int i = threadIdx.x; i < kHeads * HeadDim; i += blockDim.x) {
-    const int g = i / HeadDim;
-    const int d = i % HeadDim;
-    float sum = 0.0f, blockMax = -INFINITY;
-    for (int w = 0; w < numWarps; ++w) {
-      sum += shared.warpSum[w][g];
-      blockMax = fmaxf(blockMax, shared.warpMax[w][g]);
-    }
-    const float value = sum > 0.0f ? shared.out[g][d] / sum : 0.0f;
-    if (p.num_splits > 1) {
-      const int64_t slot = (firstHead + g) * p.num_splits + split;
-      p.partial_out[slot * HeadDim + d] = value;
-      if (d == 0)
-        p.partial_lse[slot] =
-            sum > 0.0f ? blockMax + __log2f(sum) : -INFINITY;
-    } else {
-      static_cast<T *>(p.out)[(firstHead + g) * HeadDim + d] =
-          fromFloat<T>(value);
-      if (p.row_lse && d == 0)
-        p.row_lse[firstHead + g] =
-            sum > 0.0f ? blockMax + __log2f(sum) : -INFINITY;
-    }
-  }
+  finishDecode<T, HeadDim, GroupSize>(state, shared, p, firstHead, split);
 }
 
 } // namespace kvrt::device
