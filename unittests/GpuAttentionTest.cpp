@@ -127,18 +127,12 @@ struct KernelCase {
   /// Sets KVRT_PREFILL_WGMMA=0: prefill-layout launches on sm_90 run the
   /// mma.sync prefill body instead of the wgmma one.
   bool mmaSyncPrefill = false;
-  /// KVRT_DECODE_STAGES for the launch (decode launches on sm_90: 0 loads
-  /// K/V into registers, n > 0 feeds the tensor-core body through n-stage
-  /// bulk-copy rings); null leaves the runtime's default.
-  const char *decodeStages = nullptr;
 };
 
 /// Keeps test names stable (gtest would otherwise print the pointer).
 void PrintTo(const KernelCase &c, std::ostream *os) {
   *os << c.kernel->name << " with " << c.numTokens << " query tokens"
-      << (c.mmaSyncPrefill ? " (mma.sync prefill)" : "")
-      << (c.decodeStages ? " (decode stages " : "")
-      << (c.decodeStages ? c.decodeStages : "") << (c.decodeStages ? ")" : "");
+      << (c.mmaSyncPrefill ? " (mma.sync prefill)" : "");
 }
 
 std::vector<KernelCase> kernelCases() {
@@ -150,11 +144,6 @@ std::vector<KernelCase> kernelCases() {
     for (int tokens : {1, 5, 70})
       cases.push_back({&kernel, tokens});
     cases.push_back({&kernel, 70, true});
-    // Both decode loaders whatever the default: registers, and bulk-copy
-    // rings of one stage (no overlap), two and four.
-    for (const char *stages : {"0", "1", "2", "4"})
-      for (int tokens : {1, 5})
-        cases.push_back({&kernel, tokens, false, stages});
   }
   return cases;
 }
@@ -162,10 +151,7 @@ std::vector<KernelCase> kernelCases() {
 std::string kernelCaseName(const ::testing::TestParamInfo<KernelCase> &info) {
   return std::string(info.param.kernel->name) + "_t" +
          std::to_string(info.param.numTokens) +
-         (info.param.mmaSyncPrefill ? "_mmasync" : "") +
-         (info.param.decodeStages
-              ? std::string("_stages") + info.param.decodeStages
-              : std::string());
+         (info.param.mmaSyncPrefill ? "_mmasync" : "");
 }
 
 class GpuAttentionTest : public ::testing::TestWithParam<KernelCase> {};
@@ -176,7 +162,6 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
   const int numTokens = GetParam().numTokens;
   ScopedEnv prefillBody("KVRT_PREFILL_WGMMA",
                         GetParam().mmaSyncPrefill ? "0" : nullptr);
-  ScopedEnv decodeStages("KVRT_DECODE_STAGES", GetParam().decodeStages);
   // GQA 32/8 for groups of 4, 8/8 for groups of 1, 16/2 for groups of 8.
   const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
   const int numQHeads = numKvHeads * kernel.groupSize;

@@ -423,25 +423,4 @@ TEST(GpuSplitKTest, RaggedPerHeadLengthsAndEmptyRows) {
   checkRaggedHeads(0, 70);
 }
 
-TEST(GpuSplitKTest, BulkCopyLoaderAcrossSplitsScoresAndRaggedRows) {
-  SKIP_WITHOUT_GPU();
-  // The bulk-copy decode loader (attention_bulk.cuh; sm_90, else the
-  // register loader runs the same checks) with ring depths that do and do
-  // not divide the warps' chunk counts: many splits, the key-score hook,
-  // rows shorter than one ring, empty rows and scrambled pages.
-  for (const char *stages : {"1", "3"}) {
-    ScopedEnv ring("KVRT_DECODE_STAGES", stages);
-    checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {20000, 3000}, 1,
-                     150, 6);
-    checkAgainstHost(kernelNamed("bf16_d128_g4_p64_full"), {9000, 40}, 1, 0, 2);
-    for (const char *name : {"f16_d128_g4_p16_causal", "bf16_d64_g8_p16_full"})
-      for (int tokens : {1, 5})
-        for (int splits : {0, 7})
-          checkAgainstHost(kernelNamed(name), {1500, 33, 900}, tokens, splits,
-                           9, /*scored=*/true);
-    for (int splits : {0, 5, 40})
-      checkRaggedHeads(splits);
-  }
-}
-
 } // namespace

@@ -387,11 +387,6 @@ def main():
                          "bench_kernels.cu (CUDA-core body, two chunks per "
                          "step, five blocks per SM, L2 prefetch of the next "
                          "chunk)")
-    ap.add_argument("--stages", default="",
-                    help="comma-separated KVRT_DECODE_STAGES values (0: "
-                         "register loader, n: bulk-copy rings of n chunks "
-                         "per warp) to check and time at pages 16 and 64 "
-                         "next to the default")
     ap.add_argument("--page-order", choices=PAGE_ORDERS, default="random",
                     help="where the resident pages lie in the pool (see "
                          "page_permutation; kvcc p16/p64 rows only)")
@@ -484,15 +479,6 @@ def main():
                 if not err < ERROR_BOUND:
                     failures.append(f"{key} hq={hq} B={B} S={S}: error {err}")
                 row[f"{key}_ms"] = time_ms(fn)
-                for stages in [x for x in args.stages.split(",") if x]:
-                    os.environ["KVRT_DECODE_STAGES"] = stages
-                    serr = checked_run(fn, out, ref)
-                    row[f"{key}_stages{stages}_err"] = serr
-                    if not serr < ERROR_BOUND:
-                        failures.append(f"{key}_stages{stages} hq={hq} B={B} "
-                                        f"S={S}: error {serr}")
-                    row[f"{key}_stages{stages}_ms"] = time_ms(fn)
-                    del os.environ["KVRT_DECODE_STAGES"]
                 if args.variants and page == 16:
                     for variant, vname in [(1, "simt"), (2, "mma2"),
                                            (3, "lb5"), (4, "prefetch")]:
@@ -640,7 +626,6 @@ def write_markdown(result, path):
     lines.append(f"FlashInfer: {result['flashinfer']}")
     lines += flashinfer_markdown(result)
     lines += variants_markdown(result)
-    lines += stages_markdown(result)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -703,33 +688,6 @@ def variants_markdown(result):
         cells = [cell(r.get(f"kvcc_p16_{v}_ms"), ".4f") for v in VARIANT_NAMES]
         lines.append(f"| {r['hq']}/{r['hkv']} | {r['B']} | {r['S']} "
                      f"| {r['kvcc_p16_ms']:.4f} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def stages_markdown(result):
-    """--stages: kvcc times per KVRT_DECODE_STAGES value, both pages."""
-    names = sorted({k[len("kvcc_p16_stages"):-len("_ms")]
-                    for r in result["rows"] for k in r
-                    if k.startswith("kvcc_p16_stages") and k.endswith("_ms")})
-    if not names:
-        return []
-    cols = [(p, n) for p in PAGES for n in names]
-    lines = ["", "Decode loaders (--stages; KVRT_DECODE_STAGES=0: K/V loaded "
-             "into registers, n: bulk-copy rings of n chunks per warp), ms; "
-             "default: the runtime's choice, same run:", "",
-             "| Hq/Hkv | B | S | " + " | ".join(
-                 f"p{p} default | " + " | ".join(
-                     f"p{p} stages {n}" for n in names) for p in PAGES)
-             + " | cuDNN |",
-             "|---|---|---|" + "---|" * (len(cols) + len(PAGES) + 1)]
-    for r in result["rows"]:
-        cells = []
-        for p in PAGES:
-            cells.append(cell(r.get(f"kvcc_p{p}_ms"), ".4f"))
-            cells += [cell(r.get(f"kvcc_p{p}_stages{n}_ms"), ".4f")
-                      for n in names]
-        lines.append(f"| {r['hq']}/{r['hkv']} | {r['B']} | {r['S']} | "
-                     + " | ".join(cells) + f" | {cell(r.get('cudnn_ms'), '.4f')} |")
     return lines
 
 

@@ -17,7 +17,6 @@
 #include "CudaSupport.h"
 #include "SplitK.h"
 
-#include "kvrt/device/attention_bulk.cuh"
 #include "kvrt/device/attention_prefill.cuh"
 #include "kvrt/device/element.cuh"
 
@@ -275,23 +274,22 @@ kvrt_status deviceAttribute(int device, cudaDeviceAttr attribute,
   return KVRT_OK;
 }
 
-/// Blocks of `kernel` with `threads` threads and `sharedBytes` of dynamic
-/// shared memory one SM holds at once, asked once per (device, kernel,
-/// threads, bytes).
+/// Blocks of `kernel` with `threads` threads one SM holds at once, asked
+/// once per (device, kernel, threads).
 kvrt_status blocksPerSm(int device, const void *kernel, int threads,
-                        int sharedBytes, int *blocks, const char *function) {
-  using Key = std::pair<std::pair<int, const void *>, std::pair<int, int>>;
+                        int *blocks, const char *function) {
+  using Key = std::pair<std::pair<int, const void *>, int>;
   static std::mutex mutex;
   static std::map<Key, int> cache;
   std::lock_guard<std::mutex> lock(mutex);
-  Key key{{device, kernel}, {threads, sharedBytes}};
+  Key key{{device, kernel}, threads};
   auto found = cache.find(key);
   if (found == cache.end()) {
     int value = 0;
-    KVRT_RETURN_IF_ERROR(
-        checkCuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                      &value, kernel, threads, size_t(sharedBytes)),
-                  function, "cudaOccupancyMaxActiveBlocksPerMultiprocessor"));
+    KVRT_RETURN_IF_ERROR(checkCuda(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&value, kernel, threads,
+                                                      0),
+        function, "cudaOccupancyMaxActiveBlocksPerMultiprocessor"));
     found = cache.emplace(key, std::max(1, value)).first;
   }
   *blocks = found->second;
@@ -328,55 +326,6 @@ int prefillSharedBytes(int device, const void *kernel, int headDim,
     found = cache.emplace(key, allowed).first;
   }
   return found->second;
-}
-
-/// Ring stages per warp of the bulk-copy decode loader
-/// (attention_bulk.cuh) unless KVRT_DECODE_STAGES says otherwise.
-constexpr int kDefaultBulkStages = 0;
-
-/// Dynamic shared memory for a one-token (decode) launch of `kernel`: the
-/// bytes of the bulk-copy loader's rings on compute capability 9.x for the
-/// shapes the tensor-core decode body serves, else 0 (the kernel then loads
-/// K/V into registers). KVRT_DECODE_STAGES=n asks for n stages per warp
-/// (0: the register loader). Raises the kernel's limit once per (device,
-/// kernel, bytes); where that fails, 0.
-int decodeSharedBytes(int device, const void *kernel,
-                      const kvrt_attention_params &p, kvrt_dtype dtype,
-                      int threads, int major) {
-  int stages = kDefaultBulkStages;
-  if (const char *text = std::getenv("KVRT_DECODE_STAGES")) {
-    char *end = nullptr;
-    const long value = std::strtol(text, &end, 10);
-    if (end != text && value >= 0)
-      stages = int(std::min<long>(value, kvrt::device::kMaxBulkStages));
-  }
-  const int group = p.num_kv_heads > 0 ? p.num_q_heads / p.num_kv_heads : 0;
-  // kMmaAttentionSupported (attention_mma.cuh) and the loader's alignment.
-  const bool served = (dtype == KVRT_DTYPE_F16 || dtype == KVRT_DTYPE_BF16) &&
-                      (p.head_dim == 64 || p.head_dim == 128) && group >= 1 &&
-                      group <= 8 && p.page_size >= 16 &&
-                      p.page_size % 16 == 0 &&
-                      reinterpret_cast<uintptr_t>(p.pool_base) % 16 == 0 &&
-                      p.page_bytes % 16 == 0;
-  if (major != 9 || stages <= 0 || !served || threads % 32 != 0)
-    return 0;
-  const int bytes =
-      kvrt::device::decodeBulkSharedBytes(p.head_dim, 2, threads / 32, stages);
-  static std::mutex mutex;
-  static std::map<std::pair<std::pair<int, const void *>, int>, bool> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  const std::pair<std::pair<int, const void *>, int> key{{device, kernel},
-                                                         bytes};
-  auto found = cache.find(key);
-  if (found == cache.end()) {
-    bool allowed = cudaFuncSetAttribute(
-                       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       bytes) == cudaSuccess;
-    if (!allowed)
-      cudaGetLastError(); // not sticky: clear it
-    found = cache.emplace(key, allowed).first;
-  }
-  return found->second ? bytes : 0;
 }
 
 /// One device's split-K workspace; see the file comment.
@@ -562,8 +511,6 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   }
   const int64_t rows = int64_t(params.batch) * params.num_tokens;
   const int64_t baseBlocks = rows * params.num_kv_heads;
-  const int sharedBytes =
-      decodeSharedBytes(device, kernel, params, dtype, threads, major);
   const int64_t maxPages =
       (maxLength + params.page_size - 1) / params.page_size;
   // Every split should give each warp at least one page.
@@ -577,8 +524,7 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     KVRT_RETURN_IF_ERROR(deviceAttribute(
         device, cudaDevAttrMultiProcessorCount,
         "cudaDeviceGetAttribute (multiprocessor count)", &sms, function));
-    KVRT_RETURN_IF_ERROR(
-        blocksPerSm(device, kernel, threads, sharedBytes, &perSm, function));
+    KVRT_RETURN_IF_ERROR(blocksPerSm(device, kernel, threads, &perSm, function));
     plan = planSplits(baseBlocks, maxPages / std::max<int64_t>(1, warps),
                       int64_t(sms) * perSm);
     // planSplits counted groups of `warps` pages; convert back to pages.
@@ -596,8 +542,8 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   if (plan.numSplits <= 1 && !scored) {
     kvrt_attention_params copy = params;
     void *args[] = {&copy};
-    cudaError_t error = cudaLaunchKernel(kernel, grid, dim3(threads), args,
-                                         size_t(sharedBytes), cudaStream);
+    cudaError_t error =
+        cudaLaunchKernel(kernel, grid, dim3(threads), args, 0, cudaStream);
     if (error == cudaSuccess)
       error = cudaGetLastError();
     return error == cudaSuccess ? KVRT_OK : launchError(error, function);
@@ -631,8 +577,8 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
 
   kvrt_attention_params copy = params;
   void *args[] = {&copy};
-  cudaError_t error = cudaLaunchKernel(kernel, grid, dim3(threads), args,
-                                       size_t(sharedBytes), cudaStream);
+  cudaError_t error =
+      cudaLaunchKernel(kernel, grid, dim3(threads), args, 0, cudaStream);
   if (error == cudaSuccess)
     error = cudaGetLastError();
   if (error != cudaSuccess)

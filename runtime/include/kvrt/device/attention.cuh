@@ -38,7 +38,6 @@
 #ifndef KVRT_DEVICE_ATTENTION_CUH
 #define KVRT_DEVICE_ATTENTION_CUH
 
-#include "kvrt/device/attention_bulk.cuh"
 #include "kvrt/device/attention_mma.cuh"
 #include "kvrt/device/attention_prefill.cuh"
 #include "kvrt/device/attention_prefill_wgmma.cuh"
@@ -739,22 +738,10 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
   if constexpr (AllowMma && kDeviceHasMma &&
-                kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>) {
-    if constexpr (kDeviceHasBulkCopy) {
-      // The runtime passed dynamic shared memory: bulk copies feed the
-      // tensor-core body (attention_bulk.cuh), if the pool allows them.
-      const int stages = bulkStages<T, HeadDim>(prefill::dynamicSharedBytes(),
-                                                blockDim.x / 32);
-      if (stages > 0 && reinterpret_cast<uintptr_t>(p.pool_base) % 16 == 0 &&
-          p.page_bytes % 16 == 0) {
-        pagedAttentionBulkBody<T, HeadDim, GroupSize, PageSize, Causal>(
-            p, firstHead, split, prefill::alignedDynamicShared<128>(), stages);
-        return;
-      }
-    }
+                kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>)
     pagedAttentionMmaBody<T, HeadDim, GroupSize, PageSize, Causal>(
         p, firstHead, split);
-  } else
+  else
     pagedAttentionSimtBody<T, HeadDim, GroupSize, PageSize, Causal>(
         p, blockIdx.y / p.num_tokens, blockIdx.y % p.num_tokens, split);
 }
