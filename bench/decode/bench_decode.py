@@ -387,6 +387,8 @@ def main():
                          "bench_kernels.cu (CUDA-core body, two chunks per "
                          "step, five blocks per SM, L2 prefetch of the next "
                          "chunk)")
+    ap.add_argument("--variant-names", default=",".join(VARIANT_NAMES),
+                    help="which --variants to time (comma-separated)")
     ap.add_argument("--page-order", choices=PAGE_ORDERS, default="random",
                     help="where the resident pages lie in the pool (see "
                          "page_permutation; kvcc p16/p64 rows only)")
@@ -480,8 +482,9 @@ def main():
                     failures.append(f"{key} hq={hq} B={B} S={S}: error {err}")
                 row[f"{key}_ms"] = time_ms(fn)
                 if args.variants and page == 16:
-                    for variant, vname in [(1, "simt"), (2, "mma2"),
-                                           (3, "lb5"), (4, "prefetch")]:
+                    for variant, vname in enumerate(VARIANT_NAMES, 1):
+                        if vname not in args.variant_names.split(","):
+                            continue
                         kvrt.bench.kvcc_bench_set_variant(variant)
                         verr = checked_run(fn, out, ref)
                         row[f"{key}_{vname}_err"] = verr
@@ -669,23 +672,31 @@ def flashinfer_markdown(result):
     return lines
 
 
-VARIANT_NAMES = ["simt", "mma2", "lb5", "prefetch"]
+VARIANT_NAMES = ["simt", "mma2", "lb5", "prefetch", "tmapf1", "tmapf2",
+                 "nc", "ldg", "base"]
 
 
 def variants_markdown(result):
     """--variants: page-16 times of the bench_kernels.cu variants next to
     the kernel kvcc emits."""
-    rows = [r for r in result["rows"] if "kvcc_p16_simt_ms" in r]
+    names = [v for v in VARIANT_NAMES
+             if any(f"kvcc_p16_{v}_ms" in r for r in result["rows"])]
+    rows = [r for r in result["rows"]
+            if any(f"kvcc_p16_{v}_ms" in r for v in names)]
     if not rows:
         return []
     lines = ["", "Page-16 kernel variants (--variants, bench_kernels.cu), ms: "
              "simt CUDA-core body; mma2 two chunks per step; lb5 five blocks "
-             "per SM; prefetch L2 prefetch of the next chunk:", "",
-             "| Hq/Hkv | B | S | kvcc p16 | "
-             + " | ".join(VARIANT_NAMES) + " |",
-             "|---|---|---|---|" + "---|" * len(VARIANT_NAMES)]
+             "per SM; prefetch per-lane L2 prefetch of the next chunk; "
+             "tmapf1/tmapf2 TMA L2 prefetch (cp.async.bulk.prefetch.L2) of "
+             "the chunk 1/2 steps ahead; nc ld.global.nc.L1::no_allocate "
+             "loads; ldg ld.global.nc loads; base the tensor-core body "
+             "called like those variants (ld.global.cs loads, as kvcc "
+             "emits):", "",
+             "| Hq/Hkv | B | S | kvcc p16 | " + " | ".join(names) + " |",
+             "|---|---|---|---|" + "---|" * len(names)]
     for r in rows:
-        cells = [cell(r.get(f"kvcc_p16_{v}_ms"), ".4f") for v in VARIANT_NAMES]
+        cells = [cell(r.get(f"kvcc_p16_{v}_ms"), ".4f") for v in names]
         lines.append(f"| {r['hq']}/{r['hkv']} | {r['B']} | {r['S']} "
                      f"| {r['kvcc_p16_ms']:.4f} | " + " | ".join(cells) + " |")
     return lines

@@ -61,6 +61,32 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
                                         true>(p, firstHead, blockIdx.z);       \
   }
+// TMA L2 prefetch of the chunk 1 or 2 steps ahead; other load instructions.
+// Four blocks per SM (128 registers), like the kernels kvcc emits.
+#define KVCC_BENCH_BODY(name, group, bulk, load)                               \
+  __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 4) void name(  \
+      kvrt_attention_params p) {                                               \
+    if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
+      return;                                                                  \
+    const int64_t firstHead =                                                  \
+        int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
+    if (p.num_splits > 1)                                                      \
+      asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");        \
+    kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
+                                        false, bulk, load>(p, firstHead,       \
+                                                           blockIdx.z);        \
+  }
+KVCC_BENCH_BODY(kvcc_bulk1_g4_p16, 4, 1, 0)
+KVCC_BENCH_BODY(kvcc_bulk1_g8_p16, 8, 1, 0)
+KVCC_BENCH_BODY(kvcc_bulk2_g4_p16, 4, 2, 0)
+KVCC_BENCH_BODY(kvcc_bulk2_g8_p16, 8, 2, 0)
+KVCC_BENCH_BODY(kvcc_nc_g4_p16, 4, 0, 1)
+KVCC_BENCH_BODY(kvcc_nc_g8_p16, 8, 0, 1)
+KVCC_BENCH_BODY(kvcc_ldg_g4_p16, 4, 0, 2)
+KVCC_BENCH_BODY(kvcc_ldg_g8_p16, 8, 0, 2)
+KVCC_BENCH_BODY(kvcc_base_g4_p16, 4, 0, 0)
+KVCC_BENCH_BODY(kvcc_base_g8_p16, 8, 0, 0)
+#undef KVCC_BENCH_BODY
 KVCC_BENCH_PREFETCH(kvcc_prefetch_g4_p16, 4)
 KVCC_BENCH_PREFETCH(kvcc_prefetch_g8_p16, 8)
 #undef KVCC_BENCH_PREFETCH
@@ -94,6 +120,17 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
   if (pageSize == 16 && benchVariant == 4)
     return group == 4 ? reinterpret_cast<const void *>(&kvcc_prefetch_g4_p16)
                       : reinterpret_cast<const void *>(&kvcc_prefetch_g8_p16);
+  if (pageSize == 16 && benchVariant >= 5 && benchVariant <= 9) {
+#define KVCC_K(k) reinterpret_cast<const void *>(&k)
+    const void *g4[] = {KVCC_K(kvcc_bulk1_g4_p16), KVCC_K(kvcc_bulk2_g4_p16),
+                        KVCC_K(kvcc_nc_g4_p16), KVCC_K(kvcc_ldg_g4_p16),
+                        KVCC_K(kvcc_base_g4_p16)};
+    const void *g8[] = {KVCC_K(kvcc_bulk1_g8_p16), KVCC_K(kvcc_bulk2_g8_p16),
+                        KVCC_K(kvcc_nc_g8_p16), KVCC_K(kvcc_ldg_g8_p16),
+                        KVCC_K(kvcc_base_g8_p16)};
+#undef KVCC_K
+    return group == 4 ? g4[benchVariant - 5] : g8[benchVariant - 5];
+  }
   if (group == 4 && pageSize == 16)
     return reinterpret_cast<const void *>(&kvcc_f16_d128_g4_p16);
   if (group == 4 && pageSize == 64)

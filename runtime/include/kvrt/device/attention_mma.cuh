@@ -175,12 +175,36 @@ __device__ __forceinline__ uint32_t word(const uint4 &v, int w) {
 /// One 16-byte load of data read once (evict-first). An L2::256B prefetch
 /// hint (ld.global.nc.L1::no_allocate.L2::256B) was 6-8% slower on the
 /// H200 at every benchmark shape (bench/decode, variant runs).
+/// `Mode` (benchmark variants): 0 ld.global.cs (__ldcs), 1
+/// ld.global.nc.L1::no_allocate, 2 ld.global.nc (__ldg).
+template <int Mode = 0>
 __device__ __forceinline__ uint4 loadStreaming(const void *address) {
-  return __ldcs(reinterpret_cast<const uint4 *>(address));
+  if constexpr (Mode == 1) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(address));
+    return v;
+  } else if constexpr (Mode == 2) {
+    return __ldg(reinterpret_cast<const uint4 *>(address));
+  } else {
+    return __ldcs(reinterpret_cast<const uint4 *>(address));
+  }
+}
+
+/// Asks the TMA unit to bring `bytes` (a multiple of 16) at `address` into
+/// L2 (cp.async.bulk.prefetch.L2, sm_90): no registers, no L1.
+__device__ __forceinline__ void prefetchBulkL2(const void *address,
+                                               uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(address),
+               "r"(bytes)
+               : "memory");
+#endif
 }
 
 /// Issues the loads of the chunk of 16 keys starting at `slot` of `page`.
-template <typename T, int HeadDim, int PageSize>
+template <typename T, int HeadDim, int PageSize, int LoadMode = 0>
 __device__ __forceinline__ void loadChunk(const char *page, int slot, int r,
                                           int c,
                                           ChunkRegisters<T, HeadDim> &regs) {
@@ -192,7 +216,7 @@ __device__ __forceinline__ void loadChunk(const char *page, int slot, int r,
     const T *row = Layout::key(page, slot + r + 8 * half);
 #pragma unroll
     for (int i = 0; i < Keys::kVectors; ++i)
-      regs.key[half][i] = loadStreaming(row + Keys::element(i, c));
+      regs.key[half][i] = loadStreaming<LoadMode>(row + Keys::element(i, c));
   }
 #pragma unroll
   for (int q = 0; q < 4; ++q) {
@@ -200,7 +224,7 @@ __device__ __forceinline__ void loadChunk(const char *page, int slot, int r,
     const T *row = Layout::value(page, slot + key);
 #pragma unroll
     for (int j = 0; j < Values::kVectors; ++j)
-      regs.value[q][j] = loadStreaming(row + Values::element(j, r));
+      regs.value[q][j] = loadStreaming<LoadMode>(row + Values::element(j, r));
   }
 }
 
@@ -525,7 +549,8 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
 /// it loads and computes this one (prefetch.global.L2: no registers); it
 /// was 4-13% slower at every benchmark shape on the H200, so it is off.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
-          int ChunksPerStep = 1, bool PrefetchNext = false>
+          int ChunksPerStep = 1, bool PrefetchNext = false,
+          int BulkPrefetch = 0, int LoadMode = 0>
 __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
                                       int64_t firstHead, int split) {
   static_assert(kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>,
@@ -610,9 +635,26 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
     for (int u = 0; u < ChunksPerStep; ++u) {
       const int chunk = step * ChunksPerStep + u;
       if (chunk < numChunks)
-        loadChunk<T, HeadDim, PageSize>(row.pageAddress(ids[u]),
-                                        (chunk % kChunksPerPage) * kChunkKeys,
-                                        r, c, regs[u]);
+        loadChunk<T, HeadDim, PageSize, LoadMode>(
+            row.pageAddress(ids[u]), (chunk % kChunksPerPage) * kChunkKeys, r,
+            c, regs[u]);
+    }
+    if constexpr (BulkPrefetch > 0) {
+      // Lane 0 asks the TMA unit to bring the chunk BulkPrefetch steps
+      // ahead (its K run and V run) into L2.
+      using Layout = PageLayout<T, HeadDim, PageSize>;
+      constexpr uint32_t kRun = uint32_t(kChunkKeys * Layout::kRowBytes);
+      const int ahead = step + BulkPrefetch * numWarps;
+      if (lane == 0 && ahead * ChunksPerStep < numChunks) {
+        const int chunk = ahead * ChunksPerStep;
+        const int32_t id = BulkPrefetch == 1
+                               ? nextIds[0]
+                               : row.pages[beginPage + chunk / kChunksPerPage];
+        const char *page = row.pageAddress(id);
+        const int slot = (chunk % kChunksPerPage) * kChunkKeys;
+        prefetchBulkL2(Layout::key(page, slot), kRun);
+        prefetchBulkL2(Layout::value(page, slot), kRun);
+      }
     }
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u) {
