@@ -224,9 +224,9 @@ struct EmulatedDevice {
   std::vector<int32_t> arena;
 
   /// Plans the tables of `ids` in `cache`, applies the upload to the
-  /// emulated arena, gathers the batch's page_indices and checks the CSR
-  /// tables against the page tables. Then records success in the mirror as
-  /// getDeviceTables does.
+  /// emulated arena, reads each row's page ids from its arena region as
+  /// attention kernels do and checks them against the page tables. Then records
+  /// success in the mirror as getDeviceTables does.
   void launch(const kvrt_cache *cache, const std::vector<int32_t> &ids) {
     SequenceLocks locks;
     ASSERT_EQ(locks.lock(*cache->pool, ids.data(), int32_t(ids.size()), "test"),

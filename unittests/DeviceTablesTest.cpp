@@ -2,7 +2,7 @@
 //
 // planDeviceTables is the host half of getDeviceTables: these tests run it
 // on host caches and apply its uploads to an emulated device arena, then
-// check the gathered CSR tables against the page tables, and that steady
+// check the rows' arena regions against the page tables, and that steady
 // decode steps upload only what changed.
 //
 //===----------------------------------------------------------------------===//

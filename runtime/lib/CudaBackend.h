@@ -123,18 +123,12 @@ kvrt_status launchCopies(const CopyLaunch &launch, int device, void *stream,
 /// One batch's table assembly (see DeviceTables.h); device pointers.
 struct TableLaunch {
   int32_t *arena;
-  /// numUpdates (arena offset, page id) pairs, applied first.
+  /// numUpdates (arena offset, page id) pairs to write into the arena.
   const int32_t *updates;
   int64_t numUpdates;
-  /// indptr[rows + 1] and the region offset of each row.
-  const int32_t *indptr;
-  const int32_t *regions;
-  int64_t rows;
-  /// Receives row r's page ids at indptr[r] .. indptr[r + 1].
-  int32_t *pageIndices;
 };
 
-/// Queues the update and gather kernels on `stream`.
+/// Queues the update kernel on `stream` (nothing without updates).
 kvrt_status launchTableUpdate(const TableLaunch &launch, int device,
                               void *stream, const char *function);
 

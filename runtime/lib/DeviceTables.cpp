@@ -167,36 +167,38 @@ kvrt_status kvrt::getDeviceTables(const kvrt_cache *cache, int32_t batch,
                          mirror.device, &mirror.arena, fn));
     mirror.arenaSlots = slots;
   }
+  // The device needs lengths, region offsets and updates; indptr (the
+  // plan's first rows + 1 entries) is host bookkeeping.
+  const int64_t rows = plan.rows;
+  const size_t skipped = static_cast<size_t>(rows + 1);
   void *buffer = nullptr;
-  KVRT_RETURN_IF_ERROR(cache->scratch.upload(
-      plan.upload.data(), plan.upload.size() * sizeof(int32_t),
-      static_cast<size_t>(plan.totalPages) * sizeof(int32_t), pool.cudaDevice,
-      stream, &buffer, fn));
+  KVRT_RETURN_IF_ERROR(
+      cache->scratch.upload(plan.upload.data() + skipped,
+                            (plan.upload.size() - skipped) * sizeof(int32_t), 0,
+                            pool.cudaDevice, stream, &buffer, fn));
   // Queued after the scratch upload, which waits for earlier readers.
   if (plan.uploadArena && shadowSlots > 0)
     KVRT_RETURN_IF_ERROR(cuda::copyToDeviceAsync(
         mirror.arena, mirror.shadow.data(), shadowSlots * sizeof(int32_t),
         pool.cudaDevice, stream, fn));
 
+  // Device layout: lengths[rows], region offsets[rows], update pairs.
   int32_t *tables = static_cast<int32_t *>(buffer);
-  const int64_t rows = plan.rows;
   cuda::TableLaunch launch{};
   launch.arena = static_cast<int32_t *>(mirror.arena);
-  launch.updates = tables + 3 * rows + 1;
+  launch.updates = tables + 2 * rows;
   launch.numUpdates = plan.numUpdates;
-  launch.indptr = tables;
-  launch.regions = tables + 2 * rows + 1;
-  launch.rows = rows;
-  launch.pageIndices = tables + plan.upload.size();
   KVRT_RETURN_IF_ERROR(
       cuda::launchTableUpdate(launch, pool.cudaDevice, stream, fn));
   KVRT_RETURN_IF_ERROR(cache->scratch.markInUse(stream, fn));
   mirror.dirty.clear();
   mirror.stale = false;
 
-  out->pageIndptr = tables;
-  out->kvLens = tables + rows + 1;
-  out->pageIndices = launch.pageIndices;
+  // Kernels read row r's page ids from page_indices + page_indptr[r]
+  // (params.h): its arena region.
+  out->pageIndptr = tables + rows;
+  out->kvLens = tables;
+  out->pageIndices = launch.arena;
   out->lock = std::move(lock);
   return KVRT_OK;
 }

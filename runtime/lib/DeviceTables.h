@@ -9,8 +9,10 @@
 //   - the page-table entries that changed since they were last mirrored
 //     (usually none, or one new page per head every page_size steps), and
 //   - the batch's indptr, lengths and region offsets (O(batch x heads))
-// travel to the device, where a scatter kernel applies the changes and a
-// gather kernel assembles the batch's page_indices from the regions.
+// travel to the device, where a scatter kernel applies the changes (when
+// there are any). Kernels then read each row's page ids in place, from its
+// arena region: the launch's page_indices is the arena and page_indptr[r]
+// row r's region offset (kvrt/device/params.h allows any start offsets).
 //
 // The host keeps an exact copy of the arena (the shadow), so syncing is
 // pure host bookkeeping (planDeviceTables, testable without a GPU) followed
@@ -74,15 +76,15 @@ public:
 /// What getDeviceTables uploads for one batch.
 struct TablePlan {
   int64_t rows = 0;
-  /// Page ids the batch's rows hold: the size of the gathered page_indices.
+  /// Page ids the batch's rows hold.
   int64_t totalPages = 0;
-  /// Arena entries to write before gathering: (offset, value) pairs.
+  /// Arena entries to write before the launch: (offset, value) pairs.
   int64_t numUpdates = 0;
   /// The arena must be uploaded whole (the updates are then part of it),
   /// after growing it to at least `shadow.size()` slots when it is smaller.
   bool uploadArena = false;
-  /// indptr[rows + 1], kv_lens[rows], region offsets[rows], then the
-  /// numUpdates pairs.
+  /// indptr[rows + 1] (host bookkeeping, not uploaded), kv_lens[rows],
+  /// region offsets[rows], then the numUpdates pairs.
   std::vector<int32_t> upload;
 };
 
@@ -93,8 +95,9 @@ void planDeviceTables(const kvrt_cache *cache, const SequenceLocks &sequences,
                       TablePlan &plan);
 
 /// Device pointers to a batch's tables in the form of
-/// kvrt_attention_params: page_indptr[rows + 1], page_indices, kv_lens[rows]
-/// with rows = batch * num_kv_heads.
+/// kvrt_attention_params: page_indptr[rows] (start offsets: the rows'
+/// arena regions), page_indices (the arena), kv_lens[rows] with rows =
+/// batch * num_kv_heads.
 struct DeviceTablesView {
   const int32_t *pageIndptr = nullptr;
   const int32_t *pageIndices = nullptr;

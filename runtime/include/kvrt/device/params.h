@@ -20,8 +20,12 @@ typedef struct kvrt_attention_params {
   const void *pool_base;
   int64_t page_bytes;
   /* Page table of row r = b * num_kv_heads + h (batch b, kv head h): its
-   * pages are page_indices[page_indptr[r] .. page_indptr[r + 1]), in token
-   * order, and it holds kv_lens[r] tokens. Device memory. */
+   * ceil(kv_lens[r] / page_size) page ids start at
+   * page_indices[page_indptr[r]], in token order, and it holds kv_lens[r]
+   * tokens. page_indptr holds one start offset per row; kernels read no
+   * other entry, so CSR tables (page_indptr[rows + 1], rows packed in
+   * order) and tables whose rows lie anywhere in page_indices (kvrt's
+   * device arena, DeviceTables.h) both work. Device memory. */
   const int32_t *page_indptr;
   const int32_t *page_indices;
   const int32_t *kv_lens;
