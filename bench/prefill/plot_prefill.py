@@ -19,7 +19,7 @@ def main():
     result = json.load(open(path))
     rows = result["rows"]
     labels = [f"{r['dtype']}\n{r['B']}x{r['S'] // 1024}K" for r in rows]
-    series = [("kvcc (paged, mma.sync)", "kvcc_TFLOPs"),
+    series = [("kvcc (paged, wgmma body)", "kvcc_TFLOPs"),
               ("SDPA cuDNN", "cudnn_TFLOPs"),
               ("SDPA flash", "flash_TFLOPs")]
     width = 0.27
