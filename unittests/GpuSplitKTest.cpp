@@ -65,6 +65,12 @@ TEST(SplitPlanTest, FillsTheChipOnlyWhenNeeded) {
   EXPECT_LT(int64_t(plan.numSplits - 1) * plan.pagesPerSplit, 2048);
   // Short rows bound the count by their pages.
   EXPECT_LE(kvrt::cuda::planSplits(8, 3, 264).numSplits, 3);
+  // 1.29 waves (the last one 29% full, 65% of the slots busy) are split
+  // into the fewest splits that keep 85% busy (2: 2.59 waves); 2.59 waves
+  // are not split (86% busy).
+  plan = kvrt::cuda::planSplits(512, 512, 396);
+  EXPECT_EQ(plan.numSplits, 2);
+  EXPECT_EQ(kvrt::cuda::planSplits(1024, 512, 396).numSplits, 1);
 }
 
 TEST(PrefillLayoutTest, ManyQueryRowsOfTensorCoreShapes) {

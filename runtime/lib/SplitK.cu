@@ -51,7 +51,8 @@ constexpr int64_t kMaxSplits = 256;
 /// merge work and longer, more efficient blocks.
 constexpr double kWaveEfficiencyTolerance = 0.85;
 
-/// Launches already this close to filling every block slot are not split.
+/// Launches whose waves already keep this fraction of the block slots busy
+/// are not split.
 constexpr double kFullChipFraction = 0.8;
 
 /// Most blocks gridDim.z may hold.
@@ -449,16 +450,20 @@ cudaError_t queueMerge(const kvrt_attention_params &p, int64_t heads,
 
 SplitPlan kvrt::cuda::planSplits(int64_t baseBlocks, int64_t maxPages,
                                  int64_t slots) {
-  if (baseBlocks <= 0 || maxPages <= 1 || slots <= 0 ||
-      baseBlocks >= kFullChipFraction * double(slots))
+  if (baseBlocks <= 0 || maxPages <= 1 || slots <= 0)
     return SplitPlan();
-  const int64_t most =
-      std::min({kMaxSplits, maxPages, kMaxGridZ});
-  // Fraction of the last wave's slots that do work, for s splits.
+  // Fraction of the slots of the waves that do work, for s splits.
   auto efficiency = [&](int64_t s) {
     double waves = double(baseBlocks * s) / double(slots);
     return waves / std::ceil(waves);
   };
+  // Grids that already keep their waves this busy are not split: below one
+  // wave that is the fraction of the chip's slots they fill; above it, a
+  // last wave that runs mostly empty (5 blocks on 4 slots) is split too.
+  if (efficiency(1) >= kFullChipFraction)
+    return SplitPlan();
+  const int64_t most =
+      std::min({kMaxSplits, maxPages, kMaxGridZ});
   double best = 0.0;
   for (int64_t s = 1; s <= most; ++s)
     best = std::max(best, efficiency(s));
