@@ -675,7 +675,7 @@ def flashinfer_markdown(result):
 
 
 VARIANT_NAMES = ["simt", "mma2", "lb5", "prefetch", "tmapf1", "tmapf2",
-                 "nc", "ldg", "base"]
+                 "nc", "ldg", "base", "lb3"]
 
 
 def variants_markdown(result):
@@ -694,7 +694,8 @@ def variants_markdown(result):
              "the chunk 1/2 steps ahead; nc ld.global.nc.L1::no_allocate "
              "loads; ldg ld.global.nc loads; base the tensor-core body "
              "called like those variants (ld.global.cs loads, as kvcc "
-             "emits):", "",
+             "emits); lb3 three blocks per SM (K and V loads issued "
+             "together):", "",
              "| Hq/Hkv | B | S | kvcc p16 | " + " | ".join(names) + " |",
              "|---|---|---|---|" + "---|" * len(names)]
     for r in rows:

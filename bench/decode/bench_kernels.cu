@@ -87,6 +87,17 @@ KVCC_BENCH_BODY(kvcc_ldg_g8_p16, 8, 0, 2)
 KVCC_BENCH_BODY(kvcc_base_g4_p16, 4, 0, 0)
 KVCC_BENCH_BODY(kvcc_base_g8_p16, 8, 0, 0)
 #undef KVCC_BENCH_BODY
+// Three blocks per SM (at most 168 registers; 152 used): every lane issues
+// a chunk's K and V loads before its first MMA, which at 128 registers
+// ptxas defers until the keys have arrived.
+#define KVCC_BENCH_LB3(name, group)                                            \
+  __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 3) void name(  \
+      kvrt_attention_params p) {                                               \
+    kvrt::device::pagedDecode<__half, 128, group, 16, false>(p);               \
+  }
+KVCC_BENCH_LB3(kvcc_lb3_g4_p16, 4)
+KVCC_BENCH_LB3(kvcc_lb3_g8_p16, 8)
+#undef KVCC_BENCH_LB3
 KVCC_BENCH_PREFETCH(kvcc_prefetch_g4_p16, 4)
 KVCC_BENCH_PREFETCH(kvcc_prefetch_g8_p16, 8)
 #undef KVCC_BENCH_PREFETCH
@@ -120,6 +131,9 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
   if (pageSize == 16 && benchVariant == 4)
     return group == 4 ? reinterpret_cast<const void *>(&kvcc_prefetch_g4_p16)
                       : reinterpret_cast<const void *>(&kvcc_prefetch_g8_p16);
+  if (pageSize == 16 && benchVariant == 10)
+    return group == 4 ? reinterpret_cast<const void *>(&kvcc_lb3_g4_p16)
+                      : reinterpret_cast<const void *>(&kvcc_lb3_g8_p16);
   if (pageSize == 16 && benchVariant >= 5 && benchVariant <= 9) {
 #define KVCC_K(k) reinterpret_cast<const void *>(&k)
     const void *g4[] = {KVCC_K(kvcc_bulk1_g4_p16), KVCC_K(kvcc_bulk2_g4_p16),
