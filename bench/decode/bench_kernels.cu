@@ -61,6 +61,14 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
                                         true>(p, firstHead, blockIdx.z);       \
   }
+// Lets the merge kernel launch early, as pagedAttentionChecked does (sm_90).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define KVCC_BENCH_LAUNCH_DEPENDENTS(p)                                        \
+  if ((p).num_splits > 1)                                                      \
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory")
+#else
+#define KVCC_BENCH_LAUNCH_DEPENDENTS(p)
+#endif
 // TMA L2 prefetch of the chunk 1 or 2 steps ahead; other load instructions.
 // Four blocks per SM (128 registers), like the kernels kvcc emits.
 #define KVCC_BENCH_BODY(name, group, bulk, load)                               \
@@ -70,8 +78,7 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
       return;                                                                  \
     const int64_t firstHead =                                                  \
         int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
-    if (p.num_splits > 1)                                                      \
-      asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");        \
+    KVCC_BENCH_LAUNCH_DEPENDENTS(p);                                           \
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
                                         false, bulk, load>(p, firstHead,       \
                                                            blockIdx.z);        \

@@ -1,8 +1,10 @@
 //===- AttentionLaunch.cpp - Launching compiled attention kernels -*- C++ -*-//
 //
-// kvrt_attention_launch turns a batch of sequence ids into the CSR page
-// tables of kvrt_attention_params, uploads them to the cache's scratch buffer
-// on the caller's stream and launches the compiled kernel through
+// kvrt_attention_launch turns a batch of sequence ids into the page tables
+// of kvrt_attention_params (each row's page ids read in place from the
+// cache's device arena, DeviceTables.h), uploads the batch's lengths and
+// offsets to the cache's scratch buffer on the caller's stream and launches
+// the compiled kernel through
 // launchSplitAttention (SplitK.h), which splits long rows over more blocks
 // and merges the splits. The kernel's template parameters (head_dim,
 // page_size, group) are baked in at compile time; kvrt_cache_check is what
@@ -16,6 +18,7 @@
 #include "SplitK.h"
 
 #include <algorithm>
+#include <string>
 
 #include <vector>
 
@@ -107,10 +110,17 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
     int64_t maxLength = 0;
     for (int64_t length : lengths)
       maxLength = std::max(maxLength, length);
-    KVRT_RETURN_IF_ERROR(kvrt::cuda::launchSplitAttention(
+    const kvrt_status launched = kvrt::cuda::launchSplitAttention(
         kernel, params, cache->desc.dtype, maxLength, threads, pool.cudaDevice,
-        stream, fn));
-    return cache->scratch.markInUse(stream, fn);
+        stream, fn);
+    if (launched == KVRT_OK)
+      return cache->scratch.markInUse(stream, fn);
+    // The attention kernel may be queued even though a later step failed
+    // (the merge's launch): it reads the scratch buffer and the arena, so
+    // the next upload must still wait for it. Keep the first error.
+    const std::string message = kvrt_last_error();
+    (void)cache->scratch.markInUse(stream, fn);
+    return kvrt::fail(launched, "%s", message.c_str());
   });
 }
 

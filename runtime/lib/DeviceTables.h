@@ -8,7 +8,7 @@
 // (sequence, head), and per launch only
 //   - the page-table entries that changed since they were last mirrored
 //     (usually none, or one new page per head every page_size steps), and
-//   - the batch's indptr, lengths and region offsets (O(batch x heads))
+//   - the batch's lengths and region offsets (O(batch x heads))
 // travel to the device, where a scatter kernel applies the changes (when
 // there are any). Kernels then read each row's page ids in place, from its
 // arena region: the launch's page_indices is the arena and page_indptr[r]
@@ -16,7 +16,8 @@
 //
 // The host keeps an exact copy of the arena (the shadow), so syncing is
 // pure host bookkeeping (planDeviceTables, testable without a GPU) followed
-// by one upload and at most two small kernels (getDeviceTables).
+// by one upload and, on steps that change the arena, one small kernel
+// (getDeviceTables).
 //
 // Locking: a cache's mirror and scratch buffer are guarded by its
 // deviceMutex; planDeviceTables also reads the batch's page tables, so the

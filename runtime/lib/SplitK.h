@@ -28,9 +28,10 @@ struct SplitPlan {
 
 /// Chooses the split of a launch of `baseBlocks` blocks (kv heads x batch x
 /// tokens) over rows of at most `maxPages` pages on a device that holds
-/// `slots` such blocks at once: none when the launch nearly fills the slots,
-/// else the fewest splits whose last wave of blocks is nearly as full as the
-/// best count's. Pure function, for tests.
+/// `slots` such blocks at once: none when its waves already keep most slots
+/// busy (below one wave: it nearly fills the slots; above: its last wave is
+/// not mostly empty), else the fewest splits whose waves are nearly as busy
+/// as the best count's. Pure function, for tests.
 SplitPlan planSplits(int64_t baseBlocks, int64_t maxPages, int64_t slots);
 
 /// Query rows per block in the prefill layout (kvrt::device::kPrefillRows).

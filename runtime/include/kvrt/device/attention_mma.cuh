@@ -137,8 +137,9 @@ template <typename T, int HeadDim> struct ValueMap {
 };
 
 /// Raw K and V of one chunk as a lane loads them. accumulateChunk reads a
-/// chunk through keys() and values(), which the shared-memory chunk of
-/// attention_bulk.cuh provides too.
+/// chunk through keys() and values(), so another loader (a chunk in shared
+/// memory, as the bulk-copy loader of commit a1472a9 had, or a dequantizing
+/// one) can provide them too.
 template <typename T, int HeadDim> struct ChunkRegisters {
   /// Key rows r and r + 8.
   uint4 key[2][KeyMap<T, HeadDim>::kVectors];
@@ -250,7 +251,7 @@ struct ScoreSink {
 };
 
 /// `Chunk` gives the lane's raw vectors of the chunk (ChunkRegisters, or
-/// the shared-memory chunk of attention_bulk.cuh).
+/// any type with the same keys() and values()).
 template <typename T, int HeadDim, typename Chunk>
 __device__ __forceinline__ void
 accumulateChunk(const Chunk &chunk,
