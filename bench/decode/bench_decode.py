@@ -675,7 +675,7 @@ def flashinfer_markdown(result):
 
 
 VARIANT_NAMES = ["simt", "mma2", "lb5", "prefetch", "tmapf1", "tmapf2",
-                 "nc", "ldg", "base", "lb3"]
+                 "nc", "ldg", "base", "lb3", "qsmem"]
 
 
 def variants_markdown(result):
@@ -695,7 +695,8 @@ def variants_markdown(result):
              "loads; ldg ld.global.nc loads; base the tensor-core body "
              "called like those variants (ld.global.cs loads, as kvcc "
              "emits); lb3 three blocks per SM (K and V loads issued "
-             "together):", "",
+             "together); qsmem Qᵀ fragments in shared memory (4 blocks per "
+             "SM, K and V loads issued together):", "",
              "| Hq/Hkv | B | S | kvcc p16 | " + " | ".join(names) + " |",
              "|---|---|---|---|" + "---|" * len(names)]
     for r in rows:

@@ -102,6 +102,22 @@ KVCC_BENCH_BODY(kvcc_base_g8_p16, 8, 0, 0)
       kvrt_attention_params p) {                                               \
     kvrt::device::pagedDecode<__half, 128, group, 16, false>(p);               \
   }
+// Qᵀ fragments in shared memory (16 registers fewer), 4 blocks per SM.
+#define KVCC_BENCH_QSMEM(name, group)                                          \
+  __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 4) void name(  \
+      kvrt_attention_params p) {                                               \
+    if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
+      return;                                                                  \
+    const int64_t firstHead =                                                  \
+        int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
+    KVCC_BENCH_LAUNCH_DEPENDENTS(p);                                           \
+    kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
+                                        false, 0, 0, true>(p, firstHead,       \
+                                                           blockIdx.z);        \
+  }
+KVCC_BENCH_QSMEM(kvcc_qsmem_g4_p16, 4)
+KVCC_BENCH_QSMEM(kvcc_qsmem_g8_p16, 8)
+#undef KVCC_BENCH_QSMEM
 KVCC_BENCH_LB3(kvcc_lb3_g4_p16, 4)
 KVCC_BENCH_LB3(kvcc_lb3_g8_p16, 8)
 #undef KVCC_BENCH_LB3
@@ -117,7 +133,9 @@ KVCC_BENCH_MMA2(kvcc_mma2_g8_p16, 8)
 
 namespace {
 /// 0: the kernels kvcc emits; 1: CUDA-core body; 2: two chunks per step;
-/// 3: five blocks per SM; 4: L2 prefetch of the next chunk.
+/// 3: five blocks per SM; 4: L2 prefetch of the next chunk; 5-9: TMA L2
+/// prefetch 1 and 2 steps ahead, nc and ldg loads, base (their control);
+/// 10: three blocks per SM; 11: Qᵀ fragments in shared memory.
 int benchVariant = 0;
 } // namespace
 
@@ -138,6 +156,9 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
   if (pageSize == 16 && benchVariant == 4)
     return group == 4 ? reinterpret_cast<const void *>(&kvcc_prefetch_g4_p16)
                       : reinterpret_cast<const void *>(&kvcc_prefetch_g8_p16);
+  if (pageSize == 16 && benchVariant == 11)
+    return group == 4 ? reinterpret_cast<const void *>(&kvcc_qsmem_g4_p16)
+                      : reinterpret_cast<const void *>(&kvcc_qsmem_g8_p16);
   if (pageSize == 16 && benchVariant == 10)
     return group == 4 ? reinterpret_cast<const void *>(&kvcc_lb3_g4_p16)
                       : reinterpret_cast<const void *>(&kvcc_lb3_g8_p16);

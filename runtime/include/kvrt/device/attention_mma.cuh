@@ -250,13 +250,29 @@ struct ScoreSink {
   int heads = 0;
 };
 
+/// A lane's Qᵀ fragments in registers (loadQueryFragments' words): words
+/// 2s and 2s + 1 are k-step s's B operand.
+template <int Words> struct RegisterQuery {
+  uint32_t words[Words];
+  __device__ __forceinline__ uint2 step(int s) const {
+    return make_uint2(words[2 * s], words[2 * s + 1]);
+  }
+};
+
+/// The same fragments in shared memory, step-major (lane l's step s at
+/// lane[s * 32], so a warp's reads of one step are contiguous).
+struct SharedQuery {
+  const uint2 *lane;
+  __device__ __forceinline__ uint2 step(int s) const { return lane[s * 32]; }
+};
+
 /// `Chunk` gives the lane's raw vectors of the chunk (ChunkRegisters, or
-/// any type with the same keys() and values()).
-template <typename T, int HeadDim, typename Chunk>
+/// any type with the same keys() and values()); `Query` its Qᵀ fragments
+/// per k-step (RegisterQuery or SharedQuery).
+template <typename T, int HeadDim, typename Chunk, typename Query>
 __device__ __forceinline__ void
-accumulateChunk(const Chunk &chunk,
-                const uint32_t (&query)[KeyMap<T, HeadDim>::kWords],
-                float scaleLog2, int firstKey, int endKey, int r, int c,
+accumulateChunk(const Chunk &chunk, const Query &query, float scaleLog2,
+                int firstKey, int endKey, int r, int c,
                 MmaState<HeadDim> &state, const ScoreSink &sink) {
   using Keys = KeyMap<T, HeadDim>;
   using Values = ValueMap<T, HeadDim>;
@@ -271,7 +287,8 @@ accumulateChunk(const Chunk &chunk,
       const int s = 2 * i + u;
       const uint32_t a[4] = {word(key[0], 2 * u), word(key[1], 2 * u),
                              word(key[0], 2 * u + 1), word(key[1], 2 * u + 1)};
-      mma16816<T>(scores, a, query[2 * s], query[2 * s + 1]);
+      const uint2 b = query.step(s);
+      mma16816<T>(scores, a, b.x, b.y);
     }
   }
   const bool lowValid = firstKey + r < endKey;
@@ -549,9 +566,11 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
 /// With `PrefetchNext`, the warp asks L2 for its next step's chunks while
 /// it loads and computes this one (prefetch.global.L2: no registers); it
 /// was 4-13% slower at every benchmark shape on the H200, so it is off.
+/// BulkPrefetch, LoadMode and QueryInShared are benchmark variants
+/// (bench/decode/bench_kernels.cu), off by default.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int ChunksPerStep = 1, bool PrefetchNext = false,
-          int BulkPrefetch = 0, int LoadMode = 0>
+          int BulkPrefetch = 0, int LoadMode = 0, bool QueryInShared = false>
 __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
                                       int64_t firstHead, int split) {
   static_assert(kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>,
@@ -572,10 +591,21 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
   const int r = lane / 4;
   const int c = lane % 4;
 
-  uint32_t query[Keys::kWords];
-  loadQueryFragments<T, HeadDim, GroupSize>(
-      static_cast<const T *>(p.queries) + firstHead * HeadDim, r, c, query);
+  RegisterQuery<Keys::kWords> query;
+  loadQueryFragments<T, HeadDim, GroupSize>(static_cast<const T *>(p.queries) +
+                                                firstHead * HeadDim,
+                                            r, c, query.words);
   const float scaleLog2 = p.scale * kLog2e;
+  // QueryInShared: the fragments (the same in every warp) go to shared
+  // memory once and are read per k-step, freeing 16 registers per lane.
+  __shared__ uint2 sharedQuery[QueryInShared ? Keys::kSteps * 32 : 1];
+  if constexpr (QueryInShared) {
+    if (warp == 0)
+#pragma unroll
+      for (int s = 0; s < Keys::kSteps; ++s)
+        sharedQuery[s * 32 + lane] = query.step(s);
+    __syncthreads();
+  }
 
   const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
   const DecodeSpan span = decodeSpan<PageSize, Causal>(p, row, token, split);
@@ -660,10 +690,16 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u) {
       const int chunk = step * ChunksPerStep + u;
-      if (chunk < numChunks)
-        accumulateChunk<T, HeadDim>(regs[u], query, scaleLog2,
-                                    beginKey + chunk * kChunkKeys, endKey, r,
-                                    c, state, sink);
+      if (chunk < numChunks) {
+        if constexpr (QueryInShared)
+          accumulateChunk<T, HeadDim>(regs[u], SharedQuery{sharedQuery + lane},
+                                      scaleLog2, beginKey + chunk * kChunkKeys,
+                                      endKey, r, c, state, sink);
+        else
+          accumulateChunk<T, HeadDim>(regs[u], query, scaleLog2,
+                                      beginKey + chunk * kChunkKeys, endKey, r,
+                                      c, state, sink);
+      }
     }
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u)
