@@ -144,35 +144,19 @@ extern "C" void kvcc_bench_set_variant(int variant) { benchVariant = variant; }
 
 /// The kernel for GQA group `group` and page size `pageSize`, or null.
 extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
-  if (pageSize == 16 && benchVariant == 1)
-    return group == 4 ? reinterpret_cast<const void *>(&kvcc_simt_g4_p16)
-                      : reinterpret_cast<const void *>(&kvcc_simt_g8_p16);
-  if (pageSize == 16 && benchVariant == 2)
-    return group == 4 ? reinterpret_cast<const void *>(&kvcc_mma2_g4_p16)
-                      : reinterpret_cast<const void *>(&kvcc_mma2_g8_p16);
-  if (pageSize == 16 && benchVariant == 3)
-    return group == 4 ? reinterpret_cast<const void *>(&kvcc_lb5_g4_p16)
-                      : reinterpret_cast<const void *>(&kvcc_lb5_g8_p16);
-  if (pageSize == 16 && benchVariant == 4)
-    return group == 4 ? reinterpret_cast<const void *>(&kvcc_prefetch_g4_p16)
-                      : reinterpret_cast<const void *>(&kvcc_prefetch_g8_p16);
-  if (pageSize == 16 && benchVariant == 11)
-    return group == 4 ? reinterpret_cast<const void *>(&kvcc_qsmem_g4_p16)
-                      : reinterpret_cast<const void *>(&kvcc_qsmem_g8_p16);
-  if (pageSize == 16 && benchVariant == 10)
-    return group == 4 ? reinterpret_cast<const void *>(&kvcc_lb3_g4_p16)
-                      : reinterpret_cast<const void *>(&kvcc_lb3_g8_p16);
-  if (pageSize == 16 && benchVariant >= 5 && benchVariant <= 9) {
-#define KVCC_K(k) reinterpret_cast<const void *>(&k)
-    const void *g4[] = {KVCC_K(kvcc_bulk1_g4_p16), KVCC_K(kvcc_bulk2_g4_p16),
-                        KVCC_K(kvcc_nc_g4_p16), KVCC_K(kvcc_ldg_g4_p16),
-                        KVCC_K(kvcc_base_g4_p16)};
-    const void *g8[] = {KVCC_K(kvcc_bulk1_g8_p16), KVCC_K(kvcc_bulk2_g8_p16),
-                        KVCC_K(kvcc_nc_g8_p16), KVCC_K(kvcc_ldg_g8_p16),
-                        KVCC_K(kvcc_base_g8_p16)};
-#undef KVCC_K
-    return group == 4 ? g4[benchVariant - 5] : g8[benchVariant - 5];
-  }
+#define KVCC_PAIR(variant)                                                     \
+  {reinterpret_cast<const void *>(&kvcc_##variant##_g4_p16),                   \
+   reinterpret_cast<const void *>(&kvcc_##variant##_g8_p16)}
+  // Page-16 variants 1.. (see benchVariant), groups 4 and 8.
+  static const void *const variants[][2] = {
+      KVCC_PAIR(simt),  KVCC_PAIR(mma2),  KVCC_PAIR(lb5),  KVCC_PAIR(prefetch),
+      KVCC_PAIR(bulk1), KVCC_PAIR(bulk2), KVCC_PAIR(nc),   KVCC_PAIR(ldg),
+      KVCC_PAIR(base),  KVCC_PAIR(lb3),   KVCC_PAIR(qsmem)};
+#undef KVCC_PAIR
+  constexpr int kVariants = int(sizeof(variants) / sizeof(variants[0]));
+  if (pageSize == 16 && benchVariant >= 1 && benchVariant <= kVariants &&
+      (group == 4 || group == 8))
+    return variants[benchVariant - 1][group == 4 ? 0 : 1];
   if (group == 4 && pageSize == 16)
     return reinterpret_cast<const void *>(&kvcc_f16_d128_g4_p16);
   if (group == 4 && pageSize == 64)
