@@ -69,9 +69,11 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
 #else
 #define KVCC_BENCH_LAUNCH_DEPENDENTS(p)
 #endif
-// TMA L2 prefetch of the chunk 1 or 2 steps ahead; other load instructions.
-// Four blocks per SM (128 registers), like the kernels kvcc emits.
-#define KVCC_BENCH_BODY(name, group, bulk, load)                               \
+// The tensor-core body with its benchmark knobs (TMA L2 prefetch of the
+// chunk 1 or 2 steps ahead; other load instructions; Qᵀ fragments in
+// shared memory), four blocks per SM (128 registers) like the kernels kvcc
+// emits.
+#define KVCC_BENCH_BODY(name, group, bulk, load, queryInShared)                \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 4) void name(  \
       kvrt_attention_params p) {                                               \
     if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
@@ -80,19 +82,21 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
         int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
     KVCC_BENCH_LAUNCH_DEPENDENTS(p);                                           \
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
-                                        false, bulk, load>(p, firstHead,       \
-                                                           blockIdx.z);        \
+                                        false, bulk, load, queryInShared>(     \
+        p, firstHead, blockIdx.z);                                             \
   }
-KVCC_BENCH_BODY(kvcc_bulk1_g4_p16, 4, 1, 0)
-KVCC_BENCH_BODY(kvcc_bulk1_g8_p16, 8, 1, 0)
-KVCC_BENCH_BODY(kvcc_bulk2_g4_p16, 4, 2, 0)
-KVCC_BENCH_BODY(kvcc_bulk2_g8_p16, 8, 2, 0)
-KVCC_BENCH_BODY(kvcc_nc_g4_p16, 4, 0, 1)
-KVCC_BENCH_BODY(kvcc_nc_g8_p16, 8, 0, 1)
-KVCC_BENCH_BODY(kvcc_ldg_g4_p16, 4, 0, 2)
-KVCC_BENCH_BODY(kvcc_ldg_g8_p16, 8, 0, 2)
-KVCC_BENCH_BODY(kvcc_base_g4_p16, 4, 0, 0)
-KVCC_BENCH_BODY(kvcc_base_g8_p16, 8, 0, 0)
+KVCC_BENCH_BODY(kvcc_bulk1_g4_p16, 4, 1, 0, false)
+KVCC_BENCH_BODY(kvcc_bulk1_g8_p16, 8, 1, 0, false)
+KVCC_BENCH_BODY(kvcc_bulk2_g4_p16, 4, 2, 0, false)
+KVCC_BENCH_BODY(kvcc_bulk2_g8_p16, 8, 2, 0, false)
+KVCC_BENCH_BODY(kvcc_nc_g4_p16, 4, 0, 1, false)
+KVCC_BENCH_BODY(kvcc_nc_g8_p16, 8, 0, 1, false)
+KVCC_BENCH_BODY(kvcc_ldg_g4_p16, 4, 0, 2, false)
+KVCC_BENCH_BODY(kvcc_ldg_g8_p16, 8, 0, 2, false)
+KVCC_BENCH_BODY(kvcc_base_g4_p16, 4, 0, 0, false)
+KVCC_BENCH_BODY(kvcc_base_g8_p16, 8, 0, 0, false)
+KVCC_BENCH_BODY(kvcc_qsmem_g4_p16, 4, 0, 0, true)
+KVCC_BENCH_BODY(kvcc_qsmem_g8_p16, 8, 0, 0, true)
 #undef KVCC_BENCH_BODY
 // Three blocks per SM (at most 168 registers; 152 used): every lane issues
 // a chunk's K and V loads before its first MMA, which at 128 registers
@@ -102,22 +106,6 @@ KVCC_BENCH_BODY(kvcc_base_g8_p16, 8, 0, 0)
       kvrt_attention_params p) {                                               \
     kvrt::device::pagedDecode<__half, 128, group, 16, false>(p);               \
   }
-// Qᵀ fragments in shared memory (16 registers fewer), 4 blocks per SM.
-#define KVCC_BENCH_QSMEM(name, group)                                          \
-  __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 4) void name(  \
-      kvrt_attention_params p) {                                               \
-    if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
-      return;                                                                  \
-    const int64_t firstHead =                                                  \
-        int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
-    KVCC_BENCH_LAUNCH_DEPENDENTS(p);                                           \
-    kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
-                                        false, 0, 0, true>(p, firstHead,       \
-                                                           blockIdx.z);        \
-  }
-KVCC_BENCH_QSMEM(kvcc_qsmem_g4_p16, 4)
-KVCC_BENCH_QSMEM(kvcc_qsmem_g8_p16, 8)
-#undef KVCC_BENCH_QSMEM
 KVCC_BENCH_LB3(kvcc_lb3_g4_p16, 4)
 KVCC_BENCH_LB3(kvcc_lb3_g8_p16, 8)
 #undef KVCC_BENCH_LB3
