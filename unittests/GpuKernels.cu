@@ -58,9 +58,6 @@ KVRT_TEST_SIMT_KERNEL(simt_bf16_d64_g8_p16_full, __nv_bfloat16, 64, 8, 16,
 // variant); launches in the prefill layout take the standard template.
 __global__ void __launch_bounds__(128)
     mma2_f16_d128_g8_p64_causal(kvrt_attention_params p) {
-  // Launched like every kvrt attention kernel (kvrt/device/launch.cuh).
-  kvrt::device::waitForPrecedingKernels();
-  kvrt::device::allowDependentLaunch();
   if (p.query_tile_rows != 0) {
     kvrt::device::pagedAttention<__half, 128, 8, 64, true>(p);
     return;

@@ -38,14 +38,6 @@ SHAPES = [(1, 32768), (1, 131072), (16, 4096), (16, 32768), (64, 8192),
           (128, 2048)]
 GQA = [(32, 8), (64, 8)]
 PAGES = [16, 64]
-# --launch-modes: the runtime's earlier ways of launching a decode step, by
-# the environment variables it reads per launch.
-LAUNCH_MODES = {
-    "merge_kernel": {"KVRT_SPLIT_MERGE": "kernel"},
-    "plain": {"KVRT_ATTENTION_PDL": "0"},
-    "plain_merge_kernel": {"KVRT_SPLIT_MERGE": "kernel",
-                           "KVRT_ATTENTION_PDL": "0"},
-}
 HEAD_DIM = 128
 # fp16 outputs: relative L2 error against the float32 reference. Rounding
 # the output to fp16 alone gives about 3e-4; 2e-3 is the GPU tests' bound.
@@ -397,11 +389,6 @@ def main():
                          "chunk)")
     ap.add_argument("--variant-names", default=",".join(VARIANT_NAMES),
                     help="which --variants to time (comma-separated)")
-    ap.add_argument("--launch-modes", action="store_true",
-                    help="also time the kernels (both pages) with the "
-                         "runtime's earlier launch modes: " +
-                         ", ".join(f"{k} ({v})" for k, v in
-                                   LAUNCH_MODES.items()))
     ap.add_argument("--page-order", choices=PAGE_ORDERS, default="random",
                     help="where the resident pages lie in the pool (see "
                          "page_permutation; kvcc p16/p64 rows only)")
@@ -506,20 +493,6 @@ def main():
                                             f"S={S}: error {verr}")
                         row[f"{key}_{vname}_ms"] = time_ms(fn)
                     kvrt.bench.kvcc_bench_set_variant(0)
-                if args.launch_modes:
-                    for mode, env in LAUNCH_MODES.items():
-                        for name, value in env.items():
-                            os.environ[name] = value
-                        try:
-                            merr = checked_run(fn, out, ref)
-                            row[f"{key}_{mode}_err"] = merr
-                            if not merr < ERROR_BOUND:
-                                failures.append(f"{key}_{mode} hq={hq} B={B} "
-                                                f"S={S}: error {merr}")
-                            row[f"{key}_{mode}_ms"] = time_ms(fn)
-                        finally:
-                            for name in env:
-                                del os.environ[name]
                 if args.sweep and page == 16 and B * hkv < 132:
                     # Split counts around one wave of 4 blocks per SM (the
                     # planner picks the first count filling >= 85% of it).
@@ -658,7 +631,6 @@ def write_markdown(result, path):
     lines.append(f"FlashInfer: {result['flashinfer']}")
     lines += flashinfer_markdown(result)
     lines += variants_markdown(result)
-    lines += launch_modes_markdown(result)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -704,34 +676,6 @@ def flashinfer_markdown(result):
 
 VARIANT_NAMES = ["simt", "mma2", "lb5", "prefetch", "tmapf1", "tmapf2",
                  "nc", "ldg", "base", "lb3", "qsmem"]
-
-
-def launch_modes_markdown(result):
-    """--launch-modes: the kernels under the runtime's earlier launch
-    modes next to the default (in-kernel split merge, programmatic dependent
-    launch)."""
-    rows = [r for r in result["rows"]
-            if any(f"kvcc_p{p}_{m}_ms" in r for p in PAGES
-                   for m in LAUNCH_MODES)]
-    if not rows:
-        return []
-    heads = [f"p{p} {m}" for p in PAGES for m in LAUNCH_MODES]
-    lines = ["", "Launch modes (--launch-modes), ms: default = the splits "
-             "merged by each row's last split block and the attention kernel "
-             "a programmatic dependent launch; " +
-             "; ".join(f"{k}: {v}" for k, v in LAUNCH_MODES.items()) +
-             " (environment variables the runtime reads per launch)", "",
-             "| Hq/Hkv | B | S | " +
-             " | ".join(f"p{p} default" for p in PAGES) + " | " +
-             " | ".join(heads) + " |",
-             "|---|---|---|" + "---|" * (len(PAGES) + len(heads))]
-    for r in rows:
-        base = [cell(r.get(f"kvcc_p{p}_ms"), ".4f") for p in PAGES]
-        cells = [cell(r.get(f"kvcc_p{p}_{m}_ms"), ".4f") for p in PAGES
-                 for m in LAUNCH_MODES]
-        lines.append(f"| {r['hq']}/{r['hkv']} | {r['B']} | {r['S']} | " +
-                     " | ".join(base + cells) + " |")
-    return lines
 
 
 def variants_markdown(result):

@@ -12,12 +12,6 @@
 #include "kvrt/device/attention.cuh"
 #include "kvrt/kvrt.h"
 
-// Kernels that call a body directly order themselves in the stream as
-// pagedAttentionChecked does (kvrt/device/launch.cuh).
-#define KVCC_BENCH_ORDER()                                                     \
-  kvrt::device::waitForPrecedingKernels();                                     \
-  kvrt::device::allowDependentLaunch()
-
 #define KVCC_BENCH_KERNEL(name, group, pageSize)                               \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
       kvrt_attention_params p) {                                               \
@@ -42,7 +36,6 @@ KVCC_BENCH_KERNEL(kvcc_f16_d128_g8_p64, 8, 64)
 #define KVCC_BENCH_MMA2(name, group)                                           \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
       kvrt_attention_params p) {                                               \
-    KVCC_BENCH_ORDER();                                                        \
     const int64_t firstHead =                                                  \
         int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 2>(     \
@@ -61,7 +54,6 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
 #define KVCC_BENCH_PREFETCH(name, group)                                       \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
       kvrt_attention_params p) {                                               \
-    KVCC_BENCH_ORDER();                                                        \
     if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
       return;                                                                  \
     const int64_t firstHead =                                                  \
@@ -69,6 +61,14 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
                                         true>(p, firstHead, blockIdx.z);       \
   }
+// Lets the merge kernel launch early, as pagedAttentionChecked does (sm_90).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define KVCC_BENCH_LAUNCH_DEPENDENTS(p)                                        \
+  if ((p).num_splits > 1)                                                      \
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory")
+#else
+#define KVCC_BENCH_LAUNCH_DEPENDENTS(p)
+#endif
 // The tensor-core body with its benchmark knobs (TMA L2 prefetch of the
 // chunk 1 or 2 steps ahead; other load instructions; Qᵀ fragments in
 // shared memory), four blocks per SM (128 registers) like the kernels kvcc
@@ -76,11 +76,11 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
 #define KVCC_BENCH_BODY(name, group, bulk, load, queryInShared)                \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 4) void name(  \
       kvrt_attention_params p) {                                               \
-    KVCC_BENCH_ORDER();                                                        \
     if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
       return;                                                                  \
     const int64_t firstHead =                                                  \
         int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
+    KVCC_BENCH_LAUNCH_DEPENDENTS(p);                                           \
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
                                         false, bulk, load, queryInShared>(     \
         p, firstHead, blockIdx.z);                                             \
@@ -176,17 +176,14 @@ KVCC_BENCH_PREFILL(kvcc_prefill_full_bf16_g4, __nv_bfloat16, 4, false)
 // registers, two blocks).
 __global__ __launch_bounds__(128) void kvcc_prefill_keys32(
     kvrt_attention_params p) {
-  KVCC_BENCH_ORDER();
   if (kvrt::device::prefillLaunchMatches<128, 4, 16, true>(p))
     kvrt::device::pagedPrefillMmaBody<__nv_bfloat16, 128, 4, 16, true, 32>(p);
 }
 __global__ __launch_bounds__(128) void kvcc_prefill_2blocks(
     kvrt_attention_params p) {
-  KVCC_BENCH_ORDER();
   if (kvrt::device::prefillLaunchMatches<128, 4, 16, true>(p))
     kvrt::device::pagedPrefillMmaBody<__nv_bfloat16, 128, 4, 16, true>(p);
 }
-#undef KVCC_BENCH_ORDER
 
 namespace {
 /// 0: the kernels kvcc emits; 1: 32-key tiles; 2: two blocks per SM.

@@ -1,25 +1,17 @@
-//===- SplitK.cu - Split-K attention launches and the merge kernel -*- CUDA
-//-*-//
+//===- SplitK.cu - Split-K attention launches and the merge kernel -*- CUDA -*-//
 //
 // Flash-decoding for compiled attention kernels. At batch 1 a decode step
 // has only num_kv_heads (kv head, token) blocks, far fewer than the SMs can
 // run, so each row's pages are cut into num_splits ranges that run as
 // separate blocks (grid z). Each writes its normalized partial output and
-// log2-sum-exp to a workspace; the last block of each row to finish
-// combines the row's splits (kvrt/device/split_merge.cuh, counted in
-// per-row split counters), or, with KVRT_SPLIT_MERGE=kernel, mergeSplits
-// does it per query head after the attention kernel.
+// log2-sum-exp to a workspace; mergeSplits then combines, per query head,
+// the splits into the final output with weights 2^(lse_s - max lse).
 //
-// On sm_90 and newer the attention kernel and the merge kernel are
-// programmatic dependent launches (kvrt/device/launch.cuh): their blocks
-// may be scheduled while the stream's previous kernel drains.
-//
-// The workspace belongs to the device, not to a cache: one buffer (and one
-// counter array) per CUDA device, grown on demand and never shrunk, kept
-// until the process exits. Launches take a per-device lock from the
-// workspace's first use to the last kernel's enqueue; an event recorded
-// after it orders the next launch's writes after this launch's reads on
-// whatever stream it runs.
+// The workspace belongs to the device, not to a cache: one buffer per CUDA
+// device, grown on demand and never shrunk, kept until the process exits.
+// Launches take a per-device lock from the workspace's first use to the
+// merge's enqueue; an event recorded after the merge orders the next
+// launch's writes after this launch's reads on whatever stream it runs.
 //
 //===----------------------------------------------------------------------===//
 #include "CudaSupport.h"
@@ -27,15 +19,12 @@
 
 #include "kvrt/device/attention_prefill.cuh"
 #include "kvrt/device/element.cuh"
-#include "kvrt/device/launch.cuh"
-#include "kvrt/device/split_merge.cuh"
 
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -69,6 +58,47 @@ constexpr double kFullChipFraction = 0.8;
 /// Most blocks gridDim.z may hold.
 constexpr int64_t kMaxGridZ = 65535;
 
+/// Running combination of split partial states: the largest lse seen
+/// (log2 units), the sum of the states' weights rescaled to it, and the
+/// matching weighted sum of N consecutive output elements.
+template <int N> struct MergeState {
+  float max = -INFINITY;
+  float weight = 0.0f;
+  float acc[N] = {};
+
+  /// Adds a state with maximum `lse`, weight `w` and weighted sum `sum`
+  /// (a split's normalized output is the state (lse_s, 1, partial_s)).
+  /// States with maximum -inf (splits that saw no key) weigh nothing.
+  __device__ void add(float lse, float w, const float (&sum)[N]) {
+    if (lse == -INFINITY)
+      return;
+    const float newMax = fmaxf(max, lse);
+    const float keep = exp2f(max - newMax); // 0 while max is -inf
+    const float take = exp2f(lse - newMax);
+    weight = weight * keep + w * take;
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+      acc[i] = acc[i] * keep + sum[i] * take;
+    max = newMax;
+  }
+};
+
+/// Loads N floats (one 16-byte load when N is 4: the caller aligns them).
+template <int N>
+__device__ __forceinline__ void loadVector(const float *src, float (&x)[N]) {
+  if constexpr (N == 4) {
+    const float4 v = *reinterpret_cast<const float4 *>(src);
+    x[0] = v.x;
+    x[1] = v.y;
+    x[2] = v.z;
+    x[3] = v.w;
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+      x[i] = src[i];
+  }
+}
+
 /// How a merge block covers one head: `parts` threads per N-element vector
 /// of the output, each taking every parts-th split, so that a thread has
 /// at most kMergeBatch splits while the block stays within kMergeThreads
@@ -79,32 +109,111 @@ struct MergeShape {
 };
 MergeShape mergeShape(int numSplits, int headDim) {
   const int vectors = headDim % 4 == 0 ? headDim / 4 : headDim;
-  const int parts =
-      kvrt::device::mergeParts(numSplits, vectors, kMergeThreads, kMergeBatch);
+  int parts = (numSplits + kMergeBatch - 1) / kMergeBatch;
+  parts = std::max(1, std::min(parts, kMergeThreads / std::max(1, vectors)));
   const int threads = std::min(kMergeThreads, parts * vectors);
   return {parts, (threads + 31) / 32 * 32};
 }
 
+/// Combines the splits of one query head (block x = head): out[d] =
+/// sum_s w_s * partial[s][d] / sum_s w_s with w_s = 2^(lse_s - max lse).
+/// Splits that saw no key have lse -inf and weigh nothing; a head with no
+/// key at all gets 0, as the unsplit kernel writes.
+///
+/// Thread (part, vector) combines, online, output vector `vector` of
+/// splits part, part + parts, ...: it loads the lse and values of
+/// kMergeBatch splits before it uses any, and the lse is not reduced
+/// first, so the merge after the attention kernel costs about one memory
+/// round trip. A warp's loads are vectors of one split (contiguous). The
+/// parts of a vector are then combined through shared memory in part
+/// order (deterministic).
+template <typename T, int N>
+__device__ void mergeHead(const float *partialOut, const float *partialLse,
+                          T *out, int numSplits, int headDim, float *rowLse,
+                          int parts) {
+  __shared__ float sharedMax[kMergeThreads];
+  __shared__ float sharedWeight[kMergeThreads];
+  __shared__ float sharedAcc[kMergeThreads][N];
+  const int64_t head = blockIdx.x;
+  const float *lse = partialLse + head * numSplits;
+  const float *partial = partialOut + head * numSplits * headDim;
+  T *result = out + head * headDim;
+  const int vectors = headDim / N;
+  const int perPass = int(blockDim.x) / parts;
+  const int part = int(threadIdx.x) / perPass;
+  // head_dim above kMergeThreads * N takes several passes (parts is 1).
+  for (int base = 0; base < vectors; base += perPass) {
+    const int vector = base + int(threadIdx.x) % perPass;
+    const bool active = part < parts && vector < vectors;
+    MergeState<N> state;
+    if (active) {
+      for (int first = part; first < numSplits; first += kMergeBatch * parts) {
+        float batchLse[kMergeBatch];
+        float batchValues[kMergeBatch][N];
+#pragma unroll
+        for (int b = 0; b < kMergeBatch; ++b) {
+          const int s = first + b * parts;
+          batchLse[b] = -INFINITY;
+#pragma unroll
+          for (int i = 0; i < N; ++i)
+            batchValues[b][i] = 0.0f;
+          if (s < numSplits) {
+            batchLse[b] = lse[s];
+            loadVector<N>(partial + int64_t(s) * headDim + vector * N,
+                          batchValues[b]);
+          }
+        }
+#pragma unroll
+        for (int b = 0; b < kMergeBatch; ++b)
+          state.add(batchLse[b], 1.0f, batchValues[b]);
+      }
+    }
+    sharedMax[threadIdx.x] = state.max;
+    sharedWeight[threadIdx.x] = state.weight;
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+      sharedAcc[threadIdx.x][i] = state.acc[i];
+    __syncthreads();
+    if (active && part == 0) {
+      for (int other = 1; other < parts; ++other) {
+        const int slot = other * perPass + int(threadIdx.x);
+        float sum[N];
+#pragma unroll
+        for (int i = 0; i < N; ++i)
+          sum[i] = sharedAcc[slot][i];
+        state.add(sharedMax[slot], sharedWeight[slot], sum);
+      }
+      const float scale = state.weight > 0.0f ? 1.0f / state.weight : 0.0f;
+#pragma unroll
+      for (int i = 0; i < N; ++i)
+        result[vector * N + i] =
+            kvrt::device::fromFloat<T>(state.acc[i] * scale);
+      // The key-score hook's log2-sum-exp of the row (null when off).
+      if (rowLse && vector == 0)
+        rowLse[head] =
+            state.weight > 0.0f ? state.max + log2f(state.weight) : -INFINITY;
+    }
+    __syncthreads(); // shared memory is reused by the next pass
+  }
+}
+
 /// The merge kernel: one block of mergeShape(...).threads threads per
-/// query head; 16-byte vectors where head_dim allows (see mergeHeads).
+/// query head; 16-byte vectors where head_dim allows (see mergeHead).
 template <typename T>
 __global__ void __launch_bounds__(kMergeThreads)
     mergeSplits(const float *partialOut, const float *partialLse, T *out,
                 int numSplits, int headDim, float *rowLse, int parts) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Launched as a programmatic dependent of the attention kernel (see
   // queueMerge): wait until its partial states are complete and visible.
-  // The stream's next attention kernel may be scheduled meanwhile.
-  kvrt::device::allowDependentLaunch();
-  kvrt::device::waitForPrecedingKernels();
-  // Block x combines query head x.
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
   if (headDim % 4 == 0)
-    kvrt::device::mergeHeads<T, 4, kMergeBatch, kMergeThreads>(
-        partialOut, partialLse, out, blockIdx.x, 1, numSplits, headDim, rowLse,
-        parts);
+    mergeHead<T, 4>(partialOut, partialLse, out, numSplits, headDim, rowLse,
+                    parts);
   else
-    kvrt::device::mergeHeads<T, 1, kMergeBatch, kMergeThreads>(
-        partialOut, partialLse, out, blockIdx.x, 1, numSplits, headDim, rowLse,
-        parts);
+    mergeHead<T, 1>(partialOut, partialLse, out, numSplits, headDim, rowLse,
+                    parts);
 }
 
 /// Threads of a key-score accumulation block; each takes one slot.
@@ -188,57 +297,6 @@ kvrt_status blocksPerSm(int device, const void *kernel, int threads,
   return KVRT_OK;
 }
 
-/// Whether launches of `kernel` on `device` (compute capability `major`)
-/// are programmatic dependent launches (kvrt/device/launch.cuh): on sm_90
-/// and newer, for kernels whose device code was compiled for sm_90 or newer
-/// (so pagedAttention's griddepcontrol.wait is in it; PTX of an older
-/// target, JIT-compiled here, has none). Asked once per (device, kernel).
-kvrt_status dependentLaunch(int device, const void *kernel, int major,
-                            bool *dependent, const char *function) {
-  *dependent = false;
-  if (major < 9)
-    return KVRT_OK;
-  static std::mutex mutex;
-  static std::map<std::pair<int, const void *>, bool> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  const std::pair<int, const void *> key{device, kernel};
-  auto found = cache.find(key);
-  if (found == cache.end()) {
-    cudaFuncAttributes attributes = {};
-    KVRT_RETURN_IF_ERROR(checkCuda(cudaFuncGetAttributes(&attributes, kernel),
-                                   function, "cudaFuncGetAttributes"));
-    found = cache.emplace(key, attributes.ptxVersion >= 90).first;
-  }
-  *dependent = found->second;
-  return KVRT_OK;
-}
-
-/// Queues `kernel` over a copy of `params` (read during the call), as a
-/// programmatic dependent launch when `dependent`.
-cudaError_t queueAttention(const void *kernel,
-                           const kvrt_attention_params &params, dim3 grid,
-                           int threads, size_t sharedBytes, bool dependent,
-                           cudaStream_t stream) {
-  kvrt_attention_params copy = params;
-  void *args[] = {&copy};
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = dim3(unsigned(threads));
-  config.dynamicSmemBytes = sharedBytes;
-  config.stream = stream;
-  cudaLaunchAttribute attribute = {};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  if (dependent) {
-    config.attrs = &attribute;
-    config.numAttrs = 1;
-  }
-  cudaError_t error = cudaLaunchKernelExC(&config, kernel, args);
-  if (error == cudaSuccess)
-    error = cudaGetLastError();
-  return error;
-}
-
 /// Dynamic shared memory for a prefill-layout launch of `kernel` on
 /// `device`: what the sm_90a body needs on compute capability 9.0, else
 /// what the mma.sync body needs (attention.cuh picks the body by the bytes
@@ -276,31 +334,17 @@ struct Workspace {
   std::mutex mutex;
   void *buffer = nullptr;
   size_t capacity = 0;
-  /// The kernels' split counters (params.h, split_counters): every one is 0
-  /// between launches (zeroed when allocated; each launch's last split
-  /// blocks reset theirs).
-  int32_t *counters = nullptr;
-  size_t counterCapacity = 0;
-  /// Recorded after the last launch that used the buffers; null before.
+  /// Recorded after the last merge that read the buffer; null before.
   cudaEvent_t lastUse = nullptr;
 
-  /// Makes `bytes` of buffer and `numCounters` counters available and
-  /// orders `stream` after the previous user. Call with `mutex` held and the
-  /// device current.
-  kvrt_status acquire(size_t bytes, size_t numCounters, cudaStream_t stream,
-                      const char *function) {
-    if (bytes <= capacity && numCounters <= counterCapacity) {
-      if (lastUse)
-        KVRT_RETURN_IF_ERROR(checkCuda(cudaStreamWaitEvent(stream, lastUse, 0),
-                                       function,
-                                       "cudaStreamWaitEvent (workspace)"));
-      return KVRT_OK;
-    }
-    // The previous launch may still use the old buffers.
-    if (lastUse)
-      KVRT_RETURN_IF_ERROR(checkCuda(cudaEventSynchronize(lastUse), function,
-                                     "cudaEventSynchronize (workspace)"));
+  /// Makes `bytes` available and orders `stream` after the previous user.
+  /// Call with `mutex` held and the device current.
+  kvrt_status acquire(size_t bytes, cudaStream_t stream, const char *function) {
     if (bytes > capacity) {
+      // The previous launch may still read the old buffer.
+      if (lastUse)
+        KVRT_RETURN_IF_ERROR(checkCuda(cudaEventSynchronize(lastUse), function,
+                                       "cudaEventSynchronize (workspace)"));
       cudaFree(buffer);
       buffer = nullptr;
       capacity = 0;
@@ -308,25 +352,15 @@ struct Workspace {
       KVRT_RETURN_IF_ERROR(checkCuda(cudaMalloc(&buffer, size), function,
                                      "cudaMalloc (split-K workspace)"));
       capacity = size;
-    }
-    if (numCounters > counterCapacity) {
-      cudaFree(counters);
-      counters = nullptr;
-      counterCapacity = 0;
-      size_t count = std::max<size_t>(numCounters + numCounters / 2, 4096);
+    } else if (lastUse) {
       KVRT_RETURN_IF_ERROR(
-          checkCuda(cudaMalloc(reinterpret_cast<void **>(&counters),
-                               count * sizeof(int32_t)),
-                    function, "cudaMalloc (split counters)"));
-      counterCapacity = count;
-      KVRT_RETURN_IF_ERROR(checkCuda(
-          cudaMemsetAsync(counters, 0, count * sizeof(int32_t), stream),
-          function, "cudaMemsetAsync (split counters)"));
+          checkCuda(cudaStreamWaitEvent(stream, lastUse, 0), function,
+                    "cudaStreamWaitEvent (workspace)"));
     }
     return KVRT_OK;
   }
 
-  /// Records that work queued on `stream` so far uses the buffers.
+  /// Records that work queued on `stream` so far reads the buffer.
   kvrt_status release(cudaStream_t stream, const char *function) {
     if (!lastUse)
       KVRT_RETURN_IF_ERROR(checkCuda(
@@ -336,14 +370,6 @@ struct Workspace {
                      "cudaEventRecord (workspace)");
   }
 };
-
-/// Whether split launches merge in the attention kernel (split_counters)
-/// rather than in the merge kernel. KVRT_SPLIT_MERGE=kernel asks for the
-/// merge kernel (a benchmarking knob).
-bool mergeInAttentionKernel() {
-  const char *text = std::getenv("KVRT_SPLIT_MERGE");
-  return !(text && std::strcmp(text, "kernel") == 0);
-}
 
 /// The workspace of `device`. Never destroyed: freeing device memory while
 /// the CUDA runtime shuts down at exit is not allowed.
@@ -394,27 +420,14 @@ kvrt_status launchError(cudaError_t error, const char *function) {
   return checkCuda(error, function, "cudaLaunchKernel (attention)");
 }
 
-/// The merge kernel for split states of a `dtype` cache.
-const void *mergeKernel(kvrt_dtype dtype) {
-  switch (dtype) {
-  case KVRT_DTYPE_F16:
-    return reinterpret_cast<const void *>(&mergeSplits<__half>);
-  case KVRT_DTYPE_BF16:
-    return reinterpret_cast<const void *>(&mergeSplits<__nv_bfloat16>);
-  case KVRT_DTYPE_F32:
-    break;
-  }
-  return reinterpret_cast<const void *>(&mergeSplits<float>);
-}
-
-/// Queues `merge` (mergeKernel's) for `heads` query heads. Where
-/// `dependent` (dependentLaunch: sm_90 and newer) it is a programmatic
-/// dependent launch: the GPU may start the merge's blocks once every
-/// attention block has started (pagedAttention allows it) and the merge
-/// waits for the attention kernel's results with griddepcontrol.wait,
-/// which hides the launch gap between the two.
-cudaError_t queueMerge(const void *merge, const kvrt_attention_params &p,
-                       int64_t heads, bool dependent, cudaStream_t stream) {
+/// Queues mergeSplits<T> for `heads` query heads. On sm_90 and newer it is
+/// a programmatic dependent launch: the GPU may start the merge's blocks
+/// once every attention block has started (pagedAttention allows it) and
+/// the merge waits for the attention kernel's results with
+/// griddepcontrol.wait, which hides the launch gap between the two.
+template <typename T>
+cudaError_t queueMerge(const kvrt_attention_params &p, int64_t heads,
+                       bool dependentLaunch, cudaStream_t stream) {
   const MergeShape shape = mergeShape(p.num_splits, p.head_dim);
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(unsigned(heads));
@@ -423,22 +436,14 @@ cudaError_t queueMerge(const void *merge, const kvrt_attention_params &p,
   cudaLaunchAttribute attribute = {};
   attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute.val.programmaticStreamSerializationAllowed = 1;
-  if (dependent) {
+  if (dependentLaunch) {
     config.attrs = &attribute;
     config.numAttrs = 1;
   }
-  // mergeSplits' parameters in order (the output's element type is the
-  // kernel's; a pointer is passed the same way whatever it points to).
-  const float *partialOut = p.partial_out;
-  const float *partialLse = p.partial_lse;
-  void *out = p.out;
-  int numSplits = int(p.num_splits);
-  int headDim = int(p.head_dim);
-  float *rowLse = p.row_lse;
-  int parts = shape.parts;
-  void *args[] = {&partialOut, &partialLse, &out,  &numSplits,
-                  &headDim,    &rowLse,     &parts};
-  return cudaLaunchKernelExC(&config, merge, args);
+  return cudaLaunchKernelEx(&config, mergeSplits<T>, p.partial_out,
+                            p.partial_lse, static_cast<T *>(p.out),
+                            int(p.num_splits), int(p.head_dim), p.row_lse,
+                            shape.parts);
 }
 
 } // namespace
@@ -481,13 +486,6 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   KVRT_RETURN_IF_ERROR(deviceAttribute(
       device, cudaDevAttrComputeCapabilityMajor,
       "cudaDeviceGetAttribute (compute capability)", &major, function));
-  // KVRT_ATTENTION_PDL=0 launches the attention kernel the plain way (a
-  // benchmarking knob; the merge stays a dependent launch).
-  bool dependent = false;
-  const char *pdl = std::getenv("KVRT_ATTENTION_PDL");
-  if (!(pdl && pdl[0] == '0'))
-    KVRT_RETURN_IF_ERROR(
-        dependentLaunch(device, kernel, major, &dependent, function));
   if (!params.key_scores && usePrefillLayout(params, dtype, major, threads)) {
     // Many query rows: blocks of 64 (token, group head) rows that share
     // each K/V tile (attention_prefill.cuh); no split.
@@ -506,12 +504,14 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     params.pages_per_split = 0;
     params.partial_out = nullptr;
     params.partial_lse = nullptr;
-    params.split_counters = nullptr;
+    kvrt_attention_params copy = params;
+    void *args[] = {&copy};
     const dim3 grid(unsigned(params.num_kv_heads),
                     unsigned(int64_t(params.batch) * tiles), 1);
-    const cudaError_t error =
-        queueAttention(kernel, params, grid, threads, size_t(sharedBytes),
-                       dependent, cudaStream);
+    cudaError_t error = cudaLaunchKernel(kernel, grid, dim3(threads), args,
+                                         size_t(sharedBytes), cudaStream);
+    if (error == cudaSuccess)
+      error = cudaGetLastError();
     return error == cudaSuccess ? KVRT_OK : launchError(error, function);
   }
   const int64_t rows = int64_t(params.batch) * params.num_tokens;
@@ -540,14 +540,17 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   params.pages_per_split = plan.pagesPerSplit;
   params.partial_out = nullptr;
   params.partial_lse = nullptr;
-  params.split_counters = nullptr;
 
   const dim3 grid(unsigned(params.num_kv_heads), unsigned(rows),
                   unsigned(std::max(1, plan.numSplits)));
   const bool scored = params.key_scores != nullptr;
   if (plan.numSplits <= 1 && !scored) {
-    const cudaError_t error =
-        queueAttention(kernel, params, grid, threads, 0, dependent, cudaStream);
+    kvrt_attention_params copy = params;
+    void *args[] = {&copy};
+    cudaError_t error =
+        cudaLaunchKernel(kernel, grid, dim3(threads), args, 0, cudaStream);
+    if (error == cudaSuccess)
+      error = cudaGetLastError();
     return error == cudaSuccess ? KVRT_OK : launchError(error, function);
   }
 
@@ -563,35 +566,41 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
       scored ? aligned(heads) + heads * params.key_scores_stride : 0;
   const size_t bytes =
       size_t(partialFloats + scoreFloats) * sizeof(float);
-  // One counter per (query row, kv head) when the kernel merges.
-  const bool mergeInKernel = slots && mergeInAttentionKernel();
-  const size_t numCounters = mergeInKernel ? size_t(baseBlocks) : 0;
   Workspace &workspace = workspaceOf(device);
   std::lock_guard<std::mutex> lock(workspace.mutex);
-  KVRT_RETURN_IF_ERROR(
-      workspace.acquire(bytes, numCounters, cudaStream, function));
+  KVRT_RETURN_IF_ERROR(workspace.acquire(bytes, cudaStream, function));
   float *next = static_cast<float *>(workspace.buffer);
   if (slots) {
     params.partial_out = next;
     params.partial_lse = params.partial_out + aligned(slots * params.head_dim);
     next = params.partial_lse + aligned(slots);
-    params.split_counters = mergeInKernel ? workspace.counters : nullptr;
   }
   if (scored) {
     params.row_lse = next;
     params.score_scratch = next + aligned(heads);
   }
 
+  kvrt_attention_params copy = params;
+  void *args[] = {&copy};
   cudaError_t error =
-      queueAttention(kernel, params, grid, threads, 0, dependent, cudaStream);
+      cudaLaunchKernel(kernel, grid, dim3(threads), args, 0, cudaStream);
+  if (error == cudaSuccess)
+    error = cudaGetLastError();
   if (error != cudaSuccess)
     return launchError(error, function);
-  if (slots && !mergeInKernel) {
-    const void *merge = mergeKernel(dtype);
-    bool mergeDependent = false;
-    KVRT_RETURN_IF_ERROR(
-        dependentLaunch(device, merge, major, &mergeDependent, function));
-    error = queueMerge(merge, params, heads, mergeDependent, cudaStream);
+  if (slots) {
+    const bool dependent = major >= 9;
+    switch (dtype) {
+    case KVRT_DTYPE_F16:
+      error = queueMerge<__half>(params, heads, dependent, cudaStream);
+      break;
+    case KVRT_DTYPE_BF16:
+      error = queueMerge<__nv_bfloat16>(params, heads, dependent, cudaStream);
+      break;
+    case KVRT_DTYPE_F32:
+      error = queueMerge<float>(params, heads, dependent, cudaStream);
+      break;
+    }
     KVRT_RETURN_IF_ERROR(checkCuda(error, function, "mergeSplits launch"));
   }
   if (scored) {

@@ -42,7 +42,6 @@
 #include "kvrt/device/attention_prefill.cuh"
 #include "kvrt/device/attention_prefill_wgmma.cuh"
 #include "kvrt/device/element.cuh"
-#include "kvrt/device/launch.cuh"
 #include "kvrt/device/paged.cuh"
 #include "kvrt/device/params.h"
 #include "kvrt/device/softmax.cuh"
@@ -639,10 +638,9 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
 
   mergeKeyGroups<Layout>(state);
   combineWarps<Layout, HeadDim, GroupSize>(state, lane, shared);
-  if (p.num_splits > 1) {
+  if (p.num_splits > 1)
     writePartialState<HeadDim, GroupSize>(shared, p, firstHead, split);
-    mergeIfLastSplit<T, HeadDim, GroupSize, kMaxLastSplitThreads>(p, firstHead);
-  } else
+  else
     writeGroupOutputs<T, HeadDim, GroupSize>(
         shared, out, p.row_lse ? p.row_lse + firstHead : nullptr);
 }
@@ -669,10 +667,6 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
   static_assert(PageSize > 0 && (PageSize & (PageSize - 1)) == 0,
                 "PageSize must be a power of two");
 
-  // kvrt may launch this kernel before the stream's previous one has
-  // finished (launch.cuh): nothing below may touch memory before this.
-  waitForPrecedingKernels();
-  allowDependentLaunch();
   if (p.query_tile_rows != 0) {
     // The prefill layout (the runtime chose it; see params.h).
     if constexpr (AllowPrefill && kPrefillRows % GroupSize == 0) {
@@ -736,6 +730,13 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
     }
     return;
   }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // With several splits the runtime launches its merge kernel as a
+  // programmatic dependent of this one (runtime/lib/SplitK.cu): let it be
+  // scheduled now; it waits for this grid's completion before reading.
+  if (p.num_splits > 1)
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
   if constexpr (AllowMma && kDeviceHasMma &&
                 kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>)
     pagedAttentionMmaBody<T, HeadDim, GroupSize, PageSize, Causal>(

@@ -35,7 +35,6 @@
 #include "kvrt/device/paged.cuh"
 #include "kvrt/device/params.h"
 #include "kvrt/device/softmax.cuh"
-#include "kvrt/device/split_merge.cuh"
 
 #include <cstdint>
 #include <type_traits>
@@ -556,8 +555,6 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
             sum > 0.0f ? blockMax + __log2f(sum) : -INFINITY;
     }
   }
-  if (p.num_splits > 1)
-    mergeIfLastSplit<T, HeadDim, GroupSize, kMaxLastSplitThreads>(p, firstHead);
 }
 
 } // namespace mma

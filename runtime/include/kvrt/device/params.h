@@ -44,8 +44,7 @@ typedef struct kvrt_attention_params {
    * covers its pages [s * pages_per_split, (s + 1) * pages_per_split), the
    * last split everything after that. With num_splits <= 1 the kernel writes
    * `out` itself; otherwise it writes each split's normalized fp32 output
-   * and log2-sum-exp to the workspace below, and the last split of each
-   * row to finish (or, without split_counters, the runtime's merge kernel)
+   * and log2-sum-exp to the workspace below and the runtime's merge kernel
    * combines them into `out`. */
   int32_t num_splits;
   int32_t pages_per_split;
@@ -54,13 +53,6 @@ typedef struct kvrt_attention_params {
    * partial_lse[row * num_splits + s] (log2 units, -inf for no keys). */
   float *partial_out;
   float *partial_lse;
-  /* Null: the runtime's merge kernel combines the splits into `out` (and
-   * row_lse) after the kernel. Otherwise [batch * num_tokens * num_kv_heads]
-   * counters, all 0 at launch: the last split block of each (query row r,
-   * kv head h) to store its partial states, counted at split_counters[r *
-   * num_kv_heads + h], combines the row's splits itself and resets the
-   * counter to 0 (kvrt/device/split_merge.cuh, mergeIfLastSplit). */
-  int32_t *split_counters;
   /* 0: one block per (kv head, query token, split), as above. Otherwise the
    * prefill layout of attention_prefill.cuh, which the runtime picks for
    * chunks of many query tokens: grid (num_kv_heads, batch * tiles, 1) with
@@ -74,10 +66,10 @@ typedef struct kvrt_attention_params {
    * slot) * G + g] for query group r = (b * num_tokens + t) * num_kv_heads
    * + h and its head g (the group's G heads of a key are contiguous), and,
    * without splits, each query row q = r * G + g's log2-sum-exp to
-   * row_lse[q] (the split merge writes it with splits); the runtime then
-   * adds each slot's probability, summed over the group's heads and the
-   * tokens, to key_scores[(b * num_kv_heads + h) * key_scores_stride +
-   * slot]. */
+   * row_lse[q] (the merge kernel
+   * writes it with splits); the runtime then adds each slot's probability,
+   * summed over the group's heads and the tokens, to
+   * key_scores[(b * num_kv_heads + h) * key_scores_stride + slot]. */
   float *key_scores;
   int64_t key_scores_stride;
   float *score_scratch;
