@@ -297,6 +297,39 @@ kvrt_status blocksPerSm(int device, const void *kernel, int threads,
   return KVRT_OK;
 }
 
+/// Whether mergeSplits for `dtype` on `device` (compute capability
+/// `major`) may be a programmatic dependent launch: only where its device
+/// code was compiled for sm_90 or newer, so that its griddepcontrol.wait is
+/// there (a kvrt built for an older target runs JIT-compiled PTX without
+/// it, and would read the partial states before they are written). Asked
+/// once per (device, dtype).
+kvrt_status mergeWaits(int device, kvrt_dtype dtype, int major,
+                       bool *dependent, const char *function) {
+  *dependent = false;
+  if (major < 9)
+    return KVRT_OK;
+  static std::mutex mutex;
+  static std::map<std::pair<int, int>, bool> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  const std::pair<int, int> key{device, int(dtype)};
+  auto found = cache.find(key);
+  if (found == cache.end()) {
+    const void *kernel =
+        dtype == KVRT_DTYPE_F16
+            ? reinterpret_cast<const void *>(&mergeSplits<__half>)
+        : dtype == KVRT_DTYPE_BF16
+            ? reinterpret_cast<const void *>(&mergeSplits<__nv_bfloat16>)
+            : reinterpret_cast<const void *>(&mergeSplits<float>);
+    cudaFuncAttributes attributes = {};
+    KVRT_RETURN_IF_ERROR(checkCuda(cudaFuncGetAttributes(&attributes, kernel),
+                                   function,
+                                   "cudaFuncGetAttributes (mergeSplits)"));
+    found = cache.emplace(key, attributes.ptxVersion >= 90).first;
+  }
+  *dependent = found->second;
+  return KVRT_OK;
+}
+
 /// Dynamic shared memory for a prefill-layout launch of `kernel` on
 /// `device`: what the sm_90a body needs on compute capability 9.0, else
 /// what the mma.sync body needs (attention.cuh picks the body by the bytes
@@ -420,11 +453,12 @@ kvrt_status launchError(cudaError_t error, const char *function) {
   return checkCuda(error, function, "cudaLaunchKernel (attention)");
 }
 
-/// Queues mergeSplits<T> for `heads` query heads. On sm_90 and newer it is
-/// a programmatic dependent launch: the GPU may start the merge's blocks
-/// once every attention block has started (pagedAttention allows it) and
-/// the merge waits for the attention kernel's results with
-/// griddepcontrol.wait, which hides the launch gap between the two.
+/// Queues mergeSplits<T> for `heads` query heads. Where mergeWaits allows
+/// (sm_90 and newer) it is a programmatic dependent launch: the GPU may
+/// start the merge's blocks once every attention block has started
+/// (pagedAttention allows it) and the merge waits for the attention
+/// kernel's results with griddepcontrol.wait, which hides the launch gap
+/// between the two.
 template <typename T>
 cudaError_t queueMerge(const kvrt_attention_params &p, int64_t heads,
                        bool dependentLaunch, cudaStream_t stream) {
@@ -566,6 +600,12 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
       scored ? aligned(heads) + heads * params.key_scores_stride : 0;
   const size_t bytes =
       size_t(partialFloats + scoreFloats) * sizeof(float);
+  // Asked before anything is queued, so that a failure leaves no half-done
+  // launch behind.
+  bool dependent = false;
+  if (slots)
+    KVRT_RETURN_IF_ERROR(
+        mergeWaits(device, dtype, major, &dependent, function));
   Workspace &workspace = workspaceOf(device);
   std::lock_guard<std::mutex> lock(workspace.mutex);
   KVRT_RETURN_IF_ERROR(workspace.acquire(bytes, cudaStream, function));
@@ -589,7 +629,6 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   if (error != cudaSuccess)
     return launchError(error, function);
   if (slots) {
-    const bool dependent = major >= 9;
     switch (dtype) {
     case KVRT_DTYPE_F16:
       error = queueMerge<__half>(params, heads, dependent, cudaStream);
