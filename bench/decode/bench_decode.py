@@ -675,7 +675,7 @@ def flashinfer_markdown(result):
 
 
 VARIANT_NAMES = ["simt", "mma2", "lb5", "prefetch", "tmapf1", "tmapf2",
-                 "nc", "ldg", "base", "lb3", "qsmem"]
+                 "nc", "ldg", "base", "lb3", "qsmem", "dyn"]
 
 
 def variants_markdown(result):
@@ -696,7 +696,8 @@ def variants_markdown(result):
              "called like those variants (ld.global.cs loads, as kvcc "
              "emits); lb3 three blocks per SM (K and V loads issued "
              "together); qsmem Qᵀ fragments in shared memory (4 blocks per "
-             "SM, K and V loads issued together):", "",
+             "SM, K and V loads issued together); dyn steps claimed from a "
+             "block-wide counter instead of w, w + 4, ... per warp:", "",
              "| Hq/Hkv | B | S | kvcc p16 | " + " | ".join(names) + " |",
              "|---|---|---|---|" + "---|" * len(names)]
     for r in rows:

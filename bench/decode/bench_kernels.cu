@@ -71,9 +71,9 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
 #endif
 // The tensor-core body with its benchmark knobs (TMA L2 prefetch of the
 // chunk 1 or 2 steps ahead; other load instructions; Qᵀ fragments in
-// shared memory), four blocks per SM (128 registers) like the kernels kvcc
-// emits.
-#define KVCC_BENCH_BODY(name, group, bulk, load, queryInShared)                \
+// shared memory; steps claimed from a block-wide counter), four blocks per
+// SM (128 registers) like the kernels kvcc emits.
+#define KVCC_BENCH_BODY(name, group, bulk, load, queryInShared, dynamic)       \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 4) void name(  \
       kvrt_attention_params p) {                                               \
     if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
@@ -82,21 +82,23 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
         int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
     KVCC_BENCH_LAUNCH_DEPENDENTS(p);                                           \
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
-                                        false, bulk, load, queryInShared>(     \
-        p, firstHead, blockIdx.z);                                             \
+                                        false, bulk, load, queryInShared,      \
+                                        dynamic>(p, firstHead, blockIdx.z);    \
   }
-KVCC_BENCH_BODY(kvcc_bulk1_g4_p16, 4, 1, 0, false)
-KVCC_BENCH_BODY(kvcc_bulk1_g8_p16, 8, 1, 0, false)
-KVCC_BENCH_BODY(kvcc_bulk2_g4_p16, 4, 2, 0, false)
-KVCC_BENCH_BODY(kvcc_bulk2_g8_p16, 8, 2, 0, false)
-KVCC_BENCH_BODY(kvcc_nc_g4_p16, 4, 0, 1, false)
-KVCC_BENCH_BODY(kvcc_nc_g8_p16, 8, 0, 1, false)
-KVCC_BENCH_BODY(kvcc_ldg_g4_p16, 4, 0, 2, false)
-KVCC_BENCH_BODY(kvcc_ldg_g8_p16, 8, 0, 2, false)
-KVCC_BENCH_BODY(kvcc_base_g4_p16, 4, 0, 0, false)
-KVCC_BENCH_BODY(kvcc_base_g8_p16, 8, 0, 0, false)
-KVCC_BENCH_BODY(kvcc_qsmem_g4_p16, 4, 0, 0, true)
-KVCC_BENCH_BODY(kvcc_qsmem_g8_p16, 8, 0, 0, true)
+KVCC_BENCH_BODY(kvcc_bulk1_g4_p16, 4, 1, 0, false, false)
+KVCC_BENCH_BODY(kvcc_bulk1_g8_p16, 8, 1, 0, false, false)
+KVCC_BENCH_BODY(kvcc_bulk2_g4_p16, 4, 2, 0, false, false)
+KVCC_BENCH_BODY(kvcc_bulk2_g8_p16, 8, 2, 0, false, false)
+KVCC_BENCH_BODY(kvcc_nc_g4_p16, 4, 0, 1, false, false)
+KVCC_BENCH_BODY(kvcc_nc_g8_p16, 8, 0, 1, false, false)
+KVCC_BENCH_BODY(kvcc_ldg_g4_p16, 4, 0, 2, false, false)
+KVCC_BENCH_BODY(kvcc_ldg_g8_p16, 8, 0, 2, false, false)
+KVCC_BENCH_BODY(kvcc_base_g4_p16, 4, 0, 0, false, false)
+KVCC_BENCH_BODY(kvcc_base_g8_p16, 8, 0, 0, false, false)
+KVCC_BENCH_BODY(kvcc_qsmem_g4_p16, 4, 0, 0, true, false)
+KVCC_BENCH_BODY(kvcc_qsmem_g8_p16, 8, 0, 0, true, false)
+KVCC_BENCH_BODY(kvcc_dyn_g4_p16, 4, 0, 0, false, true)
+KVCC_BENCH_BODY(kvcc_dyn_g8_p16, 8, 0, 0, false, true)
 #undef KVCC_BENCH_BODY
 // Three blocks per SM (at most 168 registers; 152 used): every lane issues
 // a chunk's K and V loads before its first MMA, which at 128 registers
@@ -123,7 +125,8 @@ namespace {
 /// 0: the kernels kvcc emits; 1: CUDA-core body; 2: two chunks per step;
 /// 3: five blocks per SM; 4: L2 prefetch of the next chunk; 5-9: TMA L2
 /// prefetch 1 and 2 steps ahead, nc and ldg loads, base (their control);
-/// 10: three blocks per SM; 11: Qᵀ fragments in shared memory.
+/// 10: three blocks per SM; 11: Qᵀ fragments in shared memory; 12: steps
+/// claimed from a block-wide counter.
 int benchVariant = 0;
 } // namespace
 
@@ -139,7 +142,7 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
   static const void *const variants[][2] = {
       KVCC_PAIR(simt),  KVCC_PAIR(mma2),  KVCC_PAIR(lb5),  KVCC_PAIR(prefetch),
       KVCC_PAIR(bulk1), KVCC_PAIR(bulk2), KVCC_PAIR(nc),   KVCC_PAIR(ldg),
-      KVCC_PAIR(base),  KVCC_PAIR(lb3),   KVCC_PAIR(qsmem)};
+      KVCC_PAIR(base),  KVCC_PAIR(lb3),   KVCC_PAIR(qsmem), KVCC_PAIR(dyn)};
 #undef KVCC_PAIR
   constexpr int kVariants = int(sizeof(variants) / sizeof(variants[0]));
   if (pageSize == 16 && benchVariant >= 1 && benchVariant <= kVariants &&

@@ -566,11 +566,12 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
 /// With `PrefetchNext`, the warp asks L2 for its next step's chunks while
 /// it loads and computes this one (prefetch.global.L2: no registers); it
 /// was 4-13% slower at every benchmark shape on the H200, so it is off.
-/// BulkPrefetch, LoadMode and QueryInShared are benchmark variants
-/// (bench/decode/bench_kernels.cu), off by default.
+/// BulkPrefetch, LoadMode, QueryInShared and DynamicSteps are benchmark
+/// variants (bench/decode/bench_kernels.cu), off by default.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int ChunksPerStep = 1, bool PrefetchNext = false,
-          int BulkPrefetch = 0, int LoadMode = 0, bool QueryInShared = false>
+          int BulkPrefetch = 0, int LoadMode = 0, bool QueryInShared = false,
+          bool DynamicSteps = false>
 __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
                                       int64_t firstHead, int split) {
   static_assert(kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>,
@@ -632,12 +633,34 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
                    : 0;
     }
   };
+  // DynamicSteps: after its first step (its warp index), a warp claims the
+  // block's next unclaimed step from a shared counter, one step ahead, so
+  // warps whose loads come back late take fewer steps.
+  __shared__ int stepCounter;
+  if constexpr (DynamicSteps) {
+    if (threadIdx.x == 0)
+      stepCounter = numWarps;
+    __syncthreads();
+  }
+  auto followingStep = [&](int step) {
+    if constexpr (DynamicSteps) {
+      int claimed = 0;
+      if (lane == 0)
+        claimed = atomicAdd(&stepCounter, 1);
+      return __shfl_sync(0xffffffffu, claimed, 0);
+    } else {
+      return step + numWarps;
+    }
+  };
   int32_t ids[ChunksPerStep];
   pageIds(warp, ids);
+  int step = warp;
+  int nextStep = followingStep(step);
 #pragma unroll 1
-  for (int step = warp; step * ChunksPerStep < numChunks; step += numWarps) {
+  for (; step * ChunksPerStep < numChunks;
+       step = nextStep, nextStep = followingStep(step)) {
     int32_t nextIds[ChunksPerStep];
-    pageIds(step + numWarps, nextIds);
+    pageIds(nextStep, nextIds);
     if constexpr (PrefetchNext) {
       // The next step's K rows and V rows: two contiguous runs of
       // 16 * row bytes in its page, in 128-byte lines spread over lanes.
@@ -645,7 +668,7 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
       constexpr int kLines = int(kChunkKeys * Layout::kRowBytes / 128);
 #pragma unroll
       for (int u = 0; u < ChunksPerStep; ++u) {
-        const int chunk = (step + numWarps) * ChunksPerStep + u;
+        const int chunk = nextStep * ChunksPerStep + u;
         if (chunk < numChunks) {
           const char *base = row.pageAddress(nextIds[u]) +
                              (chunk % kChunksPerPage) * kChunkKeys *
