@@ -173,6 +173,21 @@ template <typename T, int HeadDim, int KeyTile> struct PrefillShared {
   SwizzledTile<T, HeadDim, KeyTile> value;
 };
 
+/// Where a tile copier reads the 16 bytes at `offset` (from the start of
+/// the key row; values add Layout::kValueOffset) of K/V row `key` of `row`,
+/// looking the key's page up in the page table; for a row that is not
+/// `valid` (past the keys the tile may see), the pool's base, a valid
+/// address for a copy that reads nothing and writes zeros.
+template <typename T, int HeadDim, int PageSize>
+__device__ __forceinline__ const char *
+tileRowSource(const PagedRow &row, int key, int64_t offset, bool valid) {
+  using Layout = PageLayout<T, HeadDim, PageSize>;
+  if (!valid)
+    return row.poolBase;
+  return row.pageAddress(__ldg(row.pages + key / PageSize)) +
+         (key % PageSize) * Layout::kRowBytes + offset;
+}
+
 /// Starts the copy of keys (`values` false) or values of the tile whose
 /// first key is `first` into `tile`; keys at or past `length` are zeros.
 /// Thread i copies chunk i % kChunks of rows i / kChunks + u * (128 /
@@ -193,11 +208,9 @@ copyTile(const PagedRow &row, int first, int length, bool values,
     const int r = firstRow + u * kRowsPerPass;
     const int key = first + r;
     const bool valid = key < length;
-    const char *source = row.poolBase;
-    if (valid)
-      source = row.pageAddress(__ldg(row.pages + key / PageSize)) +
-               (key % PageSize) * Layout::kRowBytes + offset;
-    copyAsync16(tile.chunk(r, c), source, valid);
+    copyAsync16(tile.chunk(r, c),
+                tileRowSource<T, HeadDim, PageSize>(row, key, offset, valid),
+                valid);
   }
 }
 

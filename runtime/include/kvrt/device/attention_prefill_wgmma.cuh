@@ -111,11 +111,8 @@ copySwizzledTile(const PagedRow &row, const TilePages<PageSize, Keys> &pages,
       const int r = firstRow + u * kRowsPerPass;
       const int key = first + r;
       const bool valid = key < length;
-      const char *source = row.poolBase;
-      if (valid)
-        source = row.pageAddress(__ldg(row.pages + key / PageSize)) +
-                 (key % PageSize) * Layout::kRowBytes + offset;
-      copyAsync16(destination + (r - firstRow) * wgmma::kRowBytes, source,
+      copyAsync16(destination + (r - firstRow) * wgmma::kRowBytes,
+                  tileRowSource<T, HeadDim, PageSize>(row, key, offset, valid),
                   valid);
     }
   }
