@@ -83,6 +83,9 @@ class Kvrt:
             ctypes.c_int, ctypes.c_int, ctypes.c_int]
         self.bench.kvcc_bench_set_prefill_variant.argtypes = [ctypes.c_int]
         self.threads = self.bench.kvcc_bench_threads()
+        u64p = ctypes.POINTER(ctypes.c_uint64)
+        self.bench.kvcc_bench_block_times.argtypes = [
+            u64p, u64p, ctypes.POINTER(ctypes.c_uint32), ctypes.c_int]
         self.bench.kvcc_bench_launch_direct.argtypes = [
             vp, i64, vp, vp, vp, vp, vp, ctypes.c_int, ctypes.c_int,
             ctypes.c_int, ctypes.c_int, i64, ctypes.c_float, vp]
@@ -325,6 +328,44 @@ def time_ms(fn, reps=15, calls=10, warm=5):
     return statistics.median(samples)
 
 
+TIMED_BLOCKS = 1 << 16  # kTimedBlocks in bench_kernels.cu
+
+
+def block_times(kvrt, fn):
+    """Runs `fn` (the resident-table kernel) back to back with the "timed"
+    variant, then breaks its last call down by block: the kernel's span
+    from the first block's start to the last block's end, when the last
+    block started, the blocks' durations, and how long the last blocks ran
+    after the first (and after half of them) had finished. Microseconds."""
+    kvrt.bench.kvcc_bench_set_variant(VARIANT_NAMES.index("timed") + 1)
+    try:
+        time_ms(fn, reps=3)
+        n = TIMED_BLOCKS
+        start = (ctypes.c_uint64 * n)()
+        end = (ctypes.c_uint64 * n)()
+        sm = (ctypes.c_uint32 * n)()
+        status = kvrt.bench.kvcc_bench_block_times(start, end, sm, n)
+        if status != 0:
+            raise RuntimeError(f"kvcc_bench_block_times: cudaError {status}")
+    finally:
+        kvrt.bench.kvcc_bench_set_variant(0)
+    blocks = [(start[i], end[i], sm[i]) for i in range(n) if end[i]]
+    t0 = min(b[0] for b in blocks)
+    starts = sorted((b[0] - t0) / 1e3 for b in blocks)
+    ends = sorted((b[1] - t0) / 1e3 for b in blocks)
+    durations = sorted((b[1] - b[0]) / 1e3 for b in blocks)
+
+    def q(values, f):
+        return values[min(len(values) - 1, int(f * len(values)))]
+    return dict(blocks=len(blocks), sms=len({b[2] for b in blocks}),
+                span_us=ends[-1], last_start_us=starts[-1],
+                duration_p10_us=q(durations, 0.1),
+                duration_median_us=q(durations, 0.5),
+                duration_p90_us=q(durations, 0.9),
+                duration_max_us=durations[-1],
+                first_end_us=ends[0], median_end_us=q(ends, 0.5))
+
+
 def isolated_ms(fn, iters=50, warm=10):
     """ANCHORS.md's method (torch_sdpa_anchor.py): the median over `iters`
     of one call between two events, synchronized after each, so the time
@@ -410,6 +451,9 @@ def main():
                          "chunk)")
     ap.add_argument("--variant-names", default=",".join(VARIANT_NAMES),
                     help="which --variants to time (comma-separated)")
+    ap.add_argument("--block-times", action="store_true",
+                    help="also break one page-16 call down by block (start "
+                         "and end of every block: the timed variant)")
     ap.add_argument("--page-order", choices=PAGE_ORDERS, default="random",
                     help="where the resident pages lie in the pool (see "
                          "page_permutation; kvcc p16/p64 rows only)")
@@ -517,6 +561,8 @@ def main():
                                             f"S={S}: error {verr}")
                         row[f"{key}_{vname}_ms"] = time_ms(fn)
                     kvrt.bench.kvcc_bench_set_variant(0)
+                if args.block_times and page == 16:
+                    row["kvcc_p16_block_times"] = block_times(kvrt, fn)
                 if args.sweep and page == 16 and B * hkv < 132:
                     # Split counts around one wave of 4 blocks per SM (the
                     # planner picks the first count filling >= 85% of it).
@@ -661,6 +707,7 @@ def write_markdown(result, path):
     lines.append(f"FlashInfer: {result['flashinfer']}")
     lines += flashinfer_markdown(result)
     lines += isolated_markdown(result)
+    lines += block_times_markdown(result)
     lines += variants_markdown(result)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -706,7 +753,36 @@ def flashinfer_markdown(result):
 
 
 VARIANT_NAMES = ["simt", "mma2", "lb5", "prefetch", "tmapf1", "tmapf2",
-                 "nc", "ldg", "base", "lb3", "qsmem", "dyn"]
+                 "nc", "ldg", "base", "lb3", "qsmem", "dyn", "timed"]
+
+
+def block_times_markdown(result):
+    """--block-times: one page-16 call of the emitted kernel by block."""
+    rows = [r for r in result["rows"] if "kvcc_p16_block_times" in r]
+    if not rows:
+        return []
+    lines = ["", "One call by block (--block-times: the emitted page-16 kernel "
+             "with each block's start and end read from the GPU's global "
+             "timer, the last of back-to-back calls), µs from the first "
+             "block's start: span = the last block's end; ramp-down = the "
+             "last end minus the first (and minus the median) end; per call "
+             "= the event-timed mean per call of the table above (kernel, "
+             "merge and the gaps between calls):", "",
+             "| Hq/Hkv | B | S | blocks (SMs) | per call | span | last block "
+             "starts | block µs p10 / median / p90 / max | first end | "
+             "median end | last end − median end |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        t = r["kvcc_p16_block_times"]
+        lines.append(
+            f"| {r['hq']}/{r['hkv']} | {r['B']} | {r['S']} "
+            f"| {t['blocks']} ({t['sms']}) | {1e3 * r['kvcc_p16_ms']:.1f} "
+            f"| {t['span_us']:.1f} | {t['last_start_us']:.1f} "
+            f"| {t['duration_p10_us']:.1f} / {t['duration_median_us']:.1f} / "
+            f"{t['duration_p90_us']:.1f} / {t['duration_max_us']:.1f} "
+            f"| {t['first_end_us']:.1f} | {t['median_end_us']:.1f} "
+            f"| {t['span_us'] - t['median_end_us']:.1f} |")
+    return lines
 
 
 def isolated_markdown(result):

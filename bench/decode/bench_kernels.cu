@@ -121,12 +121,67 @@ KVCC_BENCH_MMA2(kvcc_mma2_g8_p16, 8)
 #undef KVCC_BENCH_SIMT
 #undef KVCC_BENCH_MMA2
 
+// The kernel kvcc emits with each block's start and end time (the GPU's
+// global nanosecond timer) and SM recorded, for the --block-times
+// breakdown of one call: slot x + gridDim.x * (y + gridDim.y * z).
+constexpr int kTimedBlocks = 1 << 16;
+__device__ unsigned long long kvccTimedStart[kTimedBlocks];
+__device__ unsigned long long kvccTimedEnd[kTimedBlocks];
+__device__ unsigned int kvccTimedSm[kTimedBlocks];
+__device__ __forceinline__ unsigned long long globalTimer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+#define KVCC_BENCH_TIMED(name, group)                                          \
+  __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
+      kvrt_attention_params p) {                                               \
+    const unsigned long long start = globalTimer();                            \
+    kvrt::device::pagedDecode<__half, 128, group, 16, false>(p);               \
+    __syncthreads();                                                           \
+    const unsigned block =                                                     \
+        blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);        \
+    if (threadIdx.x == 0 && block < kTimedBlocks) {                            \
+      unsigned sm;                                                             \
+      asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));                          \
+      kvccTimedStart[block] = start;                                           \
+      kvccTimedEnd[block] = globalTimer();                                     \
+      kvccTimedSm[block] = sm;                                                 \
+    }                                                                          \
+  }
+KVCC_BENCH_TIMED(kvcc_timed_g4_p16, 4)
+KVCC_BENCH_TIMED(kvcc_timed_g8_p16, 8)
+#undef KVCC_BENCH_TIMED
+
+/// Copies the first `n` blocks' (start, end, SM) of the last timed call
+/// and clears them (zeros: no block ran) for the next. Returns a
+/// cudaError_t.
+extern "C" int kvcc_bench_block_times(unsigned long long *start,
+                                      unsigned long long *end, unsigned *sm,
+                                      int n) {
+  n = n < kTimedBlocks ? n : kTimedBlocks;
+  cudaError_t error = cudaDeviceSynchronize();
+  if (error == cudaSuccess)
+    error = cudaMemcpyFromSymbol(start, kvccTimedStart, n * sizeof(*start));
+  if (error == cudaSuccess)
+    error = cudaMemcpyFromSymbol(end, kvccTimedEnd, n * sizeof(*end));
+  if (error == cudaSuccess)
+    error = cudaMemcpyFromSymbol(sm, kvccTimedSm, n * sizeof(*sm));
+  static unsigned long long zeros[kTimedBlocks] = {};
+  if (error == cudaSuccess)
+    error = cudaMemcpyToSymbol(kvccTimedStart, zeros, sizeof(zeros));
+  if (error == cudaSuccess)
+    error = cudaMemcpyToSymbol(kvccTimedEnd, zeros, sizeof(zeros));
+  return int(error);
+}
+
 namespace {
 /// 0: the kernels kvcc emits; 1: CUDA-core body; 2: two chunks per step;
 /// 3: five blocks per SM; 4: L2 prefetch of the next chunk; 5-9: TMA L2
 /// prefetch 1 and 2 steps ahead, nc and ldg loads, base (their control);
 /// 10: three blocks per SM; 11: Qᵀ fragments in shared memory; 12: steps
-/// claimed from a block-wide counter.
+/// claimed from a block-wide counter; 13: the emitted kernel timing its
+/// blocks.
 int benchVariant = 0;
 } // namespace
 
@@ -142,7 +197,8 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
   static const void *const variants[][2] = {
       KVCC_PAIR(simt),  KVCC_PAIR(mma2),  KVCC_PAIR(lb5),  KVCC_PAIR(prefetch),
       KVCC_PAIR(bulk1), KVCC_PAIR(bulk2), KVCC_PAIR(nc),   KVCC_PAIR(ldg),
-      KVCC_PAIR(base),  KVCC_PAIR(lb3),   KVCC_PAIR(qsmem), KVCC_PAIR(dyn)};
+      KVCC_PAIR(base),  KVCC_PAIR(lb3),   KVCC_PAIR(qsmem), KVCC_PAIR(dyn),
+      KVCC_PAIR(timed)};
 #undef KVCC_PAIR
   constexpr int kVariants = int(sizeof(variants) / sizeof(variants[0]));
   if (pageSize == 16 && benchVariant >= 1 && benchVariant <= kVariants &&
