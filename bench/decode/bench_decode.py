@@ -753,7 +753,7 @@ def flashinfer_markdown(result):
 
 
 VARIANT_NAMES = ["simt", "mma2", "lb5", "prefetch", "tmapf1", "tmapf2",
-                 "nc", "ldg", "base", "lb3", "qsmem", "dyn", "timed"]
+                 "nc", "ldg", "base", "lb3", "qsmem", "dyn", "timed", "w16"]
 
 
 def block_times_markdown(result):

@@ -121,6 +121,17 @@ KVCC_BENCH_MMA2(kvcc_mma2_g8_p16, 8)
 #undef KVCC_BENCH_SIMT
 #undef KVCC_BENCH_MMA2
 
+// The kernel kvcc emits compiled for blocks of 16 warps (512 threads, one
+// block per SM), launched with 512 threads: one block streams a whole
+// (sequence, kv head) row, or a split of it, as cuDNN's kernel does.
+#define KVCC_BENCH_W16(name, group)                                            \
+  __global__ __launch_bounds__(512, 1) void name(kvrt_attention_params p) {    \
+    kvrt::device::pagedDecode<__half, 128, group, 16, false>(p);               \
+  }
+KVCC_BENCH_W16(kvcc_w16_g4_p16, 4)
+KVCC_BENCH_W16(kvcc_w16_g8_p16, 8)
+#undef KVCC_BENCH_W16
+
 // The kernel kvcc emits with each block's start and end time (the GPU's
 // global nanosecond timer) and SM recorded, for the --block-times
 // breakdown of one call: slot x + gridDim.x * (y + gridDim.y * z).
@@ -181,7 +192,7 @@ namespace {
 /// prefetch 1 and 2 steps ahead, nc and ldg loads, base (their control);
 /// 10: three blocks per SM; 11: Qᵀ fragments in shared memory; 12: steps
 /// claimed from a block-wide counter; 13: the emitted kernel timing its
-/// blocks.
+/// blocks; 14: blocks of 16 warps (kvcc_bench_threads says 512).
 int benchVariant = 0;
 } // namespace
 
@@ -198,7 +209,7 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
       KVCC_PAIR(simt),  KVCC_PAIR(mma2),  KVCC_PAIR(lb5),  KVCC_PAIR(prefetch),
       KVCC_PAIR(bulk1), KVCC_PAIR(bulk2), KVCC_PAIR(nc),   KVCC_PAIR(ldg),
       KVCC_PAIR(base),  KVCC_PAIR(lb3),   KVCC_PAIR(qsmem), KVCC_PAIR(dyn),
-      KVCC_PAIR(timed)};
+      KVCC_PAIR(timed), KVCC_PAIR(w16)};
 #undef KVCC_PAIR
   constexpr int kVariants = int(sizeof(variants) / sizeof(variants[0]));
   if (pageSize == 16 && benchVariant >= 1 && benchVariant <= kVariants &&
@@ -280,7 +291,7 @@ extern "C" const void *kvcc_bench_prefill_kernel(int dtype, int group,
 
 /// kvrt::device::kAttentionThreads, for the launch.
 extern "C" int kvcc_bench_threads(void) {
-  return kvrt::device::kAttentionThreads;
+  return benchVariant == 14 ? 512 : kvrt::device::kAttentionThreads;
 }
 
 #include "SplitK.h"
@@ -313,6 +324,6 @@ extern "C" int kvcc_bench_launch_direct(
   params.causal = 0;
   return kvrt::cuda::launchSplitAttention(
       kvcc_bench_kernel(numQHeads / numKvHeads, pageSize), params,
-      KVRT_DTYPE_F16, maxLength, kvrt::device::kAttentionThreads, 0, stream,
+      KVRT_DTYPE_F16, maxLength, kvcc_bench_threads(), 0, stream,
       "kvcc_bench_launch_direct");
 }
