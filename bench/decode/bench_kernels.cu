@@ -164,13 +164,13 @@ KVCC_BENCH_TIMED(kvcc_timed_g4_p16, 4)
 KVCC_BENCH_TIMED(kvcc_timed_g8_p16, 8)
 #undef KVCC_BENCH_TIMED
 
-/// Copies the first `n` blocks' (start, end, SM) of the last timed call
-/// and clears them (zeros: no block ran) for the next. Returns a
-/// cudaError_t.
+/// Copies the first `n` (at most kTimedBlocks) blocks' (start, end, SM) of
+/// the last timed call and clears all three arrays (an end of 0: no block
+/// ran) for the next. Returns a cudaError_t.
 extern "C" int kvcc_bench_block_times(unsigned long long *start,
                                       unsigned long long *end, unsigned *sm,
                                       int n) {
-  n = n < kTimedBlocks ? n : kTimedBlocks;
+  n = n < 0 ? 0 : n < kTimedBlocks ? n : kTimedBlocks;
   cudaError_t error = cudaDeviceSynchronize();
   if (error == cudaSuccess)
     error = cudaMemcpyFromSymbol(start, kvccTimedStart, n * sizeof(*start));
@@ -178,11 +178,18 @@ extern "C" int kvcc_bench_block_times(unsigned long long *start,
     error = cudaMemcpyFromSymbol(end, kvccTimedEnd, n * sizeof(*end));
   if (error == cudaSuccess)
     error = cudaMemcpyFromSymbol(sm, kvccTimedSm, n * sizeof(*sm));
-  static unsigned long long zeros[kTimedBlocks] = {};
-  if (error == cudaSuccess)
-    error = cudaMemcpyToSymbol(kvccTimedStart, zeros, sizeof(zeros));
-  if (error == cudaSuccess)
-    error = cudaMemcpyToSymbol(kvccTimedEnd, zeros, sizeof(zeros));
+  for (const void *symbol : {static_cast<const void *>(kvccTimedStart),
+                             static_cast<const void *>(kvccTimedEnd),
+                             static_cast<const void *>(kvccTimedSm)}) {
+    void *address = nullptr;
+    size_t bytes = 0;
+    if (error == cudaSuccess)
+      error = cudaGetSymbolAddress(&address, symbol);
+    if (error == cudaSuccess)
+      error = cudaGetSymbolSize(&bytes, symbol);
+    if (error == cudaSuccess)
+      error = cudaMemset(address, 0, bytes);
+  }
   return int(error);
 }
 
@@ -192,7 +199,7 @@ namespace {
 /// prefetch 1 and 2 steps ahead, nc and ldg loads, base (their control);
 /// 10: three blocks per SM; 11: Qᵀ fragments in shared memory; 12: steps
 /// claimed from a block-wide counter; 13: the emitted kernel timing its
-/// blocks; 14: blocks of 16 warps (kvcc_bench_threads says 512).
+/// blocks; 14: blocks of 16 warps (launched with 512 threads).
 int benchVariant = 0;
 } // namespace
 
@@ -289,9 +296,18 @@ extern "C" const void *kvcc_bench_prefill_kernel(int dtype, int group,
   return nullptr;
 }
 
-/// kvrt::device::kAttentionThreads, for the launch.
+/// kvrt::device::kAttentionThreads: the threads of the kernels kvcc emits,
+/// which kvrt_attention_launch callers pass.
 extern "C" int kvcc_bench_threads(void) {
-  return benchVariant == 14 ? 512 : kvrt::device::kAttentionThreads;
+  return kvrt::device::kAttentionThreads;
+}
+
+/// Threads of a launch of kvcc_bench_kernel(group, pageSize): 512 for the
+/// w16 variant's kernels, else kAttentionThreads.
+static int benchThreads(int group, int pageSize) {
+  return benchVariant == 14 && pageSize == 16 && (group == 4 || group == 8)
+             ? 512
+             : kvrt::device::kAttentionThreads;
 }
 
 #include "SplitK.h"
@@ -324,6 +340,6 @@ extern "C" int kvcc_bench_launch_direct(
   params.causal = 0;
   return kvrt::cuda::launchSplitAttention(
       kvcc_bench_kernel(numQHeads / numKvHeads, pageSize), params,
-      KVRT_DTYPE_F16, maxLength, kvcc_bench_threads(), 0, stream,
-      "kvcc_bench_launch_direct");
+      KVRT_DTYPE_F16, maxLength, benchThreads(numQHeads / numKvHeads, pageSize),
+      0, stream, "kvcc_bench_launch_direct");
 }

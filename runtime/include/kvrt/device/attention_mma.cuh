@@ -576,6 +576,8 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
                                       int64_t firstHead, int split) {
   static_assert(kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>,
                 "no tensor-core body for these template values");
+  static_assert(!(DynamicSteps && BulkPrefetch > 0),
+                "BulkPrefetch looks steps ahead in the static order");
   using namespace mma;
   using Keys = KeyMap<T, HeadDim>;
   using Values = ValueMap<T, HeadDim>;
@@ -620,7 +622,8 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
   resetState(state);
 
   // Chunk k of the split starts at key beginKey + 16 k; warp w takes steps
-  // w, w + W, ..., each of ChunksPerStep consecutive chunks. The page ids
+  // w, w + W, ... (with DynamicSteps: w, then the steps it claims), each of
+  // ChunksPerStep consecutive chunks. The page ids
   // of the next step are read one step ahead, so their latency overlaps
   // this step's loads instead of preceding the next step's.
   const ScoreSink sink = scoreSink(p, firstHead, kHeads);
