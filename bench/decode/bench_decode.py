@@ -85,7 +85,7 @@ class Kvrt:
         self.threads = self.bench.kvcc_bench_threads()
         u64p = ctypes.POINTER(ctypes.c_uint64)
         self.bench.kvcc_bench_block_times.argtypes = [
-            u64p, u64p, ctypes.POINTER(ctypes.c_uint32), ctypes.c_int]
+            u64p, u64p, ctypes.POINTER(ctypes.c_uint32), u64p, ctypes.c_int]
         self.bench.kvcc_bench_launch_direct.argtypes = [
             vp, i64, vp, vp, vp, vp, vp, ctypes.c_int, ctypes.c_int,
             ctypes.c_int, ctypes.c_int, i64, ctypes.c_float, vp]
@@ -344,18 +344,30 @@ def block_times(kvrt, fn):
         start = (ctypes.c_uint64 * n)()
         end = (ctypes.c_uint64 * n)()
         sm = (ctypes.c_uint32 * n)()
-        status = kvrt.bench.kvcc_bench_block_times(start, end, sm, n)
+        phase = (ctypes.c_uint64 * (n * 8))()  # [block][warp 0..3][mark]
+        status = kvrt.bench.kvcc_bench_block_times(start, end, sm, phase, n)
         if status != 0:
             raise RuntimeError(f"kvcc_bench_block_times: cudaError {status}")
     finally:
         kvrt.bench.kvcc_bench_set_variant(0)
-    blocks = [(start[i], end[i], sm[i]) for i in range(n) if end[i]]
+    blocks = [(start[i], end[i], sm[i], i) for i in range(n) if end[i]]
     if not blocks:
         raise RuntimeError("block_times: the timed kernel recorded no block")
     t0 = min(b[0] for b in blocks)
     starts = sorted((b[0] - t0) / 1e3 for b in blocks)
     ends = sorted((b[1] - t0) / 1e3 for b in blocks)
     durations = sorted((b[1] - b[0]) / 1e3 for b in blocks)
+    # Per block: until its last warp folded its first chunk (ramp), and
+    # from its last warp's last chunk to the block's end (epilogue).
+    ramps, tails = [], []
+    for b in blocks:
+        marks = [phase[8 * b[3] + 2 * w + m] for w in range(4) for m in (0, 1)]
+        firsts, lasts = marks[0::2], marks[1::2]
+        if all(firsts) and all(lasts):
+            ramps.append((max(firsts) - b[0]) / 1e3)
+            tails.append((b[1] - max(lasts)) / 1e3)
+    ramps.sort()
+    tails.sort()
 
     def q(values, f):
         return values[min(len(values) - 1, int(f * len(values)))]
@@ -365,7 +377,9 @@ def block_times(kvrt, fn):
                 duration_median_us=q(durations, 0.5),
                 duration_p90_us=q(durations, 0.9),
                 duration_max_us=durations[-1],
-                first_end_us=ends[0], median_end_us=q(ends, 0.5))
+                first_end_us=ends[0], median_end_us=q(ends, 0.5),
+                first_chunk_median_us=q(ramps, 0.5) if ramps else None,
+                epilogue_median_us=q(tails, 0.5) if tails else None)
 
 
 def isolated_ms(fn, iters=50, warm=10):
@@ -771,13 +785,17 @@ def block_times_markdown(result):
              "timer, the last of back-to-back calls), µs from the first "
              "block's start: span = the last block's end; per call = the "
              "event-timed mean per call of the emitted kernel in the table "
-             "above (kernel, merge and the gaps between calls). On grids of "
+             "above (kernel, merge and the gaps between calls); first chunk "
+             "folded = from a block's start until its last warp has folded "
+             "its first 16 keys; epilogue = from its last warp's last chunk "
+             "to its end (combining the warps, storing). On grids of "
              "more than one wave (128 × 2K) the last start and the last "
              "end − median end describe the second wave:", "",
              "| Hq/Hkv | B | S | blocks (SMs) | per call | span | last block "
              "starts | block µs p10 / median / p90 / max | first end | "
-             "median end | last end − median end |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "median end | last end − median end | first chunk folded "
+             "(median) | epilogue (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = r["kvcc_p16_block_times"]
         lines.append(
@@ -787,7 +805,9 @@ def block_times_markdown(result):
             f"| {t['duration_p10_us']:.1f} / {t['duration_median_us']:.1f} / "
             f"{t['duration_p90_us']:.1f} / {t['duration_max_us']:.1f} "
             f"| {t['first_end_us']:.1f} | {t['median_end_us']:.1f} "
-            f"| {t['span_us'] - t['median_end_us']:.1f} |")
+            f"| {t['span_us'] - t['median_end_us']:.1f} "
+            f"| {cell(t.get('first_chunk_median_us'), '.1f')} "
+            f"| {cell(t.get('epilogue_median_us'), '.1f')} |")
     return lines
 
 

@@ -139,16 +139,38 @@ constexpr int kTimedBlocks = 1 << 16;
 __device__ unsigned long long kvccTimedStart[kTimedBlocks];
 __device__ unsigned long long kvccTimedEnd[kTimedBlocks];
 __device__ unsigned int kvccTimedSm[kTimedBlocks];
+/// Per block and warp (4 warps): when the warp folded its first chunk and
+/// its last (TimedProbe).
+__device__ unsigned long long kvccTimedPhase[kTimedBlocks][4][2];
 __device__ __forceinline__ unsigned long long globalTimer() {
   unsigned long long t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   return t;
 }
+/// Records, from lane 0 of each warp, the times of the body's marks.
+struct TimedProbe {
+  __device__ static void mark(int phase) {
+    const unsigned block =
+        blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    const unsigned warp = threadIdx.x / 32;
+    if (threadIdx.x % 32 == 0 && block < kTimedBlocks && warp < 4)
+      kvccTimedPhase[block][warp][phase] = globalTimer();
+  }
+};
+// The emitted kernel's body (pagedDecode minus its launch check) with the
+// probe, for --block-times.
 #define KVCC_BENCH_TIMED(name, group)                                          \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
       kvrt_attention_params p) {                                               \
     const unsigned long long start = globalTimer();                            \
-    kvrt::device::pagedDecode<__half, 128, group, 16, false>(p);               \
+    if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
+      return;                                                                  \
+    const int64_t firstHead =                                                  \
+        int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
+    KVCC_BENCH_LAUNCH_DEPENDENTS(p);                                           \
+    kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
+                                        false, 0, 0, false, false,             \
+                                        TimedProbe>(p, firstHead, blockIdx.z); \
     __syncthreads();                                                           \
     const unsigned block =                                                     \
         blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);        \
@@ -164,12 +186,13 @@ KVCC_BENCH_TIMED(kvcc_timed_g4_p16, 4)
 KVCC_BENCH_TIMED(kvcc_timed_g8_p16, 8)
 #undef KVCC_BENCH_TIMED
 
-/// Copies the first `n` (at most kTimedBlocks) blocks' (start, end, SM) of
-/// the last timed call and clears all three arrays (an end of 0: no block
-/// ran) for the next. Returns a cudaError_t.
+/// Copies the first `n` (at most kTimedBlocks) blocks' (start, end, SM)
+/// and their warps' marks (`phase`: n x 4 warps x 2) of the last timed call
+/// and clears the arrays (an end of 0: no block ran) for the next. Returns a
+/// cudaError_t.
 extern "C" int kvcc_bench_block_times(unsigned long long *start,
                                       unsigned long long *end, unsigned *sm,
-                                      int n) {
+                                      unsigned long long *phase, int n) {
   n = n < 0 ? 0 : n < kTimedBlocks ? n : kTimedBlocks;
   cudaError_t error = cudaDeviceSynchronize();
   if (error == cudaSuccess)
@@ -178,9 +201,13 @@ extern "C" int kvcc_bench_block_times(unsigned long long *start,
     error = cudaMemcpyFromSymbol(end, kvccTimedEnd, n * sizeof(*end));
   if (error == cudaSuccess)
     error = cudaMemcpyFromSymbol(sm, kvccTimedSm, n * sizeof(*sm));
+  if (error == cudaSuccess)
+    error = cudaMemcpyFromSymbol(phase, kvccTimedPhase,
+                                 n * sizeof(kvccTimedPhase[0]));
   for (const void *symbol : {static_cast<const void *>(kvccTimedStart),
                              static_cast<const void *>(kvccTimedEnd),
-                             static_cast<const void *>(kvccTimedSm)}) {
+                             static_cast<const void *>(kvccTimedSm),
+                             static_cast<const void *>(kvccTimedPhase)}) {
     void *address = nullptr;
     size_t bytes = 0;
     if (error == cudaSuccess)

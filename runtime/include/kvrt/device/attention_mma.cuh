@@ -390,9 +390,24 @@ loadQueryFragments(const T *group, int r, int c,
   }
 }
 
+/// Slices of finishDecode's output buffer: groups of up to 4 heads give
+/// each of 4 warps its own (one barrier combines kvcc's 128-thread blocks;
+/// 8.3 KiB at d128); groups of 8 keep one, which the warps add into in
+/// turn, so that a kernel with the prefill body stays within the 48 KiB of
+/// static and default dynamic shared memory its mma.sync body needs
+/// (18.5 KiB of slices plus the 32 KiB of tiles would not).
+template <int GroupSize>
+inline constexpr int kCombineSlices = GroupSize <= 4 ? 4 : 1;
+
 /// Shared memory of one block of the tensor-core body.
 template <int HeadDim, int GroupSize> struct MmaShared {
-  float out[GroupSize][HeadDim];
+  static constexpr int kSlices = kCombineSlices<GroupSize>;
+  /// Rows of the slices: padded by one float where there are several, so
+  /// that a warp's stores hit at most two lanes per bank.
+  static constexpr int kRow = HeadDim + (kSlices > 1 ? 1 : 0);
+  /// Warp w's rescaled outputs go to slice w % kSlices (in larger blocks
+  /// warps w, w + kSlices, ... add into it in turn).
+  float out[kSlices][GroupSize][kRow];
   float warpMax[32][GroupSize];
   float warpSum[32][GroupSize];
 };
@@ -488,8 +503,8 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
     for (int offset = 4; offset < 32; offset *= 2)
       state.sum[h] += __shfl_xor_sync(0xffffffffu, state.sum[h], offset);
 
-  // Publish maxima, rescale to the block maximum, sum the outputs warp by
-  // warp.
+  // Publish maxima, rescale to the block maximum, then combine the warps'
+  // outputs.
   if (r == 0) {
 #pragma unroll
     for (int h = 0; h < 2; ++h)
@@ -514,8 +529,36 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
       if (2 * c + h < kHeads)
         shared.warpSum[warp][2 * c + h] = state.sum[h] * scale[h];
   }
-  for (int w = 0; w < numWarps; ++w) {
-    if (warp == w) {
+  // Each warp writes its rescaled outputs to its own slice: one barrier
+  // for blocks of up to kSlices warps (groups of up to 4 heads); the warps
+  // of larger blocks, and of groups of 8 (one slice), add theirs in turns.
+  // (Two barriers per warp and every warp's outputs added into one array
+  // took 5 µs of a block's end on the H200, four slices 2.6;
+  // bench/results/decode_profile_h200.md.)
+  using Shared = MmaShared<HeadDim, GroupSize>;
+  constexpr int kSlices = Shared::kSlices;
+  constexpr int kRow = Shared::kRow;
+  if constexpr (kSlices == 1) {
+    for (int w = 0; w < numWarps; ++w) {
+      if (warp == w) {
+#pragma unroll
+        for (int t = 0; t < Values::kTiles; ++t) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const int head = 2 * c + (i & 1);
+            if (head >= kHeads)
+              continue;
+            const int d = Values::physical(2 * t + (i >> 1), r);
+            const float value = state.acc[t][i] * scale[i & 1];
+            shared.out[0][head][d] =
+                w == 0 ? value : shared.out[0][head][d] + value;
+          }
+        }
+      }
+      __syncthreads();
+    }
+  } else {
+    auto store = [&](float *slice, bool add) {
 #pragma unroll
       for (int t = 0; t < Values::kTiles; ++t) {
 #pragma unroll
@@ -525,12 +568,22 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
             continue;
           const int d = Values::physical(2 * t + (i >> 1), r);
           const float value = state.acc[t][i] * scale[i & 1];
-          shared.out[head][d] = w == 0 ? value : shared.out[head][d] + value;
+          float &out = slice[head * kRow + d];
+          out = add ? out + value : value;
         }
       }
-    }
+    };
+    float *mine = &shared.out[warp % kSlices][0][0];
+    if (warp < kSlices)
+      store(mine, false);
     __syncthreads();
+    for (int turn = 1; turn * kSlices < numWarps; ++turn) {
+      if (warp / kSlices == turn)
+        store(mine, true);
+      __syncthreads();
+    }
   }
+  const int slices = min(numWarps, kSlices);
 
   // Normalize and store: the final output, or the split's partial state.
   for (int i = threadIdx.x; i < kHeads * HeadDim; i += blockDim.x) {
@@ -541,7 +594,17 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
       sum += shared.warpSum[w][g];
       blockMax = fmaxf(blockMax, shared.warpMax[w][g]);
     }
-    const float value = sum > 0.0f ? shared.out[g][d] / sum : 0.0f;
+    // The slices in warp order: for four warps the same sum, rounding
+    // included, as adding the warps one after another. (Stepping one
+    // pointer keeps the kernels at 128 registers.)
+    float total = shared.out[0][g][d];
+    if constexpr (kSlices > 1) {
+      const float *column = &shared.out[0][g][d];
+      constexpr int kSlice = GroupSize * kRow;
+      for (int k = 1; k < slices; ++k)
+        total += column[k * kSlice];
+    }
+    const float value = sum > 0.0f ? total / sum : 0.0f;
     if (p.num_splits > 1) {
       const int64_t slot = (firstHead + g) * p.num_splits + split;
       p.partial_out[slot * HeadDim + d] = value;
@@ -559,6 +622,11 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
 
 } // namespace mma
 
+/// pagedAttentionMmaBody's default Probe: no marks.
+struct NoProbe {
+  __device__ static void mark(int) {}
+};
+
 /// The tensor-core body; see the file comment. pagedAttention calls it
 /// after checking the launch (launchMatches) and computes the same results.
 /// `ChunksPerStep` chunks are loaded before the first of them is used (2
@@ -567,11 +635,13 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
 /// it loads and computes this one (prefetch.global.L2: no registers); it
 /// was 4-13% slower at every benchmark shape on the H200, so it is off.
 /// BulkPrefetch, LoadMode, QueryInShared and DynamicSteps are benchmark
-/// variants (bench/decode/bench_kernels.cu), off by default.
+/// variants (bench/decode/bench_kernels.cu), off by default; Probe::mark(i)
+/// is called by every lane when its warp has folded its first chunk (i = 0)
+/// and when it has folded its last (i = 1), for the benchmark's timeline.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int ChunksPerStep = 1, bool PrefetchNext = false,
           int BulkPrefetch = 0, int LoadMode = 0, bool QueryInShared = false,
-          bool DynamicSteps = false>
+          bool DynamicSteps = false, typename Probe = NoProbe>
 __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
                                       int64_t firstHead, int split) {
   static_assert(kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>,
@@ -659,6 +729,7 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
   pageIds(warp, ids);
   int step = warp;
   int nextStep = followingStep(step);
+  bool firstStep = true;
 #pragma unroll 1
   for (; step * ChunksPerStep < numChunks;
        step = nextStep, nextStep = followingStep(step)) {
@@ -730,7 +801,11 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u)
       ids[u] = nextIds[u];
+    if (firstStep)
+      Probe::mark(0);
+    firstStep = false;
   }
+  Probe::mark(1);
 
   finishDecode<T, HeadDim, GroupSize>(state, shared, p, firstHead, split);
 }
