@@ -12,6 +12,14 @@
 #include "kvrt/device/attention.cuh"
 #include "kvrt/kvrt.h"
 
+// The start of kernels that call the tensor-core body directly (page 16):
+// pagedAttentionChecked's launch check, then the group's first head.
+#define KVCC_BENCH_CHECKED_HEAD(p, group)                                      \
+  if (!kvrt::device::launchMatches<128, group, 16, false>(p))                  \
+    return;                                                                    \
+  const int64_t firstHead =                                                    \
+      int64_t(blockIdx.y) * (p).num_q_heads + int64_t(blockIdx.x) * (group)
+
 #define KVCC_BENCH_KERNEL(name, group, pageSize)                               \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
       kvrt_attention_params p) {                                               \
@@ -54,10 +62,7 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
 #define KVCC_BENCH_PREFETCH(name, group)                                       \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
       kvrt_attention_params p) {                                               \
-    if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
-      return;                                                                  \
-    const int64_t firstHead =                                                  \
-        int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
+    KVCC_BENCH_CHECKED_HEAD(p, group);                                         \
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
                                         true>(p, firstHead, blockIdx.z);       \
   }
@@ -76,10 +81,7 @@ KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
 #define KVCC_BENCH_BODY(name, group, bulk, load, queryInShared, dynamic)       \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 4) void name(  \
       kvrt_attention_params p) {                                               \
-    if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
-      return;                                                                  \
-    const int64_t firstHead =                                                  \
-        int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
+    KVCC_BENCH_CHECKED_HEAD(p, group);                                         \
     KVCC_BENCH_LAUNCH_DEPENDENTS(p);                                           \
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
                                         false, bulk, load, queryInShared,      \
@@ -163,10 +165,7 @@ struct TimedProbe {
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
       kvrt_attention_params p) {                                               \
     const unsigned long long start = globalTimer();                            \
-    if (!kvrt::device::launchMatches<128, group, 16, false>(p))                \
-      return;                                                                  \
-    const int64_t firstHead =                                                  \
-        int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * group;     \
+    KVCC_BENCH_CHECKED_HEAD(p, group);                                         \
     KVCC_BENCH_LAUNCH_DEPENDENTS(p);                                           \
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
                                         false, 0, 0, false, false,             \
@@ -185,6 +184,7 @@ struct TimedProbe {
 KVCC_BENCH_TIMED(kvcc_timed_g4_p16, 4)
 KVCC_BENCH_TIMED(kvcc_timed_g8_p16, 8)
 #undef KVCC_BENCH_TIMED
+#undef KVCC_BENCH_CHECKED_HEAD
 
 /// Copies the first `n` (at most kTimedBlocks) blocks' (start, end, SM)
 /// and their warps' marks (`phase`: n x 4 warps x 2) of the last timed call
