@@ -11,7 +11,12 @@ SDPA outputs against a float32 reference (outputs poisoned with NaN first)
 and only then times everything with CUDA events: warm-ups, then a sleep
 kernel so that the host queues the timed calls ahead of the GPU, then the
 median over repetitions of back-to-back calls. The device copy bandwidth is
-measured in the same run.
+measured in the same run. Each implementation is also timed the way
+ANCHORS.md times single calls (isolated_ms: one call between two events,
+synchronized, so host dispatch counts). Options add the page-16 kernel
+variants of bench_kernels.cu (--variants), forced split counts (--sweep),
+a per-block timeline of one call (--block-times) and where the pages lie
+in the pool (--page-order).
 
 Usage (on the GPU machine, after building libkvrt.so and
 libkvcc_bench.so, see run_on_device.sh):
