@@ -49,15 +49,15 @@ KVCC_BENCH_KERNEL(kvcc_f16_d128_g8_p64, 8, 64)
     kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 2>(     \
         p, firstHead, blockIdx.z);                                             \
   }
-// Five blocks of 128 threads per SM (at most 102 registers) instead of 4.
-#define KVCC_BENCH_LB5(name, group)                                            \
-  __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 5) void name( \
+// The emitted page-16 decode kernel compiled for other launch bounds.
+#define KVCC_BENCH_BOUNDS(name, group, threads, blocks)                        \
+  __global__ __launch_bounds__(threads, blocks) void name(                     \
       kvrt_attention_params p) {                                               \
     kvrt::device::pagedDecode<__half, 128, group, 16, false>(p);               \
   }
-KVCC_BENCH_LB5(kvcc_lb5_g4_p16, 4)
-KVCC_BENCH_LB5(kvcc_lb5_g8_p16, 8)
-#undef KVCC_BENCH_LB5
+// Five blocks of 128 threads per SM (at most 102 registers) instead of 4.
+KVCC_BENCH_BOUNDS(kvcc_lb5_g4_p16, 4, kvrt::device::kAttentionThreads, 5)
+KVCC_BENCH_BOUNDS(kvcc_lb5_g8_p16, 8, kvrt::device::kAttentionThreads, 5)
 // The tensor-core decode body prefetching its next chunk into L2.
 #define KVCC_BENCH_PREFETCH(name, group)                                       \
   __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
@@ -105,14 +105,8 @@ KVCC_BENCH_BODY(kvcc_dyn_g8_p16, 8, 0, 0, false, true)
 // Three blocks per SM (at most 168 registers; 152 used): every lane issues
 // a chunk's K and V loads before its first MMA, which at 128 registers
 // ptxas defers until the keys have arrived.
-#define KVCC_BENCH_LB3(name, group)                                            \
-  __global__ __launch_bounds__(kvrt::device::kAttentionThreads, 3) void name(  \
-      kvrt_attention_params p) {                                               \
-    kvrt::device::pagedDecode<__half, 128, group, 16, false>(p);               \
-  }
-KVCC_BENCH_LB3(kvcc_lb3_g4_p16, 4)
-KVCC_BENCH_LB3(kvcc_lb3_g8_p16, 8)
-#undef KVCC_BENCH_LB3
+KVCC_BENCH_BOUNDS(kvcc_lb3_g4_p16, 4, kvrt::device::kAttentionThreads, 3)
+KVCC_BENCH_BOUNDS(kvcc_lb3_g8_p16, 8, kvrt::device::kAttentionThreads, 3)
 KVCC_BENCH_PREFETCH(kvcc_prefetch_g4_p16, 4)
 KVCC_BENCH_PREFETCH(kvcc_prefetch_g8_p16, 8)
 #undef KVCC_BENCH_PREFETCH
@@ -126,13 +120,9 @@ KVCC_BENCH_MMA2(kvcc_mma2_g8_p16, 8)
 // The kernel kvcc emits compiled for blocks of 16 warps (512 threads, one
 // block per SM), launched with 512 threads: one block streams a whole
 // (sequence, kv head) row, or a split of it, as cuDNN's kernel does.
-#define KVCC_BENCH_W16(name, group)                                            \
-  __global__ __launch_bounds__(512, 1) void name(kvrt_attention_params p) {    \
-    kvrt::device::pagedDecode<__half, 128, group, 16, false>(p);               \
-  }
-KVCC_BENCH_W16(kvcc_w16_g4_p16, 4)
-KVCC_BENCH_W16(kvcc_w16_g8_p16, 8)
-#undef KVCC_BENCH_W16
+KVCC_BENCH_BOUNDS(kvcc_w16_g4_p16, 4, 512, 1)
+KVCC_BENCH_BOUNDS(kvcc_w16_g8_p16, 8, 512, 1)
+#undef KVCC_BENCH_BOUNDS
 
 // The kernel kvcc emits with each block's start and end time (the GPU's
 // global nanosecond timer) and SM recorded, for the --block-times
