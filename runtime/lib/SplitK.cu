@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -333,33 +334,49 @@ kvrt_status mergeWaits(int device, kvrt_dtype dtype, int major,
 /// Dynamic shared memory for a prefill-layout launch of `kernel` on
 /// `device`: what the sm_90a body needs on compute capability 9.0, else
 /// what the mma.sync body needs (attention.cuh picks the body by the bytes
-/// it gets). Raises the kernel's limit above the default 48 KiB once per
-/// (device, kernel); where that fails (the kernel's own shared memory
-/// leaves no room), the mma.sync body's bytes. KVRT_PREFILL_WGMMA=0 asks
-/// for the mma.sync body (a benchmarking knob).
+/// it gets). Raises the kernel's limit above its default (48 KiB less its
+/// static shared memory) where needed, once per (device, kernel) and
+/// size: the mma.sync body's 32 KiB at d128 need it too when the decode
+/// body's slices take more than 16 KiB (groups of 8). Where the sm_90a
+/// body's bytes are refused (the kernel's own shared memory leaves no
+/// room), the mma.sync body's; where those are refused as well, the launch
+/// reports the error. KVRT_PREFILL_WGMMA=0 asks for the mma.sync body (a
+/// benchmarking knob).
 int prefillSharedBytes(int device, const void *kernel, int headDim,
                        int major, int minor) {
-  const int fallback = kvrt::device::prefillSharedBytes(headDim, false);
-  const char *text = std::getenv("KVRT_PREFILL_WGMMA");
-  if (major != 9 || minor != 0 || (text && text[0] == '0'))
-    return fallback;
-  const int wanted = kvrt::device::prefillSharedBytes(headDim, true);
+  /// What cudaFuncSetAttribute did for one (device, kernel).
+  struct Limit {
+    int raised = 0;
+    int refused = std::numeric_limits<int>::max();
+  };
   static std::mutex mutex;
-  static std::map<std::pair<int, const void *>, int> cache;
+  static std::map<std::pair<int, const void *>, Limit> cache;
   std::lock_guard<std::mutex> lock(mutex);
-  const std::pair<int, const void *> key{device, kernel};
-  auto found = cache.find(key);
-  if (found == cache.end()) {
-    int allowed = wanted;
+  Limit &limit = cache[{device, kernel}];
+  auto allow = [&](int bytes) {
+    if (bytes <= limit.raised)
+      return true;
+    if (bytes >= limit.refused)
+      return false;
     if (cudaFuncSetAttribute(kernel,
                              cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             wanted) != cudaSuccess) {
+                             bytes) != cudaSuccess) {
       cudaGetLastError(); // not sticky: clear it
-      allowed = fallback;
+      limit.refused = bytes;
+      return false;
     }
-    found = cache.emplace(key, allowed).first;
+    limit.raised = bytes;
+    return true;
+  };
+  const char *text = std::getenv("KVRT_PREFILL_WGMMA");
+  if (major == 9 && minor == 0 && !(text && text[0] == '0')) {
+    const int wgmmaBytes = kvrt::device::prefillSharedBytes(headDim, true);
+    if (allow(wgmmaBytes))
+      return wgmmaBytes;
   }
-  return found->second;
+  const int mmaBytes = kvrt::device::prefillSharedBytes(headDim, false);
+  allow(mmaBytes);
+  return mmaBytes;
 }
 
 /// One device's split-K workspace; see the file comment.

@@ -390,21 +390,19 @@ loadQueryFragments(const T *group, int r, int c,
   }
 }
 
-/// Slices of finishDecode's output buffer: groups of up to 4 heads give
-/// each of 4 warps its own (one barrier combines kvcc's 128-thread blocks;
-/// 8.3 KiB at d128); groups of 8 keep one, which the warps add into in
-/// turn, so that a kernel with the prefill body stays within the 48 KiB of
-/// static and default dynamic shared memory its mma.sync body needs
-/// (18.5 KiB of slices plus the 32 KiB of tiles would not).
-template <int GroupSize>
-inline constexpr int kCombineSlices = GroupSize <= 4 ? 4 : 1;
+/// Slices of finishDecode's output buffer: each of a 128-thread block's 4
+/// warps gets its own, so that one barrier combines them (8.3 KiB at d128
+/// for groups of 4, 16.5 KiB for groups of 8; a kernel that also has the
+/// mma.sync prefill body then needs more than the default 48 KiB of shared
+/// memory, which the runtime asks for: runtime/lib/SplitK.cu).
+inline constexpr int kCombineSlices = 4;
 
 /// Shared memory of one block of the tensor-core body.
 template <int HeadDim, int GroupSize> struct MmaShared {
-  static constexpr int kSlices = kCombineSlices<GroupSize>;
-  /// Rows of the slices: padded by one float where there are several, so
-  /// that a warp's stores hit at most two lanes per bank.
-  static constexpr int kRow = HeadDim + (kSlices > 1 ? 1 : 0);
+  static constexpr int kSlices = kCombineSlices;
+  /// Rows of the slices, padded by one float so that a warp's stores hit
+  /// at most two lanes per bank.
+  static constexpr int kRow = HeadDim + 1;
   /// Warp w's rescaled outputs go to slice w % kSlices (in larger blocks
   /// warps w, w + kSlices, ... add into it in turn).
   float out[kSlices][GroupSize][kRow];
@@ -530,58 +528,36 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
         shared.warpSum[warp][2 * c + h] = state.sum[h] * scale[h];
   }
   // Each warp writes its rescaled outputs to its own slice: one barrier
-  // for blocks of up to kSlices warps (groups of up to 4 heads); the warps
-  // of larger blocks, and of groups of 8 (one slice), add theirs in turns.
-  // (Two barriers per warp and every warp's outputs added into one array
-  // took 5 µs of a block's end on the H200, four slices 2.6;
-  // bench/results/decode_profile_h200.md.)
+  // for blocks of up to kSlices warps; the warps of larger blocks add
+  // theirs in turns. (Two barriers per warp and every warp's outputs added
+  // into one array took 5-6.5 µs of a block's end on the H200, four slices
+  // 2.6; bench/results/decode_profile_h200.md.)
   using Shared = MmaShared<HeadDim, GroupSize>;
   constexpr int kSlices = Shared::kSlices;
   constexpr int kRow = Shared::kRow;
-  if constexpr (kSlices == 1) {
-    for (int w = 0; w < numWarps; ++w) {
-      if (warp == w) {
+  auto store = [&](float *slice, bool add) {
 #pragma unroll
-        for (int t = 0; t < Values::kTiles; ++t) {
+    for (int t = 0; t < Values::kTiles; ++t) {
 #pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            const int head = 2 * c + (i & 1);
-            if (head >= kHeads)
-              continue;
-            const int d = Values::physical(2 * t + (i >> 1), r);
-            const float value = state.acc[t][i] * scale[i & 1];
-            shared.out[0][head][d] =
-                w == 0 ? value : shared.out[0][head][d] + value;
-          }
-        }
+      for (int i = 0; i < 4; ++i) {
+        const int head = 2 * c + (i & 1);
+        if (head >= kHeads)
+          continue;
+        const int d = Values::physical(2 * t + (i >> 1), r);
+        const float value = state.acc[t][i] * scale[i & 1];
+        float &out = slice[head * kRow + d];
+        out = add ? out + value : value;
       }
-      __syncthreads();
     }
-  } else {
-    auto store = [&](float *slice, bool add) {
-#pragma unroll
-      for (int t = 0; t < Values::kTiles; ++t) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int head = 2 * c + (i & 1);
-          if (head >= kHeads)
-            continue;
-          const int d = Values::physical(2 * t + (i >> 1), r);
-          const float value = state.acc[t][i] * scale[i & 1];
-          float &out = slice[head * kRow + d];
-          out = add ? out + value : value;
-        }
-      }
-    };
-    float *mine = &shared.out[warp % kSlices][0][0];
-    if (warp < kSlices)
-      store(mine, false);
+  };
+  float *mine = &shared.out[warp % kSlices][0][0];
+  if (warp < kSlices)
+    store(mine, false);
+  __syncthreads();
+  for (int turn = 1; turn * kSlices < numWarps; ++turn) {
+    if (warp / kSlices == turn)
+      store(mine, true);
     __syncthreads();
-    for (int turn = 1; turn * kSlices < numWarps; ++turn) {
-      if (warp / kSlices == turn)
-        store(mine, true);
-      __syncthreads();
-    }
   }
   const int slices = min(numWarps, kSlices);
 
@@ -597,13 +573,11 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
     // The slices in warp order: for four warps the same sum, rounding
     // included, as adding the warps one after another. (Stepping one
     // pointer keeps the kernels at 128 registers.)
-    float total = shared.out[0][g][d];
-    if constexpr (kSlices > 1) {
-      const float *column = &shared.out[0][g][d];
-      constexpr int kSlice = GroupSize * kRow;
-      for (int k = 1; k < slices; ++k)
-        total += column[k * kSlice];
-    }
+    const float *column = &shared.out[0][g][d];
+    constexpr int kSlice = GroupSize * kRow;
+    float total = column[0];
+    for (int k = 1; k < slices; ++k)
+      total += column[k * kSlice];
     const float value = sum > 0.0f ? total / sum : 0.0f;
     if (p.num_splits > 1) {
       const int64_t slot = (firstHead + g) * p.num_splits + split;
