@@ -406,8 +406,12 @@ template <int HeadDim, int GroupSize> struct MmaShared {
   /// Warp w's rescaled outputs go to slice w % kSlices (in larger blocks
   /// warps w, w + kSlices, ... add into it in turn).
   float out[kSlices][GroupSize][kRow];
+  /// Each warp's running maximum and (unscaled) sum per head.
   float warpMax[32][GroupSize];
   float warpSum[32][GroupSize];
+  /// The block's maximum per head, and its sum rescaled to it.
+  float headMax[GroupSize];
+  float headSum[GroupSize];
 };
 
 /// The keys one decode block covers: the query token's visible keys
@@ -501,13 +505,16 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
     for (int offset = 4; offset < 32; offset *= 2)
       state.sum[h] += __shfl_xor_sync(0xffffffffu, state.sum[h], offset);
 
-  // Publish maxima, rescale to the block maximum, then combine the warps'
-  // outputs.
+  // Publish each warp's maxima and sums; after one barrier every lane
+  // rescales its outputs to the block's maxima, and warp 0 adds the warps'
+  // sums, rescaled likewise, in warp order for the whole block.
   if (r == 0) {
 #pragma unroll
     for (int h = 0; h < 2; ++h)
-      if (2 * c + h < kHeads)
+      if (2 * c + h < kHeads) {
         shared.warpMax[warp][2 * c + h] = state.max[h];
+        shared.warpSum[warp][2 * c + h] = state.sum[h];
+      }
   }
   __syncthreads();
   float scale[2];
@@ -519,13 +526,15 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
       for (int w = 0; w < numWarps; ++w)
         blockMax = fmaxf(blockMax, shared.warpMax[w][head]);
     scale[h] = rescaleFactor(state.max[h], blockMax);
-  }
-  __syncthreads();
-  if (r == 0) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-      if (2 * c + h < kHeads)
-        shared.warpSum[warp][2 * c + h] = state.sum[h] * scale[h];
+    if (warp == 0 && r == 0 && head < kHeads) {
+      // (__fmul_rn: each warp's rescaled sum rounded before it is added.)
+      float sum = 0.0f;
+      for (int w = 0; w < numWarps; ++w)
+        sum += __fmul_rn(shared.warpSum[w][head],
+                         rescaleFactor(shared.warpMax[w][head], blockMax));
+      shared.headMax[head] = blockMax;
+      shared.headSum[head] = sum;
+    }
   }
   // Each warp writes its rescaled outputs to its own slice: one barrier
   // for blocks of up to kSlices warps; the warps of larger blocks add
@@ -565,19 +574,17 @@ finishDecode(MmaState<HeadDim> &state, MmaShared<HeadDim, GroupSize> &shared,
   for (int i = threadIdx.x; i < kHeads * HeadDim; i += blockDim.x) {
     const int g = i / HeadDim;
     const int d = i % HeadDim;
-    float sum = 0.0f, blockMax = -INFINITY;
-    for (int w = 0; w < numWarps; ++w) {
-      sum += shared.warpSum[w][g];
-      blockMax = fmaxf(blockMax, shared.warpMax[w][g]);
-    }
+    const float sum = shared.headSum[g];
+    const float blockMax = shared.headMax[g];
     // The slices in warp order: for four warps the same sum, rounding
-    // included, as adding the warps one after another. (Stepping one
-    // pointer keeps the kernels at 128 registers.)
+    // included, as adding the warps one after another.
     const float *column = &shared.out[0][g][d];
     constexpr int kSlice = GroupSize * kRow;
     float total = column[0];
-    for (int k = 1; k < slices; ++k)
-      total += column[k * kSlice];
+#pragma unroll
+    for (int k = 1; k < kSlices; ++k)
+      if (k < slices)
+        total += column[k * kSlice];
     const float value = sum > 0.0f ? total / sum : 0.0f;
     if (p.num_splits > 1) {
       const int64_t slot = (firstHead + g) * p.num_splits + split;
