@@ -31,7 +31,8 @@ def plot(result, path):
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel("K+V GB/s")
     ax.set_title(f"Decode attention, fp16 d128, {result['device']}")
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # room for the legend above the bars
+    ax.legend(fontsize=8, ncol=3, loc="upper center")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

@@ -764,7 +764,7 @@ __device__ void pagedAttention(const kvrt_attention_params &p) {
 /// (tokens x group) are below one prefill tile, which the runtime never
 /// launches in the prefill layout. Registers are allocated per kernel, for
 /// its most demanding path: without the prefill body a decode kernel keeps
-/// the decode body's 125 registers (4 blocks per SM) instead of about 205.
+/// the decode body's 127-128 registers (4 blocks per SM) instead of about 205.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ void pagedDecode(const kvrt_attention_params &p) {
   pagedAttentionChecked<T, HeadDim, GroupSize, PageSize, Causal, true, false>(
