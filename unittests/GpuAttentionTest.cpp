@@ -264,6 +264,17 @@ TEST(GpuPoolTest, AccountingAndLaunchChecks) {
                                           queries.get(), out.get(), 1.0f, 1,
                                           kernel->function, 128, nullptr),
                     KVRT_ERROR_INVALID_ARGUMENT, "fewer than num_tokens 21");
+  // Query rows are read as 16-byte vectors: one element off is refused.
+  char *queryBytes = static_cast<char *>(queries.get());
+  char *outBytes = static_cast<char *>(out.get());
+  EXPECT_KVRT_ERROR(kvrt_attention_launch(twins.deviceCache, 1, &id, 1, 32,
+                                          queryBytes + 2, out.get(), 1.0f, 1,
+                                          kernel->function, 128, nullptr),
+                    KVRT_ERROR_INVALID_ARGUMENT, "queries (");
+  EXPECT_KVRT_ERROR(kvrt_attention_launch(twins.deviceCache, 1, &id, 1, 32,
+                                          queries.get(), outBytes + 8, 1.0f, 1,
+                                          kernel->function, 128, nullptr),
+                    KVRT_ERROR_INVALID_ARGUMENT, "must be aligned to 16 bytes");
   Tensor hostOut(KVRT_DTYPE_F16, 32 * 128);
   EXPECT_KVRT_ERROR(kvrt_attention_host(twins.deviceCache, 1, &id, 1, 32,
                                         queries.get(), hostOut.data(), 1.0f, 1),

@@ -18,8 +18,9 @@
 #include "SplitK.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
-
+#include <utility>
 #include <vector>
 
 namespace {
@@ -54,6 +55,15 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
                         "read CUDA pools only (use kvrt_attention_host)",
                         fn);
     KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(kernel, fn, "kernel"));
+    // The kernels read query rows as 16-byte vectors (and the prefill
+    // bodies copy them with cp.async).
+    for (const auto &[pointer, name] :
+         {std::pair<const void *, const char *>{queries, "queries"},
+          {out, "out"}})
+      if (reinterpret_cast<uintptr_t>(pointer) % 16 != 0)
+        return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                          "%s: %s (%p) must be aligned to 16 bytes", fn, name,
+                          pointer);
     if (threads < 32 || threads > 1024 || threads % 32 != 0)
       return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
                         "%s: threads %d must be a multiple of 32 in [32, 1024]",

@@ -371,22 +371,25 @@ accumulateChunk(const Chunk &chunk, const Query &query, float scaleLog2,
 }
 
 /// Loads this lane's Qᵀ fragments: head r of the group (zero past the
-/// group) at the elements KeyMap gives lane c. Scalar loads: queries need
-/// no particular alignment.
+/// group) at the elements KeyMap gives lane c, whose words w = 4 v .. 4 v +
+/// 3 are one 16-byte run of the row: one vector load each
+/// (kvrt_attention_launch refuses queries not aligned to 16 bytes).
 template <typename T, int HeadDim, int GroupSize>
 __device__ __forceinline__ void
 loadQueryFragments(const T *group, int r, int c,
                    uint32_t (&query)[KeyMap<T, HeadDim>::kWords]) {
   using Keys = KeyMap<T, HeadDim>;
+  static_assert(HeadDim * sizeof(T) % 16 == 0, "rows of whole vectors");
 #pragma unroll
-  for (int w = 0; w < Keys::kWords; ++w) {
-    const int e = Keys::element(w / 4, c) + 2 * (w % 4);
-    float lo = 0.0f, hi = 0.0f;
-    if (r < GroupSize) {
-      lo = toFloat(group[r * HeadDim + e]);
-      hi = toFloat(group[r * HeadDim + e + 1]);
-    }
-    query[w] = pack<T>(lo, hi);
+  for (int v = 0; v < Keys::kVectors; ++v) {
+    uint4 words = make_uint4(0, 0, 0, 0);
+    if (r < GroupSize)
+      words = *reinterpret_cast<const uint4 *>(group + r * HeadDim +
+                                               Keys::element(v, c));
+    query[4 * v] = words.x;
+    query[4 * v + 1] = words.y;
+    query[4 * v + 2] = words.z;
+    query[4 * v + 3] = words.w;
   }
 }
 
