@@ -28,6 +28,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <utility>
 
 namespace {
@@ -255,47 +256,56 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
   p.key_scores[int64_t(row) * p.key_scores_stride + slot] += sum;
 }
 
+/// Values asked of the CUDA runtime once per key: the first get() of a
+/// key runs `compute(&value)` under the cache's lock and keeps the value if
+/// it returns KVRT_OK (a failure is returned and asked again next time).
+template <typename Key, typename Value> class QueryCache {
+public:
+  template <typename Compute>
+  kvrt_status get(const Key &key, Value *value, Compute compute) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto found = values.find(key);
+    if (found == values.end()) {
+      Value computed{};
+      KVRT_RETURN_IF_ERROR(compute(&computed));
+      found = values.emplace(key, computed).first;
+    }
+    *value = found->second;
+    return KVRT_OK;
+  }
+
+private:
+  std::mutex mutex;
+  std::map<Key, Value> values;
+};
+
 /// Attribute `attribute` of `device` (`what` names it in errors), asked
 /// once per (device, attribute).
 kvrt_status deviceAttribute(int device, cudaDeviceAttr attribute,
                             const char *what, int *value,
                             const char *function) {
-  static std::mutex mutex;
-  static std::map<std::pair<int, int>, int> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  const std::pair<int, int> key{device, int(attribute)};
-  auto found = cache.find(key);
-  if (found == cache.end()) {
-    int result = 0;
-    KVRT_RETURN_IF_ERROR(
-        checkCuda(cudaDeviceGetAttribute(&result, attribute, device), function,
-                  what));
-    found = cache.emplace(key, result).first;
-  }
-  *value = found->second;
-  return KVRT_OK;
+  static QueryCache<std::pair<int, int>, int> cache;
+  return cache.get(
+      {device, int(attribute)}, value, [&](int *result) -> kvrt_status {
+        return checkCuda(cudaDeviceGetAttribute(result, attribute, device),
+                         function, what);
+      });
 }
 
-/// Blocks of `kernel` with `threads` threads one SM holds at once, asked
-/// once per (device, kernel, threads).
+/// Blocks of `kernel` with `threads` threads one SM holds at once (at
+/// least 1), asked once per (device, kernel, threads).
 kvrt_status blocksPerSm(int device, const void *kernel, int threads,
                         int *blocks, const char *function) {
-  using Key = std::pair<std::pair<int, const void *>, int>;
-  static std::mutex mutex;
-  static std::map<Key, int> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  Key key{{device, kernel}, threads};
-  auto found = cache.find(key);
-  if (found == cache.end()) {
-    int value = 0;
-    KVRT_RETURN_IF_ERROR(checkCuda(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&value, kernel, threads,
-                                                      0),
-        function, "cudaOccupancyMaxActiveBlocksPerMultiprocessor"));
-    found = cache.emplace(key, std::max(1, value)).first;
-  }
-  *blocks = found->second;
-  return KVRT_OK;
+  static QueryCache<std::tuple<int, const void *, int>, int> cache;
+  return cache.get(
+      {device, kernel, threads}, blocks, [&](int *result) -> kvrt_status {
+        KVRT_RETURN_IF_ERROR(checkCuda(
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(result, kernel,
+                                                          threads, 0),
+            function, "cudaOccupancyMaxActiveBlocksPerMultiprocessor"));
+        *result = std::max(1, *result);
+        return KVRT_OK;
+      });
 }
 
 /// Whether mergeSplits for `dtype` on `device` (compute capability
@@ -309,26 +319,22 @@ kvrt_status mergeWaits(int device, kvrt_dtype dtype, int major,
   *dependent = false;
   if (major < 9)
     return KVRT_OK;
-  static std::mutex mutex;
-  static std::map<std::pair<int, int>, bool> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  const std::pair<int, int> key{device, int(dtype)};
-  auto found = cache.find(key);
-  if (found == cache.end()) {
-    const void *kernel =
-        dtype == KVRT_DTYPE_F16
-            ? reinterpret_cast<const void *>(&mergeSplits<__half>)
-        : dtype == KVRT_DTYPE_BF16
-            ? reinterpret_cast<const void *>(&mergeSplits<__nv_bfloat16>)
-            : reinterpret_cast<const void *>(&mergeSplits<float>);
-    cudaFuncAttributes attributes = {};
-    KVRT_RETURN_IF_ERROR(checkCuda(cudaFuncGetAttributes(&attributes, kernel),
-                                   function,
-                                   "cudaFuncGetAttributes (mergeSplits)"));
-    found = cache.emplace(key, attributes.ptxVersion >= 90).first;
-  }
-  *dependent = found->second;
-  return KVRT_OK;
+  static QueryCache<std::pair<int, int>, bool> cache;
+  return cache.get(
+      {device, int(dtype)}, dependent, [&](bool *result) -> kvrt_status {
+        const void *kernel =
+            dtype == KVRT_DTYPE_F16
+                ? reinterpret_cast<const void *>(&mergeSplits<__half>)
+            : dtype == KVRT_DTYPE_BF16
+                ? reinterpret_cast<const void *>(&mergeSplits<__nv_bfloat16>)
+                : reinterpret_cast<const void *>(&mergeSplits<float>);
+        cudaFuncAttributes attributes = {};
+        KVRT_RETURN_IF_ERROR(
+            checkCuda(cudaFuncGetAttributes(&attributes, kernel), function,
+                      "cudaFuncGetAttributes (mergeSplits)"));
+        *result = attributes.ptxVersion >= 90;
+        return KVRT_OK;
+      });
 }
 
 /// Dynamic shared memory for a prefill-layout launch of `kernel` on
