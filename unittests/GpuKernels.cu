@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "GpuKernels.h"
+#include "SplitK.h"
 
 #include "kvrt/device/attention.cuh"
 
@@ -70,6 +71,33 @@ __global__ void __launch_bounds__(128)
       p, firstHead, blockIdx.z);
 }
 
+// Decode-only kernels with the bounds kvcc emits for them (wide blocks
+// allowed on the tensor-core body, not on the CUDA-core one).
+#define KVRT_TEST_DECODE_KERNEL(name, T, headDim, group, pageSize, causal)     \
+  __global__ void __launch_bounds__(                                           \
+      (kvrt::device::kDecodeMaxThreads<T, headDim, group, pageSize>),          \
+      (kvrt::device::kDecodeMinBlocks<T, headDim, group, pageSize>))           \
+      name(kvrt_attention_params p) {                                          \
+    kvrt::device::pagedDecode<T, headDim, group, pageSize, causal>(p);         \
+  }
+KVRT_TEST_DECODE_KERNEL(decode_f16_d128_g4_p16_causal, __half, 128, 4, 16, true)
+KVRT_TEST_DECODE_KERNEL(decode_bf16_d64_g8_p64_full, __nv_bfloat16, 64, 8, 64,
+                        false)
+KVRT_TEST_DECODE_KERNEL(decode_f32_d64_g4_p16_causal, float, 64, 4, 16, true)
+#undef KVRT_TEST_DECODE_KERNEL
+
+static_assert(kvrt::device::kDecodeMaxThreads<__half, 128, 4, 16> == 512 &&
+                  kvrt::device::kDecodeMaxThreads<__nv_bfloat16, 64, 8, 64> ==
+                      512 &&
+                  kvrt::device::kDecodeMaxThreads<__half, 128, 4, 64> ==
+                      kvrt::device::kAttentionThreads &&
+                  kvrt::device::kDecodeMaxThreads<float, 64, 4, 16> ==
+                      kvrt::device::kAttentionThreads,
+              "wide blocks where the tensor-core body fits them");
+static_assert(kvrt::cuda::kAttentionBlockThreads ==
+                  kvrt::device::kAttentionThreads,
+              "SplitK.h's copy of the generated kernels' block size");
+
 namespace kvrt::test {
 
 const std::vector<GpuKernel> &gpuKernels() {
@@ -104,6 +132,18 @@ const std::vector<GpuKernel> &gpuKernels() {
                  true),
   };
 #undef KVRT_ENTRY
+  return kernels;
+}
+
+const std::vector<GpuKernel> &decodeKernels() {
+  static const std::vector<GpuKernel> kernels = {
+      {"decode_f16_d128_g4_p16_causal", KVRT_DTYPE_F16, 128, 4, 16, true,
+       reinterpret_cast<const void *>(&decode_f16_d128_g4_p16_causal)},
+      {"decode_bf16_d64_g8_p64_full", KVRT_DTYPE_BF16, 64, 8, 64, false,
+       reinterpret_cast<const void *>(&decode_bf16_d64_g8_p64_full)},
+      {"decode_f32_d64_g4_p16_causal", KVRT_DTYPE_F32, 64, 4, 16, true,
+       reinterpret_cast<const void *>(&decode_f32_d64_g4_p16_causal)},
+  };
   return kernels;
 }
 

@@ -31,6 +31,11 @@ struct GpuKernel {
 /// Every kernel GpuKernels.cu instantiates.
 const std::vector<GpuKernel> &gpuKernels();
 
+/// Decode-only kernels (kvrt::device::pagedDecode) declared as kvcc emits
+/// them for ops below one prefill tile of query rows: never launched with
+/// enough query rows for the prefill layout.
+const std::vector<GpuKernel> &decodeKernels();
+
 /// kvrt::device::kAttentionThreads, seen from host C++.
 int attentionThreads();
 

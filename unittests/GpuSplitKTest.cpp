@@ -28,6 +28,9 @@ const GpuKernel &kernelNamed(const std::string &name) {
   for (const GpuKernel &kernel : gpuKernels())
     if (name == kernel.name)
       return kernel;
+  for (const GpuKernel &kernel : decodeKernels())
+    if (name == kernel.name)
+      return kernel;
   ADD_FAILURE() << "no kernel " << name;
   return gpuKernels().front();
 }
@@ -71,6 +74,30 @@ TEST(SplitPlanTest, FillsTheChipOnlyWhenNeeded) {
   plan = kvrt::cuda::planSplits(512, 512, 396);
   EXPECT_EQ(plan.numSplits, 2);
   EXPECT_EQ(kvrt::cuda::planSplits(1024, 512, 396).numSplits, 1);
+}
+
+TEST(DecodeThreadsTest, WideBlocksForAboutOneRowPerSm) {
+  using kvrt::cuda::decodeThreads;
+  unsetenv("KVRT_DECODE_WIDE");
+  // 128 rows on 132 SMs: one 512-thread block per row (97% of the SMs).
+  EXPECT_EQ(decodeThreads(128, 132, 512, 128, false), 512);
+  EXPECT_EQ(decodeThreads(132, 132, 1024, 128, false), 512);
+  // Too few rows (80%), more rows than SMs, a kernel bound to 128 threads,
+  // a caller asking for other threads, forced splits: unchanged.
+  EXPECT_EQ(decodeThreads(106, 132, 512, 128, false), 128);
+  EXPECT_EQ(decodeThreads(133, 132, 512, 128, false), 128);
+  EXPECT_EQ(decodeThreads(128, 132, 128, 128, false), 128);
+  EXPECT_EQ(decodeThreads(128, 132, 512, 256, false), 256);
+  EXPECT_EQ(decodeThreads(128, 132, 512, 128, true), 128);
+  {
+    ScopedEnv off("KVRT_DECODE_WIDE", "0");
+    EXPECT_EQ(decodeThreads(128, 132, 512, 128, false), 128);
+  }
+  {
+    ScopedEnv on("KVRT_DECODE_WIDE", "1");
+    EXPECT_EQ(decodeThreads(8, 132, 512, 128, true), 512);
+    EXPECT_EQ(decodeThreads(8, 132, 128, 128, false), 128);
+  }
 }
 
 TEST(PrefillLayoutTest, ManyQueryRowsOfTensorCoreShapes) {
@@ -289,6 +316,34 @@ TEST(GpuSplitKTest, KeyScoresMatchHost) {
                          9, /*scored=*/true);
   checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {300, 700}, 70, 0,
                    10, /*scored=*/true);
+}
+
+TEST(GpuSplitKTest, WideDecodeBlocks) {
+  SKIP_WITHOUT_GPU();
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0),
+            cudaSuccess);
+  for (const GpuKernel &kernel : decodeKernels()) {
+    // checkAgainstHost's kv heads: 2 for groups of 8, else 8. A batch of
+    // about one (sequence, kv head) row per SM, ragged: the planner's wide
+    // blocks where the kernel allows them (tensor-core shapes).
+    const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
+    const int batch = std::max(1, sms / numKvHeads);
+    std::vector<int> lengths;
+    for (int b = 0; b < batch; ++b)
+      lengths.push_back(3 + (b * 997) % 1500); // >= the 3-token chunk
+    EXPECT_EQ(kvrt::cuda::decodeThreads(int64_t(batch) * numKvHeads, sms,
+                                        kvrt::cuda::kWideBlockThreads,
+                                        kvrt::cuda::kAttentionBlockThreads,
+                                        false),
+              kvrt::cuda::kWideBlockThreads);
+    checkAgainstHost(kernel, lengths, 1, 0, 11);
+    checkAgainstHost(kernel, lengths, 3, 0, 12);
+    // Wide blocks on a small batch, split and merged.
+    ScopedEnv wide("KVRT_DECODE_WIDE", "1");
+    checkAgainstHost(kernel, {1500, 33, 900}, 1, 0, 13);
+    checkAgainstHost(kernel, {1500, 33, 900}, 5, 7, 14);
+  }
 }
 
 TEST(GpuSplitKTest, PrefillChunkWithEmptySplits) {

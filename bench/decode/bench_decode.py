@@ -334,6 +334,7 @@ def time_ms(fn, reps=15, calls=10, warm=5):
 
 
 TIMED_BLOCKS = 1 << 16  # kTimedBlocks in bench_kernels.cu
+TIMED_WARPS = 16  # kTimedWarps in bench_kernels.cu
 
 
 def block_times(kvrt, fn):
@@ -349,7 +350,7 @@ def block_times(kvrt, fn):
         start = (ctypes.c_uint64 * n)()
         end = (ctypes.c_uint64 * n)()
         sm = (ctypes.c_uint32 * n)()
-        phase = (ctypes.c_uint64 * (n * 8))()  # [block][warp 0..3][mark]
+        phase = (ctypes.c_uint64 * (n * 2 * TIMED_WARPS))()  # [block][warp][mark]
         status = kvrt.bench.kvcc_bench_block_times(start, end, sm, phase, n)
         if status != 0:
             raise RuntimeError(f"kvcc_bench_block_times: cudaError {status}")
@@ -366,9 +367,12 @@ def block_times(kvrt, fn):
     # from its last warp's last chunk to the block's end (epilogue).
     ramps, tails = [], []
     for b in blocks:
-        marks = [phase[8 * b[3] + 2 * w + m] for w in range(4) for m in (0, 1)]
-        firsts, lasts = marks[0::2], marks[1::2]
-        if all(firsts) and all(lasts):
+        base = 2 * TIMED_WARPS * b[3]
+        # Warps that exist mark their last chunk (or the loop's end).
+        warps = [w for w in range(TIMED_WARPS) if phase[base + 2 * w + 1]]
+        firsts = [phase[base + 2 * w] for w in warps]
+        lasts = [phase[base + 2 * w + 1] for w in warps]
+        if warps and all(firsts):
             ramps.append((max(firsts) - b[0]) / 1e3)
             tails.append((b[1] - max(lasts)) / 1e3)
     ramps.sort()
@@ -777,7 +781,8 @@ def flashinfer_markdown(result):
 
 
 VARIANT_NAMES = ["simt", "mma2", "lb5", "prefetch", "tmapf1", "tmapf2",
-                 "nc", "ldg", "base", "lb3", "qsmem", "dyn", "timed", "w16"]
+                 "nc", "ldg", "base", "lb3", "qsmem", "dyn", "timed", "w16",
+                 "b128"]
 
 
 def block_times_markdown(result):
@@ -878,7 +883,8 @@ def variants_markdown(result):
              "SM, K and V loads issued together); dyn steps claimed from a "
              "block-wide counter instead of w, w + 4, ... per warp; timed the "
              "emitted kernel recording its blocks' times (--block-times); "
-             "w16 blocks of 16 warps, one per SM:", "",
+             "w16 blocks of 16 warps, one per SM; b128 the emitted kernel "
+             "under __launch_bounds__(128), never launched wide:", "",
              "| Hq/Hkv | B | S | kvcc p16 | " + " | ".join(names) + " |",
              "|---|---|---|---|" + "---|" * len(names)]
     for r in rows:

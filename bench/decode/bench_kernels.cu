@@ -21,8 +21,10 @@
       int64_t(blockIdx.y) * (p).num_q_heads + int64_t(blockIdx.x) * (group)
 
 #define KVCC_BENCH_KERNEL(name, group, pageSize)                               \
-  __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
-      kvrt_attention_params p) {                                               \
+  __global__ __launch_bounds__(                                                \
+      (kvrt::device::kDecodeMaxThreads<__half, 128, group, pageSize>),         \
+      (kvrt::device::kDecodeMinBlocks<__half, 128, group, pageSize>)) void     \
+  name(kvrt_attention_params p) {                                              \
     kvrt::device::pagedDecode<__half, 128, group, pageSize, false>(p);         \
   }
 
@@ -122,18 +124,24 @@ KVCC_BENCH_MMA2(kvcc_mma2_g8_p16, 8)
 // (sequence, kv head) row, or a split of it, as cuDNN's kernel does.
 KVCC_BENCH_BOUNDS(kvcc_w16_g4_p16, 4, 512, 1)
 KVCC_BENCH_BOUNDS(kvcc_w16_g8_p16, 8, 512, 1)
+// The kernel kvcc emits under the bound it had before wide blocks
+// (__launch_bounds__(128)): never widened by the runtime.
+KVCC_BENCH_BOUNDS(kvcc_b128_g4_p16, 4, kvrt::device::kAttentionThreads, 0)
+KVCC_BENCH_BOUNDS(kvcc_b128_g8_p16, 8, kvrt::device::kAttentionThreads, 0)
 #undef KVCC_BENCH_BOUNDS
 
 // The kernel kvcc emits with each block's start and end time (the GPU's
 // global nanosecond timer) and SM recorded, for the --block-times
 // breakdown of one call: slot x + gridDim.x * (y + gridDim.y * z).
 constexpr int kTimedBlocks = 1 << 16;
+/// Warps per block whose marks are kept (a wide block's 16).
+constexpr int kTimedWarps = 16;
 __device__ unsigned long long kvccTimedStart[kTimedBlocks];
 __device__ unsigned long long kvccTimedEnd[kTimedBlocks];
 __device__ unsigned int kvccTimedSm[kTimedBlocks];
 /// Per block and warp (4 warps): when the warp folded its first chunk and
 /// its last (TimedProbe).
-__device__ unsigned long long kvccTimedPhase[kTimedBlocks][4][2];
+__device__ unsigned long long kvccTimedPhase[kTimedBlocks][kTimedWarps][2];
 __device__ __forceinline__ unsigned long long globalTimer() {
   unsigned long long t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -145,15 +153,17 @@ struct TimedProbe {
     const unsigned block =
         blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     const unsigned warp = threadIdx.x / 32;
-    if (threadIdx.x % 32 == 0 && block < kTimedBlocks && warp < 4)
+    if (threadIdx.x % 32 == 0 && block < kTimedBlocks && warp < kTimedWarps)
       kvccTimedPhase[block][warp][phase] = globalTimer();
   }
 };
 // The emitted kernel's body (pagedDecode minus its launch check) with the
 // probe, for --block-times.
 #define KVCC_BENCH_TIMED(name, group)                                          \
-  __global__ __launch_bounds__(kvrt::device::kAttentionThreads) void name(     \
-      kvrt_attention_params p) {                                               \
+  __global__ __launch_bounds__(                                                \
+      (kvrt::device::kDecodeMaxThreads<__half, 128, group, 16>),               \
+      (kvrt::device::kDecodeMinBlocks<__half, 128, group, 16>)) void           \
+  name(kvrt_attention_params p) {                                              \
     const unsigned long long start = globalTimer();                            \
     KVCC_BENCH_CHECKED_HEAD(p, group);                                         \
     KVCC_BENCH_LAUNCH_DEPENDENTS(p);                                           \
@@ -177,7 +187,8 @@ KVCC_BENCH_TIMED(kvcc_timed_g8_p16, 8)
 #undef KVCC_BENCH_CHECKED_HEAD
 
 /// Copies the first `n` (at most kTimedBlocks) blocks' (start, end, SM)
-/// and their warps' marks (`phase`: n x 4 warps x 2) of the last timed call
+/// and their warps' marks (`phase`: n x kTimedWarps x 2, 0 where a warp
+/// made no mark or does not exist) of the last timed call
 /// and clears the arrays (an end of 0: no block ran) for the next. Returns a
 /// cudaError_t.
 extern "C" int kvcc_bench_block_times(unsigned long long *start,
@@ -230,10 +241,10 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
    reinterpret_cast<const void *>(&kvcc_##variant##_g8_p16)}
   // Page-16 variants 1.. (see benchVariant), groups 4 and 8.
   static const void *const variants[][2] = {
-      KVCC_PAIR(simt),  KVCC_PAIR(mma2),  KVCC_PAIR(lb5),  KVCC_PAIR(prefetch),
-      KVCC_PAIR(bulk1), KVCC_PAIR(bulk2), KVCC_PAIR(nc),   KVCC_PAIR(ldg),
+      KVCC_PAIR(simt),  KVCC_PAIR(mma2),  KVCC_PAIR(lb5),   KVCC_PAIR(prefetch),
+      KVCC_PAIR(bulk1), KVCC_PAIR(bulk2), KVCC_PAIR(nc),    KVCC_PAIR(ldg),
       KVCC_PAIR(base),  KVCC_PAIR(lb3),   KVCC_PAIR(qsmem), KVCC_PAIR(dyn),
-      KVCC_PAIR(timed), KVCC_PAIR(w16)};
+      KVCC_PAIR(timed), KVCC_PAIR(w16),   KVCC_PAIR(b128)};
 #undef KVCC_PAIR
   constexpr int kVariants = int(sizeof(variants) / sizeof(variants[0]));
   if (pageSize == 16 && benchVariant >= 1 && benchVariant <= kVariants &&

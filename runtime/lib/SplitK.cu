@@ -37,6 +37,11 @@ using kvrt::cuda::checkCuda;
 using kvrt::cuda::ScopedDevice;
 using kvrt::cuda::SplitPlan;
 
+// SplitK.h's copies of the device templates' constants.
+static_assert(kvrt::cuda::kPrefillTileRows == kvrt::device::kPrefillRows);
+static_assert(kvrt::cuda::kWideBlockThreads ==
+              kvrt::device::kWideDecodeThreads);
+
 /// Most threads of a merge block (see mergeShape).
 constexpr int kMergeThreads = 256;
 
@@ -308,6 +313,21 @@ kvrt_status blocksPerSm(int device, const void *kernel, int threads,
       });
 }
 
+/// The most threads per block `kernel` may be launched with on `device`
+/// (its __launch_bounds__ and resources), asked once per (device, kernel).
+kvrt_status kernelMaxThreads(int device, const void *kernel, int *threads,
+                             const char *function) {
+  static QueryCache<std::pair<int, const void *>, int> cache;
+  return cache.get({device, kernel}, threads, [&](int *result) -> kvrt_status {
+    cudaFuncAttributes attributes = {};
+    KVRT_RETURN_IF_ERROR(checkCuda(cudaFuncGetAttributes(&attributes, kernel),
+                                   function,
+                                   "cudaFuncGetAttributes (attention kernel)"));
+    *result = attributes.maxThreadsPerBlock;
+    return KVRT_OK;
+  });
+}
+
 /// Whether mergeSplits for `dtype` on `device` (compute capability
 /// `major`) may be a programmatic dependent launch: only where its device
 /// code was compiled for sm_90 or newer, so that its griddepcontrol.wait is
@@ -575,17 +595,25 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   const int64_t baseBlocks = rows * params.num_kv_heads;
   const int64_t maxPages =
       (maxLength + params.page_size - 1) / params.page_size;
+  const int64_t forced = splitOverride();
+  int sms = 0;
+  KVRT_RETURN_IF_ERROR(deviceAttribute(
+      device, cudaDevAttrMultiProcessorCount,
+      "cudaDeviceGetAttribute (multiprocessor count)", &sms, function));
+  if (!params.key_scores) {
+    int maxThreads = 0;
+    KVRT_RETURN_IF_ERROR(
+        kernelMaxThreads(device, kernel, &maxThreads, function));
+    threads = decodeThreads(baseBlocks, sms, maxThreads, threads, forced != 0);
+  }
   // Every split should give each warp at least one page.
   const int64_t warps = threads / 32;
 
   SplitPlan plan;
-  if (int64_t forced = splitOverride()) {
+  if (forced) {
     plan = fixedSplits(std::min(forced, kMaxSplits), maxPages);
   } else {
-    int sms = 0, perSm = 0;
-    KVRT_RETURN_IF_ERROR(deviceAttribute(
-        device, cudaDevAttrMultiProcessorCount,
-        "cudaDeviceGetAttribute (multiprocessor count)", &sms, function));
+    int perSm = 0;
     KVRT_RETURN_IF_ERROR(blocksPerSm(device, kernel, threads, &perSm, function));
     plan = planSplits(baseBlocks, maxPages / std::max<int64_t>(1, warps),
                       int64_t(sms) * perSm);

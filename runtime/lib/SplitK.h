@@ -58,6 +58,38 @@ inline bool usePrefillLayout(const kvrt_attention_params &params,
   return !(text && text[0] == '0');
 }
 
+/// Threads of a generated kernel's block (kvrt::device::kAttentionThreads).
+inline constexpr int kAttentionBlockThreads = 128;
+/// Threads of a wide decode block (kvrt::device::kWideDecodeThreads).
+inline constexpr int kWideBlockThreads = 512;
+/// Fraction of the SMs a wide launch's blocks must keep busy.
+inline constexpr double kWideFillFraction = 0.9;
+
+/// Threads per block of a decode launch (not the prefill layout) of
+/// `baseBlocks` blocks (kv heads x batch x tokens) of a kernel allowing
+/// `kernelMaxThreads` threads per block (its __launch_bounds__), on a
+/// device of `sms` SMs, when the caller asked for `threads`: a wide block
+/// (one per SM, streaming its row unsplit: no merge, every SM equally
+/// loaded) where the caller asked for kAttentionBlockThreads, the kernel
+/// allows kWideBlockThreads, and the blocks keep between kWideFillFraction
+/// and all of the SMs busy; `threads` otherwise. KVRT_DECODE_WIDE=0 never
+/// widens; =1 widens wherever the kernel allows (testing and tuning
+/// knobs); without it, forced splits (`splitsForced`) keep `threads`.
+/// Pure function of its arguments and the environment, for tests.
+inline int decodeThreads(int64_t baseBlocks, int sms, int kernelMaxThreads,
+                         int threads, bool splitsForced) {
+  if (threads != kAttentionBlockThreads || kernelMaxThreads < kWideBlockThreads)
+    return threads;
+  const char *text = std::getenv("KVRT_DECODE_WIDE");
+  if (text && text[0] == '0')
+    return threads;
+  if (text && text[0] == '1')
+    return kWideBlockThreads;
+  const bool fills = baseBlocks <= sms &&
+                     double(baseBlocks) >= kWideFillFraction * double(sms);
+  return fills && !splitsForced ? kWideBlockThreads : threads;
+}
+
 /// Launches `kernel` (a compiled `__global__ void(kvrt_attention_params)`)
 /// over `params`, whose num_splits, pages_per_split and workspace fields it
 /// fills, and merges the splits into params.out when there are several.
@@ -66,9 +98,11 @@ inline bool usePrefillLayout(const kvrt_attention_params &params,
 ///
 /// The split count comes from planSplits with the device's SM count and the
 /// kernel's occupancy (both cached); launches that usePrefillLayout accepts
-/// take the prefill layout instead, unsplit. The environment variable
-/// KVRT_DECODE_SPLITS, when set to a positive number, forces the count
-/// (clamped to the pages available): a tuning and benchmarking knob.
+/// take the prefill layout instead, unsplit; decode launches that
+/// decodeThreads widens run kWideBlockThreads threads per block (without
+/// the key-score hook). The environment variable KVRT_DECODE_SPLITS, when
+/// set to a positive number, forces the count (clamped to the pages
+/// available): a tuning and benchmarking knob.
 kvrt_status launchSplitAttention(const void *kernel,
                                  kvrt_attention_params &params,
                                  kvrt_dtype dtype, int64_t maxLength,

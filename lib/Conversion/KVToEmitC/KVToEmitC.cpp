@@ -40,6 +40,13 @@ constexpr llvm::StringLiteral kAttentionThreads =
 /// Blocks per SM kernels with the prefill body are compiled for.
 constexpr llvm::StringLiteral kPrefillMinBlocks =
     "kvrt::device::kPrefillMinBlocks";
+/// __launch_bounds__ of decode-only kernels, per template arguments: up to
+/// kWideDecodeThreads threads where the tensor-core body runs (the runtime
+/// launches such blocks for about one row per SM).
+constexpr llvm::StringLiteral kDecodeMaxThreads =
+    "kvrt::device::kDecodeMaxThreads";
+constexpr llvm::StringLiteral kDecodeMinBlocks =
+    "kvrt::device::kDecodeMinBlocks";
 
 /// Builds the EmitC form of one entry point.
 class EntryLowering {
@@ -129,20 +136,30 @@ emitc::FuncOp EntryLowering::getOrBuildAttentionKernel(kv::AttentionOp op) {
   Type paramsType = emitc::OpaqueType::get(ctx, "kvrt_attention_params");
   kernel = emitc::FuncOp::create(builder, op.getLoc(), name,
                                  builder.getFunctionType({paramsType}, {}));
-  // Kernels with the prefill body ask for kvrt's prefill occupancy.
-  std::string bounds =
-      decodeOnly ? ("__launch_bounds__(" + kAttentionThreads + ")").str()
-                 : ("__launch_bounds__(" + kAttentionThreads + ", " +
-                    kPrefillMinBlocks + ")")
-                       .str();
+  StringRef deviceType = element.isF16()    ? "__half"
+                         : element.isBF16() ? "__nv_bfloat16"
+                                            : "float";
+  // Kernels with the prefill body ask for kvrt's prefill occupancy;
+  // decode-only ones for what their body allows (wide blocks or not).
+  std::string bounds;
+  if (decodeOnly) {
+    std::string arguments =
+        ("<" + deviceType + ", " + Twine(cache.getHeadDim()) + ", " +
+         Twine(group) + ", " + Twine(cache.getPageSize()) + ">")
+            .str();
+    bounds = ("__launch_bounds__(" + kDecodeMaxThreads + arguments + ", " +
+              kDecodeMinBlocks + arguments + ")")
+                 .str();
+  } else {
+    bounds = ("__launch_bounds__(" + kAttentionThreads + ", " +
+              kPrefillMinBlocks + ")")
+                 .str();
+  }
   kernel.setSpecifiersAttr(builder.getStrArrayAttr({"__global__", bounds}));
   Block *body = kernel.addEntryBlock();
   OpBuilder::InsertionGuard guard(builder);
   builder.setInsertionPointToStart(body);
 
-  StringRef deviceType = element.isF16()    ? "__half"
-                         : element.isBF16() ? "__nv_bfloat16"
-                                            : "float";
   SmallVector<Attribute> templateArgs = {
       TypeAttr::get(emitc::OpaqueType::get(ctx, deviceType)),
       i32(cache.getHeadDim()), i32(group), i32(cache.getPageSize()),

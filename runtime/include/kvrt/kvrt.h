@@ -397,10 +397,14 @@ kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
  *  `__global__ void(kvrt_attention_params)` (see kvrt/device/params.h); kvrt
  *  fills the params with the batch's device page tables (kept on the device
  *  and updated incrementally) and launches it with grid
- *  (num_kv_heads, batch * num_tokens) and `threads` threads. Same masking as
- *  kvrt_attention_host. `queries` and `out` are device memory aligned to 16
- *  bytes (cudaMalloc's and torch's allocations are; KVRT_ERROR_INVALID_ARGUMENT
- *  otherwise): the kernels read query rows as 16-byte vectors. */
+ *  (num_kv_heads, batch * num_tokens, splits) and `threads` threads (kvcc's
+ *  kernels: kvrt::device::kAttentionThreads); a decode launch of such a
+ *  kernel whose __launch_bounds__ allow 512 threads runs 512-thread blocks,
+ *  unsplit, where the batch has about one (sequence, kv head) row per SM
+ *  (not with key scores). Same masking as kvrt_attention_host. `queries` and
+ * `out` are device memory aligned to 16 bytes (cudaMalloc's and torch's
+ * allocations are; KVRT_ERROR_INVALID_ARGUMENT otherwise): the kernels read
+ * query rows as 16-byte vectors. */
 kvrt_status kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
                                   const int32_t *seq_ids, int32_t num_tokens,
                                   int32_t num_q_heads, const void *queries,

@@ -21,7 +21,7 @@
 // CUDA: emitc.include "kvrt/kvrt.h"
 // CUDA: emitc.include "kvrt/device/attention.cuh"
 // CUDA: emitc.func @kvcc_decode_f16_d128_g4_p16(%[[P:.+]]: !emitc.opaque<"kvrt_attention_params">)
-// CUDA-SAME: specifiers = ["__global__", "__launch_bounds__(kvrt::device::kAttentionThreads)"]
+// CUDA-SAME: specifiers = ["__global__", "__launch_bounds__(kvrt::device::kDecodeMaxThreads<__half, 128, 4, 16>, kvrt::device::kDecodeMinBlocks<__half, 128, 4, 16>)"]
 // CUDA: call_opaque "kvrt::device::pagedDecode"(%[[P]]) {template_args = [!emitc.opaque<"__half">, 128 : i32, 4 : i32, 16 : i32, false]}
 // CUDA-LABEL: emitc.func @decode
 // CUDA-SAME: %[[O:[^:]+]]: !emitc.ptr<!emitc.opaque<"void">>, %[[STREAM:[^:]+]]: !emitc.ptr<!emitc.opaque<"void">>) -> i32

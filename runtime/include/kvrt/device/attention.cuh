@@ -52,6 +52,31 @@ namespace kvrt::device {
 /// and pass to kvrt_attention_launch. Any multiple of 32 up to 1024 works.
 inline constexpr int kAttentionThreads = 128;
 
+/// Whether a decode-only kernel (pagedDecode) allows wide blocks of
+/// kWideDecodeThreads: where the tensor-core body runs within 128
+/// registers under that bound without spilling. ptxas (CUDA 13.0) spills
+/// 16-24 bytes per thread in the chunk loop of the d128 bodies with pages
+/// of 32 or 64 keys under it (they fit 128 registers under a 128-thread
+/// bound), so those keep kAttentionThreads.
+template <typename T, int HeadDim, int GroupSize, int PageSize>
+inline constexpr bool kWideDecodeSupported =
+    kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize> &&
+    (HeadDim == 64 || PageSize == 16);
+
+/// __launch_bounds__ of a decode-only kernel, which kvcc emits as
+/// (kDecodeMaxThreads<...>, kDecodeMinBlocks<...>): up to
+/// kWideDecodeThreads threads in one block per SM (at most 128 registers,
+/// which the body uses in blocks of kAttentionThreads too) where
+/// kWideDecodeSupported, so that the runtime may launch wide blocks;
+/// kAttentionThreads otherwise (minimum 0: none, as if left out).
+template <typename T, int HeadDim, int GroupSize, int PageSize>
+inline constexpr int kDecodeMaxThreads =
+    kWideDecodeSupported<T, HeadDim, GroupSize, PageSize> ? kWideDecodeThreads
+                                                          : kAttentionThreads;
+template <typename T, int HeadDim, int GroupSize, int PageSize>
+inline constexpr int kDecodeMinBlocks =
+    kWideDecodeSupported<T, HeadDim, GroupSize, PageSize> ? 1 : 0;
+
 /// Most warps a block may have (1024 threads).
 inline constexpr int kMaxWarps = 32;
 

@@ -49,6 +49,12 @@ inline constexpr bool kMmaAttentionSupported =
     (HeadDim == 64 || HeadDim == 128) && GroupSize >= 1 && GroupSize <= 8 &&
     PageSize >= 16 && PageSize % 16 == 0;
 
+/// Threads of a wide decode block: one 16-warp block per SM streams a
+/// (sequence, kv head) row unsplit. runtime/lib/SplitK.cu launches it for
+/// batches of about one such row per SM, where the kernel allows it
+/// (kWideDecodeSupported in attention.cuh).
+inline constexpr int kWideDecodeThreads = 512;
+
 namespace mma {
 
 /// Keys of one chunk: the M dimension of one m16n8k16 MMA.
