@@ -83,17 +83,17 @@ __global__ void __launch_bounds__(128)
 KVRT_TEST_DECODE_KERNEL(decode_f16_d128_g4_p16_causal, __half, 128, 4, 16, true)
 KVRT_TEST_DECODE_KERNEL(decode_bf16_d64_g8_p64_full, __nv_bfloat16, 64, 8, 64,
                         false)
+KVRT_TEST_DECODE_KERNEL(decode_f16_d128_g8_p64_full, __half, 128, 8, 64, false)
 KVRT_TEST_DECODE_KERNEL(decode_f32_d64_g4_p16_causal, float, 64, 4, 16, true)
 #undef KVRT_TEST_DECODE_KERNEL
 
 static_assert(kvrt::device::kDecodeMaxThreads<__half, 128, 4, 16> == 512 &&
                   kvrt::device::kDecodeMaxThreads<__nv_bfloat16, 64, 8, 64> ==
                       512 &&
-                  kvrt::device::kDecodeMaxThreads<__half, 128, 4, 64> ==
-                      kvrt::device::kAttentionThreads &&
+                  kvrt::device::kDecodeMaxThreads<__half, 128, 8, 64> == 512 &&
                   kvrt::device::kDecodeMaxThreads<float, 64, 4, 16> ==
                       kvrt::device::kAttentionThreads,
-              "wide blocks where the tensor-core body fits them");
+              "wide blocks where the tensor-core body runs");
 static_assert(kvrt::cuda::kAttentionBlockThreads ==
                   kvrt::device::kAttentionThreads,
               "SplitK.h's copy of the generated kernels' block size");
@@ -141,6 +141,8 @@ const std::vector<GpuKernel> &decodeKernels() {
        reinterpret_cast<const void *>(&decode_f16_d128_g4_p16_causal)},
       {"decode_bf16_d64_g8_p64_full", KVRT_DTYPE_BF16, 64, 8, 64, false,
        reinterpret_cast<const void *>(&decode_bf16_d64_g8_p64_full)},
+      {"decode_f16_d128_g8_p64_full", KVRT_DTYPE_F16, 128, 8, 64, false,
+       reinterpret_cast<const void *>(&decode_f16_d128_g8_p64_full)},
       {"decode_f32_d64_g4_p16_causal", KVRT_DTYPE_F32, 64, 4, 16, true,
        reinterpret_cast<const void *>(&decode_f32_d64_g4_p16_causal)},
   };

@@ -53,15 +53,12 @@ namespace kvrt::device {
 inline constexpr int kAttentionThreads = 128;
 
 /// Whether a decode-only kernel (pagedDecode) allows wide blocks of
-/// kWideDecodeThreads: where the tensor-core body runs within 128
-/// registers under that bound without spilling. ptxas (CUDA 13.0) spills
-/// 16-24 bytes per thread in the chunk loop of the d128 bodies with pages
-/// of 32 or 64 keys under it (they fit 128 registers under a 128-thread
-/// bound), so those keep kAttentionThreads.
+/// kWideDecodeThreads: where the tensor-core body runs, which fits 128
+/// registers under that bound without spilling (ptxas 13.0, every fp16/bf16
+/// d64/d128 shape; keep it so: the d128 bodies are at 128).
 template <typename T, int HeadDim, int GroupSize, int PageSize>
 inline constexpr bool kWideDecodeSupported =
-    kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize> &&
-    (HeadDim == 64 || PageSize == 16);
+    kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>;
 
 /// __launch_bounds__ of a decode-only kernel, which kvcc emits as
 /// (kDecodeMaxThreads<...>, kDecodeMinBlocks<...>): up to

@@ -249,8 +249,9 @@ template <int HeadDim> struct MmaState {
 /// Folds one loaded chunk whose first key is `firstKey` (keys at or past
 /// `endKey` are masked) into `state`.
 /// Where accumulateChunk writes scores for the key-score hook: head g's
-/// score of slot s goes to rows[s * heads + g] (params.h); null when the
-/// hook is off. Heads at or past `heads` are padding.
+/// score of key s (counted as accumulateChunk's firstKey counts) goes to
+/// rows[s * heads + g] (params.h); null when the hook is off. Heads at or
+/// past `heads` are padding.
 struct ScoreSink {
   float *rows = nullptr;
   int heads = 0;
@@ -672,28 +673,31 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
 
   const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
   const DecodeSpan span = decodeSpan<PageSize, Causal>(p, row, token, split);
-  const int beginPage = span.beginPage;
-  const int beginKey = span.beginKey;
-  const int endKey = span.endKey;
-  const int numChunks = span.numChunks;
+  // The split's page ids (one pointer instead of the row's and an index).
+  const int32_t *spanPages = row.pages + span.beginPage;
+  // Keys are counted from the split's first (the sink is moved there):
+  // chunk k covers keys 16 k .. 16 k + 15 of the split's spanKeys.
+  const int spanKeys = span.endKey - span.beginKey;
+  // Chunk k exists while 16 k < spanKeys (k < span.numChunks).
+  auto inSpan = [&](int chunk) { return chunk * kChunkKeys < spanKeys; };
   constexpr int kChunksPerPage = PageSize / kChunkKeys;
 
   MmaState<HeadDim> state;
   resetState(state);
 
-  // Chunk k of the split starts at key beginKey + 16 k; warp w takes steps
+  // Chunk k of the split starts at its key 16 k; warp w takes steps
   // w, w + W, ... (with DynamicSteps: w, then the steps it claims), each of
   // ChunksPerStep consecutive chunks. The page ids
   // of the next step are read one step ahead, so their latency overlaps
   // this step's loads instead of preceding the next step's.
-  const ScoreSink sink = scoreSink(p, firstHead, kHeads);
+  ScoreSink sink = scoreSink(p, firstHead, kHeads);
+  if (sink.rows)
+    sink.rows += int64_t(span.beginKey) * sink.heads;
   auto pageIds = [&](int step, int32_t(&ids)[ChunksPerStep]) {
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u) {
       const int chunk = step * ChunksPerStep + u;
-      ids[u] = chunk < numChunks
-                   ? row.pages[beginPage + chunk / kChunksPerPage]
-                   : 0;
+      ids[u] = inSpan(chunk) ? spanPages[chunk / kChunksPerPage] : 0;
     }
   };
   // DynamicSteps: after its first step (its warp index), a warp claims the
@@ -721,7 +725,7 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
   int nextStep = followingStep(step);
   bool firstStep = true;
 #pragma unroll 1
-  for (; step * ChunksPerStep < numChunks;
+  for (; inSpan(step * ChunksPerStep);
        step = nextStep, nextStep = followingStep(step)) {
     int32_t nextIds[ChunksPerStep];
     pageIds(nextStep, nextIds);
@@ -733,7 +737,7 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
 #pragma unroll
       for (int u = 0; u < ChunksPerStep; ++u) {
         const int chunk = nextStep * ChunksPerStep + u;
-        if (chunk < numChunks) {
+        if (inSpan(chunk)) {
           const char *base = row.pageAddress(nextIds[u]) +
                              (chunk % kChunksPerPage) * kChunkKeys *
                                  Layout::kRowBytes;
@@ -752,7 +756,7 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u) {
       const int chunk = step * ChunksPerStep + u;
-      if (chunk < numChunks)
+      if (inSpan(chunk))
         loadChunk<T, HeadDim, PageSize, LoadMode>(
             row.pageAddress(ids[u]), (chunk % kChunksPerPage) * kChunkKeys, r,
             c, regs[u]);
@@ -763,11 +767,10 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
       using Layout = PageLayout<T, HeadDim, PageSize>;
       constexpr uint32_t kRun = uint32_t(kChunkKeys * Layout::kRowBytes);
       const int ahead = step + BulkPrefetch * numWarps;
-      if (lane == 0 && ahead * ChunksPerStep < numChunks) {
+      if (lane == 0 && inSpan(ahead * ChunksPerStep)) {
         const int chunk = ahead * ChunksPerStep;
-        const int32_t id = BulkPrefetch == 1
-                               ? nextIds[0]
-                               : row.pages[beginPage + chunk / kChunksPerPage];
+        const int32_t id =
+            BulkPrefetch == 1 ? nextIds[0] : spanPages[chunk / kChunksPerPage];
         const char *page = row.pageAddress(id);
         const int slot = (chunk % kChunksPerPage) * kChunkKeys;
         prefetchBulkL2(Layout::key(page, slot), kRun);
@@ -777,15 +780,15 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u) {
       const int chunk = step * ChunksPerStep + u;
-      if (chunk < numChunks) {
+      if (inSpan(chunk)) {
         if constexpr (QueryInShared)
           accumulateChunk<T, HeadDim>(regs[u], SharedQuery{sharedQuery + lane},
-                                      scaleLog2, beginKey + chunk * kChunkKeys,
-                                      endKey, r, c, state, sink);
+                                      scaleLog2, chunk * kChunkKeys, spanKeys,
+                                      r, c, state, sink);
         else
           accumulateChunk<T, HeadDim>(regs[u], query, scaleLog2,
-                                      beginKey + chunk * kChunkKeys, endKey, r,
-                                      c, state, sink);
+                                      chunk * kChunkKeys, spanKeys, r, c, state,
+                                      sink);
       }
     }
 #pragma unroll
