@@ -320,29 +320,36 @@ TEST(GpuSplitKTest, KeyScoresMatchHost) {
 
 TEST(GpuSplitKTest, WideDecodeBlocks) {
   SKIP_WITHOUT_GPU();
+  unsetenv("KVRT_DECODE_WIDE");
   int sms = 0;
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0),
             cudaSuccess);
   for (const GpuKernel &kernel : decodeKernels()) {
-    // checkAgainstHost's kv heads: 2 for groups of 8, else 8. A batch of
-    // about one (sequence, kv head) row per SM, ragged: the planner's wide
-    // blocks where the kernel allows them (tensor-core shapes).
+    // The kernel's own limit (its emitted __launch_bounds__): wide blocks
+    // for the tensor-core shapes, not for fp32.
+    cudaFuncAttributes attributes = {};
+    ASSERT_EQ(cudaFuncGetAttributes(&attributes, kernel.function), cudaSuccess);
+    const bool wideKernel = kernel.dtype != KVRT_DTYPE_F32;
+    EXPECT_EQ(attributes.maxThreadsPerBlock,
+              wideKernel ? kvrt::cuda::kWideBlockThreads
+                         : kvrt::cuda::kAttentionBlockThreads)
+        << kernel.name;
+    // checkAgainstHost's kv heads: 2 for groups of 8, else 8. Batches of
+    // about one (sequence, kv head, token) row per SM, ragged: wide blocks
+    // where the kernel allows them and the rows fill 90% of the SMs
+    // (decodeThreads, DecodeThreadsTest; on the H200's 132 SMs all four).
     const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
-    const int batch = std::max(1, sms / numKvHeads);
-    std::vector<int> lengths;
-    for (int b = 0; b < batch; ++b)
-      lengths.push_back(3 + (b * 997) % 1500); // >= the 3-token chunk
-    EXPECT_EQ(kvrt::cuda::decodeThreads(int64_t(batch) * numKvHeads, sms,
-                                        kvrt::cuda::kWideBlockThreads,
-                                        kvrt::cuda::kAttentionBlockThreads,
-                                        false),
-              kvrt::cuda::kWideBlockThreads);
-    checkAgainstHost(kernel, lengths, 1, 0, 11);
-    checkAgainstHost(kernel, lengths, 3, 0, 12);
+    for (int tokens : {1, 3}) {
+      const int batch = std::max(1, sms / (numKvHeads * tokens));
+      std::vector<int> lengths;
+      for (int b = 0; b < batch; ++b)
+        lengths.push_back(tokens + (b * 997) % 1500);
+      checkAgainstHost(kernel, lengths, tokens, 0, 11 + tokens);
+    }
     // Wide blocks on a small batch, split and merged.
     ScopedEnv wide("KVRT_DECODE_WIDE", "1");
-    checkAgainstHost(kernel, {1500, 33, 900}, 1, 0, 13);
-    checkAgainstHost(kernel, {1500, 33, 900}, 5, 7, 14);
+    checkAgainstHost(kernel, {1500, 33, 900}, 1, 0, 15);
+    checkAgainstHost(kernel, {1500, 33, 900}, 5, 7, 16);
   }
 }
 

@@ -368,11 +368,11 @@ def block_times(kvrt, fn):
     ramps, tails = [], []
     for b in blocks:
         base = 2 * TIMED_WARPS * b[3]
-        # Warps that exist mark their last chunk (or the loop's end).
-        warps = [w for w in range(TIMED_WARPS) if phase[base + 2 * w + 1]]
-        firsts = [phase[base + 2 * w] for w in warps]
-        lasts = [phase[base + 2 * w + 1] for w in warps]
-        if warps and all(firsts):
+        # Every warp of the block marks the end of its loop; those that
+        # folded a chunk mark their first too (0: none, or no such warp).
+        firsts = [phase[base + 2 * w] for w in range(TIMED_WARPS)]
+        lasts = [phase[base + 2 * w + 1] for w in range(TIMED_WARPS)]
+        if any(firsts) and any(lasts):
             ramps.append((max(firsts) - b[0]) / 1e3)
             tails.append((b[1] - max(lasts)) / 1e3)
     ramps.sort()
