@@ -17,6 +17,8 @@
 
 #include <cuda_runtime.h>
 
+#include <memory>
+
 using namespace kvrt::test;
 
 namespace {
@@ -169,41 +171,75 @@ const GpuKernel *findKernel(const char *name) {
   return nullptr;
 }
 
+/// One attention call of a batch on both twins: the host reference is
+/// computed at construction, the device launch queued by launch().
+struct TwinAttention {
+  TwinAttention(Twins &twins, const GpuKernel &kernel,
+                const std::vector<int32_t> &batchIds, int tokens,
+                std::mt19937 &rng)
+      : twins(twins), kernel(kernel), ids(batchIds), numTokens(tokens),
+        numQHeads(twins.desc.num_kv_heads * kernel.groupSize),
+        elements(int64_t(ids.size()) * numTokens * numQHeads * kernel.headDim),
+        scale(1.0f / std::sqrt(float(kernel.headDim))),
+        queries(randomTensor(kernel.dtype, elements, rng, 2.0f)),
+        expected(kernel.dtype, elements) {
+    expected.poison();
+    EXPECT_EQ(kvrt_attention_host(twins.caches[0], int32_t(ids.size()),
+                                  ids.data(), numTokens, numQHeads,
+                                  queries.data(), expected.data(), scale,
+                                  kernel.causal),
+              KVRT_OK)
+        << kvrt_last_error();
+    Tensor poisoned(kernel.dtype, elements);
+    poisoned.poison();
+    deviceQueries = std::make_unique<DeviceCopy>(queries);
+    deviceOut = std::make_unique<DeviceCopy>(poisoned);
+  }
+
+  void launch(cudaStream_t stream) {
+    ASSERT_EQ(kvrt_attention_launch(
+                  twins.caches[1], int32_t(ids.size()), ids.data(), numTokens,
+                  numQHeads, deviceQueries->get(), deviceOut->get(), scale,
+                  kernel.causal, kernel.function, attentionThreads(), stream),
+              KVRT_OK)
+        << kvrt_last_error();
+  }
+
+  /// The device's output after the launch finished (synchronizes).
+  Tensor result() const {
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    Tensor actual(kernel.dtype, elements);
+    deviceOut->download(actual);
+    EXPECT_LT(relativeError(actual, toDoubles(expected)),
+              toleranceFor(kernel.dtype))
+        << kernel.name << ", batch " << ids.size() << ", " << numTokens
+        << " query tokens";
+    return actual;
+  }
+
+  Twins &twins;
+  const GpuKernel &kernel;
+  std::vector<int32_t> ids;
+  int numTokens, numQHeads;
+  int64_t elements;
+  float scale;
+  Tensor queries, expected;
+  std::unique_ptr<DeviceCopy> deviceQueries, deviceOut;
+};
+
 /// Runs `kernel` on the device twin and kvrt_attention_host on the host
 /// twin; expects agreement within the dtype's tolerance and exact zeros for
 /// the q heads of kv heads that hold no token of a sequence.
 void expectAttentionMatches(Twins &twins, const GpuKernel &kernel,
                             const std::vector<int32_t> &ids, int numTokens,
                             std::mt19937 &rng) {
-  const int numKvHeads = twins.desc.num_kv_heads;
-  const int numQHeads = numKvHeads * kernel.groupSize;
+  const int numQHeads = twins.desc.num_kv_heads * kernel.groupSize;
   const int batch = int(ids.size());
-  const int64_t elements =
-      int64_t(batch) * numTokens * numQHeads * kernel.headDim;
-  Tensor queries = randomTensor(kernel.dtype, elements, rng, 2.0f);
-  const float scale = 1.0f / std::sqrt(float(kernel.headDim));
-  Tensor expected(kernel.dtype, elements);
-  expected.poison();
-  ASSERT_EQ(kvrt_attention_host(twins.caches[0], batch, ids.data(), numTokens,
-                                numQHeads, queries.data(), expected.data(),
-                                scale, kernel.causal),
-            KVRT_OK)
-      << kvrt_last_error();
-  Tensor poisoned(kernel.dtype, elements);
-  poisoned.poison();
-  DeviceCopy deviceQueries(queries), deviceOut(poisoned);
-  ASSERT_EQ(kvrt_attention_launch(twins.caches[1], batch, ids.data(), numTokens,
-                                  numQHeads, deviceQueries.get(),
-                                  deviceOut.get(), scale, kernel.causal,
-                                  kernel.function, attentionThreads(), nullptr),
-            KVRT_OK)
-      << kvrt_last_error();
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  Tensor actual(kernel.dtype, elements);
-  deviceOut.download(actual);
-  const double error = relativeError(actual, toDoubles(expected));
-  EXPECT_LT(error, toleranceFor(kernel.dtype))
-      << kernel.name << " with " << numTokens << " query tokens";
+  TwinAttention call(twins, kernel, ids, numTokens, rng);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  call.launch(nullptr);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  const Tensor actual = call.result();
   for (int b = 0; b < batch; ++b) {
     std::vector<int64_t> lengths = headLengths(twins.caches[0], ids[b]);
     for (int t = 0; t < numTokens; ++t)
@@ -280,18 +316,82 @@ TEST_P(GpuAllocatorTest, PerHeadLengthsMatchHostReference) {
   twins.expectSame(ids[2]);
   twins.expectSame(child);
 
-  // Decode steps: the device tables are updated, not rebuilt.
+  // Decode steps: the device tables are updated, not rebuilt. Batches of
+  // at most KVRT_INLINE_ROWS rows carry their lengths and region offsets in
+  // the launch's arguments; the step-1 batch (the sequences repeated, 17
+  // entries x 4 heads = 68 rows) reads them from the device.
   std::vector<int32_t> all = {ids[0], ids[1], ids[2], child};
+  auto repeated = [&](int entries) {
+    std::vector<int32_t> batch;
+    for (int i = 0; i < entries; ++i)
+      batch.push_back(all[i % all.size()]);
+    return batch;
+  };
+  static_assert(KVRT_INLINE_ROWS == 64, "the batches below straddle it");
   for (int step = 0; step < 3; ++step) {
     twins.append(all, 5, rng);
     ASSERT_FALSE(HasFatalFailure());
     for (int numTokens : {1, 5})
-      expectAttentionMatches(twins, *kernel, all, numTokens, rng);
+      expectAttentionMatches(twins, *kernel, step == 1 ? repeated(17) : all,
+                             numTokens, rng);
   }
   for (int32_t id : all)
     twins.expectSame(id);
-  // A batch in another order, with a sequence twice.
+  // A batch in another order, with a sequence twice; the largest inline
+  // batch and the smallest beyond it.
   expectAttentionMatches(twins, *kernel, {child, ids[1], child}, 1, rng);
+  expectAttentionMatches(twins, *kernel, repeated(16), 1, rng);
+  expectAttentionMatches(twins, *kernel, repeated(17), 1, rng);
+}
+
+// Launches of one cache on two streams: the second batch's tables go to
+// the scratch buffer the first launch still reads (both batches have more
+// rows than fit inline), so its upload must wait for it, and a later launch
+// on the first stream again for the second; a launch of the same batch on
+// one stream right after another needs no wait. Every result must match.
+TEST(GpuAllocatorStreamsTest, LaunchesOnTwoStreamsKeepTheirTables) {
+  SKIP_WITHOUT_GPU();
+  const GpuKernel *kernel = findKernel("f16_d128_g4_p16_causal");
+  ASSERT_NE(kernel, nullptr);
+  const int numKvHeads = 4;
+  kvrt_cache_desc desc =
+      makeDesc(numKvHeads, kernel->headDim, kernel->dtype, 16, 8192);
+  Twins twins(desc, 17 * numKvHeads * (6000 / 16 + 2) + 64);
+  ASSERT_TRUE(twins.ok());
+  std::mt19937 rng(7);
+  // 17 sequences of different lengths: 68 rows of device tables, and long
+  // enough that the first kernel still runs when the second upload comes.
+  std::vector<int32_t> longBatch;
+  for (int i = 0; i < 17; ++i) {
+    longBatch.push_back(twins.newSequence());
+    twins.append({longBatch.back()}, 4000 + 113 * i, rng);
+    ASSERT_FALSE(HasFatalFailure());
+  }
+  // Other lengths per row in the second batch: its tables differ.
+  std::vector<int32_t> otherBatch(longBatch.rbegin(), longBatch.rend());
+  otherBatch.resize(16);
+  otherBatch.push_back(longBatch[3]);
+  cudaStream_t streams[2];
+  for (cudaStream_t &stream : streams)
+    ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+              cudaSuccess);
+  for (int round = 0; round < 2; ++round) {
+    TwinAttention first(twins, *kernel, longBatch, 1, rng);
+    TwinAttention second(twins, *kernel, otherBatch, 1, rng);
+    TwinAttention again(twins, *kernel, otherBatch, 1, rng);
+    TwinAttention back(twins, *kernel, longBatch, 1, rng);
+    ASSERT_FALSE(HasFailure());
+    first.launch(streams[0]);
+    second.launch(streams[1]);
+    again.launch(streams[1]);
+    back.launch(streams[0]);
+    ASSERT_FALSE(HasFatalFailure());
+    for (TwinAttention *call : {&first, &second, &again, &back})
+      call->result();
+    ASSERT_FALSE(HasFailure()) << "round " << round;
+  }
+  for (cudaStream_t stream : streams)
+    ASSERT_EQ(cudaStreamDestroy(stream), cudaSuccess);
 }
 
 INSTANTIATE_TEST_SUITE_P(

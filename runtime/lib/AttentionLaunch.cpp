@@ -99,9 +99,7 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
     kvrt_attention_params params{};
     params.pool_base = pool.base;
     params.page_bytes = pool.pageBytes;
-    params.page_indptr = tables.pageIndptr;
-    params.kv_lens = tables.kvLens;
-    params.page_indices = tables.pageIndices;
+    tables.fill(params);
     params.queries = queries;
     params.out = out;
     params.batch = batch;

@@ -107,9 +107,9 @@ kvrt_status kvrt::cuda::Scratch::upload(const void *host, size_t bytes,
   } else if (lastUse) {
     // The previous launch may run on another stream: order the overwrite
     // after it without blocking the host.
-    KVRT_RETURN_IF_ERROR(checkCuda(
-        cudaStreamWaitEvent(cudaStream, static_cast<cudaEvent_t>(lastUse), 0),
-        function, "cudaStreamWaitEvent (scratch buffer)"));
+    KVRT_RETURN_IF_ERROR(
+        waitForUse(cudaStream, static_cast<cudaEvent_t>(lastUse), lastUseStream,
+                   function, "cudaStreamWaitEvent (scratch buffer)"));
   }
   *deviceOut = buffer;
   if (bytes == 0)
@@ -130,34 +130,7 @@ kvrt_status kvrt::cuda::Scratch::markInUse(void *stream, const char *function) {
                   function, "cudaEventCreate (scratch buffer)"));
     lastUse = event;
   }
-  return checkCuda(cudaEventRecord(static_cast<cudaEvent_t>(lastUse),
-                                   static_cast<cudaStream_t>(stream)),
-                   function, "cudaEventRecord (scratch buffer)");
-}
-
-kvrt_status kvrt::cuda::launchAttention(const void *kernel,
-                                        const kvrt_attention_params &params,
-                                        int gridX, int gridY, int threads,
-                                        int device, void *stream,
-                                        const char *function) {
-  ScopedDevice scoped(device);
-  // cudaLaunchKernel reads the argument values during the call.
-  kvrt_attention_params copy = params;
-  void *args[] = {&copy};
-  cudaError_t error =
-      cudaLaunchKernel(kernel, dim3(gridX, gridY), dim3(threads), args, 0,
-                       static_cast<cudaStream_t>(stream));
-  if (error == cudaSuccess)
-    error = cudaGetLastError();
-  if (error == cudaErrorInvalidResourceHandle ||
-      error == cudaErrorInvalidDeviceFunction)
-    // The usual cause: the kernel was registered with another copy of the
-    // CUDA runtime (nvcc links cudart statically by default), which this
-    // library's runtime cannot see.
-    return fail(KVRT_ERROR_CUDA,
-                "%s: launching the attention kernel failed: %s (%s); the "
-                "kernel must be built for this GPU and linked against the "
-                "shared CUDA runtime (nvcc -cudart shared), like kvrt",
-                function, cudaGetErrorString(error), cudaGetErrorName(error));
-  return checkCuda(error, function, "launching the attention kernel");
+  return recordUse(static_cast<cudaStream_t>(stream),
+                   static_cast<cudaEvent_t>(lastUse), &lastUseStream, function,
+                   "cudaEventRecord (scratch buffer)");
 }

@@ -13,7 +13,6 @@
 #ifndef KVRT_LIB_CUDABACKEND_H
 #define KVRT_LIB_CUDABACKEND_H
 
-#include "kvrt/device/params.h"
 #include "kvrt/kvrt.h"
 
 #include <cstddef>
@@ -54,8 +53,9 @@ kvrt_status copyToDeviceAsync(void *destination, const void *source,
 /// Safety rule: before its contents are overwritten, the work that read the
 /// previous contents must be finished or ordered before the overwrite. An
 /// event recorded after every launch that reads the buffer gives this: a new
-/// upload first makes its stream wait on that event, and growing the buffer
-/// first waits for it on the host before freeing the old one.
+/// upload first makes its stream wait on that event (unless it is the stream
+/// the event was recorded on), and growing the buffer first waits for it on
+/// the host before freeing the old one.
 class Scratch {
 public:
   Scratch() = default;
@@ -81,6 +81,8 @@ private:
   int device = 0;
   /// cudaEvent_t of the last markInUse, or null before the first.
   void *lastUse = nullptr;
+  /// Id of the stream it was recorded on (CudaSupport.h's recordUse).
+  unsigned long long lastUseStream = ~0ull;
 };
 
 /// Device-side description of a batch of token writes (kvrt_append and the
@@ -135,13 +137,6 @@ kvrt_status launchTableUpdate(const TableLaunch &launch, int device,
 /// Queues the append kernel on `stream`.
 kvrt_status launchAppend(const AppendLaunch &launch, int device, void *stream,
                          const char *function);
-
-/// Launches a compiled attention kernel `kernel` with grid (gridX, gridY),
-/// `threads` threads and `params` as its only argument.
-kvrt_status launchAttention(const void *kernel,
-                            const kvrt_attention_params &params, int gridX,
-                            int gridY, int threads, int device, void *stream,
-                            const char *function);
 
 } // namespace kvrt::cuda
 

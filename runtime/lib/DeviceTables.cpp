@@ -10,6 +10,7 @@
 #include "Error.h"
 #include "Handles.h"
 
+#include <algorithm>
 #include <limits>
 #include <new>
 
@@ -146,7 +147,7 @@ kvrt_status kvrt::getDeviceTables(const kvrt_cache *cache, int32_t batch,
   KVRT_RETURN_IF_ERROR(locks.lock(pool, seqIds, batch, fn));
   std::unique_lock<std::mutex> lock(cache->deviceMutex);
   DeviceMirror &mirror = cache->mirror;
-  TablePlan plan;
+  TablePlan &plan = out->plan;
   planDeviceTables(cache, locks, plan);
 
   // Until the kernels are queued, a failure leaves the device arena in an
@@ -167,38 +168,58 @@ kvrt_status kvrt::getDeviceTables(const kvrt_cache *cache, int32_t batch,
                          mirror.device, &mirror.arena, fn));
     mirror.arenaSlots = slots;
   }
-  // The device needs lengths, region offsets and updates; indptr (the
-  // plan's first rows + 1 entries) is host bookkeeping.
+  // The plan's upload: indptr[rows + 1] (host bookkeeping), lengths[rows],
+  // region offsets[rows], update pairs. The device needs the updates, and
+  // the lengths and offsets unless the launch carries them inline.
   const int64_t rows = plan.rows;
-  const size_t skipped = static_cast<size_t>(rows + 1);
-  void *buffer = nullptr;
-  KVRT_RETURN_IF_ERROR(
-      cache->scratch.upload(plan.upload.data() + skipped,
-                            (plan.upload.size() - skipped) * sizeof(int32_t), 0,
-                            pool.cudaDevice, stream, &buffer, fn));
-  // Queued after the scratch upload, which waits for earlier readers.
+  const bool inlined = rows <= KVRT_INLINE_ROWS;
+  const size_t skipped = static_cast<size_t>(inlined ? 3 * rows + 1 : rows + 1);
+  const size_t bytes = (plan.upload.size() - skipped) * sizeof(int32_t);
+  int32_t *tables = nullptr;
+  // Writing the scratch buffer or the arena waits for earlier readers
+  // (Scratch::upload); with nothing to write, nothing waits.
+  if (bytes > 0 || plan.uploadArena) {
+    void *buffer = nullptr;
+    KVRT_RETURN_IF_ERROR(cache->scratch.upload(plan.upload.data() + skipped,
+                                               bytes, 0, pool.cudaDevice,
+                                               stream, &buffer, fn));
+    tables = static_cast<int32_t *>(buffer);
+  }
   if (plan.uploadArena && shadowSlots > 0)
     KVRT_RETURN_IF_ERROR(cuda::copyToDeviceAsync(
         mirror.arena, mirror.shadow.data(), shadowSlots * sizeof(int32_t),
         pool.cudaDevice, stream, fn));
-
-  // Device layout: lengths[rows], region offsets[rows], update pairs.
-  int32_t *tables = static_cast<int32_t *>(buffer);
   cuda::TableLaunch launch{};
   launch.arena = static_cast<int32_t *>(mirror.arena);
-  launch.updates = tables + 2 * rows;
   launch.numUpdates = plan.numUpdates;
-  KVRT_RETURN_IF_ERROR(
-      cuda::launchTableUpdate(launch, pool.cudaDevice, stream, fn));
-  KVRT_RETURN_IF_ERROR(cache->scratch.markInUse(stream, fn));
+  if (plan.numUpdates > 0) {
+    launch.updates = tables + (inlined ? 0 : 2 * rows);
+    KVRT_RETURN_IF_ERROR(
+        cuda::launchTableUpdate(launch, pool.cudaDevice, stream, fn));
+  }
   mirror.dirty.clear();
   mirror.stale = false;
 
-  // Kernels read row r's page ids from page_indices + page_indptr[r]
-  // (params.h): its arena region.
-  out->pageIndptr = tables + rows;
-  out->kvLens = tables;
+  // Kernels read row r's page ids from the arena at its region's offset
+  // (params.h).
   out->pageIndices = launch.arena;
+  if (inlined) {
+    out->inlineRows = static_cast<int32_t>(rows);
+    out->inlineLens = plan.upload.data() + rows + 1;
+    out->inlineStarts = out->inlineLens + rows;
+  } else {
+    out->kvLens = tables;
+    out->pageIndptr = tables + rows;
+  }
   out->lock = std::move(lock);
   return KVRT_OK;
+}
+
+void kvrt::DeviceTablesView::fill(kvrt_attention_params &params) const {
+  params.page_indices = pageIndices;
+  params.page_indptr = pageIndptr;
+  params.kv_lens = kvLens;
+  params.inline_rows = inlineRows;
+  std::copy(inlineLens, inlineLens + inlineRows, params.inline_lens);
+  std::copy(inlineStarts, inlineStarts + inlineRows, params.inline_starts);
 }

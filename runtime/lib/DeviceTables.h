@@ -27,6 +27,7 @@
 #ifndef KVRT_LIB_DEVICETABLES_H
 #define KVRT_LIB_DEVICETABLES_H
 
+#include "kvrt/device/params.h"
 #include "kvrt/kvrt.h"
 
 #include <cstdint>
@@ -95,24 +96,40 @@ struct TablePlan {
 void planDeviceTables(const kvrt_cache *cache, const SequenceLocks &sequences,
                       TablePlan &plan);
 
-/// Device pointers to a batch's tables in the form of
-/// kvrt_attention_params: page_indptr[rows] (start offsets: the rows'
-/// arena regions), page_indices (the arena), kv_lens[rows] with rows =
-/// batch * num_kv_heads.
+/// A batch's tables in the form of kvrt_attention_params, rows = batch *
+/// num_kv_heads: page_indices (the arena) and, per row, its length and
+/// start offset (its arena region). Batches of at most KVRT_INLINE_ROWS
+/// rows carry those inline (host arrays for the launch's arguments, nothing
+/// uploaded); larger ones as device arrays kv_lens[rows] and
+/// page_indptr[rows] in the cache's scratch buffer.
 struct DeviceTablesView {
-  const int32_t *pageIndptr = nullptr;
   const int32_t *pageIndices = nullptr;
+  /// Device arrays (null for inline tables).
+  const int32_t *pageIndptr = nullptr;
   const int32_t *kvLens = nullptr;
+  /// Inline tables: rows (0 without) and host arrays of that many lengths
+  /// and start offsets, valid while the view lives.
+  int32_t inlineRows = 0;
+  const int32_t *inlineLens = nullptr;
+  const int32_t *inlineStarts = nullptr;
+  /// Fills the tables' fields of `params`.
+  void fill(kvrt_attention_params &params) const;
+
   /// Holds the cache's deviceMutex: the tables live in the cache's scratch
-  /// buffer, which the next batch would overwrite. Keep the view until the
-  /// kernel reading them is queued and the scratch is marked in use.
+  /// buffer and arena, which the next batch would overwrite. Keep the view
+  /// until the kernel reading them is queued, then mark the scratch in use
+  /// (also when the launch failed: it may have queued something).
   std::unique_lock<std::mutex> lock;
+  /// Backs the inline arrays.
+  TablePlan plan;
 };
 
 /// Brings the device tables of the batch `seqIds` (validated, live
 /// sequences of `cache`, a CUDA cache) up to date on `stream` and returns
-/// pointers to them. They stay valid until the next call that mutates one
-/// of these sequences or launches another batch on this cache.
+/// them. They stay valid until the next call that mutates one of these
+/// sequences or launches another batch on this cache. Uploads only what
+/// the device lacks: with inline tables and no page-table change since the
+/// last launch, nothing (no copy, no wait).
 kvrt_status getDeviceTables(const kvrt_cache *cache, int32_t batch,
                             const int32_t *seqIds, void *stream,
                             DeviceTablesView *out, const char *function);

@@ -70,10 +70,3 @@ kvrt_status kvrt::cuda::launchTableUpdate(const TableLaunch &, int, void *,
                                           const char *function) {
   return unsupported(function);
 }
-
-kvrt_status kvrt::cuda::launchAttention(const void *,
-                                        const kvrt_attention_params &, int, int,
-                                        int, int, void *,
-                                        const char *function) {
-  return unsupported(function);
-}

@@ -234,7 +234,7 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
     accumulateKeyScores(kvrt_attention_params p) {
   const int row = blockIdx.x;
   const int slot = blockIdx.y * kKeyScoreThreads + threadIdx.x;
-  const int length = p.kv_lens[row];
+  const int length = kvrt::device::rowLength(p, row);
   if (slot >= length)
     return;
   const int sequence = row / p.num_kv_heads;
@@ -412,6 +412,8 @@ struct Workspace {
   size_t capacity = 0;
   /// Recorded after the last merge that read the buffer; null before.
   cudaEvent_t lastUse = nullptr;
+  /// Id of the stream it was recorded on (CudaSupport.h's recordUse).
+  unsigned long long lastUseStream = kvrt::cuda::kUnknownStream;
 
   /// Makes `bytes` available and orders `stream` after the previous user.
   /// Call with `mutex` held and the device current.
@@ -430,8 +432,8 @@ struct Workspace {
       capacity = size;
     } else if (lastUse) {
       KVRT_RETURN_IF_ERROR(
-          checkCuda(cudaStreamWaitEvent(stream, lastUse, 0), function,
-                    "cudaStreamWaitEvent (workspace)"));
+          kvrt::cuda::waitForUse(stream, lastUse, lastUseStream, function,
+                                 "cudaStreamWaitEvent (workspace)"));
     }
     return KVRT_OK;
   }
@@ -442,8 +444,8 @@ struct Workspace {
       KVRT_RETURN_IF_ERROR(checkCuda(
           cudaEventCreateWithFlags(&lastUse, cudaEventDisableTiming), function,
           "cudaEventCreate (workspace)"));
-    return checkCuda(cudaEventRecord(lastUse, stream), function,
-                     "cudaEventRecord (workspace)");
+    return kvrt::cuda::recordUse(stream, lastUse, &lastUseStream, function,
+                                 "cudaEventRecord (workspace)");
   }
 };
 

@@ -53,9 +53,13 @@ template <typename T> __global__ void naiveAttention(kvrt_attention_params p) {
   const int b = row / p.num_tokens, t = row % p.num_tokens;
   const int group = p.num_q_heads / p.num_kv_heads;
   const int table = b * p.num_kv_heads + h;
-  const int length = p.kv_lens[table];
+  // Small batches carry their tables inline (params.h).
+  const bool inlined = p.inline_rows > 0;
+  const int length = inlined ? p.inline_lens[table] : p.kv_lens[table];
   const int visible = p.causal ? length - p.num_tokens + t + 1 : length;
-  const int32_t *pages = p.page_indices + p.page_indptr[table];
+  const int32_t *pages =
+      p.page_indices +
+      (inlined ? p.inline_starts[table] : p.page_indptr[table]);
   for (int g = threadIdx.x; g < group; g += blockDim.x) {
     const size_t offset =
         (size_t(row) * p.num_q_heads + h * group + g) * p.head_dim;

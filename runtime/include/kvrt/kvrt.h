@@ -396,7 +396,9 @@ kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
 /** Launches a compiled attention kernel over a CUDA pool. `kernel` is a
  *  `__global__ void(kvrt_attention_params)` (see kvrt/device/params.h); kvrt
  *  fills the params with the batch's device page tables (kept on the device
- *  and updated incrementally) and launches it with grid
+ *  and updated incrementally; a batch of up to KVRT_INLINE_ROWS (sequence,
+ *  kv head) rows gets its lengths and table offsets inline in the params,
+ *  which the kernel must honour: inline_rows) and launches it with grid
  *  (num_kv_heads, batch * num_tokens, splits) and `threads` threads (kvcc's
  *  kernels: kvrt::device::kAttentionThreads); a decode launch of such a
  *  kernel whose __launch_bounds__ allow 512 threads runs 512-thread blocks,

@@ -83,13 +83,24 @@ struct PagedRow {
   }
 };
 
+/// Tokens row `row` = batch * num_kv_heads + kv head of `p` holds, from its
+/// inline table or the device table (params.h).
+__device__ inline int rowLength(const kvrt_attention_params &p, int row) {
+  return p.inline_rows > 0 ? p.inline_lens[row] : p.kv_lens[row];
+}
+
 /// Page table of row `row` = batch * num_kv_heads + kv head of `p`.
 __device__ inline PagedRow pagedRow(const kvrt_attention_params &p, int row) {
   PagedRow result;
   result.poolBase = static_cast<const char *>(p.pool_base);
   result.pageBytes = p.page_bytes;
-  result.pages = p.page_indices + p.page_indptr[row];
-  result.length = p.kv_lens[row];
+  if (p.inline_rows > 0) {
+    result.pages = p.page_indices + p.inline_starts[row];
+    result.length = p.inline_lens[row];
+  } else {
+    result.pages = p.page_indices + p.page_indptr[row];
+    result.length = p.kv_lens[row];
+  }
   return result;
 }
 

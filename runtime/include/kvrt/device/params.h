@@ -14,6 +14,10 @@
 extern "C" {
 #endif
 
+/* Most rows (batch x num_kv_heads) whose tables a launch can carry inline in
+ * kvrt_attention_params (inline_rows below). */
+#define KVRT_INLINE_ROWS 64
+
 typedef struct kvrt_attention_params {
   /* Pool memory: page p starts at pool_base + p * page_bytes and holds keys
    * [page_size, head_dim] followed by values [page_size, head_dim]. */
@@ -74,6 +78,18 @@ typedef struct kvrt_attention_params {
   int64_t key_scores_stride;
   float *score_scratch;
   float *row_lse;
+  /* Tables carried in the arguments themselves (small batches), so that a
+   * launch needs no upload of them: when inline_rows > 0 (at most
+   * KVRT_INLINE_ROWS, and the launch's rows are exactly these), row r holds
+   * inline_lens[r] tokens and its page ids start at
+   * page_indices[inline_starts[r]]; kv_lens and page_indptr are then not
+   * read (kvrt_attention_launch leaves them null). 0: the device tables
+   * above. kvrt_attention_launch carries the tables of batches of up to
+   * KVRT_INLINE_ROWS rows inline: a kernel must honour inline_rows (the
+   * device templates read rows through pagedRow and rowLength, paged.cuh). */
+  int32_t inline_rows;
+  int32_t inline_lens[KVRT_INLINE_ROWS];
+  int32_t inline_starts[KVRT_INLINE_ROWS];
 } kvrt_attention_params;
 
 #ifdef __cplusplus
