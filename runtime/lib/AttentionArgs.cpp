@@ -14,7 +14,8 @@ kvrt_status kvrt::validateAttention(const kvrt_cache *cache, int32_t batch,
                                     const int32_t *seqIds, int32_t numTokens,
                                     int32_t numQHeads, const void *queries,
                                     const void *out, const char *function,
-                                    std::vector<int64_t> &lengths) {
+                                    std::vector<int64_t> &lengths,
+                                    SequenceLocks &locks) {
   const char *fn = function;
   KVRT_RETURN_IF_ERROR(checkCache(cache, fn));
   KVRT_RETURN_IF_ERROR(checkPositive(batch, fn, "batch"));
@@ -30,7 +31,6 @@ kvrt_status kvrt::validateAttention(const kvrt_cache *cache, int32_t batch,
                 "heads",
                 fn, numQHeads, numKvHeads);
   lengths.assign(static_cast<size_t>(batch), 0);
-  SequenceLocks locks;
   KVRT_RETURN_IF_ERROR(locks.lock(*cache->pool, seqIds, batch, fn));
   for (int32_t b = 0; b < batch; ++b) {
     int64_t length = sequenceLength(cache, locks[b]);

@@ -14,14 +14,19 @@
 
 namespace kvrt {
 
+class SequenceLocks;
+
 /// Validates the arguments every attention entry point shares (the pool's
 /// device is checked by the caller) and returns each sequence's number of
-/// positions (kvrt_cache_sequence_length) in `lengths`.
+/// positions (kvrt_cache_sequence_length) in `lengths`. On success `locks`
+/// holds the batch's sequences (in batch order), so that what was checked
+/// stays true while the caller reads their tables.
 kvrt_status validateAttention(const kvrt_cache *cache, int32_t batch,
                               const int32_t *seqIds, int32_t numTokens,
                               int32_t numQHeads, const void *queries,
                               const void *out, const char *function,
-                              std::vector<int64_t> &lengths);
+                              std::vector<int64_t> &lengths,
+                              SequenceLocks &locks);
 
 } // namespace kvrt
 

@@ -46,9 +46,10 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
                         "-DKVCC_ENABLE_CUDA=ON)",
                         fn);
     std::vector<int64_t> lengths;
-    KVRT_RETURN_IF_ERROR(kvrt::validateAttention(cache, batch, seq_ids,
-                                                 num_tokens, num_q_heads,
-                                                 queries, out, fn, lengths));
+    kvrt::SequenceLocks locks;
+    KVRT_RETURN_IF_ERROR(
+        kvrt::validateAttention(cache, batch, seq_ids, num_tokens, num_q_heads,
+                                queries, out, fn, lengths, locks));
     if (cache->pool->device != KVRT_DEVICE_CUDA)
       return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
                         "%s: the cache lives in a host pool; compiled kernels "
@@ -94,7 +95,7 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
     const kvrt_pool &pool = *cache->pool;
     kvrt::DeviceTablesView tables;
     KVRT_RETURN_IF_ERROR(
-        kvrt::getDeviceTables(cache, batch, seq_ids, stream, &tables, fn));
+        kvrt::getDeviceTables(cache, locks, stream, &tables, fn));
 
     kvrt_attention_params params{};
     params.pool_base = pool.base;

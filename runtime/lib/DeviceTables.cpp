@@ -131,8 +131,8 @@ void kvrt::planDeviceTables(const kvrt_cache *cache,
   }
 }
 
-kvrt_status kvrt::getDeviceTables(const kvrt_cache *cache, int32_t batch,
-                                  const int32_t *seqIds, void *stream,
+kvrt_status kvrt::getDeviceTables(const kvrt_cache *cache,
+                                  const SequenceLocks &sequences, void *stream,
                                   DeviceTablesView *out, const char *fn) {
   const kvrt_pool &pool = *cache->pool;
   if (pool.device != KVRT_DEVICE_CUDA)
@@ -143,12 +143,10 @@ kvrt_status kvrt::getDeviceTables(const kvrt_cache *cache, int32_t batch,
                 "%s: the cache stores quantized pages; attention kernels "
                 "read unquantized K and V",
                 fn);
-  SequenceLocks locks;
-  KVRT_RETURN_IF_ERROR(locks.lock(pool, seqIds, batch, fn));
   std::unique_lock<std::mutex> lock(cache->deviceMutex);
   DeviceMirror &mirror = cache->mirror;
   TablePlan &plan = out->plan;
-  planDeviceTables(cache, locks, plan);
+  planDeviceTables(cache, sequences, plan);
 
   // Until the kernels are queued, a failure leaves the device arena in an
   // unknown state: the next call then uploads it whole.

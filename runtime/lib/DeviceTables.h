@@ -124,14 +124,15 @@ struct DeviceTablesView {
   TablePlan plan;
 };
 
-/// Brings the device tables of the batch `seqIds` (validated, live
-/// sequences of `cache`, a CUDA cache) up to date on `stream` and returns
+/// Brings the device tables of the batch whose sequences `sequences` holds
+/// locked (validated, of `cache`, a CUDA cache) up to date on `stream` and
+/// returns
 /// them. They stay valid until the next call that mutates one of these
 /// sequences or launches another batch on this cache. Uploads only what
 /// the device lacks: with inline tables and no page-table change since the
 /// last launch, nothing (no copy, no wait).
-kvrt_status getDeviceTables(const kvrt_cache *cache, int32_t batch,
-                            const int32_t *seqIds, void *stream,
+kvrt_status getDeviceTables(const kvrt_cache *cache,
+                            const SequenceLocks &sequences, void *stream,
                             DeviceTablesView *out, const char *function);
 
 } // namespace kvrt

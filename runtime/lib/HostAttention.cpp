@@ -93,9 +93,10 @@ kvrt_status attentionHost(const char *fn, const kvrt_cache *cache,
                           int64_t keyScoresStride = 0) {
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
     std::vector<int64_t> lengths;
-    KVRT_RETURN_IF_ERROR(kvrt::validateAttention(cache, batch, seq_ids,
-                                                 num_tokens, num_q_heads,
-                                                 queries, out, fn, lengths));
+    kvrt::SequenceLocks locks;
+    KVRT_RETURN_IF_ERROR(
+        kvrt::validateAttention(cache, batch, seq_ids, num_tokens, num_q_heads,
+                                queries, out, fn, lengths, locks));
     if (cache->pool->device != KVRT_DEVICE_HOST)
       return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
                         "%s: the cache lives in a CUDA pool; the reference "
@@ -107,8 +108,6 @@ kvrt_status attentionHost(const char *fn, const kvrt_cache *cache,
                         "%s: the cache stores quantized pages; the reference "
                         "kernel reads unquantized K and V",
                         fn);
-    kvrt::SequenceLocks locks;
-    KVRT_RETURN_IF_ERROR(locks.lock(*cache->pool, seq_ids, batch, fn));
 
     const kvrt_cache_desc &desc = cache->desc;
     const int64_t dim = desc.head_dim;

@@ -483,6 +483,23 @@ SplitPlan fixedSplits(int64_t splits, int64_t maxPages) {
   return plan;
 }
 
+/// planSplits(baseBlocks, maxPages, slots), remembered for the last
+/// arguments this thread asked about: successive decode steps and layers
+/// repeat them (the longest row gains a page every page_size tokens), and
+/// the search over split counts costs about a microsecond.
+SplitPlan lastPlan(int64_t baseBlocks, int64_t maxPages, int64_t slots) {
+  struct Last {
+    int64_t baseBlocks = -1, maxPages = -1, slots = -1;
+    SplitPlan plan;
+  };
+  thread_local Last last;
+  if (last.baseBlocks != baseBlocks || last.maxPages != maxPages ||
+      last.slots != slots)
+    last = {baseBlocks, maxPages, slots,
+            kvrt::cuda::planSplits(baseBlocks, maxPages, slots)};
+  return last.plan;
+}
+
 kvrt_status launchError(cudaError_t error, const char *function) {
   if (error == cudaErrorInvalidResourceHandle ||
       error == cudaErrorInvalidDeviceFunction)
@@ -617,8 +634,8 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   } else {
     int perSm = 0;
     KVRT_RETURN_IF_ERROR(blocksPerSm(device, kernel, threads, &perSm, function));
-    plan = planSplits(baseBlocks, maxPages / std::max<int64_t>(1, warps),
-                      int64_t(sms) * perSm);
+    plan = lastPlan(baseBlocks, maxPages / std::max<int64_t>(1, warps),
+                    int64_t(sms) * perSm);
     // planSplits counted groups of `warps` pages; convert back to pages.
     if (plan.numSplits > 1)
       plan = fixedSplits(plan.numSplits, maxPages);
