@@ -39,9 +39,12 @@ KVRT_TEST_KERNEL(f16_d128_g8_p16_causal, __half, 128, 8, 16, true)
 KVRT_TEST_KERNEL(f16_d128_g8_p64_full, __half, 128, 8, 64, false)
 KVRT_TEST_KERNEL(bf16_d64_g8_p16_full, __nv_bfloat16, 64, 8, 16, false)
 
-// Tensor-core body (attention_mma.cuh): page 32, a group of 2.
+// Tensor-core body (attention_mma.cuh): page 32, a group of 2; head_dim
+// 256 (query fragments in shared memory) for bf16 and page 32 too.
 KVRT_TEST_KERNEL(f16_d128_g4_p32_causal, __half, 128, 4, 32, true)
 KVRT_TEST_KERNEL(bf16_d128_g2_p16_full, __nv_bfloat16, 128, 2, 16, false)
+KVRT_TEST_KERNEL(bf16_d256_g2_p16_full, __nv_bfloat16, 256, 2, 16, false)
+KVRT_TEST_KERNEL(f16_d256_g4_p32_causal, __half, 256, 4, 32, true)
 
 #undef KVRT_TEST_KERNEL
 
@@ -85,6 +88,8 @@ KVRT_TEST_DECODE_KERNEL(decode_bf16_d64_g8_p64_full, __nv_bfloat16, 64, 8, 64,
                         false)
 KVRT_TEST_DECODE_KERNEL(decode_f16_d128_g8_p64_full, __half, 128, 8, 64, false)
 KVRT_TEST_DECODE_KERNEL(decode_f32_d64_g4_p16_causal, float, 64, 4, 16, true)
+KVRT_TEST_DECODE_KERNEL(decode_bf16_d256_g2_p16_causal, __nv_bfloat16, 256, 2,
+                        16, true)
 #undef KVRT_TEST_DECODE_KERNEL
 
 static_assert(kvrt::device::kDecodeMaxThreads<__half, 128, 4, 16> == 512 &&
@@ -92,8 +97,10 @@ static_assert(kvrt::device::kDecodeMaxThreads<__half, 128, 4, 16> == 512 &&
                       512 &&
                   kvrt::device::kDecodeMaxThreads<__half, 128, 8, 64> == 512 &&
                   kvrt::device::kDecodeMaxThreads<float, 64, 4, 16> ==
+                      kvrt::device::kAttentionThreads &&
+                  kvrt::device::kDecodeMaxThreads<__nv_bfloat16, 256, 2, 16> ==
                       kvrt::device::kAttentionThreads,
-              "wide blocks where the tensor-core body runs");
+              "wide blocks where the tensor-core body runs at d64/d128");
 static_assert(kvrt::cuda::kAttentionBlockThreads ==
                   kvrt::device::kAttentionThreads,
               "SplitK.h's copy of the generated kernels' block size");
@@ -125,6 +132,8 @@ const std::vector<GpuKernel> &gpuKernels() {
       KVRT_ENTRY(bf16_d64_g8_p16_full, KVRT_DTYPE_BF16, 64, 8, 16, false),
       KVRT_ENTRY(f16_d128_g4_p32_causal, KVRT_DTYPE_F16, 128, 4, 32, true),
       KVRT_ENTRY(bf16_d128_g2_p16_full, KVRT_DTYPE_BF16, 128, 2, 16, false),
+      KVRT_ENTRY(bf16_d256_g2_p16_full, KVRT_DTYPE_BF16, 256, 2, 16, false),
+      KVRT_ENTRY(f16_d256_g4_p32_causal, KVRT_DTYPE_F16, 256, 4, 32, true),
       KVRT_ENTRY(simt_f16_d128_g4_p16_causal, KVRT_DTYPE_F16, 128, 4, 16,
                  true),
       KVRT_ENTRY(simt_bf16_d64_g8_p16_full, KVRT_DTYPE_BF16, 64, 8, 16, false),
@@ -145,6 +154,8 @@ const std::vector<GpuKernel> &decodeKernels() {
        reinterpret_cast<const void *>(&decode_f16_d128_g8_p64_full)},
       {"decode_f32_d64_g4_p16_causal", KVRT_DTYPE_F32, 64, 4, 16, true,
        reinterpret_cast<const void *>(&decode_f32_d64_g4_p16_causal)},
+      {"decode_bf16_d256_g2_p16_causal", KVRT_DTYPE_BF16, 256, 2, 16, true,
+       reinterpret_cast<const void *>(&decode_bf16_d256_g2_p16_causal)},
   };
   return kernels;
 }

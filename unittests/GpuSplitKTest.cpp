@@ -277,6 +277,7 @@ TEST(GpuSplitKTest, LongSequenceAtBatchOne) {
   SKIP_WITHOUT_GPU();
   checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {20000}, 1, 0, 1);
   checkAgainstHost(kernelNamed("bf16_d128_g4_p64_full"), {9000}, 1, 0, 2);
+  checkAgainstHost(kernelNamed("bf16_d256_g2_p16_full"), {12000}, 1, 0, 8);
 }
 
 TEST(GpuSplitKTest, RaggedBatchWithPlannedSplits) {
@@ -308,7 +309,7 @@ TEST(GpuSplitKTest, KeyScoresMatchHost) {
   // Tensor-core and CUDA-core bodies, with and without splits, decode steps
   // and causal chunks (a 70-token chunk keeps the one-token layout).
   for (const char *name : {"f16_d128_g4_p16_causal", "bf16_d64_g8_p16_full",
-                           "f32_d64_g1_p16_causal",
+                           "f32_d64_g1_p16_causal", "f16_d256_g4_p32_causal",
                            "simt_f16_d128_g4_p16_causal"})
     for (int tokens : {1, 5})
       for (int splits : {0, 7})
@@ -326,10 +327,11 @@ TEST(GpuSplitKTest, WideDecodeBlocks) {
             cudaSuccess);
   for (const GpuKernel &kernel : decodeKernels()) {
     // The kernel's own limit (its emitted __launch_bounds__): wide blocks
-    // for the tensor-core shapes, not for fp32.
+    // for the tensor-core shapes of head_dim 64/128, not for fp32 or d256.
     cudaFuncAttributes attributes = {};
     ASSERT_EQ(cudaFuncGetAttributes(&attributes, kernel.function), cudaSuccess);
-    const bool wideKernel = kernel.dtype != KVRT_DTYPE_F32;
+    const bool wideKernel =
+        kernel.dtype != KVRT_DTYPE_F32 && kernel.headDim <= 128;
     EXPECT_EQ(attributes.maxThreadsPerBlock,
               wideKernel ? kvrt::cuda::kWideBlockThreads
                          : kvrt::cuda::kAttentionBlockThreads)

@@ -146,12 +146,13 @@ class PagedCache:
             self.kernels[key] = self.kvrt.bench.kvcc_bench_kernel(group, page)
         return self.kernels[key]
 
-    def attention(self, q, out, group, page, scale):
+    def attention(self, q, out, group, page, scale, kernel=None):
+        """One decode call; `kernel` defaults to the benchmark's d128 one."""
         kvrt = self.kvrt
         status = kvrt.lib.kvrt_attention_launch(
             self.cache, self.batch, self.ids, 1, q.shape[2], q.data_ptr(),
-            out.data_ptr(), scale, 0, self.kernel(group, page), kvrt.threads,
-            self.stream)
+            out.data_ptr(), scale, 0, kernel or self.kernel(group, page),
+            kvrt.threads, self.stream)
         kvrt.check(status, "kvrt_attention_launch")
 
     def attention_scored(self, q, out, group, page, scale, scores, stride):

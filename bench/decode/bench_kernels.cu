@@ -1,7 +1,8 @@
 //===- bench_kernels.cu - Decode kernels of the benchmark shapes -*- CUDA -*-//
 //
 // The kernels kvcc generates for the benchmark's kv.attention ops (fp16,
-// d128, GQA groups 4 and 8, pages 16 and 64, decode without mask; causal
+// d128, GQA groups 4 and 8, pages 16 and 64, decode without mask; d256
+// group 2 for bench_d256.py; causal
 // prefill chunks in fp16/bf16), defined exactly as generated code defines
 // them. bench_decode.py loads this
 // library next to libkvrt.so, asks kvcc_bench_kernel for the kernel and
@@ -258,6 +259,52 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
     return reinterpret_cast<const void *>(&kvcc_f16_d128_g8_p16);
   if (group == 8 && pageSize == 64)
     return reinterpret_cast<const void *>(&kvcc_f16_d128_g8_p64);
+  return nullptr;
+}
+
+// Head dim 256 (GQA 16/8: group 2, fp16, no mask), bench_d256.py: the
+// kernels kvcc emits (pages 16 and 64) and two page-16 variants for
+// comparison: the tensor-core body keeping the query fragments in shared
+// memory (168 registers, three blocks per SM, instead of registers: 246,
+// two), and the CUDA-core body head_dim 256 ran on before.
+#define KVCC_BENCH_D256(name, pageSize)                                        \
+  __global__ __launch_bounds__(                                                \
+      (kvrt::device::kDecodeMaxThreads<__half, 256, 2, pageSize>),             \
+      (kvrt::device::kDecodeMinBlocks<__half, 256, 2, pageSize>)) void         \
+  name(kvrt_attention_params p) {                                              \
+    kvrt::device::pagedDecode<__half, 256, 2, pageSize, false>(p);             \
+  }
+KVCC_BENCH_D256(kvcc_f16_d256_g2_p16, 16)
+KVCC_BENCH_D256(kvcc_f16_d256_g2_p64, 64)
+#undef KVCC_BENCH_D256
+__global__
+__launch_bounds__(kvrt::device::kAttentionThreads) void kvcc_d256_qsmem_g2_p16(
+    kvrt_attention_params p) {
+  if (!kvrt::device::launchMatches<256, 2, 16, false>(p))
+    return;
+  KVCC_BENCH_LAUNCH_DEPENDENTS(p);
+  const int64_t firstHead =
+      int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * 2;
+  kvrt::device::pagedAttentionMmaBody<__half, 256, 2, 16, false, 1, false, 0, 0,
+                                      true>(p, firstHead, blockIdx.z);
+}
+__global__ __launch_bounds__(kvrt::device::kAttentionThreads) void
+kvcc_d256_simt_g2_p16(kvrt_attention_params p) {
+  kvrt::device::pagedAttentionSimt<__half, 256, 2, 16, false>(p);
+}
+
+/// The head-dim-256 kernel for `pageSize` (16 or 64): variant 0 the
+/// emitted one, 1 query fragments in shared memory, 2 the CUDA-core body
+/// (page 16 only); null otherwise.
+extern "C" const void *kvcc_bench_kernel_d256(int pageSize, int variant) {
+  if (variant == 0 && pageSize == 16)
+    return reinterpret_cast<const void *>(&kvcc_f16_d256_g2_p16);
+  if (variant == 0 && pageSize == 64)
+    return reinterpret_cast<const void *>(&kvcc_f16_d256_g2_p64);
+  if (variant == 1 && pageSize == 16)
+    return reinterpret_cast<const void *>(&kvcc_d256_qsmem_g2_p16);
+  if (variant == 2 && pageSize == 16)
+    return reinterpret_cast<const void *>(&kvcc_d256_simt_g2_p16);
   return nullptr;
 }
 

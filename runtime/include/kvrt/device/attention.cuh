@@ -53,12 +53,13 @@ namespace kvrt::device {
 inline constexpr int kAttentionThreads = 128;
 
 /// Whether a decode-only kernel (pagedDecode) allows wide blocks of
-/// kWideDecodeThreads: where the tensor-core body runs, which fits 128
-/// registers under that bound without spilling (ptxas 13.0, every fp16/bf16
-/// d64/d128 shape; keep it so: the d128 bodies are at 128).
+/// kWideDecodeThreads: where the tensor-core body runs at head_dim 64 or
+/// 128, which fits 128 registers under that bound without spilling (ptxas
+/// 13.0, every fp16/bf16 shape; keep it so: the d128 bodies are at 128).
+/// The d256 body takes 242-246.
 template <typename T, int HeadDim, int GroupSize, int PageSize>
 inline constexpr bool kWideDecodeSupported =
-    kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>;
+    kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize> && HeadDim <= 128;
 
 /// __launch_bounds__ of a decode-only kernel, which kvcc emits as
 /// (kDecodeMaxThreads<...>, kDecodeMinBlocks<...>): up to
@@ -774,7 +775,8 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
 /// kv heads (1..16); PageSize a power of two; Causal: query t of num_tokens
 /// sees keys [0, length - num_tokens + t], else all keys. Runs on tensor
 /// cores where attention_mma.cuh / attention_prefill.cuh support the shape
-/// and the GPU (fp16/bf16, head_dim 64/128, groups up to 8, sm_80+), on
+/// and the GPU (decode: fp16/bf16, head_dim 64/128/256, groups up to 8,
+/// sm_80+; prefill: the same at head_dim 64/128, kPrefillSupported), on
 /// CUDA cores otherwise.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ void pagedAttention(const kvrt_attention_params &p) {

@@ -1,7 +1,7 @@
 //===- attention_mma.cuh - Tensor-core paged decode attention --*- CUDA -*-===//
 //
 // The tensor-core body of kvrt::device::pagedAttention (attention.cuh), used
-// for fp16/bf16 caches with head_dim 64 or 128, GQA groups of up to 8 query
+// for fp16/bf16 caches with head_dim 64, 128 or 256, GQA groups of up to 8 query
 // heads and pages of at least 16 tokens on sm_80 and newer. Same block,
 // grid and split-K contract as the CUDA-core body: block (h, b * T + t, s)
 // computes one query token for the group of kv head h over split s.
@@ -46,7 +46,8 @@ namespace kvrt::device {
 template <typename T, int HeadDim, int GroupSize, int PageSize>
 inline constexpr bool kMmaAttentionSupported =
     (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) &&
-    (HeadDim == 64 || HeadDim == 128) && GroupSize >= 1 && GroupSize <= 8 &&
+    (HeadDim == 64 || HeadDim == 128 || HeadDim == 256) && GroupSize >= 1 &&
+    GroupSize <= 8 &&
     PageSize >= 16 && PageSize % 16 == 0;
 
 /// Threads of a wide decode block: one 16-warp block per SM streams a
@@ -626,7 +627,11 @@ struct NoProbe {
 /// it loads and computes this one (prefetch.global.L2: no registers); it
 /// was 4-13% slower at every benchmark shape on the H200, so it is off.
 /// BulkPrefetch, LoadMode, QueryInShared and DynamicSteps are benchmark
-/// variants (bench/decode/bench_kernels.cu), off by default; Probe::mark(i)
+/// variants (bench/decode/bench_kernels.cu), off by default. (QueryInShared
+/// at head_dim 256, where the fragments take 32 registers a lane: 168
+/// registers and three 128-thread blocks per SM instead of 242 and two,
+/// but 1.4-3.5% slower on the H200, bench/results/decode_d256_h200.md.)
+/// Probe::mark(i)
 /// is called by every lane when its warp has folded its first chunk (i = 0)
 /// and when it has folded its last (i = 1), for the benchmark's timeline.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
