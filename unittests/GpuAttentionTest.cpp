@@ -275,6 +275,32 @@ TEST(GpuPoolTest, AccountingAndLaunchChecks) {
                                           queries.get(), outBytes + 8, 1.0f, 1,
                                           kernel->function, 128, nullptr),
                     KVRT_ERROR_INVALID_ARGUMENT, "must be aligned to 16 bytes");
+  // A stream capturing a CUDA graph is refused (a replay would reuse this
+  // call's tables), and nothing was captured; outside the capture the same
+  // stream works.
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+            cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed),
+            cudaSuccess);
+  EXPECT_KVRT_ERROR(kvrt_attention_launch(twins.deviceCache, 1, &id, 1, 32,
+                                          queries.get(), out.get(), 1.0f, 1,
+                                          kernel->function, 128, stream),
+                    KVRT_ERROR_UNSUPPORTED, "capturing a CUDA graph");
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  size_t nodes = 1;
+  EXPECT_EQ(cudaGraphGetNodes(graph, nullptr, &nodes), cudaSuccess);
+  EXPECT_EQ(nodes, 0u);
+  cudaGraphDestroy(graph);
+  EXPECT_EQ(kvrt_attention_launch(twins.deviceCache, 1, &id, 1, 32,
+                                  queries.get(), out.get(), 1.0f, 1,
+                                  kernel->function, 128, stream),
+            KVRT_OK)
+      << kvrt_last_error();
+  EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+
   Tensor hostOut(KVRT_DTYPE_F16, 32 * 128);
   EXPECT_KVRT_ERROR(kvrt_attention_host(twins.deviceCache, 1, &id, 1, 32,
                                         queries.get(), hostOut.data(), 1.0f, 1),

@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "AttentionArgs.h"
+#include "CudaBackend.h"
 #include "DeviceTables.h"
 #include "Error.h"
 #include "Handles.h"
@@ -89,10 +90,13 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
                           static_cast<long long>(longest));
     }
 
-    // Step 1, device tables: kept on the device and brought up to date for
-    // this batch (DeviceTables.h); valid while `tables` lives.
     const int64_t numKvHeads = cache->desc.num_kv_heads;
     const kvrt_pool &pool = *cache->pool;
+    KVRT_RETURN_IF_ERROR(
+        kvrt::cuda::checkNotCapturing(stream, pool.cudaDevice, fn));
+
+    // Step 1, device tables: kept on the device and brought up to date for
+    // this batch (DeviceTables.h); valid while `tables` lives.
     kvrt::DeviceTablesView tables;
     KVRT_RETURN_IF_ERROR(
         kvrt::getDeviceTables(cache, locks, stream, &tables, fn));

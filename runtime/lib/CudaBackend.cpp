@@ -61,6 +61,23 @@ kvrt_status kvrt::cuda::copyToDeviceAsync(void *destination, const void *source,
                    function, "cudaMemcpyAsync (host to device)");
 }
 
+kvrt_status kvrt::cuda::checkNotCapturing(void *stream, int device,
+                                          const char *function) {
+  ScopedDevice scoped(device);
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  KVRT_RETURN_IF_ERROR(checkCuda(
+      cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &status),
+      function, "cudaStreamIsCapturing"));
+  if (status != cudaStreamCaptureStatusNone)
+    return fail(KVRT_ERROR_UNSUPPORTED,
+                "%s: the stream is capturing a CUDA graph; kvrt plans each "
+                "launch's page tables for the batch as it is at the call, so "
+                "a replay would read stale lengths and pages: call it outside "
+                "the capture",
+                function);
+  return KVRT_OK;
+}
+
 kvrt::cuda::Scratch::~Scratch() {
   if (!buffer && !lastUse)
     return;

@@ -46,6 +46,12 @@ kvrt_status copyToDeviceAsync(void *destination, const void *source,
                               size_t bytes, int device, void *stream,
                               const char *function);
 
+/// Fails with KVRT_ERROR_UNSUPPORTED when `stream` is capturing a CUDA
+/// graph: kvrt computes a launch's page tables, splits and workspace on the
+/// host for the batch as it is at the call, which a replay would reuse
+/// after the sequences changed (or their table regions moved).
+kvrt_status checkNotCapturing(void *stream, int device, const char *function);
+
 /// A device buffer for the small index tables a launch reads (write page
 /// lists, copy spans and their staging rows, attention tables), owned by one
 /// cache and grown on demand.

@@ -36,6 +36,10 @@ kvrt_status kvrt::cuda::copyToHost(void *, const void *, size_t, int,
   return unsupported(function);
 }
 
+kvrt_status kvrt::cuda::checkNotCapturing(void *, int, const char *function) {
+  return unsupported(function);
+}
+
 kvrt_status kvrt::cuda::copyToDeviceAsync(void *, const void *, size_t, int,
                                           void *, const char *function) {
   return unsupported(function);

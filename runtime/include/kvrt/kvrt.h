@@ -406,7 +406,9 @@ kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
  *  (not with key scores). Same masking as kvrt_attention_host. `queries` and
  * `out` are device memory aligned to 16 bytes (cudaMalloc's and torch's
  * allocations are; KVRT_ERROR_INVALID_ARGUMENT otherwise): the kernels read
- * query rows as 16-byte vectors. */
+ * query rows as 16-byte vectors. A stream that is capturing a CUDA graph is
+ * refused (KVRT_ERROR_UNSUPPORTED): each call plans its tables for the
+ * batch as it is then, which a replay would reuse after it changed. */
 kvrt_status kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
                                   const int32_t *seq_ids, int32_t num_tokens,
                                   int32_t num_q_heads, const void *queries,
