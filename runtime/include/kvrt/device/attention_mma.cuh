@@ -630,10 +630,10 @@ struct NoProbe {
 /// variants (bench/decode/bench_kernels.cu), off by default. (QueryInShared
 /// at head_dim 256, where the fragments take 32 registers a lane: 168
 /// registers and three 128-thread blocks per SM instead of 242 and two,
-/// but 1.4-3.5% slower on the H200, bench/results/decode_d256_h200.md.)
-/// Probe::mark(i)
-/// is called by every lane when its warp has folded its first chunk (i = 0)
-/// and when it has folded its last (i = 1), for the benchmark's timeline.
+/// but 1.4-7% slower on the H200 (two runs),
+/// bench/results/decode_d256_h200.md.) Probe::mark(i) is called by every lane
+/// when its warp has folded its first chunk (i = 0) and when it has folded its
+/// last (i = 1), for the benchmark's timeline.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int ChunksPerStep = 1, bool PrefetchNext = false,
           int BulkPrefetch = 0, int LoadMode = 0, bool QueryInShared = false,
