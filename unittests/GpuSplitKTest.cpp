@@ -347,6 +347,10 @@ TEST(GpuSplitKTest, WideDecodeBlocks) {
       for (int b = 0; b < batch; ++b)
         lengths.push_back(tokens + (b * 997) % 1500);
       checkAgainstHost(kernel, lengths, tokens, 0, 11 + tokens);
+      // The key-score hook on the same launch (row_lse from the unsplit
+      // blocks, scores from all 16 warps).
+      checkAgainstHost(kernel, lengths, tokens, 0, 21 + tokens,
+                       /*scored=*/true);
     }
     // Wide blocks on a small batch, split and merged.
     ScopedEnv wide("KVRT_DECODE_WIDE", "1");

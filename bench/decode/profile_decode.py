@@ -88,6 +88,9 @@ def main():
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--page", type=int, default=16)
     ap.add_argument("--no-flashinfer", action="store_true")
+    ap.add_argument("--scores", action="store_true",
+                    help="also profile kvrt_attention_launch with and without "
+                         "the per-key score hook (kvcc_api, kvcc_api_scored)")
     ap.add_argument("--json")
     ap.add_argument("--plain", action="store_true",
                     help="run each implementation --calls times without the "
@@ -117,6 +120,19 @@ def main():
         err = bd.checked_run(impls["kvcc"], out, ref)
         if not err < bd.ERROR_BOUND:
             raise SystemExit(f"kvcc wrong at {text}: error {err}")
+
+        if args.scores:
+            paged = bd.PagedCache(kvrt, k, v, args.page)
+            scores = torch.zeros(B, hkv, S, device="cuda", dtype=torch.float32)
+            group = hq // hkv
+            impls["kvcc_api"] = lambda: paged.attention(qk, out, group,
+                                                        args.page, scale)
+            impls["kvcc_api_scored"] = lambda: paged.attention_scored(
+                qk, out, group, args.page, scale, scores, S)
+            for name in ("kvcc_api", "kvcc_api_scored"):
+                err = bd.checked_run(impls[name], out, ref)
+                if not err < bd.ERROR_BOUND:
+                    raise SystemExit(f"{name} wrong at {text}: error {err}")
 
         def cudnn():
             with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
@@ -155,6 +171,8 @@ def main():
                 print(f"    {kk['us']:8.1f} us  {kk['name']}")
         sys.stdout.flush()
         results.append(row)
+        if args.scores:
+            paged.close()
         del q, k, v, qk, out, resident, ref
         impls.clear()
         torch.cuda.empty_cache()

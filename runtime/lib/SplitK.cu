@@ -240,6 +240,11 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
   const int sequence = row / p.num_kv_heads;
   const int kvHead = row % p.num_kv_heads;
   const int group = p.num_q_heads / p.num_kv_heads;
+  // A key's probability under query row q: 2^(score - lse[q]); rows that
+  // saw no key (lse -inf) add nothing.
+  auto probability = [](float score, float lse) {
+    return lse != -INFINITY ? exp2f(score - lse) : 0.0f;
+  };
   float sum = 0.0f;
   for (int t = 0; t < p.num_tokens; ++t) {
     int visible = p.causal ? length - p.num_tokens + t + 1 : length;
@@ -252,10 +257,19 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
         int64_t(kvHead) * group;
     const float *scores = p.score_scratch + first * p.key_scores_stride +
                           int64_t(slot) * group;
-    for (int g = 0; g < group; ++g) {
-      const float lse = p.row_lse[first + g];
-      if (lse != -INFINITY)
-        sum += exp2f(scores[g] - lse);
+    const float *lse = p.row_lse + first;
+    if (group % 4 == 0) {
+      // 16-byte loads: the scratch is 16-byte aligned and `first` and the
+      // slot's offset are multiples of the group (a warp's loads are then
+      // one contiguous run).
+      for (int g = 0; g < group; g += 4) {
+        const float4 s = *reinterpret_cast<const float4 *>(scores + g);
+        sum += probability(s.x, lse[g]) + probability(s.y, lse[g + 1]) +
+               probability(s.z, lse[g + 2]) + probability(s.w, lse[g + 3]);
+      }
+    } else {
+      for (int g = 0; g < group; ++g)
+        sum += probability(scores[g], lse[g]);
     }
   }
   p.key_scores[int64_t(row) * p.key_scores_stride + slot] += sum;
@@ -619,12 +633,9 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   KVRT_RETURN_IF_ERROR(deviceAttribute(
       device, cudaDevAttrMultiProcessorCount,
       "cudaDeviceGetAttribute (multiprocessor count)", &sms, function));
-  if (!params.key_scores) {
-    int maxThreads = 0;
-    KVRT_RETURN_IF_ERROR(
-        kernelMaxThreads(device, kernel, &maxThreads, function));
-    threads = decodeThreads(baseBlocks, sms, maxThreads, threads, forced != 0);
-  }
+  int maxThreads = 0;
+  KVRT_RETURN_IF_ERROR(kernelMaxThreads(device, kernel, &maxThreads, function));
+  threads = decodeThreads(baseBlocks, sms, maxThreads, threads, forced != 0);
   // Every split should give each warp at least one page.
   const int64_t warps = threads / 32;
 

@@ -99,8 +99,8 @@ inline int decodeThreads(int64_t baseBlocks, int sms, int kernelMaxThreads,
 /// The split count comes from planSplits with the device's SM count and the
 /// kernel's occupancy (both cached); launches that usePrefillLayout accepts
 /// take the prefill layout instead, unsplit; decode launches that
-/// decodeThreads widens run kWideBlockThreads threads per block (without
-/// the key-score hook). The environment variable KVRT_DECODE_SPLITS, when
+/// decodeThreads widens run kWideBlockThreads threads per block (with the
+/// key-score hook too). The environment variable KVRT_DECODE_SPLITS, when
 /// set to a positive number, forces the count (clamped to the pages
 /// available): a tuning and benchmarking knob.
 kvrt_status launchSplitAttention(const void *kernel,

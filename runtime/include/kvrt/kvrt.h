@@ -402,8 +402,8 @@ kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
  *  (num_kv_heads, batch * num_tokens, splits) and `threads` threads (kvcc's
  *  kernels: kvrt::device::kAttentionThreads); a decode launch of such a
  *  kernel whose __launch_bounds__ allow 512 threads runs 512-thread blocks,
- *  unsplit, where the batch has about one (sequence, kv head) row per SM
- *  (not with key scores). Same masking as kvrt_attention_host. `queries` and
+ *  unsplit, where the batch has about one (sequence, kv head) row per SM.
+ *  Same masking as kvrt_attention_host. `queries` and
  * `out` are device memory aligned to 16 bytes (cudaMalloc's and torch's
  * allocations are; KVRT_ERROR_INVALID_ARGUMENT otherwise): the kernels read
  * query rows as 16-byte vectors. A stream that is capturing a CUDA graph is
