@@ -344,11 +344,14 @@ TEST_P(GpuAllocatorTest, PerHeadLengthsMatchHostReference) {
   expectAttentionMatches(twins, *kernel, repeated(17), 1, rng);
 }
 
-// Launches of one cache on two streams: the second batch's tables go to
-// the scratch buffer the first launch still reads (both batches have more
-// rows than fit inline), so its upload must wait for it, and a later launch
-// on the first stream again for the second; a launch of the same batch on
-// one stream right after another needs no wait. Every result must match.
+// Launches of one cache on two streams, raced deterministically: stream 0
+// is held (holdStream) while a 68-row batch, whose tables go to the scratch
+// buffer, waits behind the hold; stream 1 then runs an inline batch (it
+// uploads nothing) and another 68-row batch, whose upload overwrites the
+// scratch buffer. The inline launch must wait for the held one (the one
+// event that orders the buffer must cover every earlier use), and so the
+// second upload too; a launch back on stream 0 waits for stream 1's. Every
+// result must match the host's.
 TEST(GpuAllocatorStreamsTest, LaunchesOnTwoStreamsKeepTheirTables) {
   SKIP_WITHOUT_GPU();
   const GpuKernel *kernel = findKernel("f16_d128_g4_p16_causal");
@@ -359,8 +362,7 @@ TEST(GpuAllocatorStreamsTest, LaunchesOnTwoStreamsKeepTheirTables) {
   Twins twins(desc, 17 * numKvHeads * (6000 / 16 + 2) + 64);
   ASSERT_TRUE(twins.ok());
   std::mt19937 rng(7);
-  // 17 sequences of different lengths: 68 rows of device tables, and long
-  // enough that the first kernel still runs when the second upload comes.
+  // 17 sequences of different lengths: 68 rows of device tables.
   std::vector<int32_t> longBatch;
   for (int i = 0; i < 17; ++i) {
     longBatch.push_back(twins.newSequence());
@@ -371,22 +373,25 @@ TEST(GpuAllocatorStreamsTest, LaunchesOnTwoStreamsKeepTheirTables) {
   std::vector<int32_t> otherBatch(longBatch.rbegin(), longBatch.rend());
   otherBatch.resize(16);
   otherBatch.push_back(longBatch[3]);
+  const std::vector<int32_t> smallBatch = {longBatch[2], longBatch[9],
+                                           longBatch[5]};
   cudaStream_t streams[2];
   for (cudaStream_t &stream : streams)
     ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
               cudaSuccess);
   for (int round = 0; round < 2; ++round) {
     TwinAttention first(twins, *kernel, longBatch, 1, rng);
+    TwinAttention small(twins, *kernel, smallBatch, 1, rng);
     TwinAttention second(twins, *kernel, otherBatch, 1, rng);
-    TwinAttention again(twins, *kernel, otherBatch, 1, rng);
     TwinAttention back(twins, *kernel, longBatch, 1, rng);
     ASSERT_FALSE(HasFailure());
+    ASSERT_TRUE(holdStream(streams[0], 20000));
     first.launch(streams[0]);
+    small.launch(streams[1]);
     second.launch(streams[1]);
-    again.launch(streams[1]);
     back.launch(streams[0]);
     ASSERT_FALSE(HasFatalFailure());
-    for (TwinAttention *call : {&first, &second, &again, &back})
+    for (TwinAttention *call : {&first, &small, &second, &back})
       call->result();
     ASSERT_FALSE(HasFailure()) << "round " << round;
   }

@@ -40,7 +40,7 @@ KVRT_TEST_KERNEL(f16_d128_g8_p64_full, __half, 128, 8, 64, false)
 KVRT_TEST_KERNEL(bf16_d64_g8_p16_full, __nv_bfloat16, 64, 8, 16, false)
 
 // Tensor-core body (attention_mma.cuh): page 32, a group of 2; head_dim
-// 256 (query fragments in shared memory) for bf16 and page 32 too.
+// 256 for bf16 and page 32 too.
 KVRT_TEST_KERNEL(f16_d128_g4_p32_causal, __half, 128, 4, 32, true)
 KVRT_TEST_KERNEL(bf16_d128_g2_p16_full, __nv_bfloat16, 128, 2, 16, false)
 KVRT_TEST_KERNEL(bf16_d256_g2_p16_full, __nv_bfloat16, 256, 2, 16, false)
@@ -56,6 +56,7 @@ KVRT_TEST_KERNEL(f16_d256_g4_p32_causal, __half, 256, 4, 32, true)
 KVRT_TEST_SIMT_KERNEL(simt_f16_d128_g4_p16_causal, __half, 128, 4, 16, true)
 KVRT_TEST_SIMT_KERNEL(simt_bf16_d64_g8_p16_full, __nv_bfloat16, 64, 8, 16,
                       false)
+KVRT_TEST_SIMT_KERNEL(simt_f16_d256_g4_p16_causal, __half, 256, 4, 16, true)
 #undef KVRT_TEST_SIMT_KERNEL
 
 // The tensor-core decode body loading two chunks per step (a tuning
@@ -105,7 +106,25 @@ static_assert(kvrt::cuda::kAttentionBlockThreads ==
                   kvrt::device::kAttentionThreads,
               "SplitK.h's copy of the generated kernels' block size");
 
+namespace {
+/// Spins until the GPU's global timer has advanced by `nanoseconds`.
+__global__ void holdKernel(unsigned long long nanoseconds) {
+  unsigned long long start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    __nanosleep(1000);
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < nanoseconds);
+}
+} // namespace
+
 namespace kvrt::test {
+
+bool holdStream(void *stream, unsigned microseconds) {
+  holdKernel<<<1, 1, 0, static_cast<cudaStream_t>(stream)>>>(1000ull *
+                                                             microseconds);
+  return cudaGetLastError() == cudaSuccess;
+}
 
 const std::vector<GpuKernel> &gpuKernels() {
 #define KVRT_ENTRY(name, dtype, headDim, group, pageSize, causal)              \
@@ -134,11 +153,10 @@ const std::vector<GpuKernel> &gpuKernels() {
       KVRT_ENTRY(bf16_d128_g2_p16_full, KVRT_DTYPE_BF16, 128, 2, 16, false),
       KVRT_ENTRY(bf16_d256_g2_p16_full, KVRT_DTYPE_BF16, 256, 2, 16, false),
       KVRT_ENTRY(f16_d256_g4_p32_causal, KVRT_DTYPE_F16, 256, 4, 32, true),
-      KVRT_ENTRY(simt_f16_d128_g4_p16_causal, KVRT_DTYPE_F16, 128, 4, 16,
-                 true),
+      KVRT_ENTRY(simt_f16_d128_g4_p16_causal, KVRT_DTYPE_F16, 128, 4, 16, true),
       KVRT_ENTRY(simt_bf16_d64_g8_p16_full, KVRT_DTYPE_BF16, 64, 8, 16, false),
-      KVRT_ENTRY(mma2_f16_d128_g8_p64_causal, KVRT_DTYPE_F16, 128, 8, 64,
-                 true),
+      KVRT_ENTRY(simt_f16_d256_g4_p16_causal, KVRT_DTYPE_F16, 256, 4, 16, true),
+      KVRT_ENTRY(mma2_f16_d128_g8_p64_causal, KVRT_DTYPE_F16, 128, 8, 64, true),
   };
 #undef KVRT_ENTRY
   return kernels;

@@ -39,6 +39,12 @@ const std::vector<GpuKernel> &decodeKernels();
 /// kvrt::device::kAttentionThreads, seen from host C++.
 int attentionThreads();
 
+/// Queues on `stream` (a cudaStream_t) a one-thread kernel that keeps it
+/// busy for `microseconds` of GPU time, so that a test can queue work behind
+/// it and race other streams against that work deterministically. Returns
+/// false when the launch failed.
+bool holdStream(void *stream, unsigned microseconds);
+
 } // namespace kvrt::test
 
 #endif // KVRT_UNITTESTS_GPUKERNELS_H

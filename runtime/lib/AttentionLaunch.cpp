@@ -2,9 +2,10 @@
 //
 // kvrt_attention_launch turns a batch of sequence ids into the page tables
 // of kvrt_attention_params (each row's page ids read in place from the
-// cache's device arena, DeviceTables.h), uploads the batch's lengths and
-// offsets to the cache's scratch buffer on the caller's stream and launches
-// the compiled kernel through
+// cache's device arena, DeviceTables.h; the lengths and offsets inline in
+// the arguments for batches of up to KVRT_INLINE_ROWS rows, else uploaded
+// to the cache's scratch buffer on the caller's stream) and launches the
+// compiled kernel through
 // launchSplitAttention (SplitK.h), which splits long rows over more blocks
 // and merges the splits. The kernel's template parameters (head_dim,
 // page_size, group) are baked in at compile time; kvrt_cache_check is what

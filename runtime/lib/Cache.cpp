@@ -61,6 +61,7 @@ kvrt_status createCache(kvrt_pool *pool, const kvrt_cache_desc &desc,
   cache->desc = desc;
   cache->layout = layout;
   cache->mirror.device = pool->cudaDevice;
+  cache->scratch.setDevice(pool->cudaDevice);
   cache->headCapacities.resize(static_cast<size_t>(desc.num_kv_heads));
   for (int32_t h = 0; h < desc.num_kv_heads; ++h)
     cache->headCapacities[h] = static_cast<int32_t>(

@@ -121,12 +121,10 @@ kvrt_status kvrt::cuda::Scratch::upload(const void *host, size_t bytes,
     buffer = grown;
     capacity = size;
     device = deviceIndex;
-  } else if (lastUse) {
+  } else {
     // The previous launch may run on another stream: order the overwrite
     // after it without blocking the host.
-    KVRT_RETURN_IF_ERROR(
-        waitForUse(cudaStream, static_cast<cudaEvent_t>(lastUse), lastUseStream,
-                   function, "cudaStreamWaitEvent (scratch buffer)"));
+    KVRT_RETURN_IF_ERROR(orderAfterUse(stream, function));
   }
   *deviceOut = buffer;
   if (bytes == 0)
@@ -136,6 +134,16 @@ kvrt_status kvrt::cuda::Scratch::upload(const void *host, size_t bytes,
   return checkCuda(
       cudaMemcpyAsync(buffer, host, bytes, cudaMemcpyHostToDevice, cudaStream),
       function, "cudaMemcpyAsync (index tables)");
+}
+
+kvrt_status kvrt::cuda::Scratch::orderAfterUse(void *stream,
+                                               const char *function) {
+  if (!lastUse)
+    return KVRT_OK;
+  ScopedDevice scoped(device);
+  return waitForUse(static_cast<cudaStream_t>(stream),
+                    static_cast<cudaEvent_t>(lastUse), lastUseStream, function,
+                    "cudaStreamWaitEvent (scratch buffer)");
 }
 
 kvrt_status kvrt::cuda::Scratch::markInUse(void *stream, const char *function) {

@@ -56,18 +56,28 @@ kvrt_status checkNotCapturing(void *stream, int device, const char *function);
 /// lists, copy spans and their staging rows, attention tables), owned by one
 /// cache and grown on demand.
 ///
+/// The same event also orders the cache's device arena of page tables
+/// (DeviceTables.h), which launches read and table updates write.
+///
 /// Safety rule: before its contents are overwritten, the work that read the
-/// previous contents must be finished or ordered before the overwrite. An
-/// event recorded after every launch that reads the buffer gives this: a new
-/// upload first makes its stream wait on that event (unless it is the stream
-/// the event was recorded on), and growing the buffer first waits for it on
-/// the host before freeing the old one.
+/// previous contents must be finished or ordered before the overwrite; and
+/// work that reads what an earlier user wrote must be ordered after it. One
+/// event, recorded (markInUse) after every launch that reads or writes the
+/// buffer or the arena, gives both as long as every user first orders its
+/// stream after the previous use (upload, or orderAfterUse for a launch
+/// that writes nothing; no wait on the stream the event was recorded on):
+/// then the event covers every earlier use, on any stream. Growing the
+/// buffer first waits for it on the host before freeing the old one.
 class Scratch {
 public:
   Scratch() = default;
   Scratch(const Scratch &) = delete;
   Scratch &operator=(const Scratch &) = delete;
   ~Scratch();
+
+  /// The CUDA device of the cache's pool (where the event lives); set
+  /// before the first use.
+  void setDevice(int index) { device = index; }
 
   /// Copies `bytes` of host memory into the buffer, followed by
   /// `spareBytes` of room the launch may write to, ordered on `stream` after
@@ -76,7 +86,9 @@ public:
   kvrt_status upload(const void *host, size_t bytes, size_t spareBytes,
                      int device, void *stream, void **deviceOut,
                      const char *function);
-  /// Records that work queued on `stream` so far reads the buffer.
+  /// Orders `stream` after the last use, like upload without a copy.
+  kvrt_status orderAfterUse(void *stream, const char *function);
+  /// Records that work queued on `stream` so far uses the buffer.
   kvrt_status markInUse(void *stream, const char *function);
   /// Blocks until all work recorded by markInUse has finished.
   kvrt_status waitIdle(const char *function) const;
@@ -87,7 +99,8 @@ private:
   int device = 0;
   /// cudaEvent_t of the last markInUse, or null before the first.
   void *lastUse = nullptr;
-  /// Id of the stream it was recorded on (CudaSupport.h's recordUse).
+  /// Id of the stream it was recorded on (CudaSupport.h's recordUse;
+  /// ~0: kUnknownStream).
   unsigned long long lastUseStream = ~0ull;
 };
 

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <limits>
 #include <new>
+#include <string>
 
 namespace {
 
@@ -174,33 +175,48 @@ kvrt_status kvrt::getDeviceTables(const kvrt_cache *cache,
   const size_t skipped = static_cast<size_t>(inlined ? 3 * rows + 1 : rows + 1);
   const size_t bytes = (plan.upload.size() - skipped) * sizeof(int32_t);
   int32_t *tables = nullptr;
-  // Writing the scratch buffer or the arena waits for earlier readers
-  // (Scratch::upload); with nothing to write, nothing waits.
-  if (bytes > 0 || plan.uploadArena) {
+  // Writing the scratch buffer or the arena waits for earlier users
+  // (Scratch::upload). With nothing to write the launch still reads the
+  // arena, which earlier calls may have updated on another stream, and its
+  // markInUse must cover them: it waits for the last use all the same (no
+  // wait on the stream that recorded it, the usual decode loop).
+  if (bytes == 0 && !plan.uploadArena) {
+    KVRT_RETURN_IF_ERROR(cache->scratch.orderAfterUse(stream, fn));
+  } else {
     void *buffer = nullptr;
     KVRT_RETURN_IF_ERROR(cache->scratch.upload(plan.upload.data() + skipped,
                                                bytes, 0, pool.cudaDevice,
                                                stream, &buffer, fn));
     tables = static_cast<int32_t *>(buffer);
-  }
-  if (plan.uploadArena && shadowSlots > 0)
-    KVRT_RETURN_IF_ERROR(cuda::copyToDeviceAsync(
-        mirror.arena, mirror.shadow.data(), shadowSlots * sizeof(int32_t),
-        pool.cudaDevice, stream, fn));
-  cuda::TableLaunch launch{};
-  launch.arena = static_cast<int32_t *>(mirror.arena);
-  launch.numUpdates = plan.numUpdates;
-  if (plan.numUpdates > 0) {
-    launch.updates = tables + (inlined ? 0 : 2 * rows);
-    KVRT_RETURN_IF_ERROR(
-        cuda::launchTableUpdate(launch, pool.cudaDevice, stream, fn));
+    // From here on work is queued: a failure must still record it, so that
+    // the next writer waits for it.
+    auto queued = [&](kvrt_status status) -> kvrt_status {
+      if (status != KVRT_OK) {
+        const std::string message = kvrt_last_error();
+        (void)cache->scratch.markInUse(stream, fn);
+        return fail(status, "%s", message.c_str());
+      }
+      return KVRT_OK;
+    };
+    if (plan.uploadArena && shadowSlots > 0)
+      KVRT_RETURN_IF_ERROR(queued(cuda::copyToDeviceAsync(
+          mirror.arena, mirror.shadow.data(), shadowSlots * sizeof(int32_t),
+          pool.cudaDevice, stream, fn)));
+    if (plan.numUpdates > 0) {
+      cuda::TableLaunch launch{};
+      launch.arena = static_cast<int32_t *>(mirror.arena);
+      launch.updates = tables + (inlined ? 0 : 2 * rows);
+      launch.numUpdates = plan.numUpdates;
+      KVRT_RETURN_IF_ERROR(
+          queued(cuda::launchTableUpdate(launch, pool.cudaDevice, stream, fn)));
+    }
   }
   mirror.dirty.clear();
   mirror.stale = false;
 
   // Kernels read row r's page ids from the arena at its region's offset
   // (params.h).
-  out->pageIndices = launch.arena;
+  out->pageIndices = static_cast<const int32_t *>(mirror.arena);
   if (inlined) {
     out->inlineRows = static_cast<int32_t>(rows);
     out->inlineLens = plan.upload.data() + rows + 1;

@@ -8,7 +8,9 @@
 // (sequence, head), and per launch only
 //   - the page-table entries that changed since they were last mirrored
 //     (usually none, or one new page per head every page_size steps), and
-//   - the batch's lengths and region offsets (O(batch x heads))
+//   - for batches of more than KVRT_INLINE_ROWS rows, the batch's lengths
+//     and region offsets (O(batch x heads); smaller batches carry them in
+//     the kernel's arguments)
 // travel to the device, where a scatter kernel applies the changes (when
 // there are any). Kernels then read each row's page ids in place, from its
 // arena region: the launch's page_indices is the arena and page_indptr[r]
@@ -16,8 +18,8 @@
 //
 // The host keeps an exact copy of the arena (the shadow), so syncing is
 // pure host bookkeeping (planDeviceTables, testable without a GPU) followed
-// by one upload and, on steps that change the arena, one small kernel
-// (getDeviceTables).
+// by at most one upload and, on steps that change the arena, one small
+// kernel (getDeviceTables).
 //
 // Locking: a cache's mirror and scratch buffer are guarded by its
 // deviceMutex; planDeviceTables also reads the batch's page tables, so the
@@ -130,7 +132,8 @@ struct DeviceTablesView {
 /// them. They stay valid until the next call that mutates one of these
 /// sequences or launches another batch on this cache. Uploads only what
 /// the device lacks: with inline tables and no page-table change since the
-/// last launch, nothing (no copy, no wait).
+/// last launch, nothing (no copy; a wait for the last use of the cache's
+/// scratch buffer and arena only when that was on another stream).
 kvrt_status getDeviceTables(const kvrt_cache *cache,
                             const SequenceLocks &sequences, void *stream,
                             DeviceTablesView *out, const char *function);

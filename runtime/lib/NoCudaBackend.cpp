@@ -52,6 +52,10 @@ kvrt_status kvrt::cuda::Scratch::upload(const void *, size_t, size_t, int,
   return unsupported(function);
 }
 
+kvrt_status kvrt::cuda::Scratch::orderAfterUse(void *, const char *function) {
+  return unsupported(function);
+}
+
 kvrt_status kvrt::cuda::Scratch::markInUse(void *, const char *function) {
   return unsupported(function);
 }

@@ -28,6 +28,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <utility>
 
@@ -240,11 +241,6 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
   const int sequence = row / p.num_kv_heads;
   const int kvHead = row % p.num_kv_heads;
   const int group = p.num_q_heads / p.num_kv_heads;
-  // A key's probability under query row q: 2^(score - lse[q]); rows that
-  // saw no key (lse -inf) add nothing.
-  auto probability = [](float score, float lse) {
-    return lse != -INFINITY ? exp2f(score - lse) : 0.0f;
-  };
   float sum = 0.0f;
   for (int t = 0; t < p.num_tokens; ++t) {
     int visible = p.causal ? length - p.num_tokens + t + 1 : length;
@@ -257,19 +253,10 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
         int64_t(kvHead) * group;
     const float *scores = p.score_scratch + first * p.key_scores_stride +
                           int64_t(slot) * group;
-    const float *lse = p.row_lse + first;
-    if (group % 4 == 0) {
-      // 16-byte loads: the scratch is 16-byte aligned and `first` and the
-      // slot's offset are multiples of the group (a warp's loads are then
-      // one contiguous run).
-      for (int g = 0; g < group; g += 4) {
-        const float4 s = *reinterpret_cast<const float4 *>(scores + g);
-        sum += probability(s.x, lse[g]) + probability(s.y, lse[g + 1]) +
-               probability(s.z, lse[g + 2]) + probability(s.w, lse[g + 3]);
-      }
-    } else {
-      for (int g = 0; g < group; ++g)
-        sum += probability(scores[g], lse[g]);
+    for (int g = 0; g < group; ++g) {
+      const float lse = p.row_lse[first + g];
+      if (lse != -INFINITY)
+        sum += exp2f(scores[g] - lse);
     }
   }
   p.key_scores[int64_t(row) * p.key_scores_stride + slot] += sum;
@@ -709,6 +696,10 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     error = cudaGetLastError();
   if (error != cudaSuccess)
     return launchError(error, function);
+  // The attention kernel is queued and uses the workspace: whatever happens
+  // to the launches after it, the workspace records it (keeping the first
+  // error).
+  kvrt_status status = KVRT_OK;
   if (slots) {
     switch (dtype) {
     case KVRT_DTYPE_F16:
@@ -721,9 +712,9 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
       error = queueMerge<float>(params, heads, dependent, cudaStream);
       break;
     }
-    KVRT_RETURN_IF_ERROR(checkCuda(error, function, "mergeSplits launch"));
+    status = checkCuda(error, function, "mergeSplits launch");
   }
-  if (scored) {
+  if (scored && status == KVRT_OK) {
     // Every row's slots lie below the stride (checked by the caller).
     const int64_t stride = params.key_scores_stride;
     const dim3 scoreGrid(
@@ -732,9 +723,13 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     if (stride > 0) {
       accumulateKeyScores<<<scoreGrid, kKeyScoreThreads, 0, cudaStream>>>(
           params);
-      KVRT_RETURN_IF_ERROR(checkCuda(cudaGetLastError(), function,
-                                     "accumulateKeyScores launch"));
+      status =
+          checkCuda(cudaGetLastError(), function, "accumulateKeyScores launch");
     }
   }
-  return workspace.release(cudaStream, function);
+  if (status == KVRT_OK)
+    return workspace.release(cudaStream, function);
+  const std::string message = kvrt_last_error();
+  (void)workspace.release(cudaStream, function);
+  return kvrt::fail(status, "%s", message.c_str());
 }

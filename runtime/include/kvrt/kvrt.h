@@ -416,7 +416,8 @@ kvrt_status kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
                                   const void *kernel, int32_t threads,
                                   void *stream);
 
-/** kvrt_attention_launch with kvrt_attention_host_scored's per-key scores,
+/** kvrt_attention_launch (its rules, graph capture included) with
+ *  kvrt_attention_host_scored's per-key scores,
  *  accumulated into key_scores in device memory (same layout and rule),
  *  all on `stream`. The kernel writes each visible key's score to a
  *  runtime workspace ([rows x key_scores_stride] floats) and a second

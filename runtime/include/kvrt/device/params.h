@@ -86,7 +86,8 @@ typedef struct kvrt_attention_params {
    * read (kvrt_attention_launch leaves them null). 0: the device tables
    * above. kvrt_attention_launch carries the tables of batches of up to
    * KVRT_INLINE_ROWS rows inline: a kernel must honour inline_rows (the
-   * device templates read rows through pagedRow and rowLength, paged.cuh). */
+   * device templates read rows through pagedRow and rowLength, paged.cuh).
+   * Code that fills these arguments itself zero-initializes them first. */
   int32_t inline_rows;
   int32_t inline_lens[KVRT_INLINE_ROWS];
   int32_t inline_starts[KVRT_INLINE_ROWS];
