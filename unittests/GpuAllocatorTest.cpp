@@ -344,14 +344,14 @@ TEST_P(GpuAllocatorTest, PerHeadLengthsMatchHostReference) {
   expectAttentionMatches(twins, *kernel, repeated(17), 1, rng);
 }
 
-// Launches of one cache on two streams, raced deterministically: stream 0
-// is held (holdStream) while a 68-row batch, whose tables go to the scratch
-// buffer, waits behind the hold; stream 1 then runs an inline batch (it
-// uploads nothing) and another 68-row batch, whose upload overwrites the
-// scratch buffer. The inline launch must wait for the held one (the one
-// event that orders the buffer must cover every earlier use), and so the
-// second upload too; a launch back on stream 0 waits for stream 1's. Every
-// result must match the host's.
+// Launches of one cache on two streams: stream 0 is held (holdStream)
+// while a 68-row batch, whose tables go to the scratch buffer, waits behind
+// the hold; stream 1 then runs an inline batch (it uploads nothing) and
+// another 68-row batch, whose upload writes the scratch buffer; a launch
+// back on stream 0 follows. Every result must match the host's. (The held
+// batch's own copy of its tables is queued behind the hold too, so this
+// checks the results across streams; the race that a missing wait opens is
+// pinned down by ArenaWrittenOnOneStreamIsReadOnAnother.)
 TEST(GpuAllocatorStreamsTest, LaunchesOnTwoStreamsKeepTheirTables) {
   SKIP_WITHOUT_GPU();
   const GpuKernel *kernel = findKernel("f16_d128_g4_p16_causal");
@@ -395,6 +395,56 @@ TEST(GpuAllocatorStreamsTest, LaunchesOnTwoStreamsKeepTheirTables) {
       call->result();
     ASSERT_FALSE(HasFailure()) << "round " << round;
   }
+  for (cudaStream_t stream : streams)
+    ASSERT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+}
+
+// A launch that uploads nothing must still wait for the arena writes of a
+// launch on another stream. Sequences X are mirrored and destroyed (their
+// arena regions, holding X's page ids, go to the free lists; their pages to
+// Z, appended next), then sequences Y are filled: Y's first launch, on a
+// held stream 0, writes Y's page ids into X's old regions behind the hold;
+// the same batch launched at once on stream 1 has nothing to write and
+// would read X's ids (Z's keys) if it did not wait for stream 0.
+TEST(GpuAllocatorStreamsTest, ArenaWrittenOnOneStreamIsReadOnAnother) {
+  SKIP_WITHOUT_GPU();
+  const GpuKernel *kernel = findKernel("f16_d128_g4_p16_causal");
+  ASSERT_NE(kernel, nullptr);
+  kvrt_cache_desc desc = makeDesc(4, kernel->headDim, kernel->dtype, 16, 4096);
+  Twins twins(desc, 1024);
+  ASSERT_TRUE(twins.ok());
+  std::mt19937 rng(11);
+  auto fill = [&](int count) {
+    std::vector<int32_t> ids;
+    for (int i = 0; i < count; ++i) {
+      ids.push_back(twins.newSequence());
+      twins.append({ids.back()}, 300 + 7 * i, rng);
+    }
+    return ids;
+  };
+  const std::vector<int32_t> x = fill(3);
+  ASSERT_FALSE(HasFatalFailure());
+  expectAttentionMatches(twins, *kernel, x, 1, rng); // mirrors X
+  for (int32_t id : x)
+    for (const PoolPtr &pool : twins.pools)
+      ASSERT_EQ(kvrt_sequence_destroy(pool.get(), id), KVRT_OK)
+          << kvrt_last_error();
+  const std::vector<int32_t> z = fill(3); // takes X's pages
+  const std::vector<int32_t> y = fill(3); // fresh pages, X's regions next
+  ASSERT_FALSE(HasFatalFailure());
+  cudaStream_t streams[2];
+  for (cudaStream_t &stream : streams)
+    ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+              cudaSuccess);
+  TwinAttention written(twins, *kernel, y, 1, rng);
+  TwinAttention read(twins, *kernel, y, 1, rng);
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(holdStream(streams[0], 20000));
+  written.launch(streams[0]);
+  read.launch(streams[1]);
+  ASSERT_FALSE(HasFatalFailure());
+  written.result();
+  read.result();
   for (cudaStream_t stream : streams)
     ASSERT_EQ(cudaStreamDestroy(stream), cudaSuccess);
 }
