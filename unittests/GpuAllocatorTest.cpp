@@ -227,6 +227,24 @@ struct TwinAttention {
   std::unique_ptr<DeviceCopy> deviceQueries, deviceOut;
 };
 
+/// Two non-blocking streams, finished and destroyed at scope exit.
+struct TwoStreams {
+  cudaStream_t stream[2] = {nullptr, nullptr};
+  TwoStreams() {
+    for (cudaStream_t &s : stream)
+      EXPECT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking),
+                cudaSuccess);
+  }
+  ~TwoStreams() {
+    for (cudaStream_t s : stream) {
+      EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+      EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+    }
+  }
+  TwoStreams(const TwoStreams &) = delete;
+  TwoStreams &operator=(const TwoStreams &) = delete;
+};
+
 /// Runs `kernel` on the device twin and kvrt_attention_host on the host
 /// twin; expects agreement within the dtype's tolerance and exact zeros for
 /// the q heads of kv heads that hold no token of a sequence.
@@ -375,10 +393,9 @@ TEST(GpuAllocatorStreamsTest, LaunchesOnTwoStreamsKeepTheirTables) {
   otherBatch.push_back(longBatch[3]);
   const std::vector<int32_t> smallBatch = {longBatch[2], longBatch[9],
                                            longBatch[5]};
-  cudaStream_t streams[2];
-  for (cudaStream_t &stream : streams)
-    ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
-              cudaSuccess);
+  TwoStreams two;
+  ASSERT_FALSE(HasFailure());
+  cudaStream_t *streams = two.stream;
   for (int round = 0; round < 2; ++round) {
     TwinAttention first(twins, *kernel, longBatch, 1, rng);
     TwinAttention small(twins, *kernel, smallBatch, 1, rng);
@@ -395,8 +412,6 @@ TEST(GpuAllocatorStreamsTest, LaunchesOnTwoStreamsKeepTheirTables) {
       call->result();
     ASSERT_FALSE(HasFailure()) << "round " << round;
   }
-  for (cudaStream_t stream : streams)
-    ASSERT_EQ(cudaStreamDestroy(stream), cudaSuccess);
 }
 
 // A launch that uploads nothing must still wait for the arena writes of a
@@ -432,10 +447,9 @@ TEST(GpuAllocatorStreamsTest, ArenaWrittenOnOneStreamIsReadOnAnother) {
   const std::vector<int32_t> z = fill(3); // takes X's pages
   const std::vector<int32_t> y = fill(3); // fresh pages, X's regions next
   ASSERT_FALSE(HasFatalFailure());
-  cudaStream_t streams[2];
-  for (cudaStream_t &stream : streams)
-    ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
-              cudaSuccess);
+  TwoStreams two;
+  ASSERT_FALSE(HasFailure());
+  cudaStream_t *streams = two.stream;
   TwinAttention written(twins, *kernel, y, 1, rng);
   TwinAttention read(twins, *kernel, y, 1, rng);
   ASSERT_FALSE(HasFailure());
@@ -445,8 +459,6 @@ TEST(GpuAllocatorStreamsTest, ArenaWrittenOnOneStreamIsReadOnAnother) {
   ASSERT_FALSE(HasFatalFailure());
   written.result();
   read.result();
-  for (cudaStream_t stream : streams)
-    ASSERT_EQ(cudaStreamDestroy(stream), cudaSuccess);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -27,8 +27,6 @@ import os
 import sys
 
 import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_decode as b  # noqa: E402
@@ -62,17 +60,7 @@ def main():
         kv_bytes = 2 * B * HKV * S * HEAD_DIM * 2
         ref = b.reference(q, k, v)
         row = dict(hq=HQ, hkv=HKV, B=B, S=S, d=HEAD_DIM, kv_bytes=kv_bytes)
-        for name, backend in [("cudnn", SDPBackend.CUDNN_ATTENTION),
-                              ("flash", SDPBackend.FLASH_ATTENTION)]:
-            try:
-                with sdpa_kernel([backend]):
-                    fn = lambda: F.scaled_dot_product_attention(
-                        q, k, v, enable_gqa=True)
-                    row[f"{name}_err"] = b.rel_error(fn(), ref)
-                    row[f"{name}_ms"] = b.time_ms(fn)
-                    row[f"{name}_isolated_ms"] = b.isolated_ms(fn)
-            except Exception as ex:  # report, keep going
-                row[f"{name}_error"] = str(ex)[:200]
+        b.measure_sdpa(row, q, k, v, ref)
         qk = q.transpose(1, 2).contiguous()
         out = torch.empty_like(qk)
         for page in PAGES:

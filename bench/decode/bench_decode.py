@@ -456,6 +456,25 @@ def reference(q, k, v):
     return out
 
 
+def measure_sdpa(row, q, k, v, ref):
+    """torch SDPA's cuDNN and flash backends on the contiguous cache (q
+    [B, Hq, 1, d], k/v [B, Hkv, S, d], enable_gqa=True): checks against
+    `ref`, times back to back and isolated; fills row[{cudnn,flash}_{err,
+    ms,isolated_ms}], or {name}_error where a backend cannot run it."""
+    for name, backend in [("cudnn", SDPBackend.CUDNN_ATTENTION),
+                          ("flash", SDPBackend.FLASH_ATTENTION)]:
+        try:
+            with sdpa_kernel([backend]):
+                fn = lambda: F.scaled_dot_product_attention(
+                    q, k, v, enable_gqa=True)
+                err = rel_error(fn(), ref)
+                row[f"{name}_ms"] = time_ms(fn)
+                row[f"{name}_isolated_ms"] = isolated_ms(fn)
+            row[f"{name}_err"] = err
+        except Exception as ex:  # report, keep going
+            row[f"{name}_error"] = str(ex)[:200]
+
+
 def checked_run(fn, out, ref):
     """Poisons `out` with NaN, runs `fn` once and returns the relative error
     of `out` (kvcc's [B, T, Hq, d] order) against `ref` ([B, Hq, T, d])."""
@@ -529,18 +548,7 @@ def main():
             scale = 1.0 / math.sqrt(HEAD_DIM)
             ref = reference(q, k, v)
             row = dict(hq=hq, hkv=hkv, B=B, S=S, d=HEAD_DIM, kv_bytes=kv_bytes)
-            for name, backend in [("cudnn", SDPBackend.CUDNN_ATTENTION),
-                                  ("flash", SDPBackend.FLASH_ATTENTION)]:
-                try:
-                    with sdpa_kernel([backend]):
-                        fn = lambda: F.scaled_dot_product_attention(
-                            q, k, v, enable_gqa=True)
-                        err = rel_error(fn(), ref)
-                        row[f"{name}_ms"] = time_ms(fn)
-                        row[f"{name}_isolated_ms"] = isolated_ms(fn)
-                    row[f"{name}_err"] = err
-                except Exception as ex:  # report, keep going
-                    row[f"{name}_error"] = str(ex)[:200]
+            measure_sdpa(row, q, k, v, ref)
             # kvcc: queries/outputs [B, 1, Hq, d] = q's memory order.
             qk = q.transpose(1, 2).contiguous()
             fi_pages = {}
