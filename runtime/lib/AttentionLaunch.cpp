@@ -21,7 +21,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <string>
 #include <utility>
 #include <vector>
 
@@ -131,10 +130,9 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
       return cache->scratch.markInUse(stream, fn);
     // The attention kernel may be queued even though a later step failed
     // (the merge's launch): it reads the scratch buffer and the arena, so
-    // the next upload must still wait for it. Keep the first error.
-    const std::string message = kvrt_last_error();
-    (void)cache->scratch.markInUse(stream, fn);
-    return kvrt::fail(launched, "%s", message.c_str());
+    // the next upload must still wait for it.
+    return kvrt::afterQueued(
+        launched, [&] { return cache->scratch.markInUse(stream, fn); });
   });
 }
 

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <limits>
 #include <new>
-#include <string>
 
 namespace {
 
@@ -190,13 +189,9 @@ kvrt_status kvrt::getDeviceTables(const kvrt_cache *cache,
     tables = static_cast<int32_t *>(buffer);
     // From here on work is queued: a failure must still record it, so that
     // the next writer waits for it.
-    auto queued = [&](kvrt_status status) -> kvrt_status {
-      if (status != KVRT_OK) {
-        const std::string message = kvrt_last_error();
-        (void)cache->scratch.markInUse(stream, fn);
-        return fail(status, "%s", message.c_str());
-      }
-      return KVRT_OK;
+    auto queued = [&](kvrt_status status) {
+      return afterQueued(status,
+                         [&] { return cache->scratch.markInUse(stream, fn); });
     };
     if (plan.uploadArena && shadowSlots > 0)
       KVRT_RETURN_IF_ERROR(queued(cuda::copyToDeviceAsync(

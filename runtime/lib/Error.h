@@ -13,6 +13,7 @@
 
 #include <exception>
 #include <new>
+#include <string>
 
 namespace kvrt {
 
@@ -58,6 +59,18 @@ inline kvrt_status checkPositive(long long value, const char *function,
     return KVRT_OK;
   return fail(KVRT_ERROR_INVALID_ARGUMENT, "%s: %s must be positive, got %lld",
               function, argument, value);
+}
+
+/// For steps after which work may already be queued: returns `status`, and
+/// when it failed first runs `cleanup` (a call recording that work; its own
+/// failure is ignored) without losing the step's error message.
+template <typename Cleanup>
+kvrt_status afterQueued(kvrt_status status, Cleanup &&cleanup) {
+  if (status == KVRT_OK)
+    return KVRT_OK;
+  const std::string message = kvrt_last_error();
+  (void)cleanup();
+  return fail(status, "%s", message.c_str());
 }
 
 } // namespace kvrt

@@ -28,7 +28,6 @@
 #include <limits>
 #include <map>
 #include <mutex>
-#include <string>
 #include <tuple>
 #include <utility>
 
@@ -729,7 +728,6 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   }
   if (status == KVRT_OK)
     return workspace.release(cudaStream, function);
-  const std::string message = kvrt_last_error();
-  (void)workspace.release(cudaStream, function);
-  return kvrt::fail(status, "%s", message.c_str());
+  return kvrt::afterQueued(
+      status, [&] { return workspace.release(cudaStream, function); });
 }
