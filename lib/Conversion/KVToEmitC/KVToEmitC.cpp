@@ -41,8 +41,8 @@ constexpr llvm::StringLiteral kAttentionThreads =
 constexpr llvm::StringLiteral kPrefillMinBlocks =
     "kvrt::device::kPrefillMinBlocks";
 /// __launch_bounds__ of decode-only kernels, per template arguments: up to
-/// kWideDecodeThreads threads where the tensor-core body runs (the runtime
-/// launches such blocks for about one row per SM).
+/// kWideDecodeThreads threads where the tensor-core body runs at head_dim
+/// 64/128 (the runtime launches such blocks for about one row per SM).
 constexpr llvm::StringLiteral kDecodeMaxThreads =
     "kvrt::device::kDecodeMaxThreads";
 constexpr llvm::StringLiteral kDecodeMinBlocks =
