@@ -420,7 +420,10 @@ TEST(GpuAllocatorStreamsTest, LaunchesOnTwoStreamsKeepTheirTables) {
 // Z, appended next), then sequences Y are filled: Y's first launch, on a
 // held stream 0, writes Y's page ids into X's old regions behind the hold;
 // the same batch launched at once on stream 1 has nothing to write and
-// would read X's ids (Z's keys) if it did not wait for stream 0.
+// would read X's ids (Z's keys) if it did not wait for stream 0. The calls
+// take 16 query tokens (64 rows of group 4: the prefill layout, no split):
+// split launches share the device's split-K workspace, whose own wait
+// would order them and hide a missing table wait.
 TEST(GpuAllocatorStreamsTest, ArenaWrittenOnOneStreamIsReadOnAnother) {
   SKIP_WITHOUT_GPU();
   const GpuKernel *kernel = findKernel("f16_d128_g4_p16_causal");
@@ -450,8 +453,8 @@ TEST(GpuAllocatorStreamsTest, ArenaWrittenOnOneStreamIsReadOnAnother) {
   TwoStreams two;
   ASSERT_FALSE(HasFailure());
   cudaStream_t *streams = two.stream;
-  TwinAttention written(twins, *kernel, y, 1, rng);
-  TwinAttention read(twins, *kernel, y, 1, rng);
+  TwinAttention written(twins, *kernel, y, 16, rng);
+  TwinAttention read(twins, *kernel, y, 16, rng);
   ASSERT_FALSE(HasFailure());
   ASSERT_TRUE(holdStream(streams[0], 20000));
   written.launch(streams[0]);
