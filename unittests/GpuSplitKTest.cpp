@@ -307,14 +307,16 @@ TEST(GpuSplitKTest, ManySplitsMergeInSeveralBatches) {
 TEST(GpuSplitKTest, KeyScoresMatchHost) {
   SKIP_WITHOUT_GPU();
   // Tensor-core and CUDA-core bodies, with and without splits, decode steps
-  // and causal chunks (a 70-token chunk keeps the one-token layout).
-  for (const char *name : {"f16_d128_g4_p16_causal", "bf16_d64_g8_p16_full",
-                           "f32_d64_g1_p16_causal", "f16_d256_g4_p32_causal",
-                           "simt_f16_d128_g4_p16_causal"})
+  // and causal chunks (a 70-token chunk keeps the one-token layout); an odd
+  // group (unpaired stores).
+  for (const char *name :
+       {"f16_d128_g4_p16_causal", "bf16_d64_g8_p16_full",
+        "f32_d64_g1_p16_causal", "f16_d256_g4_p32_causal",
+        "simt_f16_d128_g4_p16_causal", "decode_f16_d64_g3_p16_causal"})
     for (int tokens : {1, 5})
       for (int splits : {0, 7})
-        checkAgainstHost(kernelNamed(name), {1500, 33, 900}, tokens, splits,
-                         9, /*scored=*/true);
+        checkAgainstHost(kernelNamed(name), {1500, 33, 900}, tokens, splits, 9,
+                         /*scored=*/true);
   checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {300, 700}, 70, 0,
                    10, /*scored=*/true);
 }

@@ -29,6 +29,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 namespace {
@@ -39,6 +40,11 @@ using kvrt::cuda::SplitPlan;
 
 // SplitK.h's copies of the device templates' constants.
 static_assert(kvrt::cuda::kPrefillTileRows == kvrt::device::kPrefillRows);
+static_assert(
+    std::is_same_v<kvrt::device::ScoreValue<float>, float> &&
+        std::is_same_v<kvrt::device::ScoreValue<__half>, __half> &&
+        std::is_same_v<kvrt::device::ScoreValue<__nv_bfloat16>, __half>,
+    "accumulateKeyScores reads floats for fp32 kernels, else halves");
 static_assert(kvrt::cuda::kWideBlockThreads ==
               kvrt::device::kWideDecodeThreads);
 
@@ -223,42 +229,70 @@ __global__ void __launch_bounds__(kMergeThreads)
                     parts);
 }
 
-/// Threads of a key-score accumulation block; each takes one slot.
+/// Threads of a key-score accumulation block.
 constexpr int kKeyScoreThreads = 256;
+/// Slots of one key-score accumulation thread.
+constexpr int kKeyScoreSlotsPerThread = 4;
+/// Keys per maximum of the key-score hook's values (params.h).
+constexpr int kKeyScoreChunk = 16;
+static_assert(kKeyScoreChunk == kvrt::device::mma::kChunkKeys);
 
 /// The key-score hook's second pass: adds, for every slot of row (b, kv
 /// head h) = blockIdx.x, the probability its key got from each query token
-/// t and head g of the group, 2^(score - lse), over the keys each query saw
-/// (the kernels' causal rule). Grid (batch * num_kv_heads, slots / 256).
+/// t and head g of the group, over the keys each query saw (the kernels'
+/// causal rule): the kernel's value relative to its chunk's maximum m,
+/// times 2^(m - lse) (params.h). `Value` is the kernel's score type
+/// (kvrt::device::ScoreValue). Each thread takes kKeyScoreSlotsPerThread
+/// slots kKeyScoreThreads apart, so that its share of the row's indexing
+/// (divisions by runtime head counts) is paid once for them. Grid (batch *
+/// num_kv_heads, ceil(slots / (kKeyScoreThreads * kKeyScoreSlotsPerThread))).
+template <typename Value>
 __global__ void __launch_bounds__(kKeyScoreThreads)
     accumulateKeyScores(kvrt_attention_params p) {
+  constexpr int kSlots = kKeyScoreSlotsPerThread;
   const int row = blockIdx.x;
-  const int slot = blockIdx.y * kKeyScoreThreads + threadIdx.x;
+  const int begin = blockIdx.y * kKeyScoreThreads * kSlots + threadIdx.x;
   const int length = kvrt::device::rowLength(p, row);
-  if (slot >= length)
+  if (begin >= length)
     return;
   const int sequence = row / p.num_kv_heads;
-  const int kvHead = row % p.num_kv_heads;
+  const int kvHead = row - sequence * p.num_kv_heads;
   const int group = p.num_q_heads / p.num_kv_heads;
-  float sum = 0.0f;
+  float sums[kSlots];
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i)
+    sums[i] = 0.0f;
   for (int t = 0; t < p.num_tokens; ++t) {
-    int visible = p.causal ? length - p.num_tokens + t + 1 : length;
-    if (slot >= visible)
-      continue;
-    // Query rows first .. first + group - 1; their scores of this slot are
-    // contiguous (params.h).
+    const int visible = p.causal ? length - p.num_tokens + t + 1 : length;
+    // Query rows first .. first + group - 1; their values of a slot are
+    // contiguous, and so are their maxima of its chunk (params.h).
     const int64_t first =
         (int64_t(sequence) * p.num_tokens + t) * p.num_q_heads +
         int64_t(kvHead) * group;
-    const float *scores = p.score_scratch + first * p.key_scores_stride +
-                          int64_t(slot) * group;
+    const Value *values = static_cast<const Value *>(p.score_scratch) +
+                          first * p.key_scores_stride;
+    const float *maxima = p.score_max + first * p.score_chunks;
     for (int g = 0; g < group; ++g) {
       const float lse = p.row_lse[first + g];
-      if (lse != -INFINITY)
-        sum += exp2f(scores[g] - lse);
+      if (lse == -INFINITY)
+        continue;
+#pragma unroll
+      for (int i = 0; i < kSlots; ++i) {
+        const int slot = begin + i * kKeyScoreThreads;
+        if (slot < visible)
+          sums[i] +=
+              kvrt::device::toFloat(values[int64_t(slot) * group + g]) *
+              exp2f(maxima[int64_t(slot / kKeyScoreChunk) * group + g] - lse);
+      }
     }
   }
-  p.key_scores[int64_t(row) * p.key_scores_stride + slot] += sum;
+  float *scores = p.key_scores + int64_t(row) * p.key_scores_stride;
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) {
+    const int slot = begin + i * kKeyScoreThreads;
+    if (slot < length)
+      scores[slot] += sums[i];
+  }
 }
 
 /// Values asked of the CUDA runtime once per key: the first get() of a
@@ -656,17 +690,24 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   }
 
   // Workspace: split partials [slots x (head_dim + 1)], then for the
-  // key-score hook each query row's lse and its scores [heads x stride].
+  // key-score hook each query row's lse, its chunks' maxima [heads x
+  // chunks] and its per-key values [heads x stride] (params.h).
   const int64_t heads = rows * params.num_q_heads;
   const int64_t slots = plan.numSplits > 1 ? heads * plan.numSplits : 0;
-  // Each part starts 16-byte aligned (kernels store float2 scores).
+  // Each part starts 16-byte aligned (kernels store float2 maxima).
   auto aligned = [](int64_t floats) { return (floats + 3) / 4 * 4; };
   const int64_t partialFloats =
       slots ? aligned(slots * params.head_dim) + aligned(slots) : 0;
+  // The key-score hook: each query row's lse, its chunks' maxima and its
+  // per-key values (params.h; halves but for fp32 kernels).
+  const int64_t chunks =
+      (params.key_scores_stride + kKeyScoreChunk - 1) / kKeyScoreChunk;
+  const int64_t valueFloats = dtype == KVRT_DTYPE_F32
+                                  ? heads * params.key_scores_stride
+                                  : (heads * params.key_scores_stride + 1) / 2;
   const int64_t scoreFloats =
-      scored ? aligned(heads) + heads * params.key_scores_stride : 0;
-  const size_t bytes =
-      size_t(partialFloats + scoreFloats) * sizeof(float);
+      scored ? aligned(heads) + aligned(heads * chunks) + valueFloats : 0;
+  const size_t bytes = size_t(partialFloats + scoreFloats) * sizeof(float);
   // Asked before anything is queued, so that a failure leaves no half-done
   // launch behind.
   bool dependent = false;
@@ -684,7 +725,9 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   }
   if (scored) {
     params.row_lse = next;
-    params.score_scratch = next + aligned(heads);
+    params.score_max = params.row_lse + aligned(heads);
+    params.score_chunks = chunks;
+    params.score_scratch = params.score_max + aligned(heads * chunks);
   }
 
   kvrt_attention_params copy = params;
@@ -718,10 +761,15 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     const int64_t stride = params.key_scores_stride;
     const dim3 scoreGrid(
         unsigned(int64_t(params.batch) * params.num_kv_heads),
-        unsigned((stride + kKeyScoreThreads - 1) / kKeyScoreThreads));
+        unsigned((stride + kKeyScoreThreads * kKeyScoreSlotsPerThread - 1) /
+                 (kKeyScoreThreads * kKeyScoreSlotsPerThread)));
     if (stride > 0) {
-      accumulateKeyScores<<<scoreGrid, kKeyScoreThreads, 0, cudaStream>>>(
-          params);
+      if (dtype == KVRT_DTYPE_F32)
+        accumulateKeyScores<float>
+            <<<scoreGrid, kKeyScoreThreads, 0, cudaStream>>>(params);
+      else
+        accumulateKeyScores<__half>
+            <<<scoreGrid, kKeyScoreThreads, 0, cudaStream>>>(params);
       status =
           checkCuda(cudaGetLastError(), function, "accumulateKeyScores launch");
     }

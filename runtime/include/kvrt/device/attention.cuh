@@ -564,6 +564,85 @@ __device__ void poisonPartialState(const kvrt_attention_params &p,
   }
 }
 
+/// The largest score per head of the lane over the page's first
+/// `keysInPage` keys (reduced over the warp's key slots, so every lane of
+/// the same heads agrees). All lanes of the warp must call it.
+template <typename T, int HeadDim, int GroupSize, int PageSize>
+__device__ __forceinline__ void pageMaxima(
+    const char *page, int keysInPage,
+    const float (&query)[LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane]
+                        [RowSplit<T, HeadDim>::kElemsPerLane],
+    const LaneLayout<T, HeadDim, GroupSize> &lane,
+    float (&maxima)[LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane]) {
+  using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
+  using Layout = typename Shape::Layout;
+  constexpr int kHeads = Layout::kHeadsPerLane;
+#pragma unroll
+  for (int g = 0; g < kHeads; ++g)
+    maxima[g] = -INFINITY;
+#pragma unroll 1
+  for (int first = 0; first < keysInPage; first += Shape::kKeys) {
+    RawTile<T, HeadDim, PageSize, GroupSize> tile;
+    loadTile<T, HeadDim, PageSize, GroupSize>(page, first, keysInPage, lane,
+                                              tile);
+    float scores[Shape::kSteps][kHeads];
+    tileScores<T, HeadDim, GroupSize, PageSize>(tile, query, first, keysInPage,
+                                                lane, scores);
+#pragma unroll
+    for (int step = 0; step < Shape::kSteps; ++step)
+#pragma unroll
+      for (int g = 0; g < kHeads; ++g)
+        maxima[g] = fmaxf(maxima[g], scores[step][g]);
+  }
+#pragma unroll
+  for (int offset = Layout::kLanesPerSlot; offset < 32; offset *= 2)
+#pragma unroll
+    for (int g = 0; g < kHeads; ++g)
+      maxima[g] =
+          fmaxf(maxima[g], __shfl_xor_sync(0xffffffffu, maxima[g], offset));
+}
+
+/// Stores one tile's key-score hook values (params.h) for the lane's keys
+/// and heads: probabilities relative to `pageMax`, and (key slot 0) that
+/// maximum for each 16-key chunk of the page, whose first key in the row is
+/// `pageKey` (a multiple of PageSize, so of 16).
+template <typename T, int HeadDim, int GroupSize, int PageSize>
+__device__ __forceinline__ void storeTileScores(
+    const kvrt_attention_params &p, int64_t firstHead, int pageKey, int first,
+    int keysInPage, const LaneLayout<T, HeadDim, GroupSize> &lane,
+    const float (&scores)[TileShape<T, HeadDim, PageSize, GroupSize>::kSteps]
+                         [LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane],
+    const float (&pageMax)[LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane]) {
+  using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
+  using Layout = typename Shape::Layout;
+  constexpr int kHeads = Layout::kHeadsPerLane;
+  static_assert(PageSize % 16 == 0, "pages of whole 16-key chunks");
+  // Slot s's heads are contiguous: probs[s * GroupSize + head].
+  ScoreValue<T> *probs = static_cast<ScoreValue<T> *>(p.score_scratch) +
+                         firstHead * p.key_scores_stride;
+#pragma unroll
+  for (int step = 0; step < Shape::kSteps; ++step) {
+    const int key = first + step * Layout::kKeysPerWarp + lane.keySlot;
+    if (key < keysInPage)
+#pragma unroll
+      for (int g = 0; g < kHeads; ++g) {
+        const float prob = scores[step][g] == -INFINITY
+                               ? 0.0f
+                               : exp2f(scores[step][g] - pageMax[g]);
+        probs[int64_t(pageKey + key) * GroupSize + lane.firstHead + g] =
+            fromFloat<ScoreValue<T>>(prob);
+      }
+  }
+  if (first == 0 && lane.keySlot == 0) {
+    float *maxima = p.score_max + firstHead * p.score_chunks;
+    for (int chunk = 0; chunk * 16 < keysInPage; ++chunk)
+#pragma unroll
+      for (int g = 0; g < kHeads; ++g)
+        maxima[int64_t(pageKey / 16 + chunk) * GroupSize + lane.firstHead + g] =
+            pageMax[g];
+  }
+}
+
 /// The pages [begin, end) of a row that split `split` covers; the last
 /// split also takes any pages past num_splits * pages_per_split, so a row
 /// longer than the host planned for is still covered whole.
@@ -631,6 +710,12 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
     const int32_t nextId = nextIndex < range.end ? row.pages[nextIndex] : 0;
     const char *page = row.pageAddress(pageId);
     const int keysInPage = min(PageSize, numKeys - pageIndex * PageSize);
+    // The key-score hook stores probabilities relative to the page's
+    // maximum per head (params.h), so it scores the page once first.
+    float pageMax[kHeads];
+    if (p.key_scores)
+      pageMaxima<T, HeadDim, GroupSize, PageSize>(page, keysInPage, query, lane,
+                                                  pageMax);
 #pragma unroll 1
     for (int first = 0; first < keysInPage; first += Shape::kKeys) {
       RawTile<T, HeadDim, PageSize, GroupSize> tile;
@@ -639,21 +724,10 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
       float scores[Shape::kSteps][kHeads];
       tileScores<T, HeadDim, GroupSize, PageSize>(tile, query, first,
                                                   keysInPage, lane, scores);
-      if (p.key_scores && lane.laneInKey == 0) {
-        // The key-score hook (params.h): this key group's scores.
-        // Slot s's heads are contiguous: rows[s * GroupSize + head].
-        float *rows = p.score_scratch + firstHead * p.key_scores_stride;
-#pragma unroll
-        for (int step = 0; step < Shape::kSteps; ++step) {
-          const int key =
-              first + step * Layout::kKeysPerWarp + lane.keySlot;
-          if (key < keysInPage)
-#pragma unroll
-            for (int g = 0; g < kHeads; ++g)
-              rows[int64_t(pageIndex * PageSize + key) * GroupSize +
-                   lane.firstHead + g] = scores[step][g];
-        }
-      }
+      if (p.key_scores && lane.laneInKey == 0)
+        storeTileScores<T, HeadDim, GroupSize, PageSize>(
+            p, firstHead, pageIndex * PageSize, first, keysInPage, lane, scores,
+            pageMax);
       accumulateTile<T, HeadDim, GroupSize, PageSize>(tile, scores, state);
     }
     pageId = nextId;

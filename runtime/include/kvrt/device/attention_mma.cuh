@@ -247,15 +247,16 @@ template <int HeadDim> struct MmaState {
   float acc[HeadDim / 16][4];
 };
 
-/// Folds one loaded chunk whose first key is `firstKey` (keys at or past
-/// `endKey` are masked) into `state`.
-/// Where accumulateChunk writes scores for the key-score hook: head g's
-/// score of key s (counted as accumulateChunk's firstKey counts) goes to
-/// rows[s * heads + g] (params.h); null when the hook is off. Heads at or
-/// past `heads` are padding.
-struct ScoreSink {
-  float *rows = nullptr;
-  int heads = 0;
+/// Where accumulateChunk writes the key-score hook's values (params.h)
+/// for a group of `Heads` query heads, both pointers already at this
+/// lane's first entry (scoreSink): head 2c + h's probability of key
+/// firstKey + r (+ 8) relative to the running maximum after its chunk goes
+/// to probs[firstKey * Heads (+ 8 * Heads) + h], and lanes r = 0 store that
+/// maximum to maxima[(firstKey / 16) * Heads + h]; null when the hook is
+/// off.
+template <int Heads> struct ScoreSink {
+  __half *probs = nullptr;
+  float *maxima = nullptr;
 };
 
 /// A lane's Qᵀ fragments in registers (loadQueryFragments' words): words
@@ -274,14 +275,60 @@ struct SharedQuery {
   __device__ __forceinline__ uint2 step(int s) const { return lane[s * 32]; }
 };
 
+/// Stores a chunk's probabilities for the key-score hook: this lane's keys
+/// r and r + 8 (probs[0..1] and probs[2..3]) of heads 2c and 2c + 1, and
+/// lanes 0-3 the heads' running maxima they are relative to. With an even
+/// head count a key's two heads share one 4-byte store (the group's heads
+/// of 16 keys form one contiguous block); odd counts store them one by one.
+template <int Heads>
+__device__ __forceinline__ void
+storeScores(const ScoreSink<Heads> &sink, const float (&probs)[4],
+            const float (&maxima)[2], int firstKey, int r, int c, bool lowValid,
+            bool highValid) {
+  if (2 * c >= Heads)
+    return;
+  __half *low = sink.probs + firstKey * Heads;
+  __half *high = low + 8 * Heads;
+  // firstKey is a multiple of 16: the chunk's index.
+  float *maximum = sink.maxima + (firstKey / kChunkKeys) * Heads;
+  if constexpr (Heads % 2 == 0) {
+    if (lowValid)
+      *reinterpret_cast<__half2 *>(low) = __floats2half2_rn(probs[0], probs[1]);
+    if (highValid)
+      *reinterpret_cast<__half2 *>(high) =
+          __floats2half2_rn(probs[2], probs[3]);
+    if (r == 0)
+      *reinterpret_cast<float2 *>(maximum) = make_float2(maxima[0], maxima[1]);
+  } else {
+    const bool second = 2 * c + 1 < Heads;
+    if (lowValid) {
+      low[0] = __float2half_rn(probs[0]);
+      if (second)
+        low[1] = __float2half_rn(probs[1]);
+    }
+    if (highValid) {
+      high[0] = __float2half_rn(probs[2]);
+      if (second)
+        high[1] = __float2half_rn(probs[3]);
+    }
+    if (r == 0) {
+      maximum[0] = maxima[0];
+      if (second)
+        maximum[1] = maxima[1];
+    }
+  }
+}
+
+/// Folds one loaded chunk whose first key is `firstKey` (keys at or past
+/// `endKey` are masked) into `state`.
 /// `Chunk` gives the lane's raw vectors of the chunk (ChunkRegisters, or
 /// any type with the same keys() and values()); `Query` its Qᵀ fragments
 /// per k-step (RegisterQuery or SharedQuery).
-template <typename T, int HeadDim, typename Chunk, typename Query>
+template <typename T, int HeadDim, typename Chunk, typename Query, int Heads>
 __device__ __forceinline__ void
 accumulateChunk(const Chunk &chunk, const Query &query, float scaleLog2,
                 int firstKey, int endKey, int r, int c,
-                MmaState<HeadDim> &state, const ScoreSink &sink) {
+                MmaState<HeadDim> &state, const ScoreSink<Heads> &sink) {
   using Keys = KeyMap<T, HeadDim>;
   using Values = ValueMap<T, HeadDim>;
   // Sᵀ = K · Qᵀ: key vector i holds the columns of k-steps 2i and 2i + 1.
@@ -306,22 +353,6 @@ accumulateChunk(const Chunk &chunk, const Query &query, float scaleLog2,
   scores[1] = lowValid ? scores[1] * scaleLog2 : -INFINITY;
   scores[2] = highValid ? scores[2] * scaleLog2 : -INFINITY;
   scores[3] = highValid ? scores[3] * scaleLog2 : -INFINITY;
-  if (sink.rows) {
-    // Heads 2c and 2c + 1 of a key are adjacent: one 8-byte store each
-    // (the group's heads of 16 keys form one contiguous block).
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const bool valid = half == 0 ? lowValid : highValid;
-      float *slot =
-          sink.rows + int64_t(firstKey + r + 8 * half) * sink.heads + 2 * c;
-      if (valid && 2 * c + 1 < sink.heads)
-        *reinterpret_cast<float2 *>(slot) =
-            make_float2(scores[2 * half], scores[2 * half + 1]);
-      else if (valid && 2 * c < sink.heads)
-        *slot = scores[2 * half];
-    }
-  }
-
   float probs[4];
   float scale[2];
 #pragma unroll
@@ -339,6 +370,8 @@ accumulateChunk(const Chunk &chunk, const Query &query, float scaleLog2,
     state.sum[h] = state.sum[h] * scale[h] + probs[h] + probs[h + 2];
     state.max[h] = newMax;
   }
+  if (sink.probs)
+    storeScores(sink, probs, state.max, firstKey, r, c, lowValid, highValid);
 #pragma unroll
   for (int t = 0; t < Values::kTiles; ++t) {
     state.acc[t][0] *= scale[0];
@@ -475,14 +508,21 @@ __device__ __forceinline__ void resetState(MmaState<HeadDim> &state) {
       state.acc[t][i] = 0.0f;
 }
 
-/// Where a decode block's warps score keys for the key-score hook.
-__device__ __forceinline__ ScoreSink scoreSink(const kvrt_attention_params &p,
-                                               int64_t firstHead, int heads) {
-  ScoreSink sink;
+/// Lane (r, c)'s ScoreSink for a decode block of query heads firstHead ..
+/// firstHead + Heads - 1 whose keys start at the row's key `beginKey` (a
+/// whole number of pages, so of 16-key chunks).
+template <int Heads>
+__device__ __forceinline__ ScoreSink<Heads>
+scoreSink(const kvrt_attention_params &p, int64_t firstHead, int beginKey,
+          int r, int c) {
+  ScoreSink<Heads> sink;
   if (p.key_scores) {
     // Query group firstHead / G starts at (firstHead / G) * stride * G.
-    sink.rows = p.score_scratch + firstHead * p.key_scores_stride;
-    sink.heads = heads;
+    sink.probs = static_cast<__half *>(p.score_scratch) +
+                 firstHead * p.key_scores_stride +
+                 int64_t(beginKey + r) * Heads + 2 * c;
+    sink.maxima = p.score_max + firstHead * p.score_chunks +
+                  int64_t(beginKey / kChunkKeys) * Heads + 2 * c;
   }
   return sink;
 }
@@ -695,9 +735,8 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
   // ChunksPerStep consecutive chunks. The page ids
   // of the next step are read one step ahead, so their latency overlaps
   // this step's loads instead of preceding the next step's.
-  ScoreSink sink = scoreSink(p, firstHead, kHeads);
-  if (sink.rows)
-    sink.rows += int64_t(span.beginKey) * sink.heads;
+  const ScoreSink<kHeads> sink =
+      scoreSink<kHeads>(p, firstHead, span.beginKey, r, c);
   auto pageIds = [&](int step, int32_t(&ids)[ChunksPerStep]) {
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u) {

@@ -25,6 +25,11 @@ inline constexpr bool kIsSupportedElement =
 /// Elements of T in one 16-byte vector: the unit of every K/V load.
 template <typename T> inline constexpr int kVecElems = 16 / sizeof(T);
 
+/// The key-score hook's per-key value type for kernels of element T
+/// (params.h): fp32 kernels keep floats, fp16 and bf16 kernels IEEE halves.
+template <typename T>
+using ScoreValue = std::conditional_t<std::is_same_v<T, float>, float, __half>;
+
 /// Widens one element to fp32.
 __device__ __forceinline__ float toFloat(float x) { return x; }
 __device__ __forceinline__ float toFloat(__half x) { return __half2float(x); }

@@ -65,18 +65,26 @@ typedef struct kvrt_attention_params {
    * query rows; num_splits is then 1. */
   int32_t query_tile_rows;
   /* Per-key attention scores (the hook H2O needs), or null. With it, the
-   * kernel (one-token layout only) also writes every visible key's score
-   * (log2 units, after the scale) to score_scratch[(r * key_scores_stride +
-   * slot) * G + g] for query group r = (b * num_tokens + t) * num_kv_heads
-   * + h and its head g (the group's G heads of a key are contiguous), and,
-   * without splits, each query row q = r * G + g's log2-sum-exp to
-   * row_lse[q] (the merge kernel
-   * writes it with splits); the runtime then adds each slot's probability,
-   * summed over the group's heads and the tokens, to
-   * key_scores[(b * num_kv_heads + h) * key_scores_stride + slot]. */
+   * kernel (one-token layout only) also writes, for query group r = (b *
+   * num_tokens + t) * num_kv_heads + h, its head g (of G) and every visible
+   * key slot s, the key's probability relative to a maximum m of its
+   * 16-key chunk: exp2(score - m) (score in log2 units, after the scale),
+   * to score_scratch[(r * key_scores_stride + s) * G + g] (the group's
+   * heads of a key are contiguous) as a float for fp32 kernels and an IEEE
+   * half otherwise, and m to score_max[(r * score_chunks + s / 16) * G + g]
+   * (score_chunks = ceil(key_scores_stride / 16)); m may be any value not
+   * below the chunk's scores of that head (the bodies take their running
+   * maximum, or the page's). Without splits it also writes each query row
+   * q = r * G + g's log2-sum-exp to row_lse[q] (the merge kernel writes it
+   * with splits). The runtime then adds each slot's probability,
+   * score_scratch * 2^(m - row_lse), summed over the group's heads and the
+   * tokens, to key_scores[(b * num_kv_heads + h) * key_scores_stride +
+   * slot]. */
   float *key_scores;
   int64_t key_scores_stride;
-  float *score_scratch;
+  void *score_scratch;
+  float *score_max;
+  int64_t score_chunks;
   float *row_lse;
   /* Tables carried in the arguments themselves (small batches), so that a
    * launch needs no upload of them: when inline_rows > 0 (at most
