@@ -308,11 +308,12 @@ TEST(GpuSplitKTest, KeyScoresMatchHost) {
   SKIP_WITHOUT_GPU();
   // Tensor-core and CUDA-core bodies, with and without splits, decode steps
   // and causal chunks (a 70-token chunk keeps the one-token layout); an odd
-  // group (unpaired stores).
+  // group (unpaired stores); pages of 8 (chunks of one page).
   for (const char *name :
        {"f16_d128_g4_p16_causal", "bf16_d64_g8_p16_full",
         "f32_d64_g1_p16_causal", "f16_d256_g4_p32_causal",
-        "simt_f16_d128_g4_p16_causal", "decode_f16_d64_g3_p16_causal"})
+        "simt_f16_d128_g4_p16_causal", "decode_f16_d64_g3_p16_causal",
+        "f16_d64_g4_p8_causal"})
     for (int tokens : {1, 5})
       for (int splits : {0, 7})
         checkAgainstHost(kernelNamed(name), {1500, 33, 900}, tokens, splits, 9,

@@ -68,8 +68,9 @@ constexpr double kWaveEfficiencyTolerance = 0.85;
 /// are not split.
 constexpr double kFullChipFraction = 0.8;
 
-/// Most blocks gridDim.z may hold.
+/// Most blocks gridDim.z (and gridDim.y) may hold.
 constexpr int64_t kMaxGridZ = 65535;
+constexpr int64_t kMaxGridY = 65535;
 
 /// Running combination of split partial states: the largest lse seen
 /// (log2 units), the sum of the states' weights rescaled to it, and the
@@ -201,10 +202,12 @@ __device__ void mergeHead(const float *partialOut, const float *partialLse,
       for (int i = 0; i < N; ++i)
         result[vector * N + i] =
             kvrt::device::fromFloat<T>(state.acc[i] * scale);
-      // The key-score hook's log2-sum-exp of the row (null when off).
+      // The key-score hook's log2-sum-exp of the row (null when off): -inf
+      // for a row without keys, NaN for a poisoned one (NaN weight).
       if (rowLse && vector == 0)
-        rowLse[head] =
-            state.weight > 0.0f ? state.max + log2f(state.weight) : -INFINITY;
+        rowLse[head] = state.weight > 0.0f    ? state.max + log2f(state.weight)
+                       : state.weight == 0.0f ? -INFINITY
+                                              : __int_as_float(0x7fc00000);
     }
     __syncthreads(); // shared memory is reused by the next pass
   }
@@ -233,9 +236,12 @@ __global__ void __launch_bounds__(kMergeThreads)
 constexpr int kKeyScoreThreads = 256;
 /// Slots of one key-score accumulation thread.
 constexpr int kKeyScoreSlotsPerThread = 4;
-/// Keys per maximum of the key-score hook's values (params.h).
-constexpr int kKeyScoreChunk = 16;
-static_assert(kKeyScoreChunk == kvrt::device::mma::kChunkKeys);
+/// Slots of one key-score accumulation block.
+constexpr int kKeyScoreBlockSlots = kKeyScoreThreads * kKeyScoreSlotsPerThread;
+/// The key-score workspace's stride is a multiple of every chunk size.
+constexpr int kKeyScoreStrideUnit = 16;
+static_assert(kvrt::device::scoreChunkKeys(1024) == kKeyScoreStrideUnit &&
+              kvrt::device::mma::kChunkKeys == kKeyScoreStrideUnit);
 
 /// The key-score hook's second pass: adds, for every slot of row (b, kv
 /// head h) = blockIdx.x, the probability its key got from each query token
@@ -245,7 +251,7 @@ static_assert(kKeyScoreChunk == kvrt::device::mma::kChunkKeys);
 /// (kvrt::device::ScoreValue). Each thread takes kKeyScoreSlotsPerThread
 /// slots kKeyScoreThreads apart, so that its share of the row's indexing
 /// (divisions by runtime head counts) is paid once for them. Grid (batch *
-/// num_kv_heads, ceil(slots / (kKeyScoreThreads * kKeyScoreSlotsPerThread))).
+/// num_kv_heads, ceil(longest row / kKeyScoreBlockSlots)).
 template <typename Value>
 __global__ void __launch_bounds__(kKeyScoreThreads)
     accumulateKeyScores(kvrt_attention_params p) {
@@ -258,6 +264,9 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
   const int sequence = row / p.num_kv_heads;
   const int kvHead = row - sequence * p.num_kv_heads;
   const int group = p.num_q_heads / p.num_kv_heads;
+  // Chunks of C = scoreChunkKeys(page_size) keys, a power of two.
+  const int chunkShift = __ffs(kvrt::device::scoreChunkKeys(p.page_size)) - 1;
+  const int64_t chunks = p.score_stride >> chunkShift;
   float sums[kSlots];
 #pragma unroll
   for (int i = 0; i < kSlots; ++i)
@@ -269,9 +278,9 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
     const int64_t first =
         (int64_t(sequence) * p.num_tokens + t) * p.num_q_heads +
         int64_t(kvHead) * group;
-    const Value *values = static_cast<const Value *>(p.score_scratch) +
-                          first * p.key_scores_stride;
-    const float *maxima = p.score_max + first * p.score_chunks;
+    const Value *values =
+        static_cast<const Value *>(p.score_scratch) + first * p.score_stride;
+    const float *maxima = p.score_max + first * chunks;
     for (int g = 0; g < group; ++g) {
       const float lse = p.row_lse[first + g];
       if (lse == -INFINITY)
@@ -282,7 +291,7 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
         if (slot < visible)
           sums[i] +=
               kvrt::device::toFloat(values[int64_t(slot) * group + g]) *
-              exp2f(maxima[int64_t(slot / kKeyScoreChunk) * group + g] - lse);
+              exp2f(maxima[int64_t(slot >> chunkShift) * group + g] - lse);
       }
     }
   }
@@ -699,12 +708,22 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   const int64_t partialFloats =
       slots ? aligned(slots * params.head_dim) + aligned(slots) : 0;
   // The key-score hook: each query row's lse, its chunks' maxima and its
-  // per-key values (params.h; halves but for fp32 kernels).
+  // per-key values (params.h; halves but for fp32 kernels), score_stride
+  // slots a row (the longest row, not the caller's key_scores_stride).
+  const int64_t scoreStride = (maxLength + kKeyScoreStrideUnit - 1) /
+                              kKeyScoreStrideUnit * kKeyScoreStrideUnit;
   const int64_t chunks =
-      (params.key_scores_stride + kKeyScoreChunk - 1) / kKeyScoreChunk;
-  const int64_t valueFloats = dtype == KVRT_DTYPE_F32
-                                  ? heads * params.key_scores_stride
-                                  : (heads * params.key_scores_stride + 1) / 2;
+      scoreStride / kvrt::device::scoreChunkKeys(params.page_size);
+  const int64_t valueFloats =
+      dtype == KVRT_DTYPE_F32 ? heads * scoreStride : heads * scoreStride / 2;
+  const int64_t scoreBlocks =
+      (maxLength + kKeyScoreBlockSlots - 1) / kKeyScoreBlockSlots;
+  if (scored && scoreBlocks > kMaxGridY)
+    return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
+                      "%s: rows of %lld tokens exceed the key-score "
+                      "accumulation's grid (%lld tokens at most)",
+                      function, static_cast<long long>(maxLength),
+                      static_cast<long long>(kMaxGridY * kKeyScoreBlockSlots));
   const int64_t scoreFloats =
       scored ? aligned(heads) + aligned(heads * chunks) + valueFloats : 0;
   const size_t bytes = size_t(partialFloats + scoreFloats) * sizeof(float);
@@ -726,7 +745,7 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   if (scored) {
     params.row_lse = next;
     params.score_max = params.row_lse + aligned(heads);
-    params.score_chunks = chunks;
+    params.score_stride = scoreStride;
     params.score_scratch = params.score_max + aligned(heads * chunks);
   }
 
@@ -757,13 +776,11 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     status = checkCuda(error, function, "mergeSplits launch");
   }
   if (scored && status == KVRT_OK) {
-    // Every row's slots lie below the stride (checked by the caller).
-    const int64_t stride = params.key_scores_stride;
-    const dim3 scoreGrid(
-        unsigned(int64_t(params.batch) * params.num_kv_heads),
-        unsigned((stride + kKeyScoreThreads * kKeyScoreSlotsPerThread - 1) /
-                 (kKeyScoreThreads * kKeyScoreSlotsPerThread)));
-    if (stride > 0) {
+    // Every row's slots lie below maxLength, and so below the caller's
+    // key_scores_stride (checked by the caller).
+    const dim3 scoreGrid(unsigned(int64_t(params.batch) * params.num_kv_heads),
+                         unsigned(scoreBlocks));
+    if (scoreBlocks > 0) {
       if (dtype == KVRT_DTYPE_F32)
         accumulateKeyScores<float>
             <<<scoreGrid, kKeyScoreThreads, 0, cudaStream>>>(params);

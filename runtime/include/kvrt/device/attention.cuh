@@ -546,8 +546,9 @@ writePartialState(const AttentionShared<HeadDim, GroupSize> &shared,
 }
 
 /// On a refused launch with a workspace: makes the merge kernel, which
-/// overwrites the output, produce NaN too (NaN outputs of weight 1) for the
-/// block's heads, when they lie inside the workspace the launch describes.
+/// overwrites the output, produce NaN too (NaN outputs and lse, so a NaN
+/// weight and, for the key-score hook, a NaN row lse) for the block's
+/// heads, when they lie inside the workspace the launch describes.
 template <int HeadDim, int GroupSize>
 __device__ void poisonPartialState(const kvrt_attention_params &p,
                                    int64_t firstHead, int split,
@@ -560,7 +561,7 @@ __device__ void poisonPartialState(const kvrt_attention_params &p,
     const int64_t slot = (firstHead + i / HeadDim) * p.num_splits + split;
     p.partial_out[slot * HeadDim + i % HeadDim] = __int_as_float(0x7fc00000);
     if (i % HeadDim == 0)
-      p.partial_lse[slot] = 0.0f;
+      p.partial_lse[slot] = __int_as_float(0x7fc00000);
   }
 }
 
@@ -604,8 +605,8 @@ __device__ __forceinline__ void pageMaxima(
 
 /// Stores one tile's key-score hook values (params.h) for the lane's keys
 /// and heads: probabilities relative to `pageMax`, and (key slot 0) that
-/// maximum for each 16-key chunk of the page, whose first key in the row is
-/// `pageKey` (a multiple of PageSize, so of 16).
+/// maximum for each chunk of the page, whose first key in the row is
+/// `pageKey` (a multiple of PageSize, so of the chunk size).
 template <typename T, int HeadDim, int GroupSize, int PageSize>
 __device__ __forceinline__ void storeTileScores(
     const kvrt_attention_params &p, int64_t firstHead, int pageKey, int first,
@@ -616,10 +617,11 @@ __device__ __forceinline__ void storeTileScores(
   using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
   using Layout = typename Shape::Layout;
   constexpr int kHeads = Layout::kHeadsPerLane;
-  static_assert(PageSize % 16 == 0, "pages of whole 16-key chunks");
+  constexpr int kChunk = scoreChunkKeys(PageSize);
+  static_assert(PageSize % kChunk == 0, "pages of whole chunks");
   // Slot s's heads are contiguous: probs[s * GroupSize + head].
   ScoreValue<T> *probs = static_cast<ScoreValue<T> *>(p.score_scratch) +
-                         firstHead * p.key_scores_stride;
+                         firstHead * p.score_stride;
 #pragma unroll
   for (int step = 0; step < Shape::kSteps; ++step) {
     const int key = first + step * Layout::kKeysPerWarp + lane.keySlot;
@@ -634,12 +636,12 @@ __device__ __forceinline__ void storeTileScores(
       }
   }
   if (first == 0 && lane.keySlot == 0) {
-    float *maxima = p.score_max + firstHead * p.score_chunks;
-    for (int chunk = 0; chunk * 16 < keysInPage; ++chunk)
+    float *maxima = p.score_max + firstHead * (p.score_stride / kChunk);
+    for (int chunk = 0; chunk * kChunk < keysInPage; ++chunk)
 #pragma unroll
       for (int g = 0; g < kHeads; ++g)
-        maxima[int64_t(pageKey / 16 + chunk) * GroupSize + lane.firstHead + g] =
-            pageMax[g];
+        maxima[int64_t(pageKey / kChunk + chunk) * GroupSize + lane.firstHead +
+               g] = pageMax[g];
   }
 }
 
@@ -824,6 +826,11 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
                                          quietNaN<T>());
       poisonPartialState<HeadDim, GroupSize>(p, firstHead, split,
                                              outElements / HeadDim);
+      // The key-score hook's lse (written by the merge with splits, whose
+      // poisoned lse makes it NaN): the accumulation then adds NaN instead
+      // of the workspace this block did not write.
+      if (p.row_lse && p.num_splits <= 1 && threadIdx.x < GroupSize)
+        p.row_lse[firstHead + threadIdx.x] = __int_as_float(0x7fc00000);
     }
     return;
   }

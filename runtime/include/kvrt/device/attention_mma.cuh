@@ -250,7 +250,7 @@ template <int HeadDim> struct MmaState {
 /// Where accumulateChunk writes the key-score hook's values (params.h)
 /// for a group of `Heads` query heads, both pointers already at this
 /// lane's first entry (scoreSink): head 2c + h's probability of key
-/// firstKey + r (+ 8) relative to the running maximum after its chunk goes
+/// firstKey + r (+ 8) relative to the chunk's maximum for that head goes
 /// to probs[firstKey * Heads (+ 8 * Heads) + h], and lanes r = 0 store that
 /// maximum to maxima[(firstKey / 16) * Heads + h]; null when the hook is
 /// off.
@@ -275,19 +275,25 @@ struct SharedQuery {
   __device__ __forceinline__ uint2 step(int s) const { return lane[s * 32]; }
 };
 
-/// Stores a chunk's probabilities for the key-score hook: this lane's keys
-/// r and r + 8 (probs[0..1] and probs[2..3]) of heads 2c and 2c + 1, and
-/// lanes 0-3 the heads' running maxima they are relative to. With an even
+/// Stores a chunk's values for the key-score hook: this lane's keys r and
+/// r + 8 (scores[0..1] and scores[2..3], log2 units, -inf where masked) of
+/// heads 2c and 2c + 1 relative to the chunk's maxima for those heads
+/// (`maxima`, which lanes 0-3 store; the largest value of a head is 1, so
+/// the halves keep 11 bits of every term within 2^-14 of it). With an even
 /// head count a key's two heads share one 4-byte store (the group's heads
 /// of 16 keys form one contiguous block); odd counts store them one by one.
 template <int Heads>
 __device__ __forceinline__ void
-storeScores(const ScoreSink<Heads> &sink, const float (&probs)[4],
+storeScores(const ScoreSink<Heads> &sink, const float (&scores)[4],
             const float (&maxima)[2], int firstKey, int r, int c, bool lowValid,
             bool highValid) {
   if (2 * c >= Heads)
     return;
-  __half *low = sink.probs + firstKey * Heads;
+  float probs[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    probs[i] = scores[i] == -INFINITY ? 0.0f : exp2f(scores[i] - maxima[i % 2]);
+  __half *low = sink.probs + int64_t(firstKey) * Heads;
   __half *high = low + 8 * Heads;
   // firstKey is a multiple of 16: the chunk's index.
   float *maximum = sink.maxima + (firstKey / kChunkKeys) * Heads;
@@ -355,14 +361,16 @@ accumulateChunk(const Chunk &chunk, const Query &query, float scaleLog2,
   scores[3] = highValid ? scores[3] * scaleLog2 : -INFINITY;
   float probs[4];
   float scale[2];
+  float chunkMax[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    float chunkMax = fmaxf(scores[h], scores[h + 2]);
+    chunkMax[h] = fmaxf(scores[h], scores[h + 2]);
     // Lanes with the same c hold the same heads: reduce over r.
 #pragma unroll
     for (int offset = 4; offset < 32; offset *= 2)
-      chunkMax = fmaxf(chunkMax, __shfl_xor_sync(0xffffffffu, chunkMax, offset));
-    const float newMax = fmaxf(state.max[h], chunkMax);
+      chunkMax[h] =
+          fmaxf(chunkMax[h], __shfl_xor_sync(0xffffffffu, chunkMax[h], offset));
+    const float newMax = fmaxf(state.max[h], chunkMax[h]);
     scale[h] = rescaleFactor(state.max[h], newMax);
     probs[h] = scores[h] == -INFINITY ? 0.0f : exp2f(scores[h] - newMax);
     probs[h + 2] =
@@ -371,7 +379,7 @@ accumulateChunk(const Chunk &chunk, const Query &query, float scaleLog2,
     state.max[h] = newMax;
   }
   if (sink.probs)
-    storeScores(sink, probs, state.max, firstKey, r, c, lowValid, highValid);
+    storeScores(sink, scores, chunkMax, firstKey, r, c, lowValid, highValid);
 #pragma unroll
   for (int t = 0; t < Values::kTiles; ++t) {
     state.acc[t][0] *= scale[0];
@@ -518,10 +526,12 @@ scoreSink(const kvrt_attention_params &p, int64_t firstHead, int beginKey,
   ScoreSink<Heads> sink;
   if (p.key_scores) {
     // Query group firstHead / G starts at (firstHead / G) * stride * G.
+    // Pages of the tensor-core body hold whole 16-key chunks (params.h's
+    // C is 16).
     sink.probs = static_cast<__half *>(p.score_scratch) +
-                 firstHead * p.key_scores_stride +
-                 int64_t(beginKey + r) * Heads + 2 * c;
-    sink.maxima = p.score_max + firstHead * p.score_chunks +
+                 firstHead * p.score_stride + int64_t(beginKey + r) * Heads +
+                 2 * c;
+    sink.maxima = p.score_max + firstHead * (p.score_stride / kChunkKeys) +
                   int64_t(beginKey / kChunkKeys) * Heads + 2 * c;
   }
   return sink;

@@ -50,7 +50,7 @@ template <int PageSize, int Keys> struct TilePages {
 template <typename T, int HeadDim, int PageSize, int Keys>
 __device__ __forceinline__ TilePages<PageSize, Keys>
 tilePages(const PagedRow &row, int first, int length) {
-  TilePages<PageSize, Keys> result;
+  TilePages<PageSize, Keys> result{};
   if constexpr (kWholePasses<T, HeadDim, PageSize, Keys>) {
     const int firstPage = first / PageSize;
     const int pages = (length - first + PageSize - 1) / PageSize;

@@ -30,6 +30,13 @@ template <typename T> inline constexpr int kVecElems = 16 / sizeof(T);
 template <typename T>
 using ScoreValue = std::conditional_t<std::is_same_v<T, float>, float, __half>;
 
+/// Keys per maximum of the key-score hook's values (params.h's C) for
+/// pages of `pageSize` tokens: 16, or the page where it is smaller (so a
+/// chunk never spans pages that different warps or splits take).
+__host__ __device__ constexpr int scoreChunkKeys(int pageSize) {
+  return pageSize < 16 ? pageSize : 16;
+}
+
 /// Widens one element to fp32.
 __device__ __forceinline__ float toFloat(float x) { return x; }
 __device__ __forceinline__ float toFloat(__half x) { return __half2float(x); }

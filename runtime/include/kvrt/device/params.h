@@ -67,24 +67,24 @@ typedef struct kvrt_attention_params {
   /* Per-key attention scores (the hook H2O needs), or null. With it, the
    * kernel (one-token layout only) also writes, for query group r = (b *
    * num_tokens + t) * num_kv_heads + h, its head g (of G) and every visible
-   * key slot s, the key's probability relative to a maximum m of its
-   * 16-key chunk: exp2(score - m) (score in log2 units, after the scale),
-   * to score_scratch[(r * key_scores_stride + s) * G + g] (the group's
-   * heads of a key are contiguous) as a float for fp32 kernels and an IEEE
-   * half otherwise, and m to score_max[(r * score_chunks + s / 16) * G + g]
-   * (score_chunks = ceil(key_scores_stride / 16)); m may be any value not
-   * below the chunk's scores of that head (the bodies take their running
-   * maximum, or the page's). Without splits it also writes each query row
-   * q = r * G + g's log2-sum-exp to row_lse[q] (the merge kernel writes it
-   * with splits). The runtime then adds each slot's probability,
-   * score_scratch * 2^(m - row_lse), summed over the group's heads and the
-   * tokens, to key_scores[(b * num_kv_heads + h) * key_scores_stride +
-   * slot]. */
+   * key slot s, the key's probability relative to a maximum m of the
+   * scores of its chunk (slots s / C * C .. + C - 1, C = min(16,
+   * page_size)) for that head: exp2(score - m) (score in log2 units, after
+   * the scale) to score_scratch[(r * score_stride + s) * G + g] (the
+   * group's heads of a key are contiguous) as a float for fp32 kernels and
+   * an IEEE half otherwise, and m to score_max[(r * (score_stride / C) + s
+   * / C) * G + g]. m must not be below the chunk's scores of that head; the
+   * tensor-core body takes the chunk's maximum, the CUDA-core body its
+   * page's. Without splits it also writes each query row q = r * G + g's
+   * log2-sum-exp to row_lse[q] (the merge kernel writes it with splits).
+   * The runtime then adds each slot's probability, score_scratch * 2^(m -
+   * row_lse), summed over the group's heads and the tokens, to
+   * key_scores[(b * num_kv_heads + h) * key_scores_stride + slot].
+   * score_max and score_stride (slots per query group in the workspace: the
+   * launch's longest row rounded up to 16) follow inline_starts. */
   float *key_scores;
   int64_t key_scores_stride;
   void *score_scratch;
-  float *score_max;
-  int64_t score_chunks;
   float *row_lse;
   /* Tables carried in the arguments themselves (small batches), so that a
    * launch needs no upload of them: when inline_rows > 0 (at most
@@ -99,6 +99,12 @@ typedef struct kvrt_attention_params {
   int32_t inline_rows;
   int32_t inline_lens[KVRT_INLINE_ROWS];
   int32_t inline_starts[KVRT_INLINE_ROWS];
+  /* The key-score hook's chunk maxima and workspace stride (see key_scores
+   * above). Kernels must be compiled against the kvrt headers of the
+   * runtime that launches them: this layout and the hook's format change
+   * between versions. */
+  float *score_max;
+  int64_t score_stride;
 } kvrt_attention_params;
 
 #ifdef __cplusplus
