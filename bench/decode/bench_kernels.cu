@@ -337,8 +337,55 @@ __global__ __launch_bounds__(128) void kvcc_prefill_2blocks(
     kvrt::device::pagedPrefillMmaBody<__nv_bfloat16, 128, 4, 16, true>(p);
 }
 
+// The wgmma prefill body in kernels without the mma.sync prefill body
+// (sm_90a builds never run it: the runtime passes the wgmma body's shared
+// memory there), its decode layout on CUDA cores (simtdecode) or tensor
+// cores (nommasync): how the rest of the kernel changes ptxas's allocation
+// of the tile loop.
+template <bool MmaDecode>
+__device__ void prefillWgmmaKernel(const kvrt_attention_params &p) {
+  using namespace kvrt::device;
+  if (p.query_tile_rows != 0) {
+    if constexpr (kDeviceHasWgmma) {
+      if (prefillLaunchMatches<128, 4, 16, true>(p) &&
+          prefill::dynamicSharedBytes() >=
+              uint32_t(prefillSharedBytes(128, true))) {
+        pagedPrefillWgmmaBody<__nv_bfloat16, 128, 4, 16, true>(
+            p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
+        return;
+      }
+    }
+    poisonPrefillRows<__nv_bfloat16, 128, 4>(p);
+    return;
+  }
+  if (!launchMatches<128, 4, 16, true>(p))
+    return;
+  if constexpr (MmaDecode)
+    pagedAttentionMmaBody<__nv_bfloat16, 128, 4, 16, true>(
+        p, int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * 4,
+        blockIdx.z);
+  else
+    pagedAttentionSimtBody<__nv_bfloat16, 128, 4, 16, true>(
+        p, blockIdx.y / p.num_tokens, blockIdx.y % p.num_tokens, blockIdx.z);
+}
+__global__ __launch_bounds__(
+    kvrt::device::kAttentionThreads,
+    kvrt::device::
+        kPrefillMinBlocks) void kvcc_prefill_simtdecode(kvrt_attention_params
+                                                            p) {
+  prefillWgmmaKernel<false>(p);
+}
+__global__ __launch_bounds__(
+    kvrt::device::kAttentionThreads,
+    kvrt::device::
+        kPrefillMinBlocks) void kvcc_prefill_nommasync(kvrt_attention_params
+                                                           p) {
+  prefillWgmmaKernel<true>(p);
+}
+
 namespace {
-/// 0: the kernels kvcc emits; 1: 32-key tiles; 2: two blocks per SM.
+/// 0: the kernels kvcc emits; 1: 32-key tiles; 2: two blocks per SM;
+/// 3: simtdecode; 4: nommasync.
 int prefillVariant = 0;
 } // namespace
 
@@ -362,6 +409,10 @@ extern "C" const void *kvcc_bench_prefill_kernel(int dtype, int group,
     return reinterpret_cast<const void *>(&kvcc_prefill_keys32);
   if (dtype == KVRT_DTYPE_BF16 && group == 4 && prefillVariant == 2)
     return reinterpret_cast<const void *>(&kvcc_prefill_2blocks);
+  if (dtype == KVRT_DTYPE_BF16 && group == 4 && prefillVariant == 3)
+    return reinterpret_cast<const void *>(&kvcc_prefill_simtdecode);
+  if (dtype == KVRT_DTYPE_BF16 && group == 4 && prefillVariant == 4)
+    return reinterpret_cast<const void *>(&kvcc_prefill_nommasync);
   if (dtype == KVRT_DTYPE_F16 && group == 4)
     return reinterpret_cast<const void *>(&kvcc_prefill_f16_g4);
   if (dtype == KVRT_DTYPE_BF16 && group == 4)

@@ -47,7 +47,9 @@ def main():
     ap.add_argument("--dtypes", default="bf16,f16")
     ap.add_argument("--variants", action="store_true",
                     help="also time bench_kernels.cu's prefill variants "
-                         "(bf16: 32-key tiles, two blocks per SM)")
+                         "(bf16: 32-key tiles, two blocks per SM, the wgmma "
+                         "body in kernels without the mma.sync one whose "
+                         "decode layout runs on CUDA cores or tensor cores)")
     ap.add_argument("--non-causal", action="store_true",
                     help="time non-causal attention instead (every query sees "
                          "every key; FLOPs 4·B·Hq·S²·D); writes "
@@ -152,7 +154,9 @@ def main():
                         del os.environ["KVRT_PREFILL_LAYOUT"]
                     if (args.variants and causal and dname == "bf16" and
                             group == 4):
-                        for variant, vname in [(1, "keys32"), (2, "2blocks")]:
+                        for variant, vname in [(1, "keys32"), (2, "2blocks"),
+                                               (3, "simtdecode"),
+                                               (4, "nommasync")]:
                             kvrt.bench.kvcc_bench_set_prefill_variant(variant)
                             kernel = kvrt.bench.kvcc_bench_prefill_kernel(
                                 kdtype, group, 1)

@@ -420,13 +420,16 @@ kvrt_status kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
  *  kvrt_attention_host_scored's per-key scores,
  *  accumulated into key_scores in device memory (same layout and rule),
  *  all on `stream`. The kernel writes each visible key's probability
- *  relative to a maximum of its 16-key chunk to a runtime workspace (per
- *  query row: key_scores_stride halves, or floats for fp32 caches, and one
- *  float per 16 keys; kvrt/device/params.h) and a second kernel adds the
- *  normalized probabilities, so the hook costs a 2-byte write per key and
- *  query head while on and nothing while off; the halves keep 11 bits: a
- *  relative error of at most 2^-11 per term (terms below 2^-14 of their
- *  chunk's maximum, below 2^-25 absolute). Always
+ *  relative to a maximum of its chunk (16 keys, or the page when pages are
+ *  smaller) to a runtime workspace (per query row, the batch's longest
+ *  sequence rounded up to 16: a half per key, a float for fp32 caches, and
+ *  a float per chunk; kvrt/device/params.h) and a second kernel adds the
+ *  normalized probabilities, so the hook costs a 2-byte (fp32: 4-byte)
+ *  write per key and query head, plus 4 bytes per chunk and head, while on
+ *  and nothing while off. Halves keep 11 bits: a relative error of at most
+ *  2^-11 per term, terms below 2^-14 of their maximum 2^-25 of it at most
+ *  (the tensor-core kernels take each chunk's own maximum, the CUDA-core
+ *  ones the page's). Always
  *  uses the one-token-per-block layout (prefill chunks run slower with
  *  it). */
 kvrt_status kvrt_attention_launch_scored(
