@@ -719,7 +719,7 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   const int64_t scoreBlocks =
       (maxLength + kKeyScoreBlockSlots - 1) / kKeyScoreBlockSlots;
   if (scored && scoreBlocks > kMaxGridY)
-    return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
+    return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
                       "%s: rows of %lld tokens exceed the key-score "
                       "accumulation's grid (%lld tokens at most)",
                       function, static_cast<long long>(maxLength),

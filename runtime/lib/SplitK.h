@@ -93,8 +93,11 @@ inline int decodeThreads(int64_t baseBlocks, int sms, int kernelMaxThreads,
 /// Launches `kernel` (a compiled `__global__ void(kvrt_attention_params)`)
 /// over `params`, whose num_splits, pages_per_split and workspace fields it
 /// fills, and merges the splits into params.out when there are several.
-/// `maxLength` is the longest row of the launch in tokens; `dtype` is the
-/// cache's element type (the merge kernel writes it).
+/// `maxLength` is the longest row of the launch in tokens (a longer row is
+/// still covered whole by its last split, but with params.key_scores set
+/// it must bound every row: the key-score workspace holds maxLength slots
+/// a row, rounded up to 16); `dtype` is the cache's element type (the
+/// merge kernel writes it).
 ///
 /// The split count comes from planSplits with the device's SM count and the
 /// kernel's occupancy (both cached); launches that usePrefillLayout accepts

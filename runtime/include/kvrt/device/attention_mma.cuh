@@ -694,6 +694,8 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
                 "no tensor-core body for these template values");
   static_assert(!(DynamicSteps && BulkPrefetch > 0),
                 "BulkPrefetch looks steps ahead in the static order");
+  static_assert(scoreChunkKeys(PageSize) == mma::kChunkKeys,
+                "the key-score sink's chunks are the body's 16-key chunks");
   using namespace mma;
   using Keys = KeyMap<T, HeadDim>;
   using Values = ValueMap<T, HeadDim>;

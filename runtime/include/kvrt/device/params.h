@@ -80,8 +80,9 @@ typedef struct kvrt_attention_params {
    * The runtime then adds each slot's probability, score_scratch * 2^(m -
    * row_lse), summed over the group's heads and the tokens, to
    * key_scores[(b * num_kv_heads + h) * key_scores_stride + slot].
-   * score_max and score_stride (slots per query group in the workspace: the
-   * launch's longest row rounded up to 16) follow inline_starts. */
+   * score_max and score_stride (slots per query group in the workspace: a
+   * multiple of 16, at least every row's length; kvrt takes the batch's
+   * longest sequence rounded up) follow inline_starts. */
   float *key_scores;
   int64_t key_scores_stride;
   void *score_scratch;
