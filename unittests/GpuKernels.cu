@@ -48,6 +48,9 @@ KVRT_TEST_KERNEL(f16_d256_g4_p32_causal, __half, 256, 4, 32, true)
 // Pages below 16 tokens (kvcc allows any power of two): the CUDA-core body,
 // whose key-score chunks are then one page.
 KVRT_TEST_KERNEL(f16_d64_g4_p8_causal, __half, 64, 4, 8, true)
+// Pages of 2: the CUDA-core decode body with 2-key score chunks, the
+// prefill bodies with many pages per tile.
+KVRT_TEST_KERNEL(f16_d64_g2_p2_causal, __half, 64, 2, 2, true)
 
 #undef KVRT_TEST_KERNEL
 
@@ -152,6 +155,7 @@ const std::vector<GpuKernel> &gpuKernels() {
       KVRT_ENTRY(bf16_d128_g4_p64_full, KVRT_DTYPE_BF16, 128, 4, 64, false),
       KVRT_ENTRY(f16_d128_g4_p16_full, KVRT_DTYPE_F16, 128, 4, 16, false),
       KVRT_ENTRY(f16_d64_g4_p8_causal, KVRT_DTYPE_F16, 64, 4, 8, true),
+      KVRT_ENTRY(f16_d64_g2_p2_causal, KVRT_DTYPE_F16, 64, 2, 2, true),
       KVRT_ENTRY(f16_d128_g8_p16_causal, KVRT_DTYPE_F16, 128, 8, 16, true),
       KVRT_ENTRY(f16_d128_g8_p64_full, KVRT_DTYPE_F16, 128, 8, 64, false),
       KVRT_ENTRY(bf16_d64_g8_p16_full, KVRT_DTYPE_BF16, 64, 8, 16, false),

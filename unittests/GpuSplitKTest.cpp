@@ -135,10 +135,11 @@ TEST(PrefillLayoutTest, ManyQueryRowsOfTensorCoreShapes) {
 /// Appends random K/V for `lengths` sequences to a CUDA cache and a host
 /// cache, then compares kvrt_attention_launch (with `splits` forced, or the
 /// planner's choice for 0) with kvrt_attention_host. With `scored`, the
-/// _scored variants of both, and their per-key scores too.
+/// _scored variants of both, and their per-key scores too, in rows of the
+/// longest length plus `scorePadding` slots (which must stay 0).
 void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
                       int numTokens, int splits, unsigned seed,
-                      bool scored = false) {
+                      bool scored = false, int scorePadding = 0) {
   const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
   const int numQHeads = numKvHeads * kernel.groupSize;
   const int batch = static_cast<int>(lengths.size());
@@ -192,14 +193,15 @@ void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
   const float scale = 1.0f / std::sqrt(float(kernel.headDim));
   Tensor expected(kernel.dtype, queryElements);
   expected.poison();
-  // Per-key scores [batch, kv heads, maxLength], accumulated into.
-  const int64_t scoreElements = int64_t(batch) * numKvHeads * maxLength;
+  // Per-key scores [batch, kv heads, scoreStride], accumulated into.
+  const int64_t scoreStride = maxLength + scorePadding;
+  const int64_t scoreElements = int64_t(batch) * numKvHeads * scoreStride;
   std::vector<float> expectedScores(scoreElements, 0.0f);
   if (scored)
     ASSERT_EQ(kvrt_attention_host_scored(
                   hostCache, batch, ids.data(), numTokens, numQHeads,
                   queries.data(), expected.data(), scale, kernel.causal,
-                  expectedScores.data(), maxLength),
+                  expectedScores.data(), scoreStride),
               KVRT_OK)
         << kvrt_last_error();
   else
@@ -229,7 +231,7 @@ void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
                     deviceCache, batch, ids.data(), numTokens, numQHeads,
                     deviceQueries.pointer, deviceOut.pointer, scale,
                     kernel.causal, kernel.function, attentionThreads(),
-                    static_cast<float *>(deviceScores.pointer), maxLength,
+                    static_cast<float *>(deviceScores.pointer), scoreStride,
                     nullptr),
                 KVRT_OK)
           << kvrt_last_error();
@@ -250,11 +252,14 @@ void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
                            cudaMemcpyDeviceToHost),
                 cudaSuccess);
       double diff = 0.0, norm = 0.0, total = 0.0;
+      int64_t padding = 0;
       for (int64_t i = 0; i < scoreElements; ++i) {
         diff += std::pow(double(actualScores[i]) - expectedScores[i], 2);
         norm += std::pow(double(expectedScores[i]), 2);
         total += actualScores[i];
+        padding += i % scoreStride >= maxLength && actualScores[i] != 0.0f;
       }
+      EXPECT_EQ(padding, 0) << kernel.name << " slots past the longest row";
       // Each query row's probabilities sum to 1 (every row here sees a key).
       EXPECT_NEAR(total, double(batch) * numTokens * numQHeads,
                   1e-3 * batch * numTokens * numQHeads)
@@ -308,18 +313,26 @@ TEST(GpuSplitKTest, KeyScoresMatchHost) {
   SKIP_WITHOUT_GPU();
   // Tensor-core and CUDA-core bodies, with and without splits, decode steps
   // and causal chunks (a 70-token chunk keeps the one-token layout); an odd
-  // group (unpaired stores); pages of 8 (chunks of one page).
+  // group (unpaired stores); pages of 8 and 2 (chunks of one page); the
+  // CUDA-core body with pages of 64 (page maxima over four chunks).
   for (const char *name :
        {"f16_d128_g4_p16_causal", "bf16_d64_g8_p16_full",
         "f32_d64_g1_p16_causal", "f16_d256_g4_p32_causal",
         "simt_f16_d128_g4_p16_causal", "decode_f16_d64_g3_p16_causal",
-        "f16_d64_g4_p8_causal"})
+        "f16_d64_g4_p8_causal", "f16_d64_g2_p2_causal",
+        "f32_d256_g8_p64_full"})
     for (int tokens : {1, 5})
       for (int splits : {0, 7})
         checkAgainstHost(kernelNamed(name), {1500, 33, 900}, tokens, splits, 9,
                          /*scored=*/true);
   checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {300, 700}, 70, 0,
                    10, /*scored=*/true);
+  // Caller rows far longer than the batch's longest sequence (the workspace
+  // is sized by the latter).
+  checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {300, 40}, 1, 0, 12,
+                   /*scored=*/true, /*scorePadding=*/5000);
+  checkAgainstHost(kernelNamed("simt_f16_d128_g4_p16_causal"), {300, 40}, 3, 5,
+                   13, /*scored=*/true, /*scorePadding=*/777);
 }
 
 TEST(GpuSplitKTest, WideDecodeBlocks) {
@@ -367,6 +380,120 @@ TEST(GpuSplitKTest, PrefillChunkWithEmptySplits) {
   // More splits than the short row has pages, and causal queries whose
   // visible prefix ends before the last splits begin.
   checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {40, 600}, 5, 13, 5);
+}
+
+TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
+  SKIP_WITHOUT_GPU();
+  // A cache of fp16, head_dim 128, 8 kv heads (groups of 4), pages of 16,
+  // launched with kernels of another group, head_dim, page size or
+  // causality: the kernel must refuse, every output element is NaN and,
+  // with the key-score hook, every slot below the sequence's length too
+  // (whatever the split count, and whatever an earlier valid launch left in
+  // the runtime's workspace); slots past it stay as they were.
+  const int numKvHeads = 8, numQHeads = 32, headDim = 128, pageSize = 16;
+  const std::vector<int> lengths = {300, 80};
+  const int batch = int(lengths.size()), maxLength = 300;
+  kvrt_cache_desc desc =
+      makeDesc(numKvHeads, headDim, KVRT_DTYPE_F16, pageSize, maxLength);
+  PoolPtr pool =
+      makePool(KVRT_DEVICE_CUDA, kvrt_cache_page_bytes(&desc), 8 * 32);
+  ASSERT_TRUE(pool);
+  kvrt_cache *cache = makeCache(pool.get(), desc);
+  ASSERT_TRUE(cache);
+  std::mt19937 rng(31);
+  std::vector<int32_t> ids;
+  for (int length : lengths) {
+    int32_t id = makeSequence(pool.get());
+    ids.push_back(id);
+    const int64_t elements = int64_t(length) * numKvHeads * headDim;
+    Tensor keys = randomTensor(KVRT_DTYPE_F16, elements, rng);
+    DeviceMemory deviceKeys(keys.bytes.size());
+    ASSERT_EQ(cudaMemcpy(deviceKeys.pointer, keys.data(), keys.bytes.size(),
+                         cudaMemcpyHostToDevice),
+              cudaSuccess);
+    ASSERT_EQ(kvrt_append(cache, 1, &id, length, deviceKeys.pointer,
+                          deviceKeys.pointer, nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+  }
+  const int maxTokens = 70;
+  const size_t queryBytes = size_t(batch) * maxTokens * numQHeads * headDim * 2;
+  DeviceMemory queries(queryBytes), out(queryBytes);
+  Tensor hostQueries = randomTensor(
+      KVRT_DTYPE_F16, int64_t(batch) * maxTokens * numQHeads * headDim, rng);
+  ASSERT_EQ(cudaMemcpy(queries.pointer, hostQueries.data(), queryBytes,
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+  const int64_t scoreElements = int64_t(batch) * numKvHeads * maxLength;
+  DeviceMemory scores(scoreElements * sizeof(float));
+  const GpuKernel &valid = kernelNamed("f16_d128_g4_p16_causal");
+  auto launch = [&](const GpuKernel &kernel, int tokens, bool scored) {
+    return scored
+               ? kvrt_attention_launch_scored(
+                     cache, batch, ids.data(), tokens, numQHeads,
+                     queries.pointer, out.pointer, 0.1f, 1, kernel.function,
+                     attentionThreads(), static_cast<float *>(scores.pointer),
+                     maxLength, nullptr)
+               : kvrt_attention_launch(cache, batch, ids.data(), tokens,
+                                       numQHeads, queries.pointer, out.pointer,
+                                       0.1f, 1, kernel.function,
+                                       attentionThreads(), nullptr);
+  };
+  for (const char *name :
+       {"f16_d128_g1_p16_causal", "f16_d128_g8_p16_causal",
+        "f16_d64_g4_p16_causal", "decode_f16_d64_g3_p16_causal",
+        "f16_d256_g8_p64_causal", "f16_d128_g4_p16_full",
+        "f16_d128_g4_p32_causal"}) {
+    const GpuKernel &kernel = kernelNamed(name);
+    // 70 tokens: the prefill layout (unscored only).
+    for (int tokens : {1, 5, 70})
+      for (int splits : {0, 6})
+        for (bool scored : {false, true}) {
+          if (tokens == 70 && (scored || splits))
+            continue;
+          SCOPED_TRACE(testing::Message()
+                       << name << " tokens " << tokens << " splits " << splits
+                       << (scored ? " scored" : ""));
+          ForcedSplits forced(splits);
+          // A valid launch first leaves finite values in the workspace.
+          ASSERT_EQ(launch(valid, tokens, scored), KVRT_OK)
+              << kvrt_last_error();
+          ASSERT_EQ(cudaMemset(out.pointer, 0, queryBytes), cudaSuccess);
+          std::vector<float> before(scoreElements, 0.5f);
+          ASSERT_EQ(cudaMemcpy(scores.pointer, before.data(),
+                               scoreElements * sizeof(float),
+                               cudaMemcpyHostToDevice),
+                    cudaSuccess);
+          ASSERT_EQ(launch(kernel, tokens, scored), KVRT_OK)
+              << kvrt_last_error();
+          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+          Tensor result(KVRT_DTYPE_F16,
+                        int64_t(batch) * tokens * numQHeads * headDim);
+          ASSERT_EQ(cudaMemcpy(result.data(), out.pointer, result.bytes.size(),
+                               cudaMemcpyDeviceToHost),
+                    cudaSuccess);
+          int64_t finite = 0;
+          for (int64_t i = 0; i < result.count; ++i)
+            finite += !std::isnan(result.at(i));
+          EXPECT_EQ(finite, 0) << "of " << result.count << " outputs";
+          if (!scored)
+            continue;
+          std::vector<float> after(scoreElements);
+          ASSERT_EQ(cudaMemcpy(after.data(), scores.pointer,
+                               scoreElements * sizeof(float),
+                               cudaMemcpyDeviceToHost),
+                    cudaSuccess);
+          int64_t wrong = 0;
+          for (int b = 0; b < batch; ++b)
+            for (int h = 0; h < numKvHeads; ++h)
+              for (int s = 0; s < maxLength; ++s) {
+                const float value =
+                    after[(int64_t(b) * numKvHeads + h) * maxLength + s];
+                wrong += s < lengths[b] ? !std::isnan(value) : value != 0.5f;
+              }
+          EXPECT_EQ(wrong, 0) << "of " << scoreElements << " key scores";
+        }
+  }
 }
 
 /// Hand-built tables: per-head lengths differ inside one sequence and some

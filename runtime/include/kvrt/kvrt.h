@@ -403,7 +403,11 @@ kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
  *  kernels: kvrt::device::kAttentionThreads); a decode launch of such a
  *  kernel whose __launch_bounds__ allow 512 threads runs 512-thread blocks,
  *  unsplit, where the batch has about one (sequence, kv head) row per SM.
- *  Same masking as kvrt_attention_host. `queries` and
+ *  Same masking as kvrt_attention_host. A kernel compiled for another
+ *  head_dim, group size, page size or causality than the call (kvrt cannot
+ *  see a kernel's template values) refuses on the device: every output
+ *  element becomes NaN, and with kvrt_attention_launch_scored every slot
+ *  below each sequence's length in key_scores too. `queries` and
  * `out` are device memory aligned to 16 bytes (cudaMalloc's and torch's
  * allocations are; KVRT_ERROR_INVALID_ARGUMENT otherwise): the kernels read
  * query rows as 16-byte vectors. A stream that is capturing a CUDA graph is

@@ -228,38 +228,42 @@ __device__ bool prefillLaunchMatches(const kvrt_attention_params &p) {
          gridDim.y == unsigned(p.batch) * tiles && gridDim.z == 1;
 }
 
-/// Fills the query rows of prefill block (kv head, batch * tiles + tile)
-/// with NaN, when they lie inside the output the launch describes.
-template <typename T, int HeadDim, int GroupSize>
-__device__ void poisonPrefillRows(const kvrt_attention_params &p) {
-  if (p.num_tokens <= 0 || p.head_dim != HeadDim)
+/// On a refused launch: fills everything the launch describes with NaN,
+/// whatever the kernel's template values (a kernel of another head_dim or
+/// group size than the launch would otherwise leave some of it unwritten):
+/// the output [batch, tokens, q_heads, head_dim]; with splits the partial
+/// state, so that the merge, which overwrites the output and the row lse,
+/// yields NaN too; without splits the key-score hook's row lse, so that the
+/// accumulation adds NaN instead of a workspace no block wrote. Sizes come
+/// from the launch, as the runtime sized its buffers. Every block takes a
+/// grid-stride share; the launch checks give every block the same answer,
+/// so no block of a refused launch writes anything else.
+template <typename T>
+__device__ void poisonLaunch(const kvrt_attention_params &p) {
+  if (p.batch <= 0 || p.num_tokens <= 0 || p.num_q_heads <= 0 ||
+      p.head_dim <= 0)
     return;
-  const int rows = p.num_tokens * GroupSize;
-  const int tiles = (rows + kPrefillRows - 1) / kPrefillRows;
-  const int sequence = blockIdx.y / tiles;
-  const int tile = blockIdx.y % tiles;
-  if (sequence >= p.batch || int(blockIdx.x) >= p.num_kv_heads ||
-      p.num_q_heads != p.num_kv_heads * GroupSize)
-    return;
-  for (int i = threadIdx.x; i < kPrefillRows * HeadDim; i += blockDim.x) {
-    const int R = tile * kPrefillRows + i / HeadDim;
-    if (R >= rows)
-      continue;
-    const int64_t head = int64_t(blockIdx.x) * GroupSize + R % GroupSize;
-    const int64_t index =
-        ((int64_t(sequence) * p.num_tokens + R / GroupSize) * p.num_q_heads +
-         head) *
-            HeadDim +
-        i % HeadDim;
-    static_cast<T *>(p.out)[index] = quietNaN<T>();
+  const int64_t block =
+      blockIdx.x +
+      int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
+  const int64_t first = block * blockDim.x + threadIdx.x;
+  const int64_t stride =
+      int64_t(gridDim.x) * gridDim.y * gridDim.z * blockDim.x;
+  const int64_t rows = int64_t(p.batch) * p.num_tokens * p.num_q_heads;
+  const float nan = __int_as_float(0x7fc00000);
+  T *out = static_cast<T *>(p.out);
+  for (int64_t i = first; i < rows * p.head_dim; i += stride)
+    out[i] = quietNaN<T>();
+  if (p.num_splits > 1 && p.partial_out && p.partial_lse) {
+    const int64_t slots = rows * p.num_splits;
+    for (int64_t i = first; i < slots * p.head_dim; i += stride)
+      p.partial_out[i] = nan;
+    for (int64_t i = first; i < slots; i += stride)
+      p.partial_lse[i] = nan;
+  } else if (p.row_lse) {
+    for (int64_t i = first; i < rows; i += stride)
+      p.row_lse[i] = nan;
   }
-}
-
-/// Fills the block's GroupSize x HeadDim outputs with `value`.
-template <typename T, int HeadDim, int GroupSize>
-__device__ void fillOutputs(T *out, T value) {
-  for (int i = threadIdx.x; i < GroupSize * HeadDim; i += blockDim.x)
-    out[i] = value;
 }
 
 /// Loads this lane's slice of the query rows of its heads into registers in
@@ -545,26 +549,6 @@ writePartialState(const AttentionShared<HeadDim, GroupSize> &shared,
   }
 }
 
-/// On a refused launch with a workspace: makes the merge kernel, which
-/// overwrites the output, produce NaN too (NaN outputs and lse, so a NaN
-/// weight and, for the key-score hook, a NaN row lse) for the block's
-/// heads, when they lie inside the workspace the launch describes.
-template <int HeadDim, int GroupSize>
-__device__ void poisonPartialState(const kvrt_attention_params &p,
-                                   int64_t firstHead, int split,
-                                   int64_t numHeads) {
-  if (p.num_splits <= 1 || !p.partial_out || !p.partial_lse ||
-      split >= p.num_splits || p.head_dim != HeadDim ||
-      firstHead + GroupSize > numHeads)
-    return;
-  for (int i = threadIdx.x; i < GroupSize * HeadDim; i += blockDim.x) {
-    const int64_t slot = (firstHead + i / HeadDim) * p.num_splits + split;
-    p.partial_out[slot * HeadDim + i % HeadDim] = __int_as_float(0x7fc00000);
-    if (i % HeadDim == 0)
-      p.partial_lse[slot] = __int_as_float(0x7fc00000);
-  }
-}
-
 /// The largest score per head of the lane over the page's first
 /// `keysInPage` keys (reduced over the warp's key slots, so every lane of
 /// the same heads agrees). All lanes of the warp must call it.
@@ -806,32 +790,11 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
         }
       }
     }
-    poisonPrefillRows<T, HeadDim, GroupSize>(p);
+    poisonLaunch<T>(p);
     return;
   }
-  const int kvHead = blockIdx.x;
-  const int split = blockIdx.z;
-  // Queries and outputs [batch, tokens, q_heads, head_dim]: blockIdx.y is
-  // b * num_tokens + t, and the group's heads start at kvHead * GroupSize.
-  const int64_t firstHead = static_cast<int64_t>(blockIdx.y) * p.num_q_heads +
-                            static_cast<int64_t>(kvHead) * GroupSize;
-  const int64_t rowOffset = firstHead * HeadDim;
   if (!launchMatches<HeadDim, GroupSize, PageSize, Causal>(p)) {
-    // Poison what this block would have written, if that lies inside the
-    // output the launch describes; never write outside it.
-    int64_t outElements = static_cast<int64_t>(p.batch) * p.num_tokens *
-                          p.num_q_heads * p.head_dim;
-    if (rowOffset + GroupSize * HeadDim <= outElements) {
-      fillOutputs<T, HeadDim, GroupSize>(static_cast<T *>(p.out) + rowOffset,
-                                         quietNaN<T>());
-      poisonPartialState<HeadDim, GroupSize>(p, firstHead, split,
-                                             outElements / HeadDim);
-      // The key-score hook's lse (written by the merge with splits, whose
-      // poisoned lse makes it NaN): the accumulation then adds NaN instead
-      // of the workspace this block did not write.
-      if (p.row_lse && p.num_splits <= 1 && threadIdx.x < GroupSize)
-        p.row_lse[firstHead + threadIdx.x] = __int_as_float(0x7fc00000);
-    }
+    poisonLaunch<T>(p);
     return;
   }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -841,11 +804,17 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
   if (p.num_splits > 1)
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
+  const int split = blockIdx.z;
   if constexpr (AllowMma && kDeviceHasMma &&
-                kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>)
+                kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>) {
+    // Queries and outputs [batch, tokens, q_heads, head_dim]: blockIdx.y is
+    // b * num_tokens + t, and the group's heads start at kv head (blockIdx.x)
+    // * GroupSize.
+    const int64_t firstHead = static_cast<int64_t>(blockIdx.y) * p.num_q_heads +
+                              static_cast<int64_t>(blockIdx.x) * GroupSize;
     pagedAttentionMmaBody<T, HeadDim, GroupSize, PageSize, Causal>(
         p, firstHead, split);
-  else
+  } else
     pagedAttentionSimtBody<T, HeadDim, GroupSize, PageSize, Causal>(
         p, blockIdx.y / p.num_tokens, blockIdx.y % p.num_tokens, split);
 }
