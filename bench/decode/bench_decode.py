@@ -10,8 +10,9 @@ with kvrt_append (the paged copy of the same data), checks kvcc's and the
 SDPA outputs against a float32 reference (outputs poisoned with NaN first)
 and only then times everything with CUDA events: warm-ups, then a sleep
 kernel so that the host queues the timed calls ahead of the GPU, then the
-median over repetitions of back-to-back calls. The device copy bandwidth is
-measured in the same run. Each implementation is also timed the way
+median over repetitions of back-to-back calls. The device's read bandwidth
+(a streaming read kernel, kvcc_bench_read) and copy bandwidth (torch copy_,
+read + write) are measured in the same run. Each implementation is also timed the way
 ANCHORS.md times single calls (isolated_ms: one call between two events,
 synchronized, so host dispatch counts). Options add the page-16 kernel
 variants of bench_kernels.cu (--variants), forced split counts (--sweep),
@@ -91,6 +92,7 @@ class Kvrt:
         u64p = ctypes.POINTER(ctypes.c_uint64)
         self.bench.kvcc_bench_block_times.argtypes = [
             u64p, u64p, ctypes.POINTER(ctypes.c_uint32), u64p, ctypes.c_int]
+        self.bench.kvcc_bench_read.argtypes = [vp, i64, vp, vp]
         self.bench.kvcc_bench_launch_direct.argtypes = [
             vp, i64, vp, vp, vp, vp, vp, ctypes.c_int, ctypes.c_int,
             ctypes.c_int, ctypes.c_int, i64, ctypes.c_float, vp]
@@ -443,6 +445,28 @@ def copy_bandwidth():
     return 2 * n / t / 1e6  # GB/s, bytes read + written
 
 
+def read_bandwidth(kvrt):
+    """GB/s of kvcc_bench_read: a streaming read of 4 GiB (16-byte
+    non-caching loads, nothing written), the roofline of decode, which only
+    reads."""
+    n = 4 << 30
+    a = torch.empty(n, dtype=torch.uint8, device="cuda")
+    a.random_(0, 255)
+    sink = torch.zeros(1, dtype=torch.int32, device="cuda")
+
+    def read():
+        status = kvrt.bench.kvcc_bench_read(
+            a.data_ptr(), n, sink.data_ptr(),
+            torch.cuda.current_stream().cuda_stream)
+        if status != 0:
+            raise RuntimeError(f"kvcc_bench_read: cudaError {status}")
+
+    t = time_ms(read, reps=10, calls=2, warm=2)
+    del a
+    torch.cuda.empty_cache()
+    return n / t / 1e6
+
+
 def reference(q, k, v):
     """float32 attention with GQA: q [B, Hq, 1, d], k/v [B, Hkv, S, d]."""
     B, Hq, _, d = q.shape
@@ -523,9 +547,10 @@ def main():
     kvrt = Kvrt(args.lib_dir)
     props = torch.cuda.get_device_properties(0)
     copy = copy_bandwidth()
+    read = read_bandwidth(kvrt)
     print(f"{props.name}, {props.multi_processor_count} SMs, torch "
-          f"{torch.__version__}; copy bandwidth {copy:.0f} GB/s (r+w)",
-          flush=True)
+          f"{torch.__version__}; copy bandwidth {copy:.0f} GB/s (r+w), "
+          f"read bandwidth {read:.0f} GB/s", flush=True)
     fi = None
     if args.no_flashinfer:
         fi_status = "not run: --no-flashinfer"
@@ -662,6 +687,7 @@ def main():
             torch.cuda.empty_cache()
     result = dict(device=props.name, sms=props.multi_processor_count,
                   torch=torch.__version__, copy_GBps_rw=copy,
+                  read_GBps=read,
                   error_bound=ERROR_BOUND, failures=failures, rows=rows,
                   flashinfer=fi_status, flashinfer_failures=fi_failures,
                   page_order=args.page_order)
@@ -687,9 +713,12 @@ def geomean(values):
 
 def write_markdown(result, path):
     copy = result["copy_GBps_rw"]
+    read = result["read_GBps"]
     lines = [f"# Decode attention on {result['device']} (fp16, d=128)", "",
-             f"Device copy bandwidth in the same run: {copy:.0f} GB/s (read + "
-             "write). GB/s = K+V bytes / time; % = of the copy bandwidth. "
+             f"Device bandwidth in the same run: read {read:.0f} GB/s "
+             "(kvcc_bench_read: 16-byte streaming loads over 4 GiB, nothing "
+             f"written), copy {copy:.0f} GB/s (torch copy_, read + write). "
+             "GB/s = K+V bytes / time; % = of the read bandwidth. "
              "kvcc reads a paged cache (page 16 or 64) through "
              "kvrt_attention_launch; cuDNN and flash are torch SDPA on a "
              "contiguous cache with enable_gqa=True. Ratios are cuDNN (or "
@@ -733,7 +762,7 @@ def write_markdown(result, path):
             f"| {r.get('cudnn_ms', float('nan')):.4f} "
             f"| {r.get('flash_ms', float('nan')):.4f} "
             f"| {cell(r.get('flashinfer_ms'), '.4f')} "
-            f"| {g:.0f} ({100 * g / copy:.0f}%) "
+            f"| {g:.0f} ({100 * g / read:.0f}%) "
             f"| {r.get('cudnn_GBps', float('nan')):.0f} "
             f"| {s.get('p16', float('nan')):.2f} | {s.get('p64', float('nan')):.2f} "
             f"| {r.get('speedup_vs_flash', {}).get('p16', float('nan')):.2f} "

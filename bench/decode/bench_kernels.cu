@@ -355,7 +355,7 @@ __device__ void prefillWgmmaKernel(const kvrt_attention_params &p) {
         return;
       }
     }
-    poisonPrefillRows<__nv_bfloat16, 128, 4>(p);
+    poisonLaunch<__nv_bfloat16>(p);
     return;
   }
   if (!launchMatches<128, 4, 16, true>(p))
@@ -468,4 +468,51 @@ extern "C" int kvcc_bench_launch_direct(
       kvcc_bench_kernel(numQHeads / numKvHeads, pageSize), params,
       KVRT_DTYPE_F16, maxLength, benchThreads(numQHeads / numKvHeads, pageSize),
       0, stream, "kvcc_bench_launch_direct");
+}
+
+namespace {
+/// Streams `vectors` 16-byte vectors from `data` (non-caching loads, four
+/// in flight per thread, grid-stride) and folds them into one word per
+/// thread, stored only in the impossible case that it matches `never`
+/// (so that nothing is written and the loads stay): the device's read
+/// bandwidth, the roofline of a decode kernel, which only reads.
+__global__ void __launch_bounds__(512)
+    readStream(const uint4 *data, int64_t vectors, unsigned never,
+               unsigned *sink) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  unsigned folded = 0;
+  for (; i + 3 * stride < vectors; i += 4 * stride) {
+    uint4 v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u)
+      v[u] = __ldcs(data + i + u * stride);
+#pragma unroll
+    for (int u = 0; u < 4; ++u)
+      folded ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  for (; i < vectors; i += stride) {
+    const uint4 v = __ldcs(data + i);
+    folded ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (folded == never)
+    sink[0] = folded;
+}
+} // namespace
+
+/// Launches readStream over `bytes` (a multiple of 16) at `data` on
+/// `stream`: 4 blocks of 512 threads per SM. Returns a cudaError_t.
+extern "C" int kvcc_bench_read(const void *data, int64_t bytes, void *sink,
+                               void *stream) {
+  int device = 0, sms = 0;
+  cudaError_t error = cudaGetDevice(&device);
+  if (error == cudaSuccess)
+    error =
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (error != cudaSuccess)
+    return int(error);
+  readStream<<<4 * sms, 512, 0, static_cast<cudaStream_t>(stream)>>>(
+      static_cast<const uint4 *>(data), bytes / 16, 0x9e3779b9u,
+      static_cast<unsigned *>(sink));
+  return int(cudaGetLastError());
 }

@@ -25,6 +25,9 @@ def plot(result, path):
     for i, (key, label) in enumerate(series):
         ax.bar([xi + (i - (len(series) - 1) / 2) * width for xi in x],
                [r.get(f"{key}_GBps") or 0 for r in rows], width, label=label)
+    if result.get("read_GBps"):
+        ax.axhline(result["read_GBps"], color="k", ls="-", lw=1,
+                   label="device read (kvcc_bench_read)")
     ax.axhline(result["copy_GBps_rw"], color="k", ls="--", lw=1,
                label="device copy (r+w)")
     ax.set_xticks(list(x))
