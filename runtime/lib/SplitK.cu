@@ -243,18 +243,45 @@ constexpr int kKeyScoreStrideUnit = 16;
 static_assert(kvrt::device::scoreChunkKeys(1024) == kKeyScoreStrideUnit &&
               kvrt::device::mma::kChunkKeys == kKeyScoreStrideUnit);
 
+/// `N` elements of type E loaded as one access, or two of 16 bytes (N *
+/// sizeof(E) bytes, a power of two; the caller guarantees that alignment,
+/// or 16 bytes where it is larger).
+template <typename E, int N>
+struct alignas(sizeof(E) * N < 16 ? sizeof(E) * N : 16) Packed {
+  E e[N];
+};
+
+/// The group's N values of one key-score slot (or maxima of one chunk, or
+/// lse of one query token) at `at`, widened to floats: one access for N up
+/// to 16 bytes' worth.
+template <int N, typename E>
+__device__ __forceinline__ void loadGroup(const E *at, float (&out)[N]) {
+  const Packed<E, N> packed = *reinterpret_cast<const Packed<E, N> *>(at);
+#pragma unroll
+  for (int g = 0; g < N; ++g)
+    out[g] = kvrt::device::toFloat(packed.e[g]);
+}
+
 /// The key-score hook's second pass: adds, for every slot of row (b, kv
 /// head h) = blockIdx.x, the probability its key got from each query token
 /// t and head g of the group, over the keys each query saw (the kernels'
 /// causal rule): the kernel's value relative to its chunk's maximum m,
 /// times 2^(m - lse) (params.h). `Value` is the kernel's score type
-/// (kvrt::device::ScoreValue). Each thread takes kKeyScoreSlotsPerThread
-/// slots kKeyScoreThreads apart, so that its share of the row's indexing
-/// (divisions by runtime head counts) is paid once for them. Grid (batch *
-/// num_kv_heads, ceil(longest row / kKeyScoreBlockSlots)).
-template <typename Value>
+/// (kvrt::device::ScoreValue). `Group` is the group size (query heads per
+/// kv head) when it is 1, 2, 4 or 8, so that a slot's values, its chunk's
+/// maxima and a token's lse are each one vector load (the workspace's
+/// layout aligns them: params.h); 0 for any other, read one by one. Each
+/// thread takes kKeyScoreSlotsPerThread slots kKeyScoreThreads apart (its
+/// share of the row's indexing is paid once for them) and reads their
+/// key_scores before the sums, so that those loads overlap the
+/// workspace's. Grid (batch * num_kv_heads, ceil(longest row /
+/// kKeyScoreBlockSlots)).
+template <typename Value, int Group>
 __global__ void __launch_bounds__(kKeyScoreThreads)
     accumulateKeyScores(kvrt_attention_params p) {
+  static_assert(Group == 0 || Group == 1 || Group == 2 || Group == 4 ||
+                    Group == 8,
+                "vector loads of 1, 2, 4 or 8 values");
   constexpr int kSlots = kKeyScoreSlotsPerThread;
   const int row = blockIdx.x;
   const int begin = blockIdx.y * kKeyScoreThreads * kSlots + threadIdx.x;
@@ -263,14 +290,17 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
     return;
   const int sequence = row / p.num_kv_heads;
   const int kvHead = row - sequence * p.num_kv_heads;
-  const int group = p.num_q_heads / p.num_kv_heads;
+  const int group = Group > 0 ? Group : p.num_q_heads / p.num_kv_heads;
   // Chunks of C = scoreChunkKeys(page_size) keys, a power of two.
   const int chunkShift = __ffs(kvrt::device::scoreChunkKeys(p.page_size)) - 1;
   const int64_t chunks = p.score_stride >> chunkShift;
+  float *scores = p.key_scores + int64_t(row) * p.key_scores_stride;
   float sums[kSlots];
 #pragma unroll
-  for (int i = 0; i < kSlots; ++i)
-    sums[i] = 0.0f;
+  for (int i = 0; i < kSlots; ++i) {
+    const int slot = begin + i * kKeyScoreThreads;
+    sums[i] = slot < length ? scores[slot] : 0.0f;
+  }
   for (int t = 0; t < p.num_tokens; ++t) {
     const int visible = p.causal ? length - p.num_tokens + t + 1 : length;
     // Query rows first .. first + group - 1; their values of a slot are
@@ -281,26 +311,67 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
     const Value *values =
         static_cast<const Value *>(p.score_scratch) + first * p.score_stride;
     const float *maxima = p.score_max + first * chunks;
-    for (int g = 0; g < group; ++g) {
-      const float lse = p.row_lse[first + g];
-      if (lse == -INFINITY)
-        continue;
+    if constexpr (Group > 0) {
+      float lse[Group];
+      loadGroup<Group>(p.row_lse + first, lse);
 #pragma unroll
       for (int i = 0; i < kSlots; ++i) {
         const int slot = begin + i * kKeyScoreThreads;
-        if (slot < visible)
-          sums[i] +=
-              kvrt::device::toFloat(values[int64_t(slot) * group + g]) *
-              exp2f(maxima[int64_t(slot >> chunkShift) * group + g] - lse);
+        if (slot >= visible)
+          continue;
+        float value[Group], maximum[Group];
+        loadGroup<Group>(values + int64_t(slot) * Group, value);
+        loadGroup<Group>(maxima + int64_t(slot >> chunkShift) * Group, maximum);
+        // A row that saw no keys (lse -inf) left its values unwritten.
+#pragma unroll
+        for (int g = 0; g < Group; ++g)
+          if (lse[g] != -INFINITY)
+            sums[i] += value[g] * exp2f(maximum[g] - lse[g]);
+      }
+    } else {
+      for (int g = 0; g < group; ++g) {
+        const float lse = p.row_lse[first + g];
+        if (lse == -INFINITY)
+          continue;
+#pragma unroll
+        for (int i = 0; i < kSlots; ++i) {
+          const int slot = begin + i * kKeyScoreThreads;
+          if (slot < visible)
+            sums[i] +=
+                kvrt::device::toFloat(values[int64_t(slot) * group + g]) *
+                exp2f(maxima[int64_t(slot >> chunkShift) * group + g] - lse);
+        }
       }
     }
   }
-  float *scores = p.key_scores + int64_t(row) * p.key_scores_stride;
 #pragma unroll
   for (int i = 0; i < kSlots; ++i) {
     const int slot = begin + i * kKeyScoreThreads;
     if (slot < length)
-      scores[slot] += sums[i];
+      scores[slot] = sums[i];
+  }
+}
+
+/// Queues accumulateKeyScores<Value, group or 0> on `stream`.
+template <typename Value>
+void queueKeyScores(const kvrt_attention_params &p, dim3 grid,
+                    cudaStream_t stream) {
+  switch (p.num_q_heads / p.num_kv_heads) {
+  case 1:
+    accumulateKeyScores<Value, 1><<<grid, kKeyScoreThreads, 0, stream>>>(p);
+    break;
+  case 2:
+    accumulateKeyScores<Value, 2><<<grid, kKeyScoreThreads, 0, stream>>>(p);
+    break;
+  case 4:
+    accumulateKeyScores<Value, 4><<<grid, kKeyScoreThreads, 0, stream>>>(p);
+    break;
+  case 8:
+    accumulateKeyScores<Value, 8><<<grid, kKeyScoreThreads, 0, stream>>>(p);
+    break;
+  default:
+    accumulateKeyScores<Value, 0><<<grid, kKeyScoreThreads, 0, stream>>>(p);
+    break;
   }
 }
 
@@ -782,11 +853,9 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
                          unsigned(scoreBlocks));
     if (scoreBlocks > 0) {
       if (dtype == KVRT_DTYPE_F32)
-        accumulateKeyScores<float>
-            <<<scoreGrid, kKeyScoreThreads, 0, cudaStream>>>(params);
+        queueKeyScores<float>(params, scoreGrid, cudaStream);
       else
-        accumulateKeyScores<__half>
-            <<<scoreGrid, kKeyScoreThreads, 0, cudaStream>>>(params);
+        queueKeyScores<__half>(params, scoreGrid, cudaStream);
       status =
           checkCuda(cudaGetLastError(), function, "accumulateKeyScores launch");
     }
