@@ -314,13 +314,14 @@ TEST(GpuSplitKTest, KeyScoresMatchHost) {
   // Tensor-core and CUDA-core bodies, with and without splits, decode steps
   // and causal chunks (a 70-token chunk keeps the one-token layout); an odd
   // group (unpaired stores); pages of 8 and 2 (chunks of one page); the
-  // CUDA-core body with pages of 64 (page maxima over four chunks).
+  // CUDA-core body with pages of 64 (page maxima over four chunks); the
+  // tensor-core body's stores for groups of 1, 2, 4 and 8.
   for (const char *name :
        {"f16_d128_g4_p16_causal", "bf16_d64_g8_p16_full",
         "f32_d64_g1_p16_causal", "f16_d256_g4_p32_causal",
         "simt_f16_d128_g4_p16_causal", "decode_f16_d64_g3_p16_causal",
         "f16_d64_g4_p8_causal", "f16_d64_g2_p2_causal",
-        "f32_d256_g8_p64_full"})
+        "f32_d256_g8_p64_full", "bf16_d128_g2_p16_full"})
     for (int tokens : {1, 5})
       for (int splits : {0, 7})
         checkAgainstHost(kernelNamed(name), {1500, 33, 900}, tokens, splits, 9,
