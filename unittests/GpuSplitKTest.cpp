@@ -193,10 +193,16 @@ void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
   const float scale = 1.0f / std::sqrt(float(kernel.headDim));
   Tensor expected(kernel.dtype, queryElements);
   expected.poison();
-  // Per-key scores [batch, kv heads, scoreStride], accumulated into.
+  // Per-key scores [batch, kv heads, scoreStride], accumulated into: slots
+  // below the longest row start at 0.25 (the launch must add to them), the
+  // padding past it at 0 (which must stay).
   const int64_t scoreStride = maxLength + scorePadding;
   const int64_t scoreElements = int64_t(batch) * numKvHeads * scoreStride;
-  std::vector<float> expectedScores(scoreElements, 0.0f);
+  std::vector<float> initialScores(scoreElements, 0.0f);
+  for (int64_t i = 0; i < scoreElements; ++i)
+    if (i % scoreStride < maxLength)
+      initialScores[i] = 0.25f;
+  std::vector<float> expectedScores = initialScores;
   if (scored)
     ASSERT_EQ(kvrt_attention_host_scored(
                   hostCache, batch, ids.data(), numTokens, numQHeads,
@@ -224,8 +230,9 @@ void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
               cudaSuccess);
     ForcedSplits forced(splits > 0 ? splits + attempt : 0);
     if (scored) {
-      ASSERT_EQ(cudaMemset(deviceScores.pointer, 0,
-                           scoreElements * sizeof(float)),
+      ASSERT_EQ(cudaMemcpy(deviceScores.pointer, initialScores.data(),
+                           scoreElements * sizeof(float),
+                           cudaMemcpyHostToDevice),
                 cudaSuccess);
       ASSERT_EQ(kvrt_attention_launch_scored(
                     deviceCache, batch, ids.data(), numTokens, numQHeads,
@@ -255,12 +262,13 @@ void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
       int64_t padding = 0;
       for (int64_t i = 0; i < scoreElements; ++i) {
         diff += std::pow(double(actualScores[i]) - expectedScores[i], 2);
-        norm += std::pow(double(expectedScores[i]), 2);
-        total += actualScores[i];
+        norm += std::pow(double(expectedScores[i]) - initialScores[i], 2);
+        total += double(actualScores[i]) - initialScores[i];
         padding += i % scoreStride >= maxLength && actualScores[i] != 0.0f;
       }
       EXPECT_EQ(padding, 0) << kernel.name << " slots past the longest row";
-      // Each query row's probabilities sum to 1 (every row here sees a key).
+      // Each query row's probabilities sum to 1 (every row here sees a key):
+      // what the launch added.
       EXPECT_NEAR(total, double(batch) * numTokens * numQHeads,
                   1e-3 * batch * numTokens * numQHeads)
           << kernel.name;
@@ -446,11 +454,12 @@ TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
         "f16_d256_g8_p64_causal", "f16_d128_g4_p16_full",
         "f16_d128_g4_p32_causal"}) {
     const GpuKernel &kernel = kernelNamed(name);
-    // 70 tokens: the prefill layout (unscored only).
+    // Splits forced to 1 (unsplit decode: the kernel writes the row lse) or
+    // 6 (the merge does); 70 tokens: the prefill layout (unscored only).
     for (int tokens : {1, 5, 70})
-      for (int splits : {0, 6})
+      for (int splits : {1, 6})
         for (bool scored : {false, true}) {
-          if (tokens == 70 && (scored || splits))
+          if (tokens == 70 && (scored || splits != 1))
             continue;
           SCOPED_TRACE(testing::Message()
                        << name << " tokens " << tokens << " splits " << splits

@@ -447,8 +447,8 @@ def copy_bandwidth():
 
 def read_bandwidth(kvrt):
     """GB/s of kvcc_bench_read: a streaming read of 4 GiB (16-byte
-    non-caching loads, nothing written), the roofline of decode, which only
-    reads."""
+    evict-first loads, nothing written), the roofline of decode, which
+    only reads."""
     n = 4 << 30
     a = torch.empty(n, dtype=torch.uint8, device="cuda")
     a.random_(0, 255)

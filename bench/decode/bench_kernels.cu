@@ -471,8 +471,8 @@ extern "C" int kvcc_bench_launch_direct(
 }
 
 namespace {
-/// Streams `vectors` 16-byte vectors from `data` (non-caching loads, four
-/// in flight per thread, grid-stride) and folds them into one word per
+/// Streams `vectors` 16-byte vectors from `data` (streaming, evict-first loads,
+/// four in flight per thread, grid-stride) and folds them into one word per
 /// thread, stored only in the impossible case that it matches `never`
 /// (so that nothing is written and the loads stay): the device's read
 /// bandwidth, the roofline of a decode kernel, which only reads.

@@ -407,7 +407,7 @@ kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
  *  head_dim, group size, page size or causality than the call (kvrt cannot
  *  see a kernel's template values) refuses on the device: every output
  *  element becomes NaN, and with kvrt_attention_launch_scored every slot
- *  below each sequence's length in key_scores too. `queries` and
+ *  below each (sequence, kv head) row's length in key_scores too. `queries` and
  * `out` are device memory aligned to 16 bytes (cudaMalloc's and torch's
  * allocations are; KVRT_ERROR_INVALID_ARGUMENT otherwise): the kernels read
  * query rows as 16-byte vectors. A stream that is capturing a CUDA graph is
