@@ -549,6 +549,23 @@ writePartialState(const AttentionShared<HeadDim, GroupSize> &shared,
   }
 }
 
+/// Loads the tile of the page's keys from `first` (of `keysInPage`) into
+/// `tile` and scores the lane's keys and heads into `scores` (tileScores).
+template <typename T, int HeadDim, int GroupSize, int PageSize>
+__device__ __forceinline__ void loadAndScoreTile(
+    const char *page, int first, int keysInPage,
+    const float (&query)[LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane]
+                        [RowSplit<T, HeadDim>::kElemsPerLane],
+    const LaneLayout<T, HeadDim, GroupSize> &lane,
+    RawTile<T, HeadDim, PageSize, GroupSize> &tile,
+    float (&scores)[TileShape<T, HeadDim, PageSize, GroupSize>::kSteps]
+                   [LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane]) {
+  loadTile<T, HeadDim, PageSize, GroupSize>(page, first, keysInPage, lane,
+                                            tile);
+  tileScores<T, HeadDim, GroupSize, PageSize>(tile, query, first, keysInPage,
+                                              lane, scores);
+}
+
 /// The largest score per head of the lane over the page's first
 /// `keysInPage` keys (reduced over the warp's key slots, so every lane of
 /// the same heads agrees). All lanes of the warp must call it.
@@ -568,11 +585,9 @@ __device__ __forceinline__ void pageMaxima(
 #pragma unroll 1
   for (int first = 0; first < keysInPage; first += Shape::kKeys) {
     RawTile<T, HeadDim, PageSize, GroupSize> tile;
-    loadTile<T, HeadDim, PageSize, GroupSize>(page, first, keysInPage, lane,
-                                              tile);
     float scores[Shape::kSteps][kHeads];
-    tileScores<T, HeadDim, GroupSize, PageSize>(tile, query, first, keysInPage,
-                                                lane, scores);
+    loadAndScoreTile<T, HeadDim, GroupSize, PageSize>(
+        page, first, keysInPage, query, lane, tile, scores);
 #pragma unroll
     for (int step = 0; step < Shape::kSteps; ++step)
 #pragma unroll
@@ -705,11 +720,9 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
 #pragma unroll 1
     for (int first = 0; first < keysInPage; first += Shape::kKeys) {
       RawTile<T, HeadDim, PageSize, GroupSize> tile;
-      loadTile<T, HeadDim, PageSize, GroupSize>(page, first, keysInPage, lane,
-                                                tile);
       float scores[Shape::kSteps][kHeads];
-      tileScores<T, HeadDim, GroupSize, PageSize>(tile, query, first,
-                                                  keysInPage, lane, scores);
+      loadAndScoreTile<T, HeadDim, GroupSize, PageSize>(
+          page, first, keysInPage, query, lane, tile, scores);
       if (p.key_scores && lane.laneInKey == 0)
         storeTileScores<T, HeadDim, GroupSize, PageSize>(
             p, firstHead, pageIndex * PageSize, first, keysInPage, lane, scores,
