@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(128)
     kvrt::device::pagedAttention<__half, 128, 8, 64, true>(p);
     return;
   }
-  if (!kvrt::device::launchMatches<128, 8, 64, true>(p))
+  if (!kvrt::device::launchMatches<__half, 128, 8, 64, true>(p))
     return;
   const int64_t firstHead =
       int64_t(blockIdx.y) * p.num_q_heads + int64_t(blockIdx.x) * 8;

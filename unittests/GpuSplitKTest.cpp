@@ -17,6 +17,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -394,11 +395,13 @@ TEST(GpuSplitKTest, PrefillChunkWithEmptySplits) {
 TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
   SKIP_WITHOUT_GPU();
   // A cache of fp16, head_dim 128, 8 kv heads (groups of 4), pages of 16,
-  // launched with kernels of another group, head_dim, page size or
-  // causality: the kernel must refuse, every output element is NaN and,
-  // with the key-score hook, every slot below the sequence's length too
-  // (whatever the split count, and whatever an earlier valid launch left in
-  // the runtime's workspace); slots past it stay as they were.
+  // launched with kernels of another element type, group, head_dim, page
+  // size or causality: the kernel must refuse, every output element is NaN
+  // and, with the key-score hook, every slot below the sequence's length
+  // too (whatever the split count, and whatever an earlier valid launch
+  // left in the runtime's workspace); slots past it stay as they were, and
+  // so do the bytes right after the output (a kernel of a wider element
+  // type must not poison past it).
   const int numKvHeads = 8, numQHeads = 32, headDim = 128, pageSize = 16;
   const std::vector<int> lengths = {300, 80};
   const int batch = int(lengths.size()), maxLength = 300;
@@ -427,7 +430,8 @@ TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
   }
   const int maxTokens = 70;
   const size_t queryBytes = size_t(batch) * maxTokens * numQHeads * headDim * 2;
-  DeviceMemory queries(queryBytes), out(queryBytes);
+  constexpr size_t kGuardBytes = 4096;
+  DeviceMemory queries(queryBytes), out(queryBytes + kGuardBytes);
   Tensor hostQueries = randomTensor(
       KVRT_DTYPE_F16, int64_t(batch) * maxTokens * numQHeads * headDim, rng);
   ASSERT_EQ(cudaMemcpy(queries.pointer, hostQueries.data(), queryBytes,
@@ -436,23 +440,29 @@ TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
   const int64_t scoreElements = int64_t(batch) * numKvHeads * maxLength;
   DeviceMemory scores(scoreElements * sizeof(float));
   const GpuKernel &valid = kernelNamed("f16_d128_g4_p16_causal");
+  // Each launch's output ends where the guard bytes begin.
+  auto outputOf = [&](int tokens) {
+    return static_cast<char *>(out.pointer) + queryBytes -
+           size_t(batch) * tokens * numQHeads * headDim * 2;
+  };
   auto launch = [&](const GpuKernel &kernel, int tokens, bool scored) {
     return scored
                ? kvrt_attention_launch_scored(
                      cache, batch, ids.data(), tokens, numQHeads,
-                     queries.pointer, out.pointer, 0.1f, 1, kernel.function,
-                     attentionThreads(), static_cast<float *>(scores.pointer),
-                     maxLength, nullptr)
-               : kvrt_attention_launch(cache, batch, ids.data(), tokens,
-                                       numQHeads, queries.pointer, out.pointer,
-                                       0.1f, 1, kernel.function,
-                                       attentionThreads(), nullptr);
+                     queries.pointer, outputOf(tokens), 0.1f, 1,
+                     kernel.function, attentionThreads(),
+                     static_cast<float *>(scores.pointer), maxLength, nullptr)
+               : kvrt_attention_launch(
+                     cache, batch, ids.data(), tokens, numQHeads,
+                     queries.pointer, outputOf(tokens), 0.1f, 1,
+                     kernel.function, attentionThreads(), nullptr);
   };
   for (const char *name :
        {"f16_d128_g1_p16_causal", "f16_d128_g8_p16_causal",
         "f16_d64_g4_p16_causal", "decode_f16_d64_g3_p16_causal",
         "f16_d256_g8_p64_causal", "f16_d128_g4_p16_full",
-        "f16_d128_g4_p32_causal"}) {
+        "f16_d128_g4_p32_causal", "bf16_d128_g4_p16_causal",
+        "decode_f32_d64_g4_p16_causal"}) {
     const GpuKernel &kernel = kernelNamed(name);
     // Splits forced to 1 (unsplit decode: the kernel writes the row lse) or
     // 6 (the merge does); 70 tokens: the prefill layout (unscored only).
@@ -469,6 +479,9 @@ TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
           ASSERT_EQ(launch(valid, tokens, scored), KVRT_OK)
               << kvrt_last_error();
           ASSERT_EQ(cudaMemset(out.pointer, 0, queryBytes), cudaSuccess);
+          ASSERT_EQ(cudaMemset(static_cast<char *>(out.pointer) + queryBytes,
+                               0x5a, kGuardBytes),
+                    cudaSuccess);
           std::vector<float> before(scoreElements, 0.5f);
           ASSERT_EQ(cudaMemcpy(scores.pointer, before.data(),
                                scoreElements * sizeof(float),
@@ -479,13 +492,21 @@ TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
           ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
           Tensor result(KVRT_DTYPE_F16,
                         int64_t(batch) * tokens * numQHeads * headDim);
-          ASSERT_EQ(cudaMemcpy(result.data(), out.pointer, result.bytes.size(),
-                               cudaMemcpyDeviceToHost),
+          ASSERT_EQ(cudaMemcpy(result.data(), outputOf(tokens),
+                               result.bytes.size(), cudaMemcpyDeviceToHost),
                     cudaSuccess);
           int64_t finite = 0;
           for (int64_t i = 0; i < result.count; ++i)
             finite += !std::isnan(result.at(i));
           EXPECT_EQ(finite, 0) << "of " << result.count << " outputs";
+          std::vector<unsigned char> guard(kGuardBytes);
+          ASSERT_EQ(cudaMemcpy(guard.data(),
+                               static_cast<char *>(out.pointer) + queryBytes,
+                               kGuardBytes, cudaMemcpyDeviceToHost),
+                    cudaSuccess);
+          EXPECT_EQ(std::count(guard.begin(), guard.end(), 0x5a),
+                    int64_t(kGuardBytes))
+              << "bytes after the output changed";
           if (!scored)
             continue;
           std::vector<float> after(scoreElements);

@@ -16,7 +16,7 @@
 // The start of kernels that call the tensor-core body directly (page 16):
 // pagedAttentionChecked's launch check, then the group's first head.
 #define KVCC_BENCH_CHECKED_HEAD(p, group)                                      \
-  if (!kvrt::device::launchMatches<128, group, 16, false>(p))                  \
+  if (!kvrt::device::launchMatches<__half, 128, group, 16, false>(p))          \
     return;                                                                    \
   const int64_t firstHead =                                                    \
       int64_t(blockIdx.y) * (p).num_q_heads + int64_t(blockIdx.x) * (group)
@@ -280,7 +280,7 @@ KVCC_BENCH_D256(kvcc_f16_d256_g2_p64, 64)
 __global__
 __launch_bounds__(kvrt::device::kAttentionThreads) void kvcc_d256_qsmem_g2_p16(
     kvrt_attention_params p) {
-  if (!kvrt::device::launchMatches<256, 2, 16, false>(p))
+  if (!kvrt::device::launchMatches<__half, 256, 2, 16, false>(p))
     return;
   KVCC_BENCH_LAUNCH_DEPENDENTS(p);
   const int64_t firstHead =
@@ -328,12 +328,12 @@ KVCC_BENCH_PREFILL(kvcc_prefill_full_bf16_g4, __nv_bfloat16, 4, false)
 // registers, two blocks).
 __global__ __launch_bounds__(128) void kvcc_prefill_keys32(
     kvrt_attention_params p) {
-  if (kvrt::device::prefillLaunchMatches<128, 4, 16, true>(p))
+  if (kvrt::device::prefillLaunchMatches<__nv_bfloat16, 128, 4, 16, true>(p))
     kvrt::device::pagedPrefillMmaBody<__nv_bfloat16, 128, 4, 16, true, 32>(p);
 }
 __global__ __launch_bounds__(128) void kvcc_prefill_2blocks(
     kvrt_attention_params p) {
-  if (kvrt::device::prefillLaunchMatches<128, 4, 16, true>(p))
+  if (kvrt::device::prefillLaunchMatches<__nv_bfloat16, 128, 4, 16, true>(p))
     kvrt::device::pagedPrefillMmaBody<__nv_bfloat16, 128, 4, 16, true>(p);
 }
 
@@ -347,7 +347,7 @@ __device__ void prefillWgmmaKernel(const kvrt_attention_params &p) {
   using namespace kvrt::device;
   if (p.query_tile_rows != 0) {
     if constexpr (kDeviceHasWgmma) {
-      if (prefillLaunchMatches<128, 4, 16, true>(p) &&
+      if (prefillLaunchMatches<__nv_bfloat16, 128, 4, 16, true>(p) &&
           prefill::dynamicSharedBytes() >=
               uint32_t(prefillSharedBytes(128, true))) {
         pagedPrefillWgmmaBody<__nv_bfloat16, 128, 4, 16, true>(
@@ -355,10 +355,10 @@ __device__ void prefillWgmmaKernel(const kvrt_attention_params &p) {
         return;
       }
     }
-    poisonLaunch<__nv_bfloat16>(p);
+    poisonLaunch(p);
     return;
   }
-  if (!launchMatches<128, 4, 16, true>(p))
+  if (!launchMatches<__nv_bfloat16, 128, 4, 16, true>(p))
     return;
   if constexpr (MmaDecode)
     pagedAttentionMmaBody<__nv_bfloat16, 128, 4, 16, true>(

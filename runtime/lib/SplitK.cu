@@ -691,6 +691,7 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
                                              const char *function) {
   ScopedDevice scoped(device);
   cudaStream_t cudaStream = static_cast<cudaStream_t>(stream);
+  params.dtype = int32_t(dtype);
   params.query_tile_rows = 0;
   int major = 0;
   KVRT_RETURN_IF_ERROR(deviceAttribute(

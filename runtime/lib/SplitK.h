@@ -97,7 +97,8 @@ inline int decodeThreads(int64_t baseBlocks, int sms, int kernelMaxThreads,
 /// still covered whole by its last split, but with params.key_scores set
 /// it must bound every row: the key-score workspace holds maxLength slots
 /// a row, rounded up to 16); `dtype` is the cache's element type (the
-/// merge kernel writes it).
+/// merge kernel writes it; params.dtype is set to it, which the kernels
+/// check).
 ///
 /// The split count comes from planSplits with the device's SM count and the
 /// kernel's occupancy (both cached); launches that usePrefillLayout accepts

@@ -404,8 +404,9 @@ kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
  *  kernel whose __launch_bounds__ allow 512 threads runs 512-thread blocks,
  *  unsplit, where the batch has about one (sequence, kv head) row per SM.
  *  Same masking as kvrt_attention_host. A kernel compiled for another
- *  head_dim, group size, page size or causality than the call (kvrt cannot
- *  see a kernel's template values) refuses on the device: every output
+ *  element type, head_dim, group size, page size or causality than the
+ *  cache and the call (kvrt cannot see a kernel's template values; it
+ *  passes the cache's in the params) refuses on the device: every output
  *  element becomes NaN, and with kvrt_attention_launch_scored every slot
  *  below each (sequence, kv head) row's length in key_scores too. `queries` and
  * `out` are device memory aligned to 16 bytes (cudaMalloc's and torch's

@@ -196,16 +196,17 @@ struct RawTile {
   uint4 value[Shape::kSteps][Split::kVecsPerLane];
 };
 
-/// True when the launch agrees with the compile-time shape. kvrt_cache_check
-/// should guarantee it; a mismatch would read the wrong memory, so the
-/// kernel refuses and writes NaN instead.
-template <int HeadDim, int GroupSize, int PageSize, bool Causal>
+/// True when the launch agrees with the compile-time element type and shape.
+/// kvrt_cache_check should guarantee it; a mismatch would read the wrong
+/// memory, so the kernel refuses and writes NaN instead.
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ bool launchMatches(const kvrt_attention_params &p) {
   const unsigned splits = p.num_splits > 1 ? unsigned(p.num_splits) : 1u;
   const bool workspaceOk =
       splits == 1 ||
       (p.pages_per_split > 0 && p.partial_out && p.partial_lse);
-  return p.head_dim == HeadDim && p.page_size == PageSize &&
+  return p.dtype == kElementDtype<T> && p.head_dim == HeadDim &&
+         p.page_size == PageSize &&
          p.num_q_heads == p.num_kv_heads * GroupSize &&
          (p.causal != 0) == Causal && blockDim.x % 32 == 0 &&
          blockDim.x <= 32 * kMaxWarps &&
@@ -215,31 +216,42 @@ __device__ bool launchMatches(const kvrt_attention_params &p) {
 }
 
 /// launchMatches for the prefill layout (query_tile_rows set).
-template <int HeadDim, int GroupSize, int PageSize, bool Causal>
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ bool prefillLaunchMatches(const kvrt_attention_params &p) {
   if (p.query_tile_rows != kPrefillRows || p.num_tokens <= 0)
     return false;
   const unsigned tiles = unsigned(
       (int64_t(p.num_tokens) * GroupSize + kPrefillRows - 1) / kPrefillRows);
-  return p.head_dim == HeadDim && p.page_size == PageSize &&
+  return p.dtype == kElementDtype<T> && p.head_dim == HeadDim &&
+         p.page_size == PageSize &&
          p.num_q_heads == p.num_kv_heads * GroupSize &&
-         (p.causal != 0) == Causal && p.num_splits <= 1 &&
-         blockDim.x == 128 && gridDim.x == unsigned(p.num_kv_heads) &&
+         (p.causal != 0) == Causal && p.num_splits <= 1 && blockDim.x == 128 &&
+         gridDim.x == unsigned(p.num_kv_heads) &&
          gridDim.y == unsigned(p.batch) * tiles && gridDim.z == 1;
 }
 
+/// Fills `count` elements of type E at `out` with NaN, a grid-stride share
+/// per thread (poisonLaunch).
+template <typename E>
+__device__ void fillNaN(void *out, int64_t count, int64_t first,
+                        int64_t stride) {
+  for (int64_t i = first; i < count; i += stride)
+    static_cast<E *>(out)[i] = quietNaN<E>();
+}
+
 /// On a refused launch: fills everything the launch describes with NaN,
-/// whatever the kernel's template values (a kernel of another head_dim or
-/// group size than the launch would otherwise leave some of it unwritten):
-/// the output [batch, tokens, q_heads, head_dim]; with splits the partial
+/// whatever the kernel's template values (a kernel of another element type,
+/// head_dim or group size than the launch would otherwise leave some of it
+/// unwritten, or write past it): the output [batch, tokens, q_heads,
+/// head_dim] of the launch's dtype (nothing for an unknown one); with
+/// splits the partial
 /// state, so that the merge, which overwrites the output and the row lse,
 /// yields NaN too; without splits the key-score hook's row lse, so that the
 /// accumulation adds NaN instead of a workspace no block wrote. Sizes come
 /// from the launch, as the runtime sized its buffers. Every block takes a
 /// grid-stride share; the launch checks give every block the same answer,
 /// so no block of a refused launch writes anything else.
-template <typename T>
-__device__ void poisonLaunch(const kvrt_attention_params &p) {
+__device__ inline void poisonLaunch(const kvrt_attention_params &p) {
   if (p.batch <= 0 || p.num_tokens <= 0 || p.num_q_heads <= 0 ||
       p.head_dim <= 0)
     return;
@@ -251,9 +263,20 @@ __device__ void poisonLaunch(const kvrt_attention_params &p) {
       int64_t(gridDim.x) * gridDim.y * gridDim.z * blockDim.x;
   const int64_t rows = int64_t(p.batch) * p.num_tokens * p.num_q_heads;
   const float nan = __int_as_float(0x7fc00000);
-  T *out = static_cast<T *>(p.out);
-  for (int64_t i = first; i < rows * p.head_dim; i += stride)
-    out[i] = quietNaN<T>();
+  const int64_t outElements = rows * p.head_dim;
+  switch (p.dtype) {
+  case KVRT_DTYPE_F16:
+    fillNaN<__half>(p.out, outElements, first, stride);
+    break;
+  case KVRT_DTYPE_BF16:
+    fillNaN<__nv_bfloat16>(p.out, outElements, first, stride);
+    break;
+  case KVRT_DTYPE_F32:
+    fillNaN<float>(p.out, outElements, first, stride);
+    break;
+  default:
+    break;
+  }
   if (p.num_splits > 1 && p.partial_out && p.partial_lse) {
     const int64_t slots = rows * p.num_splits;
     for (int64_t i = first; i < slots * p.head_dim; i += stride)
@@ -766,7 +789,7 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
   if (p.query_tile_rows != 0) {
     // The prefill layout (the runtime chose it; see params.h).
     if constexpr (AllowPrefill && kPrefillRows % GroupSize == 0) {
-      if (prefillLaunchMatches<HeadDim, GroupSize, PageSize, Causal>(p)) {
+      if (prefillLaunchMatches<T, HeadDim, GroupSize, PageSize, Causal>(p)) {
         if constexpr (AllowMma && kDeviceHasMma &&
                       kPrefillSupported<T, HeadDim, GroupSize, PageSize>) {
           // The tensor-core bodies keep their tiles in the dynamic shared
@@ -803,11 +826,11 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
         }
       }
     }
-    poisonLaunch<T>(p);
+    poisonLaunch(p);
     return;
   }
-  if (!launchMatches<HeadDim, GroupSize, PageSize, Causal>(p)) {
-    poisonLaunch<T>(p);
+  if (!launchMatches<T, HeadDim, GroupSize, PageSize, Causal>(p)) {
+    poisonLaunch(p);
     return;
   }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

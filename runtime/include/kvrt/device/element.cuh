@@ -9,6 +9,8 @@
 #ifndef KVRT_DEVICE_ELEMENT_CUH
 #define KVRT_DEVICE_ELEMENT_CUH
 
+#include "kvrt/kvrt.h"
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -21,6 +23,13 @@ template <typename T>
 inline constexpr bool kIsSupportedElement =
     std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16> ||
     std::is_same_v<T, float>;
+
+/// The kvrt_dtype of element type T (params.h's dtype).
+template <typename T>
+inline constexpr int kElementDtype =
+    std::is_same_v<T, __half>          ? KVRT_DTYPE_F16
+    : std::is_same_v<T, __nv_bfloat16> ? KVRT_DTYPE_BF16
+                                       : KVRT_DTYPE_F32;
 
 /// Elements of T in one 16-byte vector: the unit of every K/V load.
 template <typename T> inline constexpr int kVecElems = 16 / sizeof(T);

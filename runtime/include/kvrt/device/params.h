@@ -108,6 +108,10 @@ typedef struct kvrt_attention_params {
    * between versions. */
   float *score_max;
   int64_t score_stride;
+  /* The cache's element type (a kvrt_dtype, kvrt.h), that of queries and
+   * out: a kernel compiled for another type refuses (its NaN then has the
+   * launch's element size, so it stays inside `out`). */
+  int32_t dtype;
 } kvrt_attention_params;
 
 #ifdef __cplusplus
