@@ -110,7 +110,8 @@ typedef struct kvrt_attention_params {
   int64_t score_stride;
   /* The cache's element type (a kvrt_dtype, kvrt.h), that of queries and
    * out: a kernel compiled for another type refuses (its NaN then has the
-   * launch's element size, so it stays inside `out`). */
+   * launch's element size, so it stays inside `out`). kvrt's launches set
+   * it; code that fills these arguments itself must too (0 is fp16). */
   int32_t dtype;
 } kvrt_attention_params;
 
