@@ -201,6 +201,8 @@ struct RawTile {
 /// memory, so the kernel refuses and writes NaN instead.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ bool launchMatches(const kvrt_attention_params &p) {
+  static_assert(kIsSupportedElement<T>,
+                "T must be __half, __nv_bfloat16 or float");
   const unsigned splits = p.num_splits > 1 ? unsigned(p.num_splits) : 1u;
   const bool workspaceOk =
       splits == 1 ||
@@ -218,6 +220,8 @@ __device__ bool launchMatches(const kvrt_attention_params &p) {
 /// launchMatches for the prefill layout (query_tile_rows set).
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ bool prefillLaunchMatches(const kvrt_attention_params &p) {
+  static_assert(kIsSupportedElement<T>,
+                "T must be __half, __nv_bfloat16 or float");
   if (p.query_tile_rows != kPrefillRows || p.num_tokens <= 0)
     return false;
   const unsigned tiles = unsigned(
