@@ -95,6 +95,9 @@ KVRT_TEST_DECODE_KERNEL(decode_bf16_d64_g8_p64_full, __nv_bfloat16, 64, 8, 64,
                         false)
 KVRT_TEST_DECODE_KERNEL(decode_f16_d128_g8_p64_full, __half, 128, 8, 64, false)
 KVRT_TEST_DECODE_KERNEL(decode_f32_d64_g4_p16_causal, float, 64, 4, 16, true)
+// fp32 at the fp16 test cache's other values: a launch on that cache is
+// refused for the element type alone.
+KVRT_TEST_DECODE_KERNEL(decode_f32_d128_g4_p16_causal, float, 128, 4, 16, true)
 KVRT_TEST_DECODE_KERNEL(decode_bf16_d256_g2_p16_causal, __nv_bfloat16, 256, 2,
                         16, true)
 // An odd group: a key's heads start at odd offsets of the score workspace.
@@ -182,6 +185,8 @@ const std::vector<GpuKernel> &decodeKernels() {
        reinterpret_cast<const void *>(&decode_f16_d128_g8_p64_full)},
       {"decode_f32_d64_g4_p16_causal", KVRT_DTYPE_F32, 64, 4, 16, true,
        reinterpret_cast<const void *>(&decode_f32_d64_g4_p16_causal)},
+      {"decode_f32_d128_g4_p16_causal", KVRT_DTYPE_F32, 128, 4, 16, true,
+       reinterpret_cast<const void *>(&decode_f32_d128_g4_p16_causal)},
       {"decode_bf16_d256_g2_p16_causal", KVRT_DTYPE_BF16, 256, 2, 16, true,
        reinterpret_cast<const void *>(&decode_bf16_d256_g2_p16_causal)},
       {"decode_f16_d64_g3_p16_causal", KVRT_DTYPE_F16, 64, 3, 16, true,

@@ -462,7 +462,7 @@ TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
         "f16_d64_g4_p16_causal", "decode_f16_d64_g3_p16_causal",
         "f16_d256_g8_p64_causal", "f16_d128_g4_p16_full",
         "f16_d128_g4_p32_causal", "bf16_d128_g4_p16_causal",
-        "decode_f32_d64_g4_p16_causal"}) {
+        "decode_f32_d64_g4_p16_causal", "decode_f32_d128_g4_p16_causal"}) {
     const GpuKernel &kernel = kernelNamed(name);
     // Splits forced to 1 (unsplit decode: the kernel writes the row lse) or
     // 6 (the merge does); 70 tokens: the prefill layout (unscored only).
