@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 using namespace kvrt::test;
 
@@ -343,6 +344,93 @@ TEST(GpuSplitKTest, KeyScoresMatchHost) {
                    /*scored=*/true, /*scorePadding=*/5000);
   checkAgainstHost(kernelNamed("simt_f16_d128_g4_p16_causal"), {300, 40}, 3, 5,
                    13, /*scored=*/true, /*scorePadding=*/777);
+}
+
+TEST(GpuSplitKTest, KeyScoresSameWithAndWithoutL2Discard) {
+  SKIP_WITHOUT_GPU();
+  // The accumulation drops the workspace lines it has read from L2
+  // (KVRT_SCORE_DISCARD=0 keeps them): a line dropped before every thread
+  // that reads it has read it would change the sums. Each launch adds to
+  // the previous one's key scores, so the runs must agree bit for bit.
+  const GpuKernel &kernel = kernelNamed("f16_d128_g4_p16_causal");
+  const int numKvHeads = 8, numQHeads = 32, headDim = 128, pageSize = 16;
+  const std::vector<int> lengths = {3000, 70, 1500};
+  const int batch = int(lengths.size()), maxLength = 3000, maxTokens = 5;
+  kvrt_cache_desc desc =
+      makeDesc(numKvHeads, headDim, KVRT_DTYPE_F16, pageSize, maxLength);
+  PoolPtr pool = makePool(KVRT_DEVICE_CUDA, kvrt_cache_page_bytes(&desc),
+                          8 * (3000 + 70 + 1500) / pageSize + 64);
+  ASSERT_TRUE(pool);
+  kvrt_cache *cache = makeCache(pool.get(), desc);
+  ASSERT_TRUE(cache);
+  std::mt19937 rng(41);
+  std::vector<int32_t> ids;
+  for (int length : lengths) {
+    int32_t id = makeSequence(pool.get());
+    ids.push_back(id);
+    const int64_t elements = int64_t(length) * numKvHeads * headDim;
+    Tensor keys = randomTensor(KVRT_DTYPE_F16, elements, rng);
+    Tensor values = randomTensor(KVRT_DTYPE_F16, elements, rng);
+    DeviceMemory deviceKeys(keys.bytes.size()), deviceValues(keys.bytes.size());
+    ASSERT_EQ(cudaMemcpy(deviceKeys.pointer, keys.data(), keys.bytes.size(),
+                         cudaMemcpyHostToDevice),
+              cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(deviceValues.pointer, values.data(),
+                         values.bytes.size(), cudaMemcpyHostToDevice),
+              cudaSuccess);
+    ASSERT_EQ(kvrt_append(cache, 1, &id, length, deviceKeys.pointer,
+                          deviceValues.pointer, nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+  }
+  const int64_t queryElements =
+      int64_t(batch) * maxTokens * numQHeads * headDim;
+  Tensor queries = randomTensor(KVRT_DTYPE_F16, queryElements, rng, 2.0f);
+  DeviceMemory deviceQueries(queries.bytes.size()),
+      deviceOut(queries.bytes.size());
+  ASSERT_EQ(cudaMemcpy(deviceQueries.pointer, queries.data(),
+                       queries.bytes.size(), cudaMemcpyHostToDevice),
+            cudaSuccess);
+  const int64_t scoreElements = int64_t(batch) * numKvHeads * maxLength;
+  DeviceMemory scores(scoreElements * sizeof(float));
+  // Three launches in a row (tokens 1, 5, 1; splits as planned, then 6),
+  // from key scores of 0, under one discard setting.
+  auto run = [&](const char *discard, int splits) {
+    ScopedEnv env("KVRT_SCORE_DISCARD", discard);
+    ForcedSplits forced(splits);
+    EXPECT_EQ(cudaMemset(scores.pointer, 0, scoreElements * sizeof(float)),
+              cudaSuccess);
+    for (int tokens : {1, 5, 1})
+      EXPECT_EQ(kvrt_attention_launch_scored(
+                    cache, batch, ids.data(), tokens, numQHeads,
+                    deviceQueries.pointer, deviceOut.pointer, 0.09f, 1,
+                    kernel.function, attentionThreads(),
+                    static_cast<float *>(scores.pointer), maxLength, nullptr),
+                KVRT_OK)
+          << kvrt_last_error();
+    std::vector<float> result(scoreElements);
+    EXPECT_EQ(cudaMemcpy(result.data(), scores.pointer,
+                         scoreElements * sizeof(float), cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    return result;
+  };
+  for (int splits : {0, 6}) {
+    SCOPED_TRACE(testing::Message() << "splits " << splits);
+    const std::vector<float> kept = run("0", splits);
+    const std::vector<float> dropped = run("1", splits);
+    const std::vector<float> again = run("0", splits);
+    // Every row's probabilities sum to 1: 7 query tokens x 32 heads per
+    // sequence.
+    double total = 0.0;
+    for (float value : kept)
+      total += value;
+    EXPECT_NEAR(total, 7.0 * batch * numQHeads, 7e-3 * batch * numQHeads);
+    EXPECT_EQ(
+        std::memcmp(kept.data(), dropped.data(), kept.size() * sizeof(float)),
+        0);
+    EXPECT_EQ(
+        std::memcmp(kept.data(), again.data(), kept.size() * sizeof(float)), 0);
+  }
 }
 
 TEST(GpuSplitKTest, WideDecodeBlocks) {

@@ -276,18 +276,35 @@ __device__ __forceinline__ void loadGroup(const E *at, float (&out)[N]) {
 /// key_scores before the sums, so that those loads overlap the
 /// workspace's. Grid (batch * num_kv_heads, ceil(longest row /
 /// kKeyScoreBlockSlots)).
+/// Lets L2 drop the 128-byte lines lying wholly within [begin, end)
+/// without writing them back to DRAM (discard.global.L2: their contents
+/// become undefined), spread over the block's threads. For workspace that
+/// nothing reads again before it is rewritten.
+__device__ void discardLines(const void *begin, const void *end) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  constexpr uintptr_t kLine = 128;
+  const uintptr_t first =
+      (reinterpret_cast<uintptr_t>(begin) + kLine - 1) & ~(kLine - 1);
+  const uintptr_t last = reinterpret_cast<uintptr_t>(end) & ~(kLine - 1);
+  for (uintptr_t line = first + threadIdx.x * kLine; line < last;
+       line += blockDim.x * kLine)
+    asm volatile("discard.global.L2 [%0], 128;\n" ::"l"(line) : "memory");
+#endif
+}
+
 template <typename Value, int Group>
 __global__ void __launch_bounds__(kKeyScoreThreads)
-    accumulateKeyScores(kvrt_attention_params p) {
+    accumulateKeyScores(kvrt_attention_params p, bool discard) {
   static_assert(Group == 0 || Group == 1 || Group == 2 || Group == 4 ||
                     Group == 8,
                 "vector loads of 1, 2, 4 or 8 values");
   constexpr int kSlots = kKeyScoreSlotsPerThread;
   const int row = blockIdx.x;
-  const int begin = blockIdx.y * kKeyScoreThreads * kSlots + threadIdx.x;
+  const int firstSlot = blockIdx.y * kKeyScoreBlockSlots;
+  const int begin = firstSlot + threadIdx.x;
   const int length = kvrt::device::rowLength(p, row);
-  if (begin >= length)
-    return;
+  if (firstSlot >= length)
+    return; // the whole block
   const int sequence = row / p.num_kv_heads;
   const int kvHead = row - sequence * p.num_kv_heads;
   const int group = Group > 0 ? Group : p.num_q_heads / p.num_kv_heads;
@@ -301,15 +318,23 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
     const int slot = begin + i * kKeyScoreThreads;
     sums[i] = slot < length ? scores[slot] : 0.0f;
   }
+  // Token t's keys (the causal rule) and its query rows first .. first +
+  // group - 1, whose values of a slot are contiguous, and so are their
+  // maxima of its chunk (params.h).
+  auto visibleKeys = [&](int t) {
+    return p.causal ? length - p.num_tokens + t + 1 : length;
+  };
+  auto firstRow = [&](int t) {
+    return (int64_t(sequence) * p.num_tokens + t) * p.num_q_heads +
+           int64_t(kvHead) * group;
+  };
+  auto valuesOf = [&](int64_t first) {
+    return static_cast<const Value *>(p.score_scratch) + first * p.score_stride;
+  };
   for (int t = 0; t < p.num_tokens; ++t) {
-    const int visible = p.causal ? length - p.num_tokens + t + 1 : length;
-    // Query rows first .. first + group - 1; their values of a slot are
-    // contiguous, and so are their maxima of its chunk (params.h).
-    const int64_t first =
-        (int64_t(sequence) * p.num_tokens + t) * p.num_q_heads +
-        int64_t(kvHead) * group;
-    const Value *values =
-        static_cast<const Value *>(p.score_scratch) + first * p.score_stride;
+    const int visible = visibleKeys(t);
+    const int64_t first = firstRow(t);
+    const Value *values = valuesOf(first);
     const float *maxima = p.score_max + first * chunks;
     if constexpr (Group > 0) {
       float lse[Group];
@@ -350,27 +375,54 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
     if (slot < length)
       scores[slot] = sums[i];
   }
+  if (!discard)
+    return;
+  // Once every thread of the block has read its slots, the values and
+  // chunk maxima of the block's slots (no other block reads them, and the
+  // next launch rewrites them) leave L2 without a write-back: at 16 x 32K
+  // decode their write-back slowed the attention kernel by ~11%.
+  __syncthreads();
+  const int chunkKeys = 1 << chunkShift;
+  for (int t = 0; t < p.num_tokens; ++t) {
+    const int endSlot = min(firstSlot + kKeyScoreBlockSlots, visibleKeys(t));
+    if (endSlot <= firstSlot)
+      continue;
+    const int64_t first = firstRow(t);
+    const Value *values = valuesOf(first);
+    const float *maxima = p.score_max + first * chunks;
+    discardLines(values + int64_t(firstSlot) * group,
+                 values + int64_t(endSlot) * group);
+    // Block boundaries are multiples of every chunk size.
+    discardLines(maxima + int64_t(firstSlot >> chunkShift) * group,
+                 maxima +
+                     int64_t((endSlot + chunkKeys - 1) >> chunkShift) * group);
+  }
 }
 
 /// Queues accumulateKeyScores<Value, group or 0> on `stream`.
 template <typename Value>
-void queueKeyScores(const kvrt_attention_params &p, dim3 grid,
+void queueKeyScores(const kvrt_attention_params &p, dim3 grid, bool discard,
                     cudaStream_t stream) {
   switch (p.num_q_heads / p.num_kv_heads) {
   case 1:
-    accumulateKeyScores<Value, 1><<<grid, kKeyScoreThreads, 0, stream>>>(p);
+    accumulateKeyScores<Value, 1>
+        <<<grid, kKeyScoreThreads, 0, stream>>>(p, discard);
     break;
   case 2:
-    accumulateKeyScores<Value, 2><<<grid, kKeyScoreThreads, 0, stream>>>(p);
+    accumulateKeyScores<Value, 2>
+        <<<grid, kKeyScoreThreads, 0, stream>>>(p, discard);
     break;
   case 4:
-    accumulateKeyScores<Value, 4><<<grid, kKeyScoreThreads, 0, stream>>>(p);
+    accumulateKeyScores<Value, 4>
+        <<<grid, kKeyScoreThreads, 0, stream>>>(p, discard);
     break;
   case 8:
-    accumulateKeyScores<Value, 8><<<grid, kKeyScoreThreads, 0, stream>>>(p);
+    accumulateKeyScores<Value, 8>
+        <<<grid, kKeyScoreThreads, 0, stream>>>(p, discard);
     break;
   default:
-    accumulateKeyScores<Value, 0><<<grid, kKeyScoreThreads, 0, stream>>>(p);
+    accumulateKeyScores<Value, 0>
+        <<<grid, kKeyScoreThreads, 0, stream>>>(p, discard);
     break;
   }
 }
@@ -580,6 +632,14 @@ int64_t splitOverride() {
   char *end = nullptr;
   long value = std::strtol(text, &end, 10);
   return end != text && value > 0 ? value : 0;
+}
+
+/// Whether the key-score accumulation drops the workspace lines it has
+/// read from L2 (accumulateKeyScores): yes unless KVRT_SCORE_DISCARD=0
+/// (for comparisons; read at every launch, like KVRT_DECODE_SPLITS).
+bool discardScores() {
+  const char *text = std::getenv("KVRT_SCORE_DISCARD");
+  return !(text && text[0] == '0');
 }
 
 /// SplitPlan for exactly `splits` splits of `maxPages` pages (fewer when
@@ -854,9 +914,9 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
                          unsigned(scoreBlocks));
     if (scoreBlocks > 0) {
       if (dtype == KVRT_DTYPE_F32)
-        queueKeyScores<float>(params, scoreGrid, cudaStream);
+        queueKeyScores<float>(params, scoreGrid, discardScores(), cudaStream);
       else
-        queueKeyScores<__half>(params, scoreGrid, cudaStream);
+        queueKeyScores<__half>(params, scoreGrid, discardScores(), cudaStream);
       status =
           checkCuda(cudaGetLastError(), function, "accumulateKeyScores launch");
     }

@@ -253,11 +253,53 @@ template <int HeadDim> struct MmaState {
 /// firstKey + r (+ 8) relative to the chunk's maximum for that head goes
 /// to probs[firstKey * Heads (+ 8 * Heads) + h], and lanes r = 0 store that
 /// maximum to maxima[(firstKey / 16) * Heads + h]; null when the hook is
-/// off.
-template <int Heads> struct ScoreSink {
+/// off. With `EvictLast` the stores ask L2 to keep the values
+/// (`policy`, scorePolicy): the accumulation reads them from L2 and drops
+/// them without a write-back (runtime/lib/SplitK.cu); without it (a
+/// benchmark variant) they are plain stores.
+template <int Heads, bool EvictLast = true> struct ScoreSink {
   __half *probs = nullptr;
   float *maxima = nullptr;
+  uint64_t policy = 0;
 };
+
+/// An evict-last L2 cache policy (createpolicy) for ScoreSink's stores.
+__device__ __forceinline__ uint64_t evictLastPolicy() {
+  uint64_t policy = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n"
+               : "=l"(policy));
+#endif
+  return policy;
+}
+
+/// Stores `value` at `at`: under the L2 cache policy `policy` with Hint
+/// (on sm_80 and later), a plain store otherwise.
+template <bool Hint, typename V>
+__device__ __forceinline__ void storeHinted(V *at, V value, uint64_t policy) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (Hint) {
+    if constexpr (std::is_same_v<V, __half2>)
+      asm volatile("st.global.L2::cache_hint.b32 [%0], %1, %2;\n" ::"l"(at),
+                   "r"(*reinterpret_cast<uint32_t *>(&value)), "l"(policy));
+    else if constexpr (std::is_same_v<V, __half>)
+      asm volatile("st.global.L2::cache_hint.b16 [%0], %1, %2;\n" ::"l"(at),
+                   "h"(*reinterpret_cast<unsigned short *>(&value)),
+                   "l"(policy));
+    else if constexpr (std::is_same_v<V, float2>)
+      asm volatile(
+          "st.global.L2::cache_hint.v2.f32 [%0], {%1, %2}, %3;\n" ::"l"(at),
+          "f"(value.x), "f"(value.y), "l"(policy));
+    else {
+      static_assert(std::is_same_v<V, float>, "a score store's type");
+      asm volatile("st.global.L2::cache_hint.f32 [%0], %1, %2;\n" ::"l"(at),
+                   "f"(value), "l"(policy));
+    }
+    return;
+  }
+#endif
+  *at = value;
+}
 
 /// A lane's Qᵀ fragments in registers (loadQueryFragments' words): words
 /// 2s and 2s + 1 are k-step s's B operand.
@@ -282,9 +324,9 @@ struct SharedQuery {
 /// the halves keep 11 bits of every term within 2^-14 of it). With an even
 /// head count a key's two heads share one 4-byte store (the group's heads
 /// of 16 keys form one contiguous block); odd counts store them one by one.
-template <int Heads>
+template <int Heads, bool EvictLast>
 __device__ __forceinline__ void
-storeScores(const ScoreSink<Heads> &sink, const float (&scores)[4],
+storeScores(const ScoreSink<Heads, EvictLast> &sink, const float (&scores)[4],
             const float (&maxima)[2], int firstKey, int r, int c, bool lowValid,
             bool highValid) {
   if (2 * c >= Heads)
@@ -297,30 +339,33 @@ storeScores(const ScoreSink<Heads> &sink, const float (&scores)[4],
   __half *high = low + 8 * Heads;
   // firstKey is a multiple of 16: the chunk's index.
   float *maximum = sink.maxima + (firstKey / kChunkKeys) * Heads;
+  const uint64_t policy = sink.policy;
   if constexpr (Heads % 2 == 0) {
     if (lowValid)
-      *reinterpret_cast<__half2 *>(low) = __floats2half2_rn(probs[0], probs[1]);
+      storeHinted<EvictLast>(reinterpret_cast<__half2 *>(low),
+                             __floats2half2_rn(probs[0], probs[1]), policy);
     if (highValid)
-      *reinterpret_cast<__half2 *>(high) =
-          __floats2half2_rn(probs[2], probs[3]);
+      storeHinted<EvictLast>(reinterpret_cast<__half2 *>(high),
+                             __floats2half2_rn(probs[2], probs[3]), policy);
     if (r == 0)
-      *reinterpret_cast<float2 *>(maximum) = make_float2(maxima[0], maxima[1]);
+      storeHinted<EvictLast>(reinterpret_cast<float2 *>(maximum),
+                             make_float2(maxima[0], maxima[1]), policy);
   } else {
     const bool second = 2 * c + 1 < Heads;
     if (lowValid) {
-      low[0] = __float2half_rn(probs[0]);
+      storeHinted<EvictLast>(low, __float2half_rn(probs[0]), policy);
       if (second)
-        low[1] = __float2half_rn(probs[1]);
+        storeHinted<EvictLast>(low + 1, __float2half_rn(probs[1]), policy);
     }
     if (highValid) {
-      high[0] = __float2half_rn(probs[2]);
+      storeHinted<EvictLast>(high, __float2half_rn(probs[2]), policy);
       if (second)
-        high[1] = __float2half_rn(probs[3]);
+        storeHinted<EvictLast>(high + 1, __float2half_rn(probs[3]), policy);
     }
     if (r == 0) {
-      maximum[0] = maxima[0];
+      storeHinted<EvictLast>(maximum, maxima[0], policy);
       if (second)
-        maximum[1] = maxima[1];
+        storeHinted<EvictLast>(maximum + 1, maxima[1], policy);
     }
   }
 }
@@ -330,11 +375,13 @@ storeScores(const ScoreSink<Heads> &sink, const float (&scores)[4],
 /// `Chunk` gives the lane's raw vectors of the chunk (ChunkRegisters, or
 /// any type with the same keys() and values()); `Query` its Qᵀ fragments
 /// per k-step (RegisterQuery or SharedQuery).
-template <typename T, int HeadDim, typename Chunk, typename Query, int Heads>
+template <typename T, int HeadDim, typename Chunk, typename Query, int Heads,
+          bool EvictLast>
 __device__ __forceinline__ void
 accumulateChunk(const Chunk &chunk, const Query &query, float scaleLog2,
                 int firstKey, int endKey, int r, int c,
-                MmaState<HeadDim> &state, const ScoreSink<Heads> &sink) {
+                MmaState<HeadDim> &state,
+                const ScoreSink<Heads, EvictLast> &sink) {
   using Keys = KeyMap<T, HeadDim>;
   using Values = ValueMap<T, HeadDim>;
   // Sᵀ = K · Qᵀ: key vector i holds the columns of k-steps 2i and 2i + 1.
@@ -519,12 +566,14 @@ __device__ __forceinline__ void resetState(MmaState<HeadDim> &state) {
 /// Lane (r, c)'s ScoreSink for a decode block of query heads firstHead ..
 /// firstHead + Heads - 1 whose keys start at the row's key `beginKey` (a
 /// whole number of pages, so of 16-key chunks).
-template <int Heads>
-__device__ __forceinline__ ScoreSink<Heads>
+template <int Heads, bool EvictLast>
+__device__ __forceinline__ ScoreSink<Heads, EvictLast>
 scoreSink(const kvrt_attention_params &p, int64_t firstHead, int beginKey,
           int r, int c) {
-  ScoreSink<Heads> sink;
+  ScoreSink<Heads, EvictLast> sink;
   if (p.key_scores) {
+    if constexpr (EvictLast)
+      sink.policy = evictLastPolicy();
     // Query group firstHead / G starts at (firstHead / G) * stride * G.
     // Pages of the tensor-core body hold whole 16-key chunks (params.h's
     // C is 16).
@@ -683,11 +732,14 @@ struct NoProbe {
 /// but 1.4-7% slower on the H200 (two runs),
 /// bench/results/decode_d256_h200.md.) Probe::mark(i) is called by every lane
 /// when its warp has folded its first chunk (i = 0) and when it has folded its
-/// last (i = 1), for the benchmark's timeline.
+/// last (i = 1), for the benchmark's timeline. ScoresEvictLast: the
+/// key-score hook's stores ask L2 to keep the values (ScoreSink); false
+/// is a benchmark variant.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int ChunksPerStep = 1, bool PrefetchNext = false,
           int BulkPrefetch = 0, int LoadMode = 0, bool QueryInShared = false,
-          bool DynamicSteps = false, typename Probe = NoProbe>
+          bool DynamicSteps = false, typename Probe = NoProbe,
+          bool ScoresEvictLast = true>
 __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
                                       int64_t firstHead, int split) {
   static_assert(kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize>,
@@ -747,8 +799,8 @@ __device__ void pagedAttentionMmaBody(const kvrt_attention_params &p,
   // ChunksPerStep consecutive chunks. The page ids
   // of the next step are read one step ahead, so their latency overlaps
   // this step's loads instead of preceding the next step's.
-  const ScoreSink<kHeads> sink =
-      scoreSink<kHeads>(p, firstHead, span.beginKey, r, c);
+  const ScoreSink<kHeads, ScoresEvictLast> sink =
+      scoreSink<kHeads, ScoresEvictLast>(p, firstHead, span.beginKey, r, c);
   auto pageIds = [&](int step, int32_t(&ids)[ChunksPerStep]) {
 #pragma unroll
     for (int u = 0; u < ChunksPerStep; ++u) {
