@@ -528,7 +528,8 @@ def main():
                          "step, five blocks per SM, L2 prefetch of the next "
                          "chunk)")
     ap.add_argument("--variant-names",
-                    default=",".join(v for v in VARIANT_NAMES if v != "timed"),
+                    default=",".join(v for v in VARIANT_NAMES
+                                     if v not in SPECIAL_VARIANTS),
                     help="which --variants to time (comma-separated)")
     ap.add_argument("--block-times", action="store_true",
                     help="also break one page-16 call down by block (start "
@@ -829,7 +830,10 @@ def flashinfer_markdown(result):
 
 VARIANT_NAMES = ["simt", "mma2", "lb5", "prefetch", "tmapf1", "tmapf2",
                  "nc", "ldg", "base", "lb3", "qsmem", "dyn", "timed", "w16",
-                 "b128"]
+                 "b128", "smemparams", "l2scores", "scorenormal"]
+# Variants that only mean something in a call with the key-score hook or
+# with the probe read back (profile_decode.py --variant, --block-times).
+SPECIAL_VARIANTS = ("timed", "l2scores", "scorenormal")
 
 
 def block_times_markdown(result):

@@ -185,6 +185,61 @@ struct TimedProbe {
 KVCC_BENCH_TIMED(kvcc_timed_g4_p16, 4)
 KVCC_BENCH_TIMED(kvcc_timed_g8_p16, 8)
 #undef KVCC_BENCH_TIMED
+
+// The emitted kernel's body reading its parameters from a copy in shared
+// memory (smemparams) and, with Fold (l2scores), writing the key-score
+// hook's values of every sequence onto those of sequence 0 (the scratch
+// and chunk maxima of 8 kv heads' rows: 2-4 MiB at 32K keys, which stay in
+// L2): the same instructions and stores, without the scratch's write-back
+// to DRAM. l2scores' key scores are wrong; both are for timing only.
+template <int Group, bool Fold>
+__device__ void sharedParamsKernel(const kvrt_attention_params &p) {
+  KVCC_BENCH_CHECKED_HEAD(p, Group);
+  KVCC_BENCH_LAUNCH_DEPENDENTS(p);
+  __shared__ kvrt_attention_params copy;
+  if (threadIdx.x == 0) {
+    copy = p;
+    if (Fold && p.key_scores) {
+      const int64_t shift = firstHead - firstHead % p.num_q_heads;
+      copy.score_scratch =
+          static_cast<__half *>(p.score_scratch) - shift * p.score_stride;
+      copy.score_max = p.score_max -
+                       shift * (p.score_stride / kvrt::device::mma::kChunkKeys);
+    }
+  }
+  __syncthreads();
+  kvrt::device::pagedAttentionMmaBody<__half, 128, Group, 16, false>(
+      copy, firstHead, blockIdx.z);
+}
+#define KVCC_BENCH_SHARED_PARAMS(name, group, fold)                            \
+  __global__ __launch_bounds__(                                                \
+      (kvrt::device::kDecodeMaxThreads<__half, 128, group, 16>),               \
+      (kvrt::device::kDecodeMinBlocks<__half, 128, group, 16>)) void           \
+  name(kvrt_attention_params p) {                                              \
+    sharedParamsKernel<group, fold>(p);                                        \
+  }
+// The emitted kernel with evict-normal key-score stores (the emitted one's
+// are evict-last).
+#define KVCC_BENCH_SCORENORMAL(name, group)                                    \
+  __global__ __launch_bounds__(                                                \
+      (kvrt::device::kDecodeMaxThreads<__half, 128, group, 16>),               \
+      (kvrt::device::kDecodeMinBlocks<__half, 128, group, 16>)) void           \
+  name(kvrt_attention_params p) {                                              \
+    KVCC_BENCH_CHECKED_HEAD(p, group);                                         \
+    KVCC_BENCH_LAUNCH_DEPENDENTS(p);                                           \
+    kvrt::device::pagedAttentionMmaBody<__half, 128, group, 16, false, 1,      \
+                                        false, 0, 0, false, false,             \
+                                        kvrt::device::NoProbe, false>(         \
+        p, firstHead, blockIdx.z);                                             \
+  }
+KVCC_BENCH_SCORENORMAL(kvcc_scorenormal_g4_p16, 4)
+KVCC_BENCH_SCORENORMAL(kvcc_scorenormal_g8_p16, 8)
+#undef KVCC_BENCH_SCORENORMAL
+KVCC_BENCH_SHARED_PARAMS(kvcc_smemparams_g4_p16, 4, false)
+KVCC_BENCH_SHARED_PARAMS(kvcc_smemparams_g8_p16, 8, false)
+KVCC_BENCH_SHARED_PARAMS(kvcc_l2scores_g4_p16, 4, true)
+KVCC_BENCH_SHARED_PARAMS(kvcc_l2scores_g8_p16, 8, true)
+#undef KVCC_BENCH_SHARED_PARAMS
 #undef KVCC_BENCH_CHECKED_HEAD
 
 /// Copies the first `n` (at most kTimedBlocks) blocks' (start, end, SM)
@@ -228,7 +283,11 @@ namespace {
 /// prefetch 1 and 2 steps ahead, nc and ldg loads, base (their control);
 /// 10: three blocks per SM; 11: Qᵀ fragments in shared memory; 12: steps
 /// claimed from a block-wide counter; 13: the emitted kernel timing its
-/// blocks; 14: blocks of 16 warps (launched with 512 threads).
+/// blocks; 14: blocks of 16 warps (launched with 512 threads); 15: the
+/// emitted kernel under __launch_bounds__(128); 16: parameters read from
+/// shared memory (smemparams); 17: the same, key-score values of every
+/// sequence written onto sequence 0's (l2scores); 18: evict-normal
+/// key-score stores (scorenormal).
 int benchVariant = 0;
 } // namespace
 
@@ -242,10 +301,12 @@ extern "C" const void *kvcc_bench_kernel(int group, int pageSize) {
    reinterpret_cast<const void *>(&kvcc_##variant##_g8_p16)}
   // Page-16 variants 1.. (see benchVariant), groups 4 and 8.
   static const void *const variants[][2] = {
-      KVCC_PAIR(simt),  KVCC_PAIR(mma2),  KVCC_PAIR(lb5),   KVCC_PAIR(prefetch),
-      KVCC_PAIR(bulk1), KVCC_PAIR(bulk2), KVCC_PAIR(nc),    KVCC_PAIR(ldg),
-      KVCC_PAIR(base),  KVCC_PAIR(lb3),   KVCC_PAIR(qsmem), KVCC_PAIR(dyn),
-      KVCC_PAIR(timed), KVCC_PAIR(w16),   KVCC_PAIR(b128)};
+      KVCC_PAIR(simt),       KVCC_PAIR(mma2),     KVCC_PAIR(lb5),
+      KVCC_PAIR(prefetch),   KVCC_PAIR(bulk1),    KVCC_PAIR(bulk2),
+      KVCC_PAIR(nc),         KVCC_PAIR(ldg),      KVCC_PAIR(base),
+      KVCC_PAIR(lb3),        KVCC_PAIR(qsmem),    KVCC_PAIR(dyn),
+      KVCC_PAIR(timed),      KVCC_PAIR(w16),      KVCC_PAIR(b128),
+      KVCC_PAIR(smemparams), KVCC_PAIR(l2scores), KVCC_PAIR(scorenormal)};
 #undef KVCC_PAIR
   constexpr int kVariants = int(sizeof(variants) / sizeof(variants[0]));
   if (pageSize == 16 && benchVariant >= 1 && benchVariant <= kVariants &&

@@ -91,6 +91,10 @@ def main():
     ap.add_argument("--scores", action="store_true",
                     help="also profile kvrt_attention_launch with and without "
                          "the per-key score hook (kvcc_api, kvcc_api_scored)")
+    ap.add_argument("--variant", choices=bd.VARIANT_NAMES,
+                    help="page-16 kernels of this bench_kernels.cu variant "
+                         "for the API calls (kvcc_api, kvcc_api_scored), e.g. "
+                         "l2scores: the hook's scratch kept in L2")
     ap.add_argument("--json")
     ap.add_argument("--plain", action="store_true",
                     help="run each implementation --calls times without the "
@@ -98,6 +102,9 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(0)
     kvrt = bd.Kvrt(args.lib_dir)
+    if args.variant:
+        kvrt.bench.kvcc_bench_set_variant(
+            bd.VARIANT_NAMES.index(args.variant) + 1)
     fi = None
     if not args.no_flashinfer:
         try:
