@@ -134,6 +134,23 @@ TEST(PrefillLayoutTest, ManyQueryRowsOfTensorCoreShapes) {
   }
 }
 
+/// Appends `length` tokens of host `keys` and `values` to sequence `id`
+/// of the CUDA cache `cache` (through device copies).
+void appendFromHost(kvrt_cache *cache, int32_t id, int length,
+                    const Tensor &keys, const Tensor &values) {
+  DeviceMemory deviceKeys(keys.bytes.size()), deviceValues(values.bytes.size());
+  ASSERT_EQ(cudaMemcpy(deviceKeys.pointer, keys.data(), keys.bytes.size(),
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(deviceValues.pointer, values.data(), values.bytes.size(),
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+  ASSERT_EQ(kvrt_append(cache, 1, &id, length, deviceKeys.pointer,
+                        deviceValues.pointer, nullptr),
+            KVRT_OK)
+      << kvrt_last_error();
+}
+
 /// Appends random K/V for `lengths` sequences to a CUDA cache and a host
 /// cache, then compares kvrt_attention_launch (with `splits` forced, or the
 /// planner's choice for 0) with kvrt_attention_host. With `scored`, the
@@ -174,18 +191,8 @@ void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
                           values.data(), nullptr),
               KVRT_OK)
         << kvrt_last_error();
-    DeviceMemory deviceKeys(keys.bytes.size()),
-        deviceValues(keys.bytes.size());
-    ASSERT_EQ(cudaMemcpy(deviceKeys.pointer, keys.data(), keys.bytes.size(),
-                         cudaMemcpyHostToDevice),
-              cudaSuccess);
-    ASSERT_EQ(cudaMemcpy(deviceValues.pointer, values.data(),
-                         values.bytes.size(), cudaMemcpyHostToDevice),
-              cudaSuccess);
-    ASSERT_EQ(kvrt_append(deviceCache, 1, &id, lengths[b], deviceKeys.pointer,
-                          deviceValues.pointer, nullptr),
-              KVRT_OK)
-        << kvrt_last_error();
+    ASSERT_NO_FATAL_FAILURE(
+        appendFromHost(deviceCache, id, lengths[b], keys, values));
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   }
 
@@ -346,6 +353,41 @@ TEST(GpuSplitKTest, KeyScoresMatchHost) {
                    13, /*scored=*/true, /*scorePadding=*/777);
 }
 
+/// A CUDA pool and cache holding one sequence of random keys and values
+/// per entry of `lengths` (fillRandomDeviceCache).
+struct RandomDeviceCache {
+  PoolPtr pool;
+  kvrt_cache *cache = nullptr;
+  std::vector<int32_t> ids;
+};
+
+/// Makes `out`: a cache of `numKvHeads` heads of `headDim` `dtype` values
+/// in pages of `pageSize` tokens, rows up to the longest length, and its
+/// sequences' keys and values drawn from `rng`.
+void fillRandomDeviceCache(const std::vector<int> &lengths, int numKvHeads,
+                           int headDim, kvrt_dtype dtype, int pageSize,
+                           std::mt19937 &rng, RandomDeviceCache &out) {
+  const int maxLength = *std::max_element(lengths.begin(), lengths.end());
+  kvrt_cache_desc desc =
+      makeDesc(numKvHeads, headDim, dtype, pageSize, maxLength);
+  int64_t pages = 8;
+  for (int length : lengths)
+    pages += int64_t(length + pageSize - 1) / pageSize * numKvHeads;
+  out.pool = makePool(KVRT_DEVICE_CUDA, kvrt_cache_page_bytes(&desc), pages);
+  ASSERT_TRUE(out.pool);
+  out.cache = makeCache(out.pool.get(), desc);
+  ASSERT_TRUE(out.cache);
+  for (int length : lengths) {
+    int32_t id = makeSequence(out.pool.get());
+    out.ids.push_back(id);
+    const int64_t elements = int64_t(length) * numKvHeads * headDim;
+    Tensor keys = randomTensor(dtype, elements, rng);
+    Tensor values = randomTensor(dtype, elements, rng);
+    ASSERT_NO_FATAL_FAILURE(
+        appendFromHost(out.cache, id, length, keys, values));
+  }
+}
+
 TEST(GpuSplitKTest, KeyScoresSameWithAndWithoutL2Discard) {
   SKIP_WITHOUT_GPU();
   // The accumulation drops the workspace lines it has read from L2
@@ -356,33 +398,12 @@ TEST(GpuSplitKTest, KeyScoresSameWithAndWithoutL2Discard) {
   const int numKvHeads = 8, numQHeads = 32, headDim = 128, pageSize = 16;
   const std::vector<int> lengths = {3000, 70, 1500};
   const int batch = int(lengths.size()), maxLength = 3000, maxTokens = 5;
-  kvrt_cache_desc desc =
-      makeDesc(numKvHeads, headDim, KVRT_DTYPE_F16, pageSize, maxLength);
-  PoolPtr pool = makePool(KVRT_DEVICE_CUDA, kvrt_cache_page_bytes(&desc),
-                          8 * (3000 + 70 + 1500) / pageSize + 64);
-  ASSERT_TRUE(pool);
-  kvrt_cache *cache = makeCache(pool.get(), desc);
-  ASSERT_TRUE(cache);
   std::mt19937 rng(41);
-  std::vector<int32_t> ids;
-  for (int length : lengths) {
-    int32_t id = makeSequence(pool.get());
-    ids.push_back(id);
-    const int64_t elements = int64_t(length) * numKvHeads * headDim;
-    Tensor keys = randomTensor(KVRT_DTYPE_F16, elements, rng);
-    Tensor values = randomTensor(KVRT_DTYPE_F16, elements, rng);
-    DeviceMemory deviceKeys(keys.bytes.size()), deviceValues(keys.bytes.size());
-    ASSERT_EQ(cudaMemcpy(deviceKeys.pointer, keys.data(), keys.bytes.size(),
-                         cudaMemcpyHostToDevice),
-              cudaSuccess);
-    ASSERT_EQ(cudaMemcpy(deviceValues.pointer, values.data(),
-                         values.bytes.size(), cudaMemcpyHostToDevice),
-              cudaSuccess);
-    ASSERT_EQ(kvrt_append(cache, 1, &id, length, deviceKeys.pointer,
-                          deviceValues.pointer, nullptr),
-              KVRT_OK)
-        << kvrt_last_error();
-  }
+  RandomDeviceCache device;
+  ASSERT_NO_FATAL_FAILURE(fillRandomDeviceCache(
+      lengths, numKvHeads, headDim, KVRT_DTYPE_F16, pageSize, rng, device));
+  kvrt_cache *cache = device.cache;
+  const std::vector<int32_t> &ids = device.ids;
   const int64_t queryElements =
       int64_t(batch) * maxTokens * numQHeads * headDim;
   Tensor queries = randomTensor(KVRT_DTYPE_F16, queryElements, rng, 2.0f);
@@ -493,29 +514,12 @@ TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
   const int numKvHeads = 8, numQHeads = 32, headDim = 128, pageSize = 16;
   const std::vector<int> lengths = {300, 80};
   const int batch = int(lengths.size()), maxLength = 300;
-  kvrt_cache_desc desc =
-      makeDesc(numKvHeads, headDim, KVRT_DTYPE_F16, pageSize, maxLength);
-  PoolPtr pool =
-      makePool(KVRT_DEVICE_CUDA, kvrt_cache_page_bytes(&desc), 8 * 32);
-  ASSERT_TRUE(pool);
-  kvrt_cache *cache = makeCache(pool.get(), desc);
-  ASSERT_TRUE(cache);
   std::mt19937 rng(31);
-  std::vector<int32_t> ids;
-  for (int length : lengths) {
-    int32_t id = makeSequence(pool.get());
-    ids.push_back(id);
-    const int64_t elements = int64_t(length) * numKvHeads * headDim;
-    Tensor keys = randomTensor(KVRT_DTYPE_F16, elements, rng);
-    DeviceMemory deviceKeys(keys.bytes.size());
-    ASSERT_EQ(cudaMemcpy(deviceKeys.pointer, keys.data(), keys.bytes.size(),
-                         cudaMemcpyHostToDevice),
-              cudaSuccess);
-    ASSERT_EQ(kvrt_append(cache, 1, &id, length, deviceKeys.pointer,
-                          deviceKeys.pointer, nullptr),
-              KVRT_OK)
-        << kvrt_last_error();
-  }
+  RandomDeviceCache device;
+  ASSERT_NO_FATAL_FAILURE(fillRandomDeviceCache(
+      lengths, numKvHeads, headDim, KVRT_DTYPE_F16, pageSize, rng, device));
+  kvrt_cache *cache = device.cache;
+  const std::vector<int32_t> &ids = device.ids;
   const int maxTokens = 70;
   const size_t queryBytes = size_t(batch) * maxTokens * numQHeads * headDim * 2;
   constexpr size_t kGuardBytes = 4096;
