@@ -404,11 +404,16 @@ TEST(GpuSplitKTest, KeyScoresSameWithAndWithoutL2Discard) {
       lengths, numKvHeads, headDim, KVRT_DTYPE_F16, pageSize, rng, device));
   kvrt_cache *cache = device.cache;
   const std::vector<int32_t> &ids = device.ids;
+  // Each launch of a run has queries of its own, so that a launch never
+  // rewrites the values the one before it left in the workspace.
+  constexpr int kLaunches = 3;
+  const int launchTokens[kLaunches] = {1, maxTokens, 1};
   const int64_t queryElements =
       int64_t(batch) * maxTokens * numQHeads * headDim;
-  Tensor queries = randomTensor(KVRT_DTYPE_F16, queryElements, rng, 2.0f);
+  Tensor queries =
+      randomTensor(KVRT_DTYPE_F16, kLaunches * queryElements, rng, 2.0f);
   DeviceMemory deviceQueries(queries.bytes.size()),
-      deviceOut(queries.bytes.size());
+      deviceOut(queries.bytes.size() / kLaunches);
   ASSERT_EQ(cudaMemcpy(deviceQueries.pointer, queries.data(),
                        queries.bytes.size(), cudaMemcpyHostToDevice),
             cudaSuccess);
@@ -421,12 +426,14 @@ TEST(GpuSplitKTest, KeyScoresSameWithAndWithoutL2Discard) {
     ForcedSplits forced(splits);
     EXPECT_EQ(cudaMemset(scores.pointer, 0, scoreElements * sizeof(float)),
               cudaSuccess);
-    for (int tokens : {1, 5, 1})
+    for (int launch = 0; launch < kLaunches; ++launch)
       EXPECT_EQ(kvrt_attention_launch_scored(
-                    cache, batch, ids.data(), tokens, numQHeads,
-                    deviceQueries.pointer, deviceOut.pointer, 0.09f, 1,
-                    kernel.function, attentionThreads(),
-                    static_cast<float *>(scores.pointer), maxLength, nullptr),
+                    cache, batch, ids.data(), launchTokens[launch], numQHeads,
+                    static_cast<const char *>(deviceQueries.pointer) +
+                        launch * queries.bytes.size() / kLaunches,
+                    deviceOut.pointer, 0.09f, 1, kernel.function,
+                    attentionThreads(), static_cast<float *>(scores.pointer),
+                    maxLength, nullptr),
                 KVRT_OK)
           << kvrt_last_error();
     std::vector<float> result(scoreElements);
@@ -567,9 +574,13 @@ TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
                        << name << " tokens " << tokens << " splits " << splits
                        << (scored ? " scored" : ""));
           ForcedSplits forced(splits);
-          // A valid launch first leaves finite values in the workspace.
-          ASSERT_EQ(launch(valid, tokens, scored), KVRT_OK)
-              << kvrt_last_error();
+          // A valid launch first leaves finite values in the workspace
+          // (kept in it: not dropped from L2 after their accumulation).
+          {
+            ScopedEnv keep("KVRT_SCORE_DISCARD", "0");
+            ASSERT_EQ(launch(valid, tokens, scored), KVRT_OK)
+                << kvrt_last_error();
+          }
           ASSERT_EQ(cudaMemset(out.pointer, 0, queryBytes), cudaSuccess);
           ASSERT_EQ(cudaMemset(static_cast<char *>(out.pointer) + queryBytes,
                                0x5a, kGuardBytes),

@@ -935,7 +935,10 @@ def variants_markdown(result):
              "block-wide counter instead of w, w + 4, ... per warp; timed the "
              "emitted kernel recording its blocks' times (--block-times); "
              "w16 blocks of 16 warps, one per SM; b128 the emitted kernel "
-             "under __launch_bounds__(128), never launched wide:", "",
+             "under __launch_bounds__(128), never launched wide; smemparams "
+             "the emitted body reading its parameters from shared memory "
+             "(l2scores' control; l2scores and scorenormal only differ with "
+             "the key-score hook: profile_decode.py --variant):", "",
              "| Hq/Hkv | B | S | kvcc p16 | " + " | ".join(names) + " |",
              "|---|---|---|---|" + "---|" * len(names)]
     for r in rows:

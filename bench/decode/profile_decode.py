@@ -93,8 +93,9 @@ def main():
                          "the per-key score hook (kvcc_api, kvcc_api_scored)")
     ap.add_argument("--variant", choices=bd.VARIANT_NAMES,
                     help="page-16 kernels of this bench_kernels.cu variant "
-                         "for the API calls (kvcc_api, kvcc_api_scored), e.g. "
-                         "l2scores: the hook's scratch kept in L2")
+                         "for every kvcc row (the resident-table call and the "
+                         "API calls), e.g. l2scores: the hook's values kept "
+                         "in L2; scorenormal: plain hook stores")
     ap.add_argument("--json")
     ap.add_argument("--plain", action="store_true",
                     help="run each implementation --calls times without the "

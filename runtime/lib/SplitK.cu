@@ -1,4 +1,5 @@
-//===- SplitK.cu - Split-K attention launches and the merge kernel -*- CUDA -*-//
+//===- SplitK.cu - Split-K attention launches and the merge kernel -*- CUDA
+//-*-//
 //
 // Flash-decoding for compiled attention kernels. At batch 1 a decode step
 // has only num_kv_heads (kv head, token) blocks, far fewer than the SMs can
@@ -10,8 +11,9 @@
 // The workspace belongs to the device, not to a cache: one buffer per CUDA
 // device, grown on demand and never shrunk, kept until the process exits.
 // Launches take a per-device lock from the workspace's first use to the
-// merge's enqueue; an event recorded after the merge orders the next
-// launch's writes after this launch's reads on whatever stream it runs.
+// enqueue of its last reader (the merge, or the key-score accumulation);
+// an event recorded after it orders the next launch's writes after this
+// launch's reads on whatever stream it runs.
 //
 //===----------------------------------------------------------------------===//
 #include "CudaSupport.h"
@@ -238,10 +240,19 @@ constexpr int kKeyScoreThreads = 256;
 constexpr int kKeyScoreSlotsPerThread = 4;
 /// Slots of one key-score accumulation block.
 constexpr int kKeyScoreBlockSlots = kKeyScoreThreads * kKeyScoreSlotsPerThread;
-/// The key-score workspace's stride is a multiple of every chunk size.
-constexpr int kKeyScoreStrideUnit = 16;
-static_assert(kvrt::device::scoreChunkKeys(1024) == kKeyScoreStrideUnit &&
-              kvrt::device::mma::kChunkKeys == kKeyScoreStrideUnit);
+/// The key-score workspace's stride is a multiple of every chunk size
+/// (16 at most) and of 512 slots, so that with the parts of the workspace
+/// on 128-byte lines every query group's values and chunk maxima, and
+/// every accumulation block's share of them, start on a line (halves or
+/// floats, any group size, chunks of 16 keys or fewer): a block's
+/// discardLines then leaves no line of its slots behind.
+constexpr int kKeyScoreStrideUnit = 512;
+static_assert(kKeyScoreStrideUnit % kvrt::device::scoreChunkKeys(1024) == 0 &&
+              kKeyScoreStrideUnit % kvrt::device::mma::kChunkKeys == 0 &&
+              kKeyScoreStrideUnit / kvrt::device::scoreChunkKeys(1024) * 4 %
+                      128 ==
+                  0 &&
+              kKeyScoreBlockSlots % kKeyScoreStrideUnit == 0);
 
 /// `N` elements of type E loaded as one access, or two of 16 bytes (N *
 /// sizeof(E) bytes, a power of two; the caller guarantees that alignment,
@@ -262,24 +273,10 @@ __device__ __forceinline__ void loadGroup(const E *at, float (&out)[N]) {
     out[g] = kvrt::device::toFloat(packed.e[g]);
 }
 
-/// The key-score hook's second pass: adds, for every slot of row (b, kv
-/// head h) = blockIdx.x, the probability its key got from each query token
-/// t and head g of the group, over the keys each query saw (the kernels'
-/// causal rule): the kernel's value relative to its chunk's maximum m,
-/// times 2^(m - lse) (params.h). `Value` is the kernel's score type
-/// (kvrt::device::ScoreValue). `Group` is the group size (query heads per
-/// kv head) when it is 1, 2, 4 or 8, so that a slot's values, its chunk's
-/// maxima and a token's lse are each one vector load (the workspace's
-/// layout aligns them: params.h); 0 for any other, read one by one. Each
-/// thread takes kKeyScoreSlotsPerThread slots kKeyScoreThreads apart (its
-/// share of the row's indexing is paid once for them) and reads their
-/// key_scores before the sums, so that those loads overlap the
-/// workspace's. Grid (batch * num_kv_heads, ceil(longest row /
-/// kKeyScoreBlockSlots)).
 /// Lets L2 drop the 128-byte lines lying wholly within [begin, end)
 /// without writing them back to DRAM (discard.global.L2: their contents
-/// become undefined), spread over the block's threads. For workspace that
-/// nothing reads again before it is rewritten.
+/// become undefined), spread over the block's threads. For workspace whose
+/// every location is written before anything reads it.
 __device__ void discardLines(const void *begin, const void *end) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr uintptr_t kLine = 128;
@@ -292,6 +289,22 @@ __device__ void discardLines(const void *begin, const void *end) {
 #endif
 }
 
+/// The key-score hook's second pass: adds, for every slot of row (b, kv
+/// head h) = blockIdx.x, the probability its key got from each query token
+/// t and head g of the group, over the keys each query saw (the kernels'
+/// causal rule): the kernel's value relative to its chunk's maximum m,
+/// times 2^(m - lse) (params.h). `Value` is the kernel's score type
+/// (kvrt::device::ScoreValue). `Group` is the group size (query heads per
+/// kv head) when it is 1, 2, 4 or 8, so that a slot's values, its chunk's
+/// maxima and a token's lse are each one vector load (the workspace's
+/// layout aligns them: params.h); 0 for any other, read one by one. Each
+/// thread takes kKeyScoreSlotsPerThread slots kKeyScoreThreads apart (its
+/// share of the row's indexing is paid once for them) and reads their
+/// key_scores before the sums, so that those loads overlap the
+/// workspace's. With `discard`, the block then drops its slots' values
+/// and chunk maxima from L2 (discardLines), so that the lines still there
+/// are never written back to DRAM. Grid (batch * num_kv_heads, ceil(longest
+/// row / kKeyScoreBlockSlots)).
 template <typename Value, int Group>
 __global__ void __launch_bounds__(kKeyScoreThreads)
     accumulateKeyScores(kvrt_attention_params p, bool discard) {
@@ -378,24 +391,22 @@ __global__ void __launch_bounds__(kKeyScoreThreads)
   if (!discard)
     return;
   // Once every thread of the block has read its slots, the values and
-  // chunk maxima of the block's slots (no other block reads them, and the
-  // next launch rewrites them) leave L2 without a write-back: at 16 x 32K
-  // decode their write-back slowed the attention kernel by ~11%.
+  // chunk maxima of the block's slots, [firstSlot, endSlot) of each
+  // token's query group (no other block reads them; slots past a token's
+  // visible keys hold nothing anyone reads), leave L2 without a
+  // write-back. The workspace's layout starts each of them on a 128-byte
+  // line (launchSplitAttention).
   __syncthreads();
-  const int chunkKeys = 1 << chunkShift;
+  const int endSlot =
+      int(::min(int64_t(firstSlot + kKeyScoreBlockSlots), p.score_stride));
   for (int t = 0; t < p.num_tokens; ++t) {
-    const int endSlot = min(firstSlot + kKeyScoreBlockSlots, visibleKeys(t));
-    if (endSlot <= firstSlot)
-      continue;
     const int64_t first = firstRow(t);
     const Value *values = valuesOf(first);
     const float *maxima = p.score_max + first * chunks;
     discardLines(values + int64_t(firstSlot) * group,
                  values + int64_t(endSlot) * group);
-    // Block boundaries are multiples of every chunk size.
     discardLines(maxima + int64_t(firstSlot >> chunkShift) * group,
-                 maxima +
-                     int64_t((endSlot + chunkKeys - 1) >> chunkShift) * group);
+                 maxima + int64_t(endSlot >> chunkShift) * group);
   }
 }
 
@@ -576,7 +587,8 @@ struct Workspace {
   std::mutex mutex;
   void *buffer = nullptr;
   size_t capacity = 0;
-  /// Recorded after the last merge that read the buffer; null before.
+  /// Recorded after the last kernel that read the buffer (a merge or a
+  /// key-score accumulation); null before.
   cudaEvent_t lastUse = nullptr;
   /// Id of the stream it was recorded on (CudaSupport.h's recordUse).
   unsigned long long lastUseStream = kvrt::cuda::kUnknownStream;
@@ -835,10 +847,14 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   // chunks] and its per-key values [heads x stride] (params.h).
   const int64_t heads = rows * params.num_q_heads;
   const int64_t slots = plan.numSplits > 1 ? heads * plan.numSplits : 0;
-  // Each part starts 16-byte aligned (kernels store float2 maxima).
+  // Each part starts 16-byte aligned (kernels store float2 maxima), the
+  // key-score hook's on 128-byte lines (accumulateKeyScores drops them
+  // from L2 by whole lines).
   auto aligned = [](int64_t floats) { return (floats + 3) / 4 * 4; };
+  auto lineAligned = [](int64_t floats) { return (floats + 31) / 32 * 32; };
   const int64_t partialFloats =
-      slots ? aligned(slots * params.head_dim) + aligned(slots) : 0;
+      slots ? lineAligned(aligned(slots * params.head_dim) + aligned(slots))
+            : 0;
   // The key-score hook: each query row's lse, its chunks' maxima and its
   // per-key values (params.h; halves but for fp32 kernels), score_stride
   // slots a row (the longest row, not the caller's key_scores_stride).
@@ -857,7 +873,8 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
                       function, static_cast<long long>(maxLength),
                       static_cast<long long>(kMaxGridY * kKeyScoreBlockSlots));
   const int64_t scoreFloats =
-      scored ? aligned(heads) + aligned(heads * chunks) + valueFloats : 0;
+      scored ? lineAligned(heads) + lineAligned(heads * chunks) + valueFloats
+             : 0;
   const size_t bytes = size_t(partialFloats + scoreFloats) * sizeof(float);
   // Asked before anything is queued, so that a failure leaves no half-done
   // launch behind.
@@ -872,13 +889,13 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   if (slots) {
     params.partial_out = next;
     params.partial_lse = params.partial_out + aligned(slots * params.head_dim);
-    next = params.partial_lse + aligned(slots);
+    next = params.partial_out + partialFloats;
   }
   if (scored) {
     params.row_lse = next;
-    params.score_max = params.row_lse + aligned(heads);
+    params.score_max = params.row_lse + lineAligned(heads);
     params.score_stride = scoreStride;
-    params.score_scratch = params.score_max + aligned(heads * chunks);
+    params.score_scratch = params.score_max + lineAligned(heads * chunks);
   }
 
   kvrt_attention_params copy = params;

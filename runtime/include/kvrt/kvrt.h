@@ -427,13 +427,14 @@ kvrt_status kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
  *  all on `stream`. The kernel writes each visible key's probability
  *  relative to a maximum of its chunk (16 keys, or the page when pages are
  *  smaller) to a runtime workspace (per query row, the batch's longest
- *  sequence rounded up to 16: a half per key, a float for fp32 caches, and
- *  a float per chunk; kvrt/device/params.h) and a second kernel adds the
- *  normalized probabilities, so the hook costs a 2-byte (fp32: 4-byte)
- *  write per key and query head, plus 4 bytes per chunk and head, while on
- *  and nothing while off (kept in L2 where it fits and dropped from it
- *  once read, so that it need not reach DRAM; KVRT_SCORE_DISCARD=0 keeps
- *  it). Halves keep 11 bits: a relative error of at most
+ *  sequence rounded up to 512: a half per key, a float for fp32 caches,
+ *  and a float per chunk; kvrt/device/params.h) and a second kernel adds
+ *  the normalized probabilities and then drops the workspace's lines from
+ *  L2 (KVRT_SCORE_DISCARD=0 keeps them), so that those still there never
+ *  reach DRAM (the tensor-core kernels store them with an L2 evict-last
+ *  hint). While on, the hook costs a 2-byte (fp32: 4-byte) write per key
+ *  and query head, plus 4 bytes per chunk and head; nothing while off.
+ *  Halves keep 11 bits: a relative error of at most
  *  2^-11 per term, terms below 2^-14 of their maximum 2^-25 of it at most
  *  (the tensor-core kernels take each chunk's own maximum, the CUDA-core
  *  ones the page's). Always

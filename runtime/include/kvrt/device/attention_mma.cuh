@@ -254,7 +254,7 @@ template <int HeadDim> struct MmaState {
 /// to probs[firstKey * Heads (+ 8 * Heads) + h], and lanes r = 0 store that
 /// maximum to maxima[(firstKey / 16) * Heads + h]; null when the hook is
 /// off. With `EvictLast` the stores ask L2 to keep the values
-/// (`policy`, scorePolicy): the accumulation reads them from L2 and drops
+/// (`policy`, evictLastPolicy): the accumulation reads them from L2 and drops
 /// them without a write-back (runtime/lib/SplitK.cu); without it (a
 /// benchmark variant) they are plain stores.
 template <int Heads, bool EvictLast = true> struct ScoreSink {

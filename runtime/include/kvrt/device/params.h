@@ -82,9 +82,9 @@ typedef struct kvrt_attention_params {
    * key_scores[(b * num_kv_heads + h) * key_scores_stride + slot].
    * score_max and score_stride (slots per query group in the workspace: a
    * multiple of 16, at least every row's length; kvrt takes the batch's
-   * longest sequence rounded up) follow inline_starts. kvrt starts
-   * score_scratch, score_max and row_lse at 16-byte boundaries, which the
-   * kernels' paired stores and the accumulation's vector loads rely on. */
+   * longest sequence rounded up to 512) follow inline_starts. kvrt starts
+   * score_scratch, score_max and row_lse at 128-byte boundaries; the
+   * kernels' paired stores and the accumulation's vector loads rely on 16. */
   float *key_scores;
   int64_t key_scores_stride;
   void *score_scratch;
