@@ -78,6 +78,75 @@ TEST(SplitPlanTest, FillsTheChipOnlyWhenNeeded) {
   EXPECT_EQ(kvrt::cuda::planSplits(1024, 512, 396).numSplits, 1);
 }
 
+TEST(WorkspaceLayoutTest, HookPartsOnLinesAndBlockSharesExclusive) {
+  using kvrt::cuda::kKeyScoreBlockSlots;
+  // The accumulation drops whole 128-byte lines of each block's slots from
+  // L2 (discard.global.L2), so every block's share of a query group's
+  // values and chunk maxima must begin and end on a line, and the parts
+  // must not overlap.
+  for (int64_t group : {1, 2, 3, 4, 8})
+    for (int64_t heads : {group, 7 * group, 96 * group})
+      for (int64_t splits : {0, 3})
+        for (int64_t headDim : {64, 128, 256})
+          for (int64_t maxLength : {1, 40, 511, 512, 513, 3000, 32768})
+            for (int64_t chunkKeys : {16, 8, 2})
+              for (bool floatValues : {false, true}) {
+                SCOPED_TRACE(testing::Message()
+                             << "group " << group << " heads " << heads
+                             << " splits " << splits << " d " << headDim
+                             << " length " << maxLength << " chunk "
+                             << chunkKeys << (floatValues ? " floats" : ""));
+                const int64_t slots = splits * heads;
+                const kvrt::cuda::WorkspaceLayout layout =
+                    kvrt::cuda::workspaceLayout(heads, slots, headDim, true,
+                                                maxLength, chunkKeys,
+                                                floatValues);
+                const int64_t stride = layout.scoreStride;
+                ASSERT_GE(stride, maxLength);
+                ASSERT_EQ(stride % kvrt::cuda::kKeyScoreStrideUnit, 0);
+                EXPECT_EQ(layout.partialLse % 4, 0);
+                EXPECT_GE(layout.partialLse, slots * headDim);
+                EXPECT_GE(layout.rowLse, layout.partialLse + slots);
+                EXPECT_GE(layout.scoreMax, layout.rowLse + heads);
+                EXPECT_GE(layout.scoreScratch,
+                          layout.scoreMax + heads * (stride / chunkKeys));
+                const int64_t valueBytes = floatValues ? 4 : 2;
+                EXPECT_GE(layout.floats * 4, layout.scoreScratch * 4 +
+                                                 heads * stride * valueBytes);
+                for (int64_t part :
+                     {layout.rowLse, layout.scoreMax, layout.scoreScratch})
+                  EXPECT_EQ(part * 4 % 128, 0);
+                // Query group r (rows r * group ..) and a block's slots
+                // [first, end): values at ((r * stride + s) * group),
+                // maxima at ((r * stride / C + s / C) * group) (params.h).
+                for (int64_t r : {int64_t(0), heads / group - 1})
+                  for (int64_t first = 0; first < stride;
+                       first += kKeyScoreBlockSlots) {
+                    const int64_t end =
+                        std::min(first + kKeyScoreBlockSlots, stride);
+                    for (int64_t s : {first, end}) {
+                      EXPECT_EQ((layout.scoreScratch * 4 +
+                                 (r * stride + s) * group * valueBytes) %
+                                    128,
+                                0);
+                      EXPECT_EQ(
+                          (layout.scoreMax +
+                           (r * (stride / chunkKeys) + s / chunkKeys) * group) *
+                              4 % 128,
+                          0);
+                    }
+                  }
+              }
+  // Without the hook, only the partials; without splits, nothing.
+  const kvrt::cuda::WorkspaceLayout partials =
+      kvrt::cuda::workspaceLayout(32, 96, 128, false, 4096, 16, false);
+  EXPECT_EQ(partials.scoreStride, 0);
+  EXPECT_GE(partials.floats, 96 * 128 + 96);
+  EXPECT_EQ(
+      kvrt::cuda::workspaceLayout(32, 0, 128, false, 4096, 16, false).floats,
+      0);
+}
+
 TEST(DecodeThreadsTest, WideBlocksForAboutOneRowPerSm) {
   using kvrt::cuda::decodeThreads;
   unsetenv("KVRT_DECODE_WIDE");

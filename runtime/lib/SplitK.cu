@@ -238,21 +238,15 @@ __global__ void __launch_bounds__(kMergeThreads)
 constexpr int kKeyScoreThreads = 256;
 /// Slots of one key-score accumulation thread.
 constexpr int kKeyScoreSlotsPerThread = 4;
-/// Slots of one key-score accumulation block.
-constexpr int kKeyScoreBlockSlots = kKeyScoreThreads * kKeyScoreSlotsPerThread;
-/// The key-score workspace's stride is a multiple of every chunk size
-/// (16 at most) and of 512 slots, so that with the parts of the workspace
-/// on 128-byte lines every query group's values and chunk maxima, and
-/// every accumulation block's share of them, start on a line (halves or
-/// floats, any group size, chunks of 16 keys or fewer): a block's
-/// discardLines then leaves no line of its slots behind.
-constexpr int kKeyScoreStrideUnit = 512;
-static_assert(kKeyScoreStrideUnit % kvrt::device::scoreChunkKeys(1024) == 0 &&
-              kKeyScoreStrideUnit % kvrt::device::mma::kChunkKeys == 0 &&
-              kKeyScoreStrideUnit / kvrt::device::scoreChunkKeys(1024) * 4 %
-                      128 ==
+static_assert(kKeyScoreThreads * kKeyScoreSlotsPerThread ==
+                  kvrt::cuda::kKeyScoreBlockSlots,
+              "SplitK.h's block share");
+static_assert(kvrt::cuda::kKeyScoreStrideUnit %
+                      kvrt::device::scoreChunkKeys(1024) ==
                   0 &&
-              kKeyScoreBlockSlots % kKeyScoreStrideUnit == 0);
+              kvrt::device::scoreChunkKeys(1024) == 16 &&
+              kvrt::device::mma::kChunkKeys == 16);
+using kvrt::cuda::kKeyScoreBlockSlots;
 
 /// `N` elements of type E loaded as one access, or two of 16 bytes (N *
 /// sizeof(E) bytes, a power of two; the caller guarantees that alignment,
@@ -842,28 +836,13 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     return error == cudaSuccess ? KVRT_OK : launchError(error, function);
   }
 
-  // Workspace: split partials [slots x (head_dim + 1)], then for the
-  // key-score hook each query row's lse, its chunks' maxima [heads x
-  // chunks] and its per-key values [heads x stride] (params.h).
+  // Workspace: split partials, then the key-score hook's parts (the
+  // longest row's slots a row, not the caller's key_scores_stride).
   const int64_t heads = rows * params.num_q_heads;
   const int64_t slots = plan.numSplits > 1 ? heads * plan.numSplits : 0;
-  // Each part starts 16-byte aligned (kernels store float2 maxima), the
-  // key-score hook's on 128-byte lines (accumulateKeyScores drops them
-  // from L2 by whole lines).
-  auto aligned = [](int64_t floats) { return (floats + 3) / 4 * 4; };
-  auto lineAligned = [](int64_t floats) { return (floats + 31) / 32 * 32; };
-  const int64_t partialFloats =
-      slots ? lineAligned(aligned(slots * params.head_dim) + aligned(slots))
-            : 0;
-  // The key-score hook: each query row's lse, its chunks' maxima and its
-  // per-key values (params.h; halves but for fp32 kernels), score_stride
-  // slots a row (the longest row, not the caller's key_scores_stride).
-  const int64_t scoreStride = (maxLength + kKeyScoreStrideUnit - 1) /
-                              kKeyScoreStrideUnit * kKeyScoreStrideUnit;
-  const int64_t chunks =
-      scoreStride / kvrt::device::scoreChunkKeys(params.page_size);
-  const int64_t valueFloats =
-      dtype == KVRT_DTYPE_F32 ? heads * scoreStride : heads * scoreStride / 2;
+  const WorkspaceLayout layout = workspaceLayout(
+      heads, slots, params.head_dim, scored, maxLength,
+      kvrt::device::scoreChunkKeys(params.page_size), dtype == KVRT_DTYPE_F32);
   const int64_t scoreBlocks =
       (maxLength + kKeyScoreBlockSlots - 1) / kKeyScoreBlockSlots;
   if (scored && scoreBlocks > kMaxGridY)
@@ -872,10 +851,7 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
                       "accumulation's grid (%lld tokens at most)",
                       function, static_cast<long long>(maxLength),
                       static_cast<long long>(kMaxGridY * kKeyScoreBlockSlots));
-  const int64_t scoreFloats =
-      scored ? lineAligned(heads) + lineAligned(heads * chunks) + valueFloats
-             : 0;
-  const size_t bytes = size_t(partialFloats + scoreFloats) * sizeof(float);
+  const size_t bytes = size_t(layout.floats) * sizeof(float);
   // Asked before anything is queued, so that a failure leaves no half-done
   // launch behind.
   bool dependent = false;
@@ -885,17 +861,16 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   Workspace &workspace = workspaceOf(device);
   std::lock_guard<std::mutex> lock(workspace.mutex);
   KVRT_RETURN_IF_ERROR(workspace.acquire(bytes, cudaStream, function));
-  float *next = static_cast<float *>(workspace.buffer);
+  float *const base = static_cast<float *>(workspace.buffer);
   if (slots) {
-    params.partial_out = next;
-    params.partial_lse = params.partial_out + aligned(slots * params.head_dim);
-    next = params.partial_out + partialFloats;
+    params.partial_out = base + layout.partialOut;
+    params.partial_lse = base + layout.partialLse;
   }
   if (scored) {
-    params.row_lse = next;
-    params.score_max = params.row_lse + lineAligned(heads);
-    params.score_stride = scoreStride;
-    params.score_scratch = params.score_max + lineAligned(heads * chunks);
+    params.row_lse = base + layout.rowLse;
+    params.score_max = base + layout.scoreMax;
+    params.score_stride = layout.scoreStride;
+    params.score_scratch = base + layout.scoreScratch;
   }
 
   kvrt_attention_params copy = params;

@@ -90,15 +90,79 @@ inline int decodeThreads(int64_t baseBlocks, int sms, int kernelMaxThreads,
   return fills && !splitsForced ? kWideBlockThreads : threads;
 }
 
+/// Slots (keys) of one key-score accumulation block (SplitK.cu's
+/// accumulateKeyScores: 256 threads of 4 slots).
+inline constexpr int64_t kKeyScoreBlockSlots = 1024;
+/// The key-score workspace's stride is a multiple of every chunk size (16
+/// at most) and of 512 slots, so that with the hook's parts on 128-byte
+/// lines every query group's values and chunk maxima, and every
+/// accumulation block's share of them, start on a line (halves or floats,
+/// any group size, chunks of 16 keys or fewer): an accumulation block then
+/// drops every line of its slots from L2 and no other block's.
+inline constexpr int64_t kKeyScoreStrideUnit = 512;
+static_assert(kKeyScoreBlockSlots % kKeyScoreStrideUnit == 0 &&
+                  kKeyScoreStrideUnit / 16 * 4 % 128 == 0,
+              "block shares and maxima rows of whole 128-byte lines");
+
+/// Where one launch's parts lie in the device's split-K workspace, in
+/// floats from its start: the split partials [slots x head_dim] and their
+/// lse [slots] (with several splits), then for the key-score hook each
+/// query row's lse [heads], its chunks' maxima [heads x stride / chunk
+/// keys] and its per-key values [heads x stride], halves or floats
+/// (params.h). Each part starts 16-byte aligned (kernels store float2
+/// maxima), the hook's on 128-byte lines (the accumulation drops them
+/// from L2 by whole lines).
+struct WorkspaceLayout {
+  int64_t partialOut = 0;
+  int64_t partialLse = 0;
+  int64_t rowLse = 0;
+  int64_t scoreMax = 0;
+  int64_t scoreScratch = 0;
+  /// Slots per query row: the longest row rounded up to
+  /// kKeyScoreStrideUnit (0 without the hook).
+  int64_t scoreStride = 0;
+  /// Floats the launch needs.
+  int64_t floats = 0;
+};
+
+/// The layout for `heads` query rows (batch x tokens x q heads), `slots`
+/// split partials (0 unsplit) of `headDim` floats, and with `scored` the
+/// hook's parts for rows of at most `maxLength` keys, chunks of
+/// `chunkKeys` keys (kvrt::device::scoreChunkKeys of the page size) and
+/// float values (fp32 kernels) or halves. Pure function, for tests.
+inline WorkspaceLayout workspaceLayout(int64_t heads, int64_t slots,
+                                       int64_t headDim, bool scored,
+                                       int64_t maxLength, int64_t chunkKeys,
+                                       bool floatValues) {
+  auto aligned = [](int64_t floats) { return (floats + 3) / 4 * 4; };
+  auto lineAligned = [](int64_t floats) { return (floats + 31) / 32 * 32; };
+  WorkspaceLayout layout;
+  if (slots > 0) {
+    layout.partialLse = aligned(slots * headDim);
+    layout.floats = lineAligned(layout.partialLse + aligned(slots));
+  }
+  if (scored) {
+    layout.scoreStride = (maxLength + kKeyScoreStrideUnit - 1) /
+                         kKeyScoreStrideUnit * kKeyScoreStrideUnit;
+    layout.rowLse = layout.floats;
+    layout.scoreMax = layout.rowLse + lineAligned(heads);
+    layout.scoreScratch =
+        layout.scoreMax + lineAligned(heads * (layout.scoreStride / chunkKeys));
+    const int64_t values = heads * layout.scoreStride;
+    layout.floats = layout.scoreScratch + (floatValues ? values : values / 2);
+  }
+  return layout;
+}
+
 /// Launches `kernel` (a compiled `__global__ void(kvrt_attention_params)`)
 /// over `params`, whose num_splits, pages_per_split and workspace fields it
 /// fills, and merges the splits into params.out when there are several.
 /// `maxLength` is the longest row of the launch in tokens (a longer row is
 /// still covered whole by its last split, but with params.key_scores set
 /// it must bound every row: the key-score workspace holds maxLength slots
-/// a row, rounded up to 16); `dtype` is the cache's element type (the
-/// merge kernel writes it; params.dtype is set to it, which the kernels
-/// check).
+/// a row, rounded up to kKeyScoreStrideUnit); `dtype` is the cache's element
+/// type (the merge kernel writes it; params.dtype is set to it, which the
+/// kernels check).
 ///
 /// The split count comes from planSplits with the device's SM count and the
 /// kernel's occupancy (both cached); launches that usePrefillLayout accepts
