@@ -642,7 +642,10 @@ int64_t splitOverride() {
 
 /// Whether the key-score accumulation drops the workspace lines it has
 /// read from L2 (accumulateKeyScores): yes unless KVRT_SCORE_DISCARD=0
-/// (for comparisons; read at every launch, like KVRT_DECODE_SPLITS).
+/// (for comparisons; read at every launch, like KVRT_DECODE_SPLITS). Off,
+/// the tensor-core kernels' evict-last values stay in L2 until other
+/// evict-last data or their eviction after all normal data moves them, and
+/// are written back then.
 bool discardScores() {
   const char *text = std::getenv("KVRT_SCORE_DISCARD");
   return !(text && text[0] == '0');
