@@ -1,5 +1,4 @@
-//===- SplitK.cu - Split-K attention launches and the merge kernel -*- CUDA
-//-*-//
+//===- SplitK.cu - Split-K attention launches and their merge --*- CUDA -*-===//
 //
 // Flash-decoding for compiled attention kernels. At batch 1 a decode step
 // has only num_kv_heads (kv head, token) blocks, far fewer than the SMs can
