@@ -34,6 +34,13 @@ llvm_config.add_tool_substitutions(
 
 if config.kvcc_cuda_enabled and config.cuda_compiler:
     config.available_features.add("nvcc")
+    # nvcc with kvrt's device headers, for tests that read the PTX of the
+    # kernels kvcc emits.
+    config.substitutions.append((
+        "%nvcc_ptx",
+        "%s -std=c++17 -O3 -arch=sm_90a -ptx -I%s" % (
+            config.cuda_compiler,
+            os.path.join(config.kvcc_src_root, "runtime", "include"))))
 
 # The upstream CPU pipeline (bufferize, lower to LLVM) both the original and
 # the raised model graphs take in the raising equivalence tests.

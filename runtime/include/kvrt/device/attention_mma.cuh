@@ -253,53 +253,14 @@ template <int HeadDim> struct MmaState {
 /// firstKey + r (+ 8) relative to the chunk's maximum for that head goes
 /// to probs[firstKey * Heads (+ 8 * Heads) + h], and lanes r = 0 store that
 /// maximum to maxima[(firstKey / 16) * Heads + h]; null when the hook is
-/// off. With `EvictLast` the stores ask L2 to keep the values
-/// (`policy`, evictLastPolicy): the accumulation reads them from L2 and drops
-/// them without a write-back (runtime/lib/SplitK.cu); without it (a
-/// benchmark variant) they are plain stores.
+/// off. With `EvictLast` the pointers ask L2 to keep the values
+/// (evictLast): the accumulation reads them from L2 and drops them without
+/// a write-back (runtime/lib/SplitK.cu); without it (a benchmark variant)
+/// they are plain stores.
 template <int Heads, bool EvictLast = true> struct ScoreSink {
   __half *probs = nullptr;
   float *maxima = nullptr;
-  uint64_t policy = 0;
 };
-
-/// An evict-last L2 cache policy (createpolicy) for ScoreSink's stores.
-__device__ __forceinline__ uint64_t evictLastPolicy() {
-  uint64_t policy = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n"
-               : "=l"(policy));
-#endif
-  return policy;
-}
-
-/// Stores `value` at `at`: under the L2 cache policy `policy` with Hint
-/// (on sm_80 and later), a plain store otherwise.
-template <bool Hint, typename V>
-__device__ __forceinline__ void storeHinted(V *at, V value, uint64_t policy) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  if constexpr (Hint) {
-    if constexpr (std::is_same_v<V, __half2>)
-      asm volatile("st.global.L2::cache_hint.b32 [%0], %1, %2;\n" ::"l"(at),
-                   "r"(*reinterpret_cast<uint32_t *>(&value)), "l"(policy));
-    else if constexpr (std::is_same_v<V, __half>)
-      asm volatile("st.global.L2::cache_hint.b16 [%0], %1, %2;\n" ::"l"(at),
-                   "h"(*reinterpret_cast<unsigned short *>(&value)),
-                   "l"(policy));
-    else if constexpr (std::is_same_v<V, float2>)
-      asm volatile(
-          "st.global.L2::cache_hint.v2.f32 [%0], {%1, %2}, %3;\n" ::"l"(at),
-          "f"(value.x), "f"(value.y), "l"(policy));
-    else {
-      static_assert(std::is_same_v<V, float>, "a score store's type");
-      asm volatile("st.global.L2::cache_hint.f32 [%0], %1, %2;\n" ::"l"(at),
-                   "f"(value), "l"(policy));
-    }
-    return;
-  }
-#endif
-  *at = value;
-}
 
 /// A lane's Qᵀ fragments in registers (loadQueryFragments' words): words
 /// 2s and 2s + 1 are k-step s's B operand.
@@ -339,33 +300,30 @@ storeScores(const ScoreSink<Heads, EvictLast> &sink, const float (&scores)[4],
   __half *high = low + 8 * Heads;
   // firstKey is a multiple of 16: the chunk's index.
   float *maximum = sink.maxima + (firstKey / kChunkKeys) * Heads;
-  const uint64_t policy = sink.policy;
   if constexpr (Heads % 2 == 0) {
     if (lowValid)
-      storeHinted<EvictLast>(reinterpret_cast<__half2 *>(low),
-                             __floats2half2_rn(probs[0], probs[1]), policy);
+      *reinterpret_cast<__half2 *>(low) = __floats2half2_rn(probs[0], probs[1]);
     if (highValid)
-      storeHinted<EvictLast>(reinterpret_cast<__half2 *>(high),
-                             __floats2half2_rn(probs[2], probs[3]), policy);
+      *reinterpret_cast<__half2 *>(high) =
+          __floats2half2_rn(probs[2], probs[3]);
     if (r == 0)
-      storeHinted<EvictLast>(reinterpret_cast<float2 *>(maximum),
-                             make_float2(maxima[0], maxima[1]), policy);
+      *reinterpret_cast<float2 *>(maximum) = make_float2(maxima[0], maxima[1]);
   } else {
     const bool second = 2 * c + 1 < Heads;
     if (lowValid) {
-      storeHinted<EvictLast>(low, __float2half_rn(probs[0]), policy);
+      low[0] = __float2half_rn(probs[0]);
       if (second)
-        storeHinted<EvictLast>(low + 1, __float2half_rn(probs[1]), policy);
+        low[1] = __float2half_rn(probs[1]);
     }
     if (highValid) {
-      storeHinted<EvictLast>(high, __float2half_rn(probs[2]), policy);
+      high[0] = __float2half_rn(probs[2]);
       if (second)
-        storeHinted<EvictLast>(high + 1, __float2half_rn(probs[3]), policy);
+        high[1] = __float2half_rn(probs[3]);
     }
     if (r == 0) {
-      storeHinted<EvictLast>(maximum, maxima[0], policy);
+      maximum[0] = maxima[0];
       if (second)
-        storeHinted<EvictLast>(maximum + 1, maxima[1], policy);
+        maximum[1] = maxima[1];
     }
   }
 }
@@ -572,8 +530,6 @@ scoreSink(const kvrt_attention_params &p, int64_t firstHead, int beginKey,
           int r, int c) {
   ScoreSink<Heads, EvictLast> sink;
   if (p.key_scores) {
-    if constexpr (EvictLast)
-      sink.policy = evictLastPolicy();
     // Query group firstHead / G starts at (firstHead / G) * stride * G.
     // Pages of the tensor-core body hold whole 16-key chunks (params.h's
     // C is 16).
@@ -582,6 +538,10 @@ scoreSink(const kvrt_attention_params &p, int64_t firstHead, int beginKey,
                  2 * c;
     sink.maxima = p.score_max + firstHead * (p.score_stride / kChunkKeys) +
                   int64_t(beginKey / kChunkKeys) * Heads + 2 * c;
+    if constexpr (EvictLast) {
+      sink.probs = evictLast(sink.probs);
+      sink.maxima = evictLast(sink.maxima);
+    }
   }
   return sink;
 }
