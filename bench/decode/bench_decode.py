@@ -96,6 +96,10 @@ class Kvrt:
         self.bench.kvcc_bench_launch_direct.argtypes = [
             vp, i64, vp, vp, vp, vp, vp, ctypes.c_int, ctypes.c_int,
             ctypes.c_int, ctypes.c_int, i64, ctypes.c_float, vp]
+        self.bench.kvcc_bench_prefill_direct.argtypes = [
+            ctypes.c_int, vp, i64, vp, vp, vp, vp, vp, ctypes.c_int,
+            ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float,
+            ctypes.c_int, vp]
 
     def check(self, status, what):
         if status != 0:

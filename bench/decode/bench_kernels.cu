@@ -444,6 +444,38 @@ __global__ __launch_bounds__(
   prefillWgmmaKernel<true>(p);
 }
 
+// The wgmma prefill body alone (bf16, group 4, causal) with `Keys`-key
+// tiles at `MinBlocks` blocks per SM, launched by kvcc_bench_prefill_direct
+// (which passes prefillWgmmaSharedBytes(128, Keys)): 128-key tiles compute
+// S = Q·Kᵀ by m64n128k16 and halve the online-softmax rescales and barriers
+// per key, at two blocks per SM (their registers and 113 KiB of shared
+// memory); 64-key tiles at three blocks are its control (what kvcc emits
+// without the other bodies sharing the kernel's registers).
+template <int Keys>
+__device__ void prefillWgmmaOnly(const kvrt_attention_params &p) {
+  using namespace kvrt::device;
+  if constexpr (kDeviceHasWgmma) {
+    if (prefillLaunchMatches<__nv_bfloat16, 128, 4, 16, true>(p) &&
+        prefill::dynamicSharedBytes() >=
+            uint32_t(prefillWgmmaSharedBytes(128, Keys))) {
+      pagedPrefillWgmmaBody<__nv_bfloat16, 128, 4, 16, true, Keys>(
+          p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
+      return;
+    }
+  }
+  poisonLaunch(p);
+}
+__global__
+__launch_bounds__(kvrt::device::kAttentionThreads,
+                  2) void kvcc_prefill_keys128(kvrt_attention_params p) {
+  prefillWgmmaOnly<128>(p);
+}
+__global__
+__launch_bounds__(kvrt::device::kAttentionThreads,
+                  3) void kvcc_prefill_keys64(kvrt_attention_params p) {
+  prefillWgmmaOnly<64>(p);
+}
+
 namespace {
 /// 0: the kernels kvcc emits; 1: 32-key tiles; 2: two blocks per SM;
 /// 3: simtdecode; 4: nommasync.
@@ -576,4 +608,56 @@ extern "C" int kvcc_bench_read(const void *data, int64_t bytes, void *sink,
       static_cast<const uint4 *>(data), bytes / 16, 0x9e3779b9u,
       static_cast<unsigned *>(sink));
   return int(cudaGetLastError());
+}
+
+/// Launches a bf16 group-4 d128 page-16 prefill kernel directly over page
+/// tables the caller keeps on the device (as kvcc_bench_launch_direct),
+/// with the grid and block kvrt_attention_launch uses for the prefill
+/// layout and the dynamic shared memory its body needs: `variant` 0 the
+/// kernel kvcc emits, 1 kvcc_prefill_keys64, 2 kvcc_prefill_keys128.
+/// Returns a cudaError_t.
+extern "C" int kvcc_bench_prefill_direct(
+    int variant, const void *poolBase, int64_t pageBytes, const int32_t *indptr,
+    const int32_t *kvLens, const int32_t *indices, const void *queries,
+    void *out, int batch, int numTokens, int numQHeads, int numKvHeads,
+    float scale, int causal, void *stream) {
+  using namespace kvrt::device;
+  const void *kernel =
+      variant == 2   ? reinterpret_cast<const void *>(&kvcc_prefill_keys128)
+      : variant == 1 ? reinterpret_cast<const void *>(&kvcc_prefill_keys64)
+                     : reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4);
+  const int sharedBytes =
+      prefillWgmmaSharedBytes(128, variant == 2 ? 128 : kPrefillWgmmaKeys);
+  cudaError_t error = cudaFuncSetAttribute(
+      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, sharedBytes);
+  if (error != cudaSuccess)
+    return int(error);
+  kvrt_attention_params params{};
+  params.pool_base = poolBase;
+  params.page_bytes = pageBytes;
+  params.page_indptr = indptr;
+  params.kv_lens = kvLens;
+  params.page_indices = indices;
+  params.queries = queries;
+  params.out = out;
+  params.batch = batch;
+  params.num_tokens = numTokens;
+  params.num_q_heads = numQHeads;
+  params.num_kv_heads = numKvHeads;
+  params.head_dim = 128;
+  params.page_size = 16;
+  params.scale = scale;
+  params.causal = causal;
+  params.num_splits = 1;
+  params.query_tile_rows = kPrefillRows;
+  params.dtype = KVRT_DTYPE_BF16;
+  const int group = numQHeads / numKvHeads;
+  const int64_t tiles =
+      (int64_t(numTokens) * group + kPrefillRows - 1) / kPrefillRows;
+  void *args[] = {&params};
+  error = cudaLaunchKernel(kernel,
+                           dim3(unsigned(numKvHeads), unsigned(batch * tiles)),
+                           dim3(kAttentionThreads), args, size_t(sharedBytes),
+                           static_cast<cudaStream_t>(stream));
+  return int(error == cudaSuccess ? cudaGetLastError() : error);
 }

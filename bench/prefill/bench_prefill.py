@@ -27,7 +27,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "decode"))
 from bench_decode import (KVRT_DTYPE_F16, Kvrt, PagedCache,  # noqa: E402
-                          checked_run, rel_error, time_ms)
+                          ResidentPages, checked_run, rel_error, time_ms)
 
 KVRT_DTYPE_BF16 = 1
 # (B, S) of ANCHORS.md's prefill table, plus a shorter chunk.
@@ -49,7 +49,9 @@ def main():
                     help="also time bench_kernels.cu's prefill variants "
                          "(bf16: 32-key tiles, two blocks per SM, the wgmma "
                          "body in kernels without the mma.sync one whose "
-                         "decode layout runs on CUDA cores or tensor cores)")
+                         "decode layout runs on CUDA cores or tensor cores; "
+                         "the wgmma body alone with 64- or 128-key tiles, "
+                         "launched directly over resident tables)")
     ap.add_argument("--non-causal", action="store_true",
                     help="time non-causal attention instead (every query sees "
                          "every key; FLOPs 4·B·Hq·S²·D); writes "
@@ -170,6 +172,37 @@ def main():
                         kvrt.bench.kvcc_bench_set_prefill_variant(0)
                         kernel = kvrt.bench.kvcc_bench_prefill_kernel(
                             kdtype, group, 1)
+                        # The wgmma body alone, launched directly over
+                        # resident tables (random page order) with the
+                        # shared memory its tile size needs: 64-key tiles
+                        # at three blocks per SM (the control) and 128-key
+                        # tiles at two; "direct" is the emitted kernel
+                        # through the same launcher.
+                        pages = ResidentPages(kvrt, k, v, PAGE)
+                        for variant, vname in [(0, "direct"), (1, "keys64"),
+                                               (2, "keys128")]:
+                            def dfn(variant=variant):
+                                status = kvrt.bench.kvcc_bench_prefill_direct(
+                                    variant, pages.pool.data_ptr(),
+                                    2 * PAGE * HEAD_DIM * 2,
+                                    pages.indptr.data_ptr(),
+                                    pages.kv_lens.data_ptr(),
+                                    pages.indices.data_ptr(), qk.data_ptr(),
+                                    out.data_ptr(), B, S, hq, hkv, scale, 1,
+                                    stream)
+                                if status != 0:
+                                    raise RuntimeError(
+                                        f"kvcc_bench_prefill_direct: CUDA "
+                                        f"error {status}")
+                            verr = checked_run(dfn, out, ref)
+                            row[f"kvcc_{vname}_err"] = verr
+                            if not verr < ERROR_BOUND[dname]:
+                                failures.append(f"kvcc_{vname} B={B} S={S}: "
+                                                f"error {verr}")
+                                continue
+                            ms = time_ms(dfn, reps=9, calls=3)
+                            row[f"kvcc_{vname}_TFLOPs"] = flops / ms / 1e9
+                        del pages
                     cache.close()
                     del cache, qk, out
                 except Exception as ex:  # report, keep going

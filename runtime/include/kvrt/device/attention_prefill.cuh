@@ -55,13 +55,19 @@ inline constexpr int kPrefillKeys = 64;
 /// Keys per K/V tile of the sm_90a body (attention_prefill_wgmma.cuh).
 inline constexpr int kPrefillWgmmaKeys = 64;
 
+/// Bytes of dynamic shared memory the sm_90a prefill body needs with tiles
+/// of `keys` keys (elements are 16-bit): Q, two K tiles and a V tile plus
+/// 1024 bytes to align them for the swizzle.
+__host__ __device__ constexpr int prefillWgmmaSharedBytes(int headDim,
+                                                          int keys) {
+  return (kPrefillRows + 3 * keys) * headDim * 2 + 1024;
+}
 /// Bytes of dynamic shared memory a prefill block needs (the runtime passes
-/// them at launch; elements are 16-bit): the K and V tiles of
-/// pagedPrefillMmaBody plus 128 bytes to align them, or, for the sm_90a
-/// body (`wgmma`), Q, two K tiles and a V tile plus 1024 bytes to align
-/// them for the swizzle.
+/// them at launch): the K and V tiles of pagedPrefillMmaBody plus 128 bytes
+/// to align them, or, for the sm_90a body (`wgmma`),
+/// prefillWgmmaSharedBytes with kPrefillWgmmaKeys.
 __host__ __device__ constexpr int prefillSharedBytes(int headDim, bool wgmma) {
-  return wgmma ? (kPrefillRows + 3 * kPrefillWgmmaKeys) * headDim * 2 + 1024
+  return wgmma ? prefillWgmmaSharedBytes(headDim, kPrefillWgmmaKeys)
                : 2 * kPrefillKeys * headDim * 2 + 128;
 }
 

@@ -19,7 +19,10 @@
 // SM, so the other blocks' MMAs overlap one block's softmax and copies.
 // (Issuing S(kt) together with P·V(kt - 1) so the softmax overlaps the
 // block's own P·V, with two V tiles and two blocks per SM, measured 13%
-// slower on the H200.)
+// slower on the H200; so did 128-key tiles (Keys = 128: m64n128k16 for S,
+// half the rescales and barriers per key, 225 registers and 113 KiB of
+// shared memory, two blocks per SM): 8-13% below 64-key tiles at three
+// blocks, bench_prefill.py --variants.)
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WGMMA_CUH
@@ -121,16 +124,19 @@ copySwizzledTile(const PagedRow &row, const TilePages<PageSize, Keys> &pages,
 } // namespace prefill
 
 /// The sm_90a prefill body; see the file comment. `shared` is the block's
-/// dynamic shared memory, 1024-byte aligned, prefillSharedBytes(HeadDim,
-/// true) - wgmma::kAtomBytes bytes long.
-template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
+/// dynamic shared memory, 1024-byte aligned, prefillWgmmaSharedBytes(HeadDim,
+/// Keys) - wgmma::kAtomBytes bytes long. `Keys` keys (64 or 128) per K/V
+/// tile.
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
+          int Keys = kPrefillWgmmaKeys>
 __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
                                       unsigned char *shared) {
   static_assert(kPrefillSupported<T, HeadDim, GroupSize, PageSize>,
                 "no prefill body for these template values");
+  static_assert(Keys == 64 || Keys == 128, "Keys must be 64 or 128");
   using namespace prefill;
   using mma::pack;
-  constexpr int kKeys = kPrefillWgmmaKeys;
+  constexpr int kKeys = Keys;
   constexpr int kKeyTiles = kKeys / 8;   // 8-column tiles of S
   constexpr int kDimTiles = HeadDim / 8; // 8-column tiles of O
   constexpr int kChunks = HeadDim * int(sizeof(T)) / 16;
@@ -247,7 +253,7 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
     // S(kt - 1), so V(kt) and K(kt + 1) may refill their tiles.
     __syncthreads();
 
-    // S = Q·Kᵀ: 64 rows x 64 keys.
+    // S = Q·Kᵀ: 64 rows x kKeys keys.
     float scores[kKeyTiles][4];
     float(&scoresFlat)[kKeys / 2] =
         reinterpret_cast<float(&)[kKeys / 2]>(scores);
