@@ -593,9 +593,39 @@ __device__ __forceinline__ void loadAndScoreTile(
                                               lane, scores);
 }
 
+/// Folds one tile's scores into the running maxima per head of the lane
+/// (`maxima`).
+template <typename T, int HeadDim, int GroupSize, int PageSize>
+__device__ __forceinline__ void foldTileMaxima(
+    const float (&scores)[TileShape<T, HeadDim, PageSize, GroupSize>::kSteps]
+                         [LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane],
+    float (&maxima)[LaneLayout<T, HeadDim, GroupSize>::kHeadsPerLane]) {
+  using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
+#pragma unroll
+  for (int step = 0; step < Shape::kSteps; ++step)
+#pragma unroll
+    for (int g = 0; g < Shape::Layout::kHeadsPerLane; ++g)
+      maxima[g] = fmaxf(maxima[g], scores[step][g]);
+}
+
+/// Reduces each lane's maxima over the warp's key slots, so that every lane
+/// of the same heads agrees. All lanes of the warp must call it.
+template <typename Layout>
+__device__ __forceinline__ void
+reduceSlotMaxima(float (&maxima)[Layout::kHeadsPerLane]) {
+#pragma unroll
+  for (int offset = Layout::kLanesPerSlot; offset < 32; offset *= 2)
+#pragma unroll
+    for (int g = 0; g < Layout::kHeadsPerLane; ++g)
+      maxima[g] =
+          fmaxf(maxima[g], __shfl_xor_sync(0xffffffffu, maxima[g], offset));
+}
+
 /// The largest score per head of the lane over the page's first
 /// `keysInPage` keys (reduced over the warp's key slots, so every lane of
-/// the same heads agrees). All lanes of the warp must call it.
+/// the same heads agrees): a pass over the page's keys before its tiles are
+/// accumulated, for pages of several tiles. All lanes of the warp must call
+/// it.
 template <typename T, int HeadDim, int GroupSize, int PageSize>
 __device__ __forceinline__ void pageMaxima(
     const char *page, int keysInPage,
@@ -615,24 +645,17 @@ __device__ __forceinline__ void pageMaxima(
     float scores[Shape::kSteps][kHeads];
     loadAndScoreTile<T, HeadDim, GroupSize, PageSize>(
         page, first, keysInPage, query, lane, tile, scores);
-#pragma unroll
-    for (int step = 0; step < Shape::kSteps; ++step)
-#pragma unroll
-      for (int g = 0; g < kHeads; ++g)
-        maxima[g] = fmaxf(maxima[g], scores[step][g]);
+    foldTileMaxima<T, HeadDim, GroupSize, PageSize>(scores, maxima);
   }
-#pragma unroll
-  for (int offset = Layout::kLanesPerSlot; offset < 32; offset *= 2)
-#pragma unroll
-    for (int g = 0; g < kHeads; ++g)
-      maxima[g] =
-          fmaxf(maxima[g], __shfl_xor_sync(0xffffffffu, maxima[g], offset));
+  reduceSlotMaxima<Layout>(maxima);
 }
 
 /// Stores one tile's key-score hook values (params.h) for the lane's keys
 /// and heads: probabilities relative to `pageMax`, and (key slot 0) that
 /// maximum for each chunk of the page, whose first key in the row is
-/// `pageKey` (a multiple of PageSize, so of the chunk size).
+/// `pageKey` (a multiple of PageSize, so of the chunk size). Plain stores:
+/// unlike the tensor-core body's (ScoreSink), evict-last stores measured no
+/// faster here (decode_profile_h200.md, session 12).
 template <typename T, int HeadDim, int GroupSize, int PageSize>
 __device__ __forceinline__ void storeTileScores(
     const kvrt_attention_params &p, int64_t firstHead, int pageKey, int first,
@@ -700,6 +723,8 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
   using Layout = LaneLayout<T, HeadDim, GroupSize>;
   constexpr int kElems = Split::kElemsPerLane;
   constexpr int kHeads = Layout::kHeadsPerLane;
+  // One tile holds a whole page (the loop below runs once per page).
+  constexpr bool kOneTilePerPage = Shape::kKeys >= PageSize;
 
   __shared__ __align__(16) AttentionShared<HeadDim, GroupSize> shared;
 
@@ -739,9 +764,11 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
     const char *page = row.pageAddress(pageId);
     const int keysInPage = min(PageSize, numKeys - pageIndex * PageSize);
     // The key-score hook stores probabilities relative to the page's
-    // maximum per head (params.h), so it scores the page once first.
+    // maximum per head (params.h). Where one tile holds the page, its
+    // scores give that maximum; pages of several tiles are scored once
+    // first (pageMaxima).
     float pageMax[kHeads];
-    if (p.key_scores)
+    if (!kOneTilePerPage && p.key_scores)
       pageMaxima<T, HeadDim, GroupSize, PageSize>(page, keysInPage, query, lane,
                                                   pageMax);
 #pragma unroll 1
@@ -750,10 +777,19 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
       float scores[Shape::kSteps][kHeads];
       loadAndScoreTile<T, HeadDim, GroupSize, PageSize>(
           page, first, keysInPage, query, lane, tile, scores);
-      if (p.key_scores && lane.laneInKey == 0)
-        storeTileScores<T, HeadDim, GroupSize, PageSize>(
-            p, firstHead, pageIndex * PageSize, first, keysInPage, lane, scores,
-            pageMax);
+      if (p.key_scores) {
+        if constexpr (kOneTilePerPage) {
+#pragma unroll
+          for (int g = 0; g < kHeads; ++g)
+            pageMax[g] = -INFINITY;
+          foldTileMaxima<T, HeadDim, GroupSize, PageSize>(scores, pageMax);
+          reduceSlotMaxima<Layout>(pageMax);
+        }
+        if (lane.laneInKey == 0)
+          storeTileScores<T, HeadDim, GroupSize, PageSize>(
+              p, firstHead, pageIndex * PageSize, first, keysInPage, lane,
+              scores, pageMax);
+      }
       accumulateTile<T, HeadDim, GroupSize, PageSize>(tile, scores, state);
     }
     pageId = nextId;
