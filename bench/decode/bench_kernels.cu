@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvrt/device/attention.cuh"
+#include "kvrt/device/attention_prefill_ws.cuh"
 #include "kvrt/kvrt.h"
 
 // The start of kernels that call the tensor-core body directly (page 16):
@@ -476,6 +477,54 @@ __launch_bounds__(kvrt::device::kAttentionThreads,
   prefillWgmmaOnly<64>(p);
 }
 
+// The warp-specialized prefill body (attention_prefill_ws.cuh: a producer
+// and two consumer warpgroups, 128 query rows per block) with a ring of
+// `Stages` K/V slots, launched by kvcc_bench_prefill_direct.
+template <int Stages, bool PingPong = false>
+__device__ void prefillWsOnly(const kvrt_attention_params &p) {
+  using namespace kvrt::device;
+  if constexpr (kDeviceHasWgmma) {
+    const unsigned tiles = unsigned(
+        (int64_t(p.num_tokens) * 4 + kPrefillWsRows - 1) / kPrefillWsRows);
+    if (p.query_tile_rows == kPrefillWsRows && p.num_tokens > 0 &&
+        p.dtype == KVRT_DTYPE_BF16 && p.head_dim == 128 && p.page_size == 16 &&
+        p.num_q_heads == 4 * p.num_kv_heads && p.causal != 0 &&
+        blockDim.x == kPrefillWsThreads &&
+        gridDim.x == unsigned(p.num_kv_heads) &&
+        gridDim.y == unsigned(p.batch) * tiles && gridDim.z == 1 &&
+        prefill::dynamicSharedBytes() >=
+            uint32_t(prefillWsSharedBytes(128, Stages))) {
+      pagedPrefillWsBody<__nv_bfloat16, 128, 4, 16, true, Stages, PingPong>(
+          p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
+      return;
+    }
+  }
+  poisonLaunch(p);
+}
+__global__ __launch_bounds__(kvrt::device::kPrefillWsThreads,
+                             1) void kvcc_prefill_ws2(kvrt_attention_params p) {
+  prefillWsOnly<2>(p);
+}
+__global__ __launch_bounds__(kvrt::device::kPrefillWsThreads,
+                             1) void kvcc_prefill_ws3(kvrt_attention_params p) {
+  prefillWsOnly<3>(p);
+}
+__global__ __launch_bounds__(kvrt::device::kPrefillWsThreads,
+                             1) void kvcc_prefill_ws4(kvrt_attention_params p) {
+  prefillWsOnly<4>(p);
+}
+// The same with the consumers taking turns at their S products.
+__global__
+__launch_bounds__(kvrt::device::kPrefillWsThreads,
+                  1) void kvcc_prefill_ws2p(kvrt_attention_params p) {
+  prefillWsOnly<2, true>(p);
+}
+__global__
+__launch_bounds__(kvrt::device::kPrefillWsThreads,
+                  1) void kvcc_prefill_ws3p(kvrt_attention_params p) {
+  prefillWsOnly<3, true>(p);
+}
+
 namespace {
 /// 0: the kernels kvcc emits; 1: 32-key tiles; 2: two blocks per SM;
 /// 3: simtdecode; 4: nommasync.
@@ -614,7 +663,9 @@ extern "C" int kvcc_bench_read(const void *data, int64_t bytes, void *sink,
 /// tables the caller keeps on the device (as kvcc_bench_launch_direct),
 /// with the grid and block kvrt_attention_launch uses for the prefill
 /// layout and the dynamic shared memory its body needs: `variant` 0 the
-/// kernel kvcc emits, 1 kvcc_prefill_keys64, 2 kvcc_prefill_keys128.
+/// kernel kvcc emits, 1 kvcc_prefill_keys64, 2 kvcc_prefill_keys128,
+/// 3/4/5 kvcc_prefill_ws2/3/4 (384 threads, 128 query rows per block),
+/// 6/7 kvcc_prefill_ws2p/3p (the same, ping-pong).
 /// Returns a cudaError_t.
 extern "C" int kvcc_bench_prefill_direct(
     int variant, const void *poolBase, int64_t pageBytes, const int32_t *indptr,
@@ -622,12 +673,25 @@ extern "C" int kvcc_bench_prefill_direct(
     void *out, int batch, int numTokens, int numQHeads, int numKvHeads,
     float scale, int causal, void *stream) {
   using namespace kvrt::device;
-  const void *kernel =
-      variant == 2   ? reinterpret_cast<const void *>(&kvcc_prefill_keys128)
-      : variant == 1 ? reinterpret_cast<const void *>(&kvcc_prefill_keys64)
-                     : reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4);
+  static const void *const kernels[] = {
+      reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4),
+      reinterpret_cast<const void *>(&kvcc_prefill_keys64),
+      reinterpret_cast<const void *>(&kvcc_prefill_keys128),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws2),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws3),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws4),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws2p),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws3p)};
+  constexpr int kStages[] = {0, 0, 0, 2, 3, 4, 2, 3};
+  if (variant < 0 || variant > 7)
+    return int(cudaErrorInvalidValue);
+  const void *kernel = kernels[variant];
+  const bool ws = variant >= 3;
   const int sharedBytes =
-      prefillWgmmaSharedBytes(128, variant == 2 ? 128 : kPrefillWgmmaKeys);
+      ws ? prefillWsSharedBytes(128, kStages[variant])
+         : prefillWgmmaSharedBytes(128, variant == 2 ? 128 : kPrefillWgmmaKeys);
+  const int rowsPerBlock = ws ? kPrefillWsRows : kPrefillRows;
+  const int threads = ws ? kPrefillWsThreads : kAttentionThreads;
   cudaError_t error = cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, sharedBytes);
   if (error != cudaSuccess)
@@ -649,15 +713,15 @@ extern "C" int kvcc_bench_prefill_direct(
   params.scale = scale;
   params.causal = causal;
   params.num_splits = 1;
-  params.query_tile_rows = kPrefillRows;
+  params.query_tile_rows = rowsPerBlock;
   params.dtype = KVRT_DTYPE_BF16;
   const int group = numQHeads / numKvHeads;
   const int64_t tiles =
-      (int64_t(numTokens) * group + kPrefillRows - 1) / kPrefillRows;
+      (int64_t(numTokens) * group + rowsPerBlock - 1) / rowsPerBlock;
   void *args[] = {&params};
   error = cudaLaunchKernel(kernel,
                            dim3(unsigned(numKvHeads), unsigned(batch * tiles)),
-                           dim3(kAttentionThreads), args, size_t(sharedBytes),
+                           dim3(threads), args, size_t(sharedBytes),
                            static_cast<cudaStream_t>(stream));
   return int(error == cudaSuccess ? cudaGetLastError() : error);
 }

@@ -177,10 +177,15 @@ def main():
                         # shared memory its tile size needs: 64-key tiles
                         # at three blocks per SM (the control) and 128-key
                         # tiles at two; "direct" is the emitted kernel
-                        # through the same launcher.
+                        # through the same launcher; ws2/3/4 the
+                        # warp-specialized body (attention_prefill_ws.cuh)
+                        # with 2, 3 or 4 K/V slots, and ping-pong
+                        # consumers (ws2p, ws3p).
                         pages = ResidentPages(kvrt, k, v, PAGE)
                         for variant, vname in [(0, "direct"), (1, "keys64"),
-                                               (2, "keys128")]:
+                                               (2, "keys128"), (3, "ws2"),
+                                               (4, "ws3"), (5, "ws4"),
+                                               (6, "ws2p"), (7, "ws3p")]:
                             def dfn(variant=variant):
                                 status = kvrt.bench.kvcc_bench_prefill_direct(
                                     variant, pages.pool.data_ptr(),

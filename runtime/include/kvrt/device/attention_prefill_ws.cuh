@@ -1,0 +1,377 @@
+//===- attention_prefill_ws.cuh - Warp-specialized prefill -----*- CUDA -*-===//
+//
+// An sm_90a prefill body with producer and consumer warpgroups, the
+// structure of FlashAttention-3: a block of 384 threads takes 128 query
+// rows of one (sequence, kv head). Warpgroup 0 is the producer: it gathers
+// each 64-key tile of K and V from the pages into a ring of `Stages`
+// swizzled shared-memory slots by cp.async and tells the consumers through
+// one mbarrier per slot (cp.async.mbarrier.arrive: the barrier completes
+// when the copies have landed, so the producer never waits on memory).
+// Warpgroups 1 and 2 are consumers, 64 rows each (the rows, GQA mapping,
+// wgmma products and online softmax of pagedPrefillWgmmaBody,
+// attention_prefill_wgmma.cuh): they wait for a slot's K, compute
+// S = Q·Kᵀ, release the K slot, run the softmax, wait for V, compute
+// O += P·V and release the V slot. Against pagedPrefillWgmmaBody (three
+// blocks of one warpgroup per SM, each copying its own tiles) every K/V
+// tile is gathered once per 128 rows instead of 64 and the consumers
+// issue no copies.
+//
+// A benchmark variant for now (bench_kernels.cu's kvcc_prefill_ws*,
+// bench_prefill.py --variants): kvcc's kernels run pagedPrefillWgmmaBody,
+// which measured faster on the H200 (bf16 causal GQA 32/8, TFLOP/s at
+// 1 x 8K / 4 x 4K / 8 x 1K: 493/447-453/342 against 447/411-412/285 for
+// three slots, 453-454/423-424/299-301 with the ping-pong). Two consumer
+// warpgroups per SM overlap less than three one-warpgroup blocks; the
+// next step, FlashAttention-3's intra-warpgroup overlap (P·V of one tile
+// running during the next tile's softmax), made ptxas serialize every
+// wgmma at 168 registers (C7513: registers the softmax defines while a
+// P·V is in flight), so it needs setmaxnreg's larger consumer budget
+// honoured by the register allocation first.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
+#define KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
+
+#include "kvrt/device/attention_prefill_wgmma.cuh"
+
+#include <cstdint>
+
+namespace kvrt::device {
+
+/// Query rows of one warp-specialized prefill block (two consumer
+/// warpgroups of kPrefillRows).
+inline constexpr int kPrefillWsRows = 2 * kPrefillRows;
+/// Threads of one warp-specialized prefill block (three warpgroups).
+inline constexpr int kPrefillWsThreads = 384;
+
+/// Bytes of dynamic shared memory pagedPrefillWsBody needs: two Q tiles,
+/// `stages` K and V tiles of 64 keys, 1024 bytes to align them and 1024
+/// for the barriers.
+__host__ __device__ constexpr int prefillWsSharedBytes(int headDim,
+                                                       int stages) {
+  return (kPrefillWsRows + 2 * stages * kPrefillWgmmaKeys) * headDim * 2 + 2048;
+}
+
+namespace mbarrier {
+
+__device__ __forceinline__ void init(uint64_t *barrier, int count) {
+#if KVRT_DEVICE_HAS_WGMMA
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(
+                   prefill::sharedAddress(barrier)),
+               "r"(count)
+               : "memory");
+#endif
+}
+
+/// Makes the barriers' initialization visible to the other threads (and
+/// to cp.async's arrivals); a __syncthreads must follow.
+__device__ __forceinline__ void fenceInit() {
+#if KVRT_DEVICE_HAS_WGMMA
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+
+/// One arrival of this thread.
+__device__ __forceinline__ void arrive(uint64_t *barrier) {
+#if KVRT_DEVICE_HAS_WGMMA
+  asm volatile("mbarrier.arrive.release.cta.shared::cta.b64 _, [%0];\n" ::"r"(
+                   prefill::sharedAddress(barrier))
+               : "memory");
+#endif
+}
+
+/// One arrival of this thread once all its earlier cp.async copies have
+/// landed (the barrier's count includes it: .noinc).
+__device__ __forceinline__ void arriveOnCopies(uint64_t *barrier) {
+#if KVRT_DEVICE_HAS_WGMMA
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(
+                   prefill::sharedAddress(barrier))
+               : "memory");
+#endif
+}
+
+/// Waits until the barrier's phase of parity `parity` has completed.
+__device__ __forceinline__ void wait(uint64_t *barrier, uint32_t parity) {
+#if KVRT_DEVICE_HAS_WGMMA
+  asm volatile("{\n"
+               ".reg .pred done;\n"
+               "wait_%=:\n"
+               "mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 done, "
+               "[%0], %1;\n"
+               "@!done bra wait_%=;\n"
+               "}\n" ::"r"(prefill::sharedAddress(barrier)),
+               "r"(parity)
+               : "memory");
+#endif
+}
+
+} // namespace mbarrier
+
+/// Synchronizes the 128 threads of one warpgroup on named barrier `id`
+/// (1..15; 0 is __syncthreads').
+__device__ __forceinline__ void warpgroupBarrier(int id) {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
+}
+
+/// Waits on named barrier `id` together with `threads` threads in all (the
+/// others arrive with namedArrive).
+__device__ __forceinline__ void namedSync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+/// Arrives at named barrier `id` (of `threads` threads) without waiting.
+__device__ __forceinline__ void namedArrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+/// The warp-specialized sm_90a prefill body; see the file comment. `shared`
+/// is the block's dynamic shared memory, 1024-byte aligned,
+/// prefillWsSharedBytes(HeadDim, Stages) - 1024 bytes long. The launch has
+/// kPrefillWsThreads threads and a grid of (kv heads, batch x
+/// ceil(tokens x G / kPrefillWsRows)). With `PingPong` the consumers take
+/// turns issuing S = Q·Kᵀ (named barriers 3 and 4, as FlashAttention-3
+/// schedules its warpgroups), so that one's softmax overlaps the other's
+/// product.
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
+          int Stages, bool PingPong = false>
+__device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
+                                   unsigned char *shared) {
+  static_assert(kPrefillSupported<T, HeadDim, GroupSize, PageSize>,
+                "no prefill body for these template values");
+  static_assert(Stages >= 2, "at least two stages");
+  using namespace prefill;
+  using mma::pack;
+  constexpr int kKeys = kPrefillWgmmaKeys;
+  constexpr int kKeyTiles = kKeys / 8;
+  constexpr int kDimTiles = HeadDim / 8;
+  constexpr int kChunks = HeadDim * int(sizeof(T)) / 16;
+  constexpr int kQueryBytes = kPrefillRows * HeadDim * int(sizeof(T));
+  constexpr int kTileBytes = kKeys * HeadDim * int(sizeof(T));
+  unsigned char *const keyTiles = shared + 2 * kQueryBytes;
+  unsigned char *const valueTiles = keyTiles + Stages * kTileBytes;
+  uint64_t *const barriers =
+      reinterpret_cast<uint64_t *>(valueTiles + Stages * kTileBytes);
+  uint64_t *const keyFull = barriers;
+  uint64_t *const valueFull = barriers + Stages;
+  uint64_t *const keyEmpty = barriers + 2 * Stages;
+  uint64_t *const valueEmpty = barriers + 3 * Stages;
+
+  const int kvHead = blockIdx.x;
+  const int rowsPerSequence = p.num_tokens * GroupSize;
+  const int tiles = (rowsPerSequence + kPrefillWsRows - 1) / kPrefillWsRows;
+  const int sequence = blockIdx.y / tiles;
+  const int tile =
+      Causal ? tiles - 1 - int(blockIdx.y % tiles) : int(blockIdx.y % tiles);
+  const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
+  const int length = row.length;
+  // Keys the rows of `rows` rows from `first` can see.
+  auto visibleKeys = [&](int first, int rows) {
+    const int last = min(rowsPerSequence, first + rows) - 1;
+    int end = length;
+    if (Causal)
+      end = min(length, length - p.num_tokens + last / GroupSize + 1);
+    return max(0, end);
+  };
+  const int blockKeyEnd = visibleKeys(tile * kPrefillWsRows, kPrefillWsRows);
+  const int numTiles = (blockKeyEnd + kKeys - 1) / kKeys;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < Stages; ++s) {
+      mbarrier::init(keyFull + s, 128);
+      mbarrier::init(valueFull + s, 128);
+      mbarrier::init(keyEmpty + s, 256);
+      mbarrier::init(valueEmpty + s, 256);
+    }
+    mbarrier::fenceInit();
+  }
+  __syncthreads();
+
+  const int group = threadIdx.x / 128;
+  if (group == 0) {
+    // Producer: K(kt) and V(kt) into slot kt % Stages once the consumers
+    // released the slot's tile kt - Stages.
+    for (int kt = 0; kt < numTiles; ++kt) {
+      const int s = kt % Stages;
+      const uint32_t parity = ((kt / Stages) - 1) & 1;
+      const TilePages<PageSize, kKeys> pages =
+          tilePages<T, HeadDim, PageSize, kKeys>(row, kt * kKeys, blockKeyEnd);
+      if (kt >= Stages)
+        mbarrier::wait(keyEmpty + s, parity);
+      copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, pages, kt * kKeys,
+                                                    blockKeyEnd, false,
+                                                    keyTiles + s * kTileBytes);
+      mbarrier::arriveOnCopies(keyFull + s);
+      if (kt >= Stages)
+        mbarrier::wait(valueEmpty + s, parity);
+      copySwizzledTile<T, HeadDim, PageSize, kKeys>(
+          row, pages, kt * kKeys, blockKeyEnd, true,
+          valueTiles + s * kTileBytes);
+      mbarrier::arriveOnCopies(valueFull + s);
+    }
+    waitCopies();
+    return;
+  }
+
+  // Consumer c: rows 64 c .. 64 c + 63 of the block.
+  const int c = group - 1;
+  const int local = threadIdx.x % 128;
+  const int warp = local / 32;
+  const int lane = local % 32;
+  const int r = lane / 4;
+  unsigned char *const query = shared + c * kQueryBytes;
+  const int firstRow = tile * kPrefillWsRows + c * kPrefillRows;
+
+  auto queryRow = [&](int R) {
+    const int token = R / GroupSize;
+    const int head = kvHead * GroupSize + R % GroupSize;
+    return static_cast<const T *>(p.queries) +
+           ((int64_t(sequence) * p.num_tokens + token) * p.num_q_heads + head) *
+               int64_t(HeadDim);
+  };
+  {
+    constexpr int kRowsPerPass = 128 / kChunks;
+    const int chunk = local % kChunks;
+#pragma unroll
+    for (int u = 0; u < kPrefillRows / kRowsPerPass; ++u) {
+      const int q = local / kChunks + u * kRowsPerPass;
+      const int R = firstRow + q;
+      const bool valid = R < rowsPerSequence;
+      const T *source = valid ? queryRow(R) + chunk * (16 / int(sizeof(T)))
+                              : static_cast<const T *>(p.queries);
+      copyAsync16(query + wgmma::swizzledOffset(kPrefillRows, q, chunk), source,
+                  valid);
+    }
+    commitCopies();
+    waitCopies();
+    wgmma::sharedProxyFence();
+    warpgroupBarrier(1 + c);
+  }
+
+  int position[2];
+  bool rowValid[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int R = firstRow + warp * 16 + r + 8 * half;
+    rowValid[half] = R < rowsPerSequence;
+    position[half] =
+        length - p.num_tokens + (rowValid[half] ? R / GroupSize : 0);
+  }
+  const int warpFirstRow = firstRow + warp * 16;
+  const bool warpRowsValid = warpFirstRow + 15 < rowsPerSequence;
+  const int warpPosition = length - p.num_tokens +
+                           min(warpFirstRow, rowsPerSequence - 1) / GroupSize;
+  const int keyEnd =
+      firstRow < rowsPerSequence ? visibleKeys(firstRow, kPrefillRows) : 0;
+  const int myTiles = (keyEnd + kKeys - 1) / kKeys;
+  const float scaleLog2 = p.scale * kLog2e;
+
+  const uint64_t queryDesc =
+      wgmma::descriptor(sharedAddress(query), 16, wgmma::kAtomBytes);
+  auto dimOffset = [](int rows, int step) {
+    return uint32_t((step / 4) * rows * wgmma::kRowBytes + (step % 4) * 32);
+  };
+
+  float acc[kDimTiles][4];
+#pragma unroll
+  for (int t = 0; t < kDimTiles; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      acc[t][i] = 0.0f;
+  float(&accFlat)[HeadDim / 2] = reinterpret_cast<float(&)[HeadDim / 2]>(acc);
+  RowSoftmax softmax;
+
+  // PingPong: consumer c issues its S product after barrier 3 + c, which
+  // the other consumer arrives at once it issued its own (consumer 1 once
+  // more first, so that consumer 0 starts); each waits as many times as
+  // the other arrives.
+  auto takeTurn = [&] {
+    if constexpr (PingPong)
+      namedSync(3 + c, 256);
+  };
+  auto passTurn = [&](int kt) {
+    if constexpr (PingPong)
+      if (c == 0 || kt + 1 < numTiles)
+        namedArrive(4 - c, 256);
+  };
+  if constexpr (PingPong)
+    if (c == 1 && numTiles > 0)
+      namedArrive(3, 256);
+
+#pragma unroll 1
+  for (int kt = 0; kt < numTiles; ++kt) {
+    const int s = kt % Stages;
+    const uint32_t parity = (kt / Stages) & 1;
+    if (kt >= myTiles) {
+      // Keys past this warpgroup's rows: release the slot untouched.
+      mbarrier::wait(keyFull + s, parity);
+      takeTurn();
+      passTurn(kt);
+      mbarrier::arrive(keyEmpty + s);
+      mbarrier::wait(valueFull + s, parity);
+      mbarrier::arrive(valueEmpty + s);
+      continue;
+    }
+    const int first = kt * kKeys;
+    mbarrier::wait(keyFull + s, parity);
+    wgmma::sharedProxyFence();
+    takeTurn();
+
+    float scores[kKeyTiles][4];
+    float(&scoresFlat)[kKeys / 2] =
+        reinterpret_cast<float(&)[kKeys / 2]>(scores);
+    const uint64_t keyDesc = wgmma::descriptor(
+        sharedAddress(keyTiles + s * kTileBytes), 16, wgmma::kAtomBytes);
+    wgmma::fence();
+#pragma unroll
+    for (int step = 0; step < HeadDim / 16; ++step)
+      wgmma::mmaShared<T, kKeys>(
+          scoresFlat, wgmma::advance(queryDesc, dimOffset(kPrefillRows, step)),
+          wgmma::advance(keyDesc, dimOffset(kKeys, step)), step > 0);
+    wgmma::commit();
+    passTurn(kt);
+    wgmma::wait<0>();
+    wgmma::pin(scoresFlat);
+    mbarrier::arrive(keyEmpty + s);
+
+    const bool needsMask = !warpRowsValid || first + kKeys > keyEnd ||
+                           (Causal && first + kKeys - 1 > warpPosition);
+    softmax.update<Causal>(scores, acc, needsMask, first, keyEnd, rowValid,
+                           position, scaleLog2);
+    uint32_t probs[kKeys / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      probs[kk][0] = pack<T>(scores[2 * kk][0], scores[2 * kk][1]);
+      probs[kk][1] = pack<T>(scores[2 * kk][2], scores[2 * kk][3]);
+      probs[kk][2] = pack<T>(scores[2 * kk + 1][0], scores[2 * kk + 1][1]);
+      probs[kk][3] = pack<T>(scores[2 * kk + 1][2], scores[2 * kk + 1][3]);
+    }
+
+    mbarrier::wait(valueFull + s, parity);
+    wgmma::sharedProxyFence();
+    const uint64_t valueDesc =
+        wgmma::descriptor(sharedAddress(valueTiles + s * kTileBytes),
+                          kKeys * wgmma::kRowBytes, wgmma::kAtomBytes);
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk)
+      wgmma::mmaRegisterA<T, HeadDim>(
+          accFlat, probs[kk],
+          wgmma::advance(valueDesc, kk * 16 * wgmma::kRowBytes));
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::pin(accFlat);
+    mbarrier::arrive(valueEmpty + s);
+  }
+
+  T *outRow[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half)
+    outRow[half] = static_cast<T *>(p.out) +
+                   (queryRow(firstRow + warp * 16 + r + 8 * half) -
+                    static_cast<const T *>(p.queries));
+  softmax.store<T>(acc, outRow, rowValid);
+}
+
+} // namespace kvrt::device
+
+#endif // KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
