@@ -480,7 +480,8 @@ __launch_bounds__(kvrt::device::kAttentionThreads,
 // The warp-specialized prefill body (attention_prefill_ws.cuh: a producer
 // and two consumer warpgroups, 128 query rows per block) with a ring of
 // `Stages` K/V slots, launched by kvcc_bench_prefill_direct.
-template <int Stages, bool PingPong = false>
+template <int Stages, bool PingPong = false, bool Overlap = false,
+          int Keys = kvrt::device::kPrefillWgmmaKeys, int ConsumerRegisters = 0>
 __device__ void prefillWsOnly(const kvrt_attention_params &p) {
   using namespace kvrt::device;
   if constexpr (kDeviceHasWgmma) {
@@ -493,8 +494,9 @@ __device__ void prefillWsOnly(const kvrt_attention_params &p) {
         gridDim.x == unsigned(p.num_kv_heads) &&
         gridDim.y == unsigned(p.batch) * tiles && gridDim.z == 1 &&
         prefill::dynamicSharedBytes() >=
-            uint32_t(prefillWsSharedBytes(128, Stages))) {
-      pagedPrefillWsBody<__nv_bfloat16, 128, 4, 16, true, Stages, PingPong>(
+            uint32_t(prefillWsSharedBytes(128, Stages, Keys))) {
+      pagedPrefillWsBody<__nv_bfloat16, 128, 4, 16, true, Stages, PingPong,
+                         Overlap, Keys, ConsumerRegisters>(
           p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
       return;
     }
@@ -523,6 +525,41 @@ __global__
 __launch_bounds__(kvrt::device::kPrefillWsThreads,
                   1) void kvcc_prefill_ws3p(kvrt_attention_params p) {
   prefillWsOnly<3, true>(p);
+}
+// Each consumer's P·V running during its next softmax (intra-warpgroup
+// overlap), with the ping-pong and without.
+__global__
+__launch_bounds__(kvrt::device::kPrefillWsThreads,
+                  1) void kvcc_prefill_ws3o(kvrt_attention_params p) {
+  prefillWsOnly<3, false, true>(p);
+}
+__global__
+__launch_bounds__(kvrt::device::kPrefillWsThreads,
+                  1) void kvcc_prefill_ws2po(kvrt_attention_params p) {
+  prefillWsOnly<2, true, true>(p);
+}
+__global__
+__launch_bounds__(kvrt::device::kPrefillWsThreads,
+                  1) void kvcc_prefill_ws3po(kvrt_attention_params p) {
+  prefillWsOnly<3, true, true>(p);
+}
+// 128-key tiles with the overlap, the consumers at 240 registers and the
+// producer at 24 (2 and 3 slots: 162 and 226 KiB of shared memory).
+__global__
+__launch_bounds__(kvrt::device::kPrefillWsThreads,
+                  1) void kvcc_prefill_ws2o128(kvrt_attention_params p) {
+  prefillWsOnly<2, false, true, 128, 240>(p);
+}
+__global__
+__launch_bounds__(kvrt::device::kPrefillWsThreads,
+                  1) void kvcc_prefill_ws3o128(kvrt_attention_params p) {
+  prefillWsOnly<3, false, true, 128, 240>(p);
+}
+// 64-key tiles with the overlap at 240 consumer registers.
+__global__
+__launch_bounds__(kvrt::device::kPrefillWsThreads,
+                  1) void kvcc_prefill_ws3or(kvrt_attention_params p) {
+  prefillWsOnly<3, false, true, 64, 240>(p);
 }
 
 namespace {
@@ -665,7 +702,10 @@ extern "C" int kvcc_bench_read(const void *data, int64_t bytes, void *sink,
 /// layout and the dynamic shared memory its body needs: `variant` 0 the
 /// kernel kvcc emits, 1 kvcc_prefill_keys64, 2 kvcc_prefill_keys128,
 /// 3/4/5 kvcc_prefill_ws2/3/4 (384 threads, 128 query rows per block),
-/// 6/7 kvcc_prefill_ws2p/3p (the same, ping-pong).
+/// 6/7 kvcc_prefill_ws2p/3p (the same, ping-pong), 8/9/10
+/// kvcc_prefill_ws3o/2po/3po (intra-warpgroup overlap), 11/12/13
+/// kvcc_prefill_ws2o128/3o128/3or (the overlap at 240 consumer registers,
+/// 128- or 64-key tiles).
 /// Returns a cudaError_t.
 extern "C" int kvcc_bench_prefill_direct(
     int variant, const void *poolBase, int64_t pageBytes, const int32_t *indptr,
@@ -681,14 +721,22 @@ extern "C" int kvcc_bench_prefill_direct(
       reinterpret_cast<const void *>(&kvcc_prefill_ws3),
       reinterpret_cast<const void *>(&kvcc_prefill_ws4),
       reinterpret_cast<const void *>(&kvcc_prefill_ws2p),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws3p)};
-  constexpr int kStages[] = {0, 0, 0, 2, 3, 4, 2, 3};
-  if (variant < 0 || variant > 7)
+      reinterpret_cast<const void *>(&kvcc_prefill_ws3p),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws3o),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws2po),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws3po),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws2o128),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws3o128),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws3or)};
+  constexpr int kStages[] = {0, 0, 0, 2, 3, 4, 2, 3, 3, 2, 3, 2, 3, 3};
+  constexpr int kWsKeys[] = {0,  0,  0,  64, 64,  64,  64,
+                             64, 64, 64, 64, 128, 128, 64};
+  if (variant < 0 || variant > 13)
     return int(cudaErrorInvalidValue);
   const void *kernel = kernels[variant];
   const bool ws = variant >= 3;
   const int sharedBytes =
-      ws ? prefillWsSharedBytes(128, kStages[variant])
+      ws ? prefillWsSharedBytes(128, kStages[variant], kWsKeys[variant])
          : prefillWgmmaSharedBytes(128, variant == 2 ? 128 : kPrefillWgmmaKeys);
   const int rowsPerBlock = ws ? kPrefillWsRows : kPrefillRows;
   const int threads = ws ? kPrefillWsThreads : kAttentionThreads;

@@ -179,13 +179,21 @@ def main():
                         # tiles at two; "direct" is the emitted kernel
                         # through the same launcher; ws2/3/4 the
                         # warp-specialized body (attention_prefill_ws.cuh)
-                        # with 2, 3 or 4 K/V slots, and ping-pong
-                        # consumers (ws2p, ws3p).
+                        # with 2, 3 or 4 K/V slots, ping-pong consumers
+                        # (ws2p, ws3p), each consumer's P·V running during
+                        # its next softmax (ws3o) and both (ws2po, ws3po);
+                        # the overlap with 240 consumer registers (ws3or)
+                        # and 128-key tiles (ws2o128, ws3o128).
                         pages = ResidentPages(kvrt, k, v, PAGE)
                         for variant, vname in [(0, "direct"), (1, "keys64"),
                                                (2, "keys128"), (3, "ws2"),
                                                (4, "ws3"), (5, "ws4"),
-                                               (6, "ws2p"), (7, "ws3p")]:
+                                               (6, "ws2p"), (7, "ws3p"),
+                                               (8, "ws3o"), (9, "ws2po"),
+                                               (10, "ws3po"),
+                                               (11, "ws2o128"),
+                                               (12, "ws3o128"),
+                                               (13, "ws3or")]:
                             def dfn(variant=variant):
                                 status = kvrt.bench.kvcc_bench_prefill_direct(
                                     variant, pages.pool.data_ptr(),
