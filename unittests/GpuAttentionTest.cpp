@@ -120,30 +120,61 @@ public:
   kvrt_cache *deviceCache = nullptr;
 };
 
+/// Which prefill body a prefill-layout launch on sm_90 runs.
+enum class PrefillBody {
+  /// The runtime's choice: for these rows (at most 1000 keys), the 64-row
+  /// wgmma body (prefillWsPays).
+  Default,
+  /// KVRT_PREFILL_WS=1: the warp-specialized body where the kernel allows
+  /// its 384 threads (GpuKernels.cu's kernels, as kvcc emits them), else
+  /// the 64-row wgmma one.
+  WarpSpecialized,
+  /// KVRT_PREFILL_WS=0: the 64-row wgmma body.
+  Wgmma,
+  /// KVRT_PREFILL_WGMMA=0: the mma.sync body older GPUs run.
+  MmaSync,
+};
+
 /// One kernel of GpuKernels.cu run on one query chunk size.
 struct KernelCase {
   const GpuKernel *kernel;
   int numTokens;
-  /// Sets KVRT_PREFILL_WGMMA=0: prefill-layout launches on sm_90 run the
-  /// mma.sync prefill body instead of the wgmma one.
-  bool mmaSyncPrefill = false;
+  PrefillBody prefill = PrefillBody::Default;
 };
+
+const char *prefillSuffix(PrefillBody body) {
+  switch (body) {
+  case PrefillBody::Default:
+    return "";
+  case PrefillBody::WarpSpecialized:
+    return "_ws";
+  case PrefillBody::Wgmma:
+    return "_wgmma64";
+  case PrefillBody::MmaSync:
+    return "_mmasync";
+  }
+  return "";
+}
 
 /// Keeps test names stable (gtest would otherwise print the pointer).
 void PrintTo(const KernelCase &c, std::ostream *os) {
   *os << c.kernel->name << " with " << c.numTokens << " query tokens"
-      << (c.mmaSyncPrefill ? " (mma.sync prefill)" : "");
+      << prefillSuffix(c.prefill);
 }
 
 std::vector<KernelCase> kernelCases() {
   std::vector<KernelCase> cases;
   for (const GpuKernel &kernel : gpuKernels()) {
     // 70 tokens: the prefill layout (params.h) where the runtime picks it,
-    // with a partial last tile of query rows; on sm_90 also with the
-    // mma.sync prefill body the runtime otherwise leaves for older GPUs.
+    // with a partial last tile of query rows; on sm_90 with each of its
+    // bodies: the warp-specialized one (which the runtime takes for rows
+    // of more keys), the 64-row wgmma one and the mma.sync one older GPUs
+    // run.
     for (int tokens : {1, 5, 70})
       cases.push_back({&kernel, tokens});
-    cases.push_back({&kernel, 70, true});
+    cases.push_back({&kernel, 70, PrefillBody::WarpSpecialized});
+    cases.push_back({&kernel, 70, PrefillBody::Wgmma});
+    cases.push_back({&kernel, 70, PrefillBody::MmaSync});
   }
   return cases;
 }
@@ -151,7 +182,7 @@ std::vector<KernelCase> kernelCases() {
 std::string kernelCaseName(const ::testing::TestParamInfo<KernelCase> &info) {
   return std::string(info.param.kernel->name) + "_t" +
          std::to_string(info.param.numTokens) +
-         (info.param.mmaSyncPrefill ? "_mmasync" : "");
+         prefillSuffix(info.param.prefill);
 }
 
 class GpuAttentionTest : public ::testing::TestWithParam<KernelCase> {};
@@ -160,8 +191,13 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
   SKIP_WITHOUT_GPU();
   const GpuKernel &kernel = *GetParam().kernel;
   const int numTokens = GetParam().numTokens;
-  ScopedEnv prefillBody("KVRT_PREFILL_WGMMA",
-                        GetParam().mmaSyncPrefill ? "0" : nullptr);
+  const PrefillBody prefill = GetParam().prefill;
+  ScopedEnv noWgmma("KVRT_PREFILL_WGMMA",
+                    prefill == PrefillBody::MmaSync ? "0" : nullptr);
+  ScopedEnv warpSpecialized(
+      "KVRT_PREFILL_WS", prefill == PrefillBody::Wgmma             ? "0"
+                         : prefill == PrefillBody::WarpSpecialized ? "1"
+                                                                   : nullptr);
   // GQA 32/8 for groups of 4, 8/8 for groups of 1, 16/2 for groups of 8.
   const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
   const int numQHeads = numKvHeads * kernel.groupSize;

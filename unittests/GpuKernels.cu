@@ -15,7 +15,9 @@
 
 /// Defines kernel `name` the way generated code does.
 #define KVRT_TEST_KERNEL(name, T, headDim, group, pageSize, causal)            \
-  __global__ void __launch_bounds__(128) name(kvrt_attention_params p) {       \
+  __global__ void __launch_bounds__(kvrt::device::kPrefillMaxThreads,          \
+                                    kvrt::device::kPrefillMinBlocks)           \
+      name(kvrt_attention_params p) {                                          \
     kvrt::device::pagedAttention<T, headDim, group, pageSize, causal>(p);      \
   }
 
@@ -53,6 +55,13 @@ KVRT_TEST_KERNEL(f16_d64_g4_p8_causal, __half, 64, 4, 8, true)
 KVRT_TEST_KERNEL(f16_d64_g2_p2_causal, __half, 64, 2, 2, true)
 
 #undef KVRT_TEST_KERNEL
+
+// A kernel as kvcc emitted them before the warp-specialized prefill body
+// (three blocks of 128 threads): prefill launches keep 64-row blocks.
+__global__ void __launch_bounds__(128, 3)
+    legacy_f16_d128_g4_p16_causal(kvrt_attention_params p) {
+  kvrt::device::pagedAttention<__half, 128, 4, 16, true>(p);
+}
 
 // The CUDA-core body on shapes pagedAttention runs on tensor cores.
 #define KVRT_TEST_SIMT_KERNEL(name, T, headDim, group, pageSize, causal)       \
@@ -170,6 +179,8 @@ const std::vector<GpuKernel> &gpuKernels() {
       KVRT_ENTRY(simt_bf16_d64_g8_p16_full, KVRT_DTYPE_BF16, 64, 8, 16, false),
       KVRT_ENTRY(simt_f16_d256_g4_p16_causal, KVRT_DTYPE_F16, 256, 4, 16, true),
       KVRT_ENTRY(mma2_f16_d128_g8_p64_causal, KVRT_DTYPE_F16, 128, 8, 64, true),
+      KVRT_ENTRY(legacy_f16_d128_g4_p16_causal, KVRT_DTYPE_F16, 128, 4, 16,
+                 true),
   };
 #undef KVRT_ENTRY
   return kernels;

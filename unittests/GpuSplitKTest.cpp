@@ -203,6 +203,36 @@ TEST(PrefillLayoutTest, ManyQueryRowsOfTensorCoreShapes) {
   }
 }
 
+TEST(PrefillLayoutTest, WarpSpecializedBlocksOnHopperForKernelsAllowingThem) {
+  using kvrt::cuda::prefillWsEligible;
+  // Kernels as kvcc emits them (__launch_bounds__(384, 1)) on sm_90.
+  EXPECT_TRUE(prefillWsEligible(9, 0, 384));
+  // Kernels compiled for 128-thread blocks (kvcc's before) keep 64-row
+  // blocks; other GPUs have no sm_90a code (wgmma, setmaxnreg).
+  EXPECT_FALSE(prefillWsEligible(9, 0, 128));
+  EXPECT_FALSE(prefillWsEligible(9, 0, 256));
+  EXPECT_FALSE(prefillWsEligible(8, 0, 384));
+  EXPECT_FALSE(prefillWsEligible(8, 9, 384));
+  EXPECT_FALSE(prefillWsEligible(10, 0, 384));
+}
+
+TEST(PrefillLayoutTest, WarpSpecializedBodyForRowsOfManyKeys) {
+  using kvrt::cuda::kPrefillWsMinMeanKeys;
+  using kvrt::cuda::prefillWsPays;
+  // Causal chunks without a cached prefix: half the chunk on average.
+  EXPECT_FALSE(prefillWsPays(2048, 2048, true));
+  EXPECT_TRUE(prefillWsPays(3072, 3072, true));
+  EXPECT_TRUE(prefillWsPays(8192, 8192, true));
+  // A short chunk after a long cached prefix.
+  EXPECT_TRUE(prefillWsPays(4096 + 64, 64, true));
+  EXPECT_FALSE(prefillWsPays(1024 + 64, 64, true));
+  // Non-causal rows see the whole sequence.
+  EXPECT_TRUE(prefillWsPays(kPrefillWsMinMeanKeys, 1024, false));
+  EXPECT_FALSE(prefillWsPays(kPrefillWsMinMeanKeys - 1, 1024, false));
+  EXPECT_TRUE(prefillWsPays(kPrefillWsMinMeanKeys + 512, 1024, true));
+  EXPECT_FALSE(prefillWsPays(kPrefillWsMinMeanKeys + 511, 1024, true));
+}
+
 /// Appends `length` tokens of host `keys` and `values` to sequence `id`
 /// of the CUDA cache `cache` (through device copies).
 void appendFromHost(kvrt_cache *cache, int32_t id, int length,
@@ -568,6 +598,18 @@ TEST(GpuSplitKTest, WideDecodeBlocks) {
     checkAgainstHost(kernel, {1500, 33, 900}, 1, 0, 15);
     checkAgainstHost(kernel, {1500, 33, 900}, 5, 7, 16);
   }
+}
+
+TEST(GpuSplitKTest, PrefillRowsOfManyKeysTakeTheWarpSpecializedBody) {
+  SKIP_WITHOUT_GPU();
+  // Rows whose mean visible keys pass kPrefillWsMinMeanKeys: the runtime's
+  // own choice on sm_90 (as kvcc emits it, the kernel allows 384 threads),
+  // ragged, with a partial last tile of 128 rows (70 tokens x 4 heads)
+  // and a causal row shorter than the others' prefixes.
+  checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {3000, 200, 1700}, 70,
+                   0, 14);
+  checkAgainstHost(kernelNamed("bf16_d64_g8_p16_full"), {2100, 1600}, 40, 0,
+                   15);
 }
 
 TEST(GpuSplitKTest, PrefillChunkWithEmptySplits) {

@@ -373,7 +373,7 @@ extern "C" const void *kvcc_bench_kernel_d256(int pageSize, int variant) {
 // Prefill chunks (16+ tokens with group 4): the full template, whose
 // prefill body the runtime launches for them; causal and not.
 #define KVCC_BENCH_PREFILL(name, T, group, causal)                             \
-  __global__ __launch_bounds__(kvrt::device::kAttentionThreads,                \
+  __global__ __launch_bounds__(kvrt::device::kPrefillMaxThreads,               \
                                kvrt::device::kPrefillMinBlocks) void           \
   name(kvrt_attention_params p) {                                              \
     kvrt::device::pagedAttention<T, 128, group, 16, causal>(p);                \
@@ -403,7 +403,8 @@ __global__ __launch_bounds__(128) void kvcc_prefill_2blocks(
 // (sm_90a builds never run it: the runtime passes the wgmma body's shared
 // memory there), its decode layout on CUDA cores (simtdecode) or tensor
 // cores (nommasync): how the rest of the kernel changes ptxas's allocation
-// of the tile loop.
+// of the tile loop. Three blocks of 128 threads per SM, as kvcc's kernels
+// with the prefill body were compiled before the warp-specialized body.
 template <bool MmaDecode>
 __device__ void prefillWgmmaKernel(const kvrt_attention_params &p) {
   using namespace kvrt::device;
@@ -430,18 +431,14 @@ __device__ void prefillWgmmaKernel(const kvrt_attention_params &p) {
     pagedAttentionSimtBody<__nv_bfloat16, 128, 4, 16, true>(
         p, blockIdx.y / p.num_tokens, blockIdx.y % p.num_tokens, blockIdx.z);
 }
-__global__ __launch_bounds__(
-    kvrt::device::kAttentionThreads,
-    kvrt::device::
-        kPrefillMinBlocks) void kvcc_prefill_simtdecode(kvrt_attention_params
-                                                            p) {
+__global__
+__launch_bounds__(kvrt::device::kAttentionThreads,
+                  3) void kvcc_prefill_simtdecode(kvrt_attention_params p) {
   prefillWgmmaKernel<false>(p);
 }
-__global__ __launch_bounds__(
-    kvrt::device::kAttentionThreads,
-    kvrt::device::
-        kPrefillMinBlocks) void kvcc_prefill_nommasync(kvrt_attention_params
-                                                           p) {
+__global__
+__launch_bounds__(kvrt::device::kAttentionThreads,
+                  3) void kvcc_prefill_nommasync(kvrt_attention_params p) {
   prefillWgmmaKernel<true>(p);
 }
 

@@ -19,6 +19,7 @@
 #include "SplitK.h"
 
 #include "kvrt/device/attention_prefill.cuh"
+#include "kvrt/device/attention_prefill_ws.cuh"
 #include "kvrt/device/element.cuh"
 
 #include <cuda_runtime.h>
@@ -41,6 +42,9 @@ using kvrt::cuda::SplitPlan;
 
 // SplitK.h's copies of the device templates' constants.
 static_assert(kvrt::cuda::kPrefillTileRows == kvrt::device::kPrefillRows);
+static_assert(kvrt::cuda::kPrefillWsTileRows == kvrt::device::kPrefillWsRows &&
+              kvrt::cuda::kPrefillWsBlockThreads ==
+                  kvrt::device::kPrefillWsThreads);
 static_assert(
     std::is_same_v<kvrt::device::ScoreValue<float>, float> &&
         std::is_same_v<kvrt::device::ScoreValue<__half>, __half> &&
@@ -527,19 +531,37 @@ kvrt_status mergeWaits(int device, kvrt_dtype dtype, int major,
       });
 }
 
-/// Dynamic shared memory for a prefill-layout launch of `kernel` on
-/// `device`: what the sm_90a body needs on compute capability 9.0, else
-/// what the mma.sync body needs (attention.cuh picks the body by the bytes
-/// it gets). Raises the kernel's limit above its default (48 KiB less its
-/// static shared memory) where needed, once per (device, kernel) and
-/// size: the mma.sync body's 32 KiB at d128 need it too when the decode
-/// body's slices take more than 16 KiB (groups of 8). Where the sm_90a
-/// body's bytes are refused (the kernel's own shared memory leaves no
-/// room), the mma.sync body's; where those are refused as well, the launch
-/// reports the error. KVRT_PREFILL_WGMMA=0 asks for the mma.sync body (a
-/// benchmarking knob).
-int prefillSharedBytes(int device, const void *kernel, int headDim,
-                       int major, int minor) {
+/// How a prefill-layout launch of `kernel` runs.
+struct PrefillLaunch {
+  /// Query rows per block (params.query_tile_rows).
+  int rows;
+  int threads;
+  int sharedBytes;
+};
+
+/// The prefill-layout launch of `kernel` on `device` (compute capability
+/// `major`.`minor`) for a caller asking for `threads` threads: on 9.0, the
+/// warp-specialized body's blocks (kPrefillWsTileRows rows, 384 threads,
+/// its shared memory) where the kernel's __launch_bounds__ allow 384
+/// threads (prefillWsEligible), else the sm_90a wgmma body's shared memory
+/// on 64-row blocks; elsewhere what the mma.sync body needs (attention.cuh
+/// picks the body by the rows and bytes it gets). Raises the kernel's
+/// limit above its default (48 KiB less its static shared memory) where
+/// needed, once per (device, kernel) and size: the mma.sync body's 32 KiB
+/// at d128 need it too when the decode body's slices take more than 16 KiB
+/// (groups of 8). Where a body's bytes are refused (the kernel's own shared
+/// memory leaves no room), the next body's; where the mma.sync body's are
+/// refused as well, the launch reports the error. The warp-specialized
+/// body runs where its rows are long enough (prefillWsPays for `params`
+/// and `maxLength`); KVRT_PREFILL_WS=1 forces it, KVRT_PREFILL_WS=0 skips
+/// it and KVRT_PREFILL_WGMMA=0 both sm_90a bodies (benchmarking knobs).
+kvrt_status prefillLaunch(int device, const void *kernel,
+                          const kvrt_attention_params &params,
+                          int64_t maxLength, int major, int minor, int threads,
+                          PrefillLaunch *out, const char *function) {
+  const int headDim = params.head_dim;
+  int maxThreads = 0;
+  KVRT_RETURN_IF_ERROR(kernelMaxThreads(device, kernel, &maxThreads, function));
   /// What cudaFuncSetAttribute did for one (device, kernel).
   struct Limit {
     int raised = 0;
@@ -564,15 +586,33 @@ int prefillSharedBytes(int device, const void *kernel, int headDim,
     limit.raised = bytes;
     return true;
   };
-  const char *text = std::getenv("KVRT_PREFILL_WGMMA");
-  if (major == 9 && minor == 0 && !(text && text[0] == '0')) {
+  auto knob = [](const char *name) -> char {
+    const char *text = std::getenv(name);
+    return text ? text[0] : '\0';
+  };
+  if (major == 9 && minor == 0 && knob("KVRT_PREFILL_WGMMA") != '0') {
+    const int wsBytes = kvrt::device::prefillWsDefaultSharedBytes(headDim);
+    const char ws = knob("KVRT_PREFILL_WS");
+    const bool pays =
+        ws == '1' ||
+        (ws != '0' && kvrt::cuda::prefillWsPays(maxLength, params.num_tokens,
+                                                params.causal != 0));
+    if (kvrt::cuda::prefillWsEligible(major, minor, maxThreads) && pays &&
+        allow(wsBytes)) {
+      *out = {kvrt::cuda::kPrefillWsTileRows,
+              kvrt::cuda::kPrefillWsBlockThreads, wsBytes};
+      return KVRT_OK;
+    }
     const int wgmmaBytes = kvrt::device::prefillSharedBytes(headDim, true);
-    if (allow(wgmmaBytes))
-      return wgmmaBytes;
+    if (allow(wgmmaBytes)) {
+      *out = {kvrt::cuda::kPrefillTileRows, threads, wgmmaBytes};
+      return KVRT_OK;
+    }
   }
   const int mmaBytes = kvrt::device::prefillSharedBytes(headDim, false);
   allow(mmaBytes);
-  return mmaBytes;
+  *out = {kvrt::cuda::kPrefillTileRows, threads, mmaBytes};
+  return KVRT_OK;
 }
 
 /// One device's split-K workspace; see the file comment.
@@ -766,19 +806,19 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
       device, cudaDevAttrComputeCapabilityMajor,
       "cudaDeviceGetAttribute (compute capability)", &major, function));
   if (!params.key_scores && usePrefillLayout(params, dtype, major, threads)) {
-    // Many query rows: blocks of 64 (token, group head) rows that share
-    // each K/V tile (attention_prefill.cuh); no split.
-    const int group = params.num_q_heads / params.num_kv_heads;
-    const int64_t tiles =
-        (int64_t(params.num_tokens) * group + kPrefillTileRows - 1) /
-        kPrefillTileRows;
+    // Many query rows: blocks of 64 or 128 (token, group head) rows that
+    // share each K/V tile (attention_prefill*.cuh); no split.
     int minor = 0;
     KVRT_RETURN_IF_ERROR(deviceAttribute(
         device, cudaDevAttrComputeCapabilityMinor,
         "cudaDeviceGetAttribute (compute capability)", &minor, function));
-    const int sharedBytes =
-        prefillSharedBytes(device, kernel, params.head_dim, major, minor);
-    params.query_tile_rows = kPrefillTileRows;
+    PrefillLaunch launch = {};
+    KVRT_RETURN_IF_ERROR(prefillLaunch(device, kernel, params, maxLength, major,
+                                       minor, threads, &launch, function));
+    const int group = params.num_q_heads / params.num_kv_heads;
+    const int64_t tiles =
+        (int64_t(params.num_tokens) * group + launch.rows - 1) / launch.rows;
+    params.query_tile_rows = launch.rows;
     params.num_splits = 1;
     params.pages_per_split = 0;
     params.partial_out = nullptr;
@@ -787,8 +827,9 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
     void *args[] = {&copy};
     const dim3 grid(unsigned(params.num_kv_heads),
                     unsigned(int64_t(params.batch) * tiles), 1);
-    cudaError_t error = cudaLaunchKernel(kernel, grid, dim3(threads), args,
-                                         size_t(sharedBytes), cudaStream);
+    cudaError_t error =
+        cudaLaunchKernel(kernel, grid, dim3(launch.threads), args,
+                         size_t(launch.sharedBytes), cudaStream);
     if (error == cudaSuccess)
       error = cudaGetLastError();
     return error == cudaSuccess ? KVRT_OK : launchError(error, function);

@@ -36,6 +36,42 @@ SplitPlan planSplits(int64_t baseBlocks, int64_t maxPages, int64_t slots);
 
 /// Query rows per block in the prefill layout (kvrt::device::kPrefillRows).
 inline constexpr int kPrefillTileRows = 64;
+/// Query rows and threads per block of the warp-specialized prefill layout
+/// (kvrt::device::kPrefillWsRows, kPrefillWsThreads).
+inline constexpr int kPrefillWsTileRows = 128;
+inline constexpr int kPrefillWsBlockThreads = 384;
+
+/// Whether a prefill-layout launch may take the warp-specialized body's
+/// blocks: compute capability 9.0 (its wgmma and setmaxnreg, in sm_90a
+/// builds) and a kernel whose __launch_bounds__ allow its
+/// kPrefillWsBlockThreads threads (`kernelMaxThreads`, as kvcc emits
+/// kernels with the prefill body; older ones were compiled for 128).
+inline bool prefillWsEligible(int computeMajor, int computeMinor,
+                              int kernelMaxThreads) {
+  return computeMajor == 9 && computeMinor == 0 &&
+         kernelMaxThreads >= kPrefillWsBlockThreads;
+}
+
+/// Keys a query row of the launch sees on average, at least, for which the
+/// warp-specialized body beats the 64-row wgmma one. Measured on the H200
+/// (bf16 GQA 32/8, d128; TFLOP/s warp-specialized / 64-row, session 12):
+/// causal chunks with no cached prefix of 1K tokens (512 keys a row on
+/// average) 331 / 362, 1.5K 397 / 414, 2K 440 / 444, 3K 487 / 473, 4K
+/// 514 / 480; non-causal 512 tokens 350 / 370, 1K 446 / 441, 1.5K
+/// 495 / 478, 2K 515 / 492.
+inline constexpr int64_t kPrefillWsMinMeanKeys = 1536;
+
+/// Whether a prefill-layout launch of `numTokens` query tokens whose
+/// longest sequence holds `maxLength` tokens (the chunk included) takes the
+/// warp-specialized body where it is eligible: when its rows see at least
+/// kPrefillWsMinMeanKeys keys on average (causal: the cached prefix plus
+/// half the chunk; else the whole sequence), so that its deeper pipeline's
+/// fill and drain are amortized. KVRT_PREFILL_WS=1 forces it, 0 turns it
+/// off (benchmarking knobs; read by the caller).
+inline bool prefillWsPays(int64_t maxLength, int numTokens, bool causal) {
+  const int64_t meanKeys = causal ? maxLength - numTokens / 2 : maxLength;
+  return meanKeys >= kPrefillWsMinMeanKeys;
+}
 
 /// Whether a launch of `params` uses the prefill layout (params.h,
 /// query_tile_rows): fp16/bf16, head_dim 64/128, groups of 1, 2, 4 or 8 on

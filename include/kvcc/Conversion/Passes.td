@@ -34,7 +34,9 @@ def KVLowerToEmitC : Pass<"kv-lower-to-emitc", "::mlir::ModuleOp"> {
     (`kvcc_decode_*`) when the op has fewer than 64 query rows (tokens x
     group), else `pagedAttention` (`kvcc_attention_*`, which includes the
     prefill body the runtime uses for such chunks, compiled for
-    `kvrt::device::kPrefillMinBlocks` blocks per SM). The entry point
+    `kvrt::device::kPrefillMinBlocks` blocks of up to
+    `kvrt::device::kPrefillMaxThreads` threads per SM: the warp-specialized
+    body's 384 on sm_90a). The entry point
     launches it through `kvrt_attention_launch`.
 
     Functions that are private or declarations are left alone. Anything in

@@ -37,7 +37,11 @@ constexpr int64_t kPrefillRows = 64;
 /// Block size the device template is written for.
 constexpr llvm::StringLiteral kAttentionThreads =
     "kvrt::device::kAttentionThreads";
-/// Blocks per SM kernels with the prefill body are compiled for.
+/// __launch_bounds__ of kernels with the prefill body: blocks of up to
+/// kPrefillMaxThreads threads (the warp-specialized body's), at least
+/// kPrefillMinBlocks per SM.
+constexpr llvm::StringLiteral kPrefillMaxThreads =
+    "kvrt::device::kPrefillMaxThreads";
 constexpr llvm::StringLiteral kPrefillMinBlocks =
     "kvrt::device::kPrefillMinBlocks";
 /// __launch_bounds__ of decode-only kernels, per template arguments: up to
@@ -151,7 +155,7 @@ emitc::FuncOp EntryLowering::getOrBuildAttentionKernel(kv::AttentionOp op) {
               kDecodeMinBlocks + arguments + ")")
                  .str();
   } else {
-    bounds = ("__launch_bounds__(" + kAttentionThreads + ", " +
+    bounds = ("__launch_bounds__(" + kPrefillMaxThreads + ", " +
               kPrefillMinBlocks + ")")
                  .str();
   }

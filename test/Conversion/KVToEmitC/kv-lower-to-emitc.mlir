@@ -74,7 +74,7 @@ func.func private @helper(%c: !cache, %seqs: tensor<1xi32>, %q: tensor<1x1x32x12
 // A chunk of at least 64 query rows (16 tokens x group 4) may run in the
 // runtime's prefill layout: its kernel instantiates the full template.
 // CUDA: emitc.func @kvcc_attention_f16_d128_g4_p16_causal
-// CUDA-SAME: specifiers = ["__global__", "__launch_bounds__(kvrt::device::kAttentionThreads, kvrt::device::kPrefillMinBlocks)"]
+// CUDA-SAME: specifiers = ["__global__", "__launch_bounds__(kvrt::device::kPrefillMaxThreads, kvrt::device::kPrefillMinBlocks)"]
 // CUDA: call_opaque "kvrt::device::pagedAttention"
 // CUDA-LABEL: emitc.func @prefill_chunk
 // CUDA: (const void *)&kvcc_attention_f16_d128_g4_p16_causal

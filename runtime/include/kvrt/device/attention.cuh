@@ -19,16 +19,17 @@
 // it supports the template values and the GPU, and the CUDA-core one below
 // for everything else (pagedAttentionSimt forces it). Launches the runtime
 // makes in the prefill layout (params.query_tile_rows) run a prefill body
-// instead: wgmma on sm_90a (attention_prefill_wgmma.cuh), mma.sync
-// elsewhere (attention_prefill.cuh), picked by the dynamic shared memory
-// the runtime passed.
+// instead: on sm_90a the warp-specialized one (attention_prefill_ws.cuh)
+// for 128-row, 384-thread launches, else wgmma (attention_prefill_wgmma.cuh);
+// mma.sync elsewhere (attention_prefill.cuh), picked by the dynamic shared
+// memory the runtime passed.
 //
-// CUDA-core body. Work split: warp w takes pages w, w + W, ... of the block's split; a page
-// is processed in tiles of several keys per key group (see RowSplit) whose
-// 16-byte K and V loads are all issued before any is used, so each lane has
-// several loads in flight. Each lane keeps its slice of its query heads and
-// their outputs in registers; every key group keeps an online-softmax state
-// per query head in fp32, updated once per tile. Large groups split their
+// CUDA-core body. Work split: warp w takes pages w, w + W, ... of the block's
+// split; a page is processed in tiles of several keys per key group (see
+// RowSplit) whose 16-byte K and V loads are all issued before any is used, so
+// each lane has several loads in flight. Each lane keeps its slice of its query
+// heads and their outputs in registers; every key group keeps an online-softmax
+// state per query head in fp32, updated once per tile. Large groups split their
 // heads across key groups that read the same keys (see LaneLayout), so a
 // lane's registers stay bounded and tiles stay long. At the end the key
 // groups of a warp merge through shuffles and the warps through shared
@@ -41,6 +42,7 @@
 #include "kvrt/device/attention_mma.cuh"
 #include "kvrt/device/attention_prefill.cuh"
 #include "kvrt/device/attention_prefill_wgmma.cuh"
+#include "kvrt/device/attention_prefill_ws.cuh"
 #include "kvrt/device/element.cuh"
 #include "kvrt/device/paged.cuh"
 #include "kvrt/device/params.h"
@@ -826,6 +828,23 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
   static_assert(PageSize > 0 && (PageSize & (PageSize - 1)) == 0,
                 "PageSize must be a power of two");
 
+  if (p.query_tile_rows == kPrefillWsRows) {
+    // The warp-specialized prefill layout (sm_90a; the runtime chose it).
+    if constexpr (AllowPrefill && AllowMma && kDeviceHasWgmma &&
+                  kPrefillSupported<T, HeadDim, GroupSize, PageSize>) {
+      if (prefillWsLaunchMatches<T, HeadDim, GroupSize, PageSize, Causal>(p) &&
+          prefill::dynamicSharedBytes() >=
+              uint32_t(prefillWsDefaultSharedBytes(HeadDim))) {
+        pagedPrefillWsBody<T, HeadDim, GroupSize, PageSize, Causal,
+                           kPrefillWsStages, false, true, kPrefillWsKeys,
+                           kPrefillWsConsumerRegisters>(
+            p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
+        return;
+      }
+    }
+    poisonLaunch(p);
+    return;
+  }
   if (p.query_tile_rows != 0) {
     // The prefill layout (the runtime chose it; see params.h).
     if constexpr (AllowPrefill && kPrefillRows % GroupSize == 0) {

@@ -22,7 +22,8 @@
 // length are zero-filled and masked; causal rows mask keys after their
 // position. The tiles live in the block's dynamic shared memory
 // (prefillSharedBytes). On sm_90a, attention_prefill_wgmma.cuh's body runs
-// instead, on the same launch and rows.
+// instead, on the same launch and rows, or the warp-specialized body of
+// attention_prefill_ws.cuh on its own launch (128 rows, 384 threads).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_CUH
@@ -42,14 +43,20 @@ namespace kvrt::device {
 
 /// Query rows of one prefill block (4 warps x 16 rows).
 inline constexpr int kPrefillRows = 64;
-/// Blocks per SM that kernels with the prefill body are compiled for
-/// (__launch_bounds__'s second argument in generated code): three blocks
-/// need at most 168 registers per thread. sm_90a runs the wgmma body
-/// (attention_prefill_wgmma.cuh: about 158 registers, 65 KiB of shared
-/// memory, so three blocks fit). Elsewhere the mma.sync body runs: alone
-/// it takes about 207 registers, and three blocks with a few spilled
-/// registers measured 8% faster on the H200 than two without.
-inline constexpr int kPrefillMinBlocks = 3;
+/// Threads and blocks per SM that kernels with the prefill body are
+/// compiled for (__launch_bounds__(kPrefillMaxThreads, kPrefillMinBlocks)
+/// in generated code): one block of 384 threads, the warp-specialized
+/// body's (attention_prefill_ws.cuh, which sm_90a runs), so at most 168
+/// registers per thread; its consumer warpgroups take 240 by setmaxnreg.
+/// The 128-thread bodies get the same 168 and run three blocks per SM:
+/// the wgmma one (attention_prefill_wgmma.cuh: about 158 registers, 65 KiB
+/// of shared memory) where the warp-specialized one does not run, the
+/// mma.sync one elsewhere (alone it takes about 207 registers; three
+/// blocks with a few spilled registers measured 8% faster on the H200
+/// than two without). Kernels compiled for (128, 3), as kvcc emitted them
+/// before, keep the 128-thread bodies.
+inline constexpr int kPrefillMaxThreads = 384;
+inline constexpr int kPrefillMinBlocks = 1;
 /// Keys per K/V tile (pagedPrefillMmaBody's default KeyTile).
 inline constexpr int kPrefillKeys = 64;
 /// Keys per K/V tile of the sm_90a body (attention_prefill_wgmma.cuh).

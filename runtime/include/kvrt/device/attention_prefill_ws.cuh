@@ -3,7 +3,7 @@
 // An sm_90a prefill body with producer and consumer warpgroups, the
 // structure of FlashAttention-3: a block of 384 threads takes 128 query
 // rows of one (sequence, kv head). Warpgroup 0 is the producer: it gathers
-// each 64-key tile of K and V from the pages into a ring of `Stages`
+// each tile of K and V (64 or 128 keys) from the pages into a ring of `Stages`
 // swizzled shared-memory slots by cp.async and tells the consumers through
 // one mbarrier per slot (cp.async.mbarrier.arrive: the barrier completes
 // when the copies have landed, so the producer never waits on memory).
@@ -16,7 +16,10 @@
 // tile is gathered once per 128 rows instead of 64 and the consumers
 // issue no copies.
 //
-// Measured on the H200 (bf16 causal GQA 32/8, TFLOP/s at 1 x 8K / 4 x 4K
+// kvrt's kernels run it on sm_90a in the configuration kPrefillWs*
+// (pagedAttention, attention.cuh; the runtime picks the launch where the
+// kernel's __launch_bounds__ allow 384 threads). Variants measured on the
+// H200 (bf16 causal GQA 32/8, TFLOP/s at 1 x 8K / 4 x 4K
 // / 8 x 1K, bench_prefill.py --variants; pagedPrefillWgmmaBody 493-496 /
 // 446-453 / 341-344, cuDNN 617-621 / 602-608 / 439-443): three slots of
 // 64 keys 443-448 / 407-412 / 285-287; with the ping-pong 445-449 /
@@ -25,11 +28,14 @@
 // 320-321; with the overlap, 128-key tiles, two slots and the consumers
 // at 240 registers (`Keys` = 128, `ConsumerRegisters` = 240) 569-577 /
 // 528-533 / 339-340.
+//
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
 #define KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
 
 #include "kvrt/device/attention_prefill_wgmma.cuh"
+#include "kvrt/device/element.cuh"
+#include "kvrt/device/params.h"
 
 #include <cstdint>
 
@@ -41,12 +47,44 @@ inline constexpr int kPrefillWsRows = 2 * kPrefillRows;
 /// Threads of one warp-specialized prefill block (three warpgroups).
 inline constexpr int kPrefillWsThreads = 384;
 
+/// The configuration kvrt's kernels run (pagedAttention on sm_90a, the
+/// runtime's prefill layout with query_tile_rows = kPrefillWsRows): two
+/// slots of 128-key tiles, the intra-warpgroup overlap, 240 registers per
+/// consumer thread.
+inline constexpr int kPrefillWsStages = 2;
+inline constexpr int kPrefillWsKeys = 128;
+inline constexpr int kPrefillWsConsumerRegisters = 240;
+static_assert(kPrefillWsThreads == kPrefillMaxThreads,
+              "kernels with the prefill body allow the warp-specialized one");
+
 /// Bytes of dynamic shared memory pagedPrefillWsBody needs: two Q tiles,
 /// `stages` K and V tiles of `keys` keys, 1024 bytes to align them and 1024
 /// for the barriers.
 __host__ __device__ constexpr int
 prefillWsSharedBytes(int headDim, int stages, int keys = kPrefillWgmmaKeys) {
   return (kPrefillWsRows + 2 * stages * keys) * headDim * 2 + 2048;
+}
+
+/// Dynamic shared memory of kvrt's warp-specialized configuration.
+__host__ __device__ constexpr int prefillWsDefaultSharedBytes(int headDim) {
+  return prefillWsSharedBytes(headDim, kPrefillWsStages, kPrefillWsKeys);
+}
+
+/// launchMatches for the warp-specialized prefill layout.
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
+__device__ bool prefillWsLaunchMatches(const kvrt_attention_params &p) {
+  if (p.query_tile_rows != kPrefillWsRows || p.num_tokens <= 0)
+    return false;
+  const unsigned tiles =
+      unsigned((int64_t(p.num_tokens) * GroupSize + kPrefillWsRows - 1) /
+               kPrefillWsRows);
+  return p.dtype == kElementDtype<T> && p.head_dim == HeadDim &&
+         p.page_size == PageSize &&
+         p.num_q_heads == p.num_kv_heads * GroupSize &&
+         (p.causal != 0) == Causal && p.num_splits <= 1 &&
+         blockDim.x == kPrefillWsThreads &&
+         gridDim.x == unsigned(p.num_kv_heads) &&
+         gridDim.y == unsigned(p.batch) * tiles && gridDim.z == 1;
 }
 
 namespace mbarrier {

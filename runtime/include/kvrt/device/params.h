@@ -61,8 +61,9 @@ typedef struct kvrt_attention_params {
    * prefill layout of attention_prefill.cuh, which the runtime picks for
    * chunks of many query tokens: grid (num_kv_heads, batch * tiles, 1) with
    * tiles = ceil(num_tokens * group / query_tile_rows), each block taking
-   * query_tile_rows (64) of a sequence's token-major (token, group head)
-   * query rows; num_splits is then 1. */
+   * query_tile_rows (64: blocks of 128 threads; 128: the warp-specialized
+   * body's blocks of 384, sm_90a) of a sequence's token-major (token, group
+   * head) query rows; num_splits is then 1. */
   int32_t query_tile_rows;
   /* Per-key attention scores (the hook H2O needs), or null. With it, the
    * kernel (one-token layout only) also writes, for query group r = (b *
