@@ -475,88 +475,41 @@ __launch_bounds__(kvrt::device::kAttentionThreads,
 }
 
 // The warp-specialized prefill body (attention_prefill_ws.cuh: a producer
-// and two consumer warpgroups, 128 query rows per block) with a ring of
-// `Stages` K/V slots, launched by kvcc_bench_prefill_direct.
-template <int Stages, bool PingPong = false, bool Overlap = false,
-          int Keys = kvrt::device::kPrefillWgmmaKeys, int ConsumerRegisters = 0>
+// and two consumer warpgroups, 128 query rows per block, the
+// intra-warpgroup overlap) with a ring of `Stages` slots of `Keys`-key
+// tiles and `ConsumerRegisters` (0: the launch's 168), launched by
+// kvcc_bench_prefill_direct; kvrt's kernels run <2, 128, 240>.
+template <int Stages, int Keys, int ConsumerRegisters>
 __device__ void prefillWsOnly(const kvrt_attention_params &p) {
   using namespace kvrt::device;
   if constexpr (kDeviceHasWgmma) {
-    const unsigned tiles = unsigned(
-        (int64_t(p.num_tokens) * 4 + kPrefillWsRows - 1) / kPrefillWsRows);
-    if (p.query_tile_rows == kPrefillWsRows && p.num_tokens > 0 &&
-        p.dtype == KVRT_DTYPE_BF16 && p.head_dim == 128 && p.page_size == 16 &&
-        p.num_q_heads == 4 * p.num_kv_heads && p.causal != 0 &&
-        blockDim.x == kPrefillWsThreads &&
-        gridDim.x == unsigned(p.num_kv_heads) &&
-        gridDim.y == unsigned(p.batch) * tiles && gridDim.z == 1 &&
+    if (prefillWsLaunchMatches<__nv_bfloat16, 128, 4, 16, true>(p) &&
         prefill::dynamicSharedBytes() >=
             uint32_t(prefillWsSharedBytes(128, Stages, Keys))) {
-      pagedPrefillWsBody<__nv_bfloat16, 128, 4, 16, true, Stages, PingPong,
-                         Overlap, Keys, ConsumerRegisters>(
+      pagedPrefillWsBody<__nv_bfloat16, 128, 4, 16, true, Stages, Keys,
+                         ConsumerRegisters>(
           p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
       return;
     }
   }
   poisonLaunch(p);
 }
-__global__ __launch_bounds__(kvrt::device::kPrefillWsThreads,
-                             1) void kvcc_prefill_ws2(kvrt_attention_params p) {
-  prefillWsOnly<2>(p);
-}
-__global__ __launch_bounds__(kvrt::device::kPrefillWsThreads,
-                             1) void kvcc_prefill_ws3(kvrt_attention_params p) {
-  prefillWsOnly<3>(p);
-}
-__global__ __launch_bounds__(kvrt::device::kPrefillWsThreads,
-                             1) void kvcc_prefill_ws4(kvrt_attention_params p) {
-  prefillWsOnly<4>(p);
-}
-// The same with the consumers taking turns at their S products.
-__global__
-__launch_bounds__(kvrt::device::kPrefillWsThreads,
-                  1) void kvcc_prefill_ws2p(kvrt_attention_params p) {
-  prefillWsOnly<2, true>(p);
-}
-__global__
-__launch_bounds__(kvrt::device::kPrefillWsThreads,
-                  1) void kvcc_prefill_ws3p(kvrt_attention_params p) {
-  prefillWsOnly<3, true>(p);
-}
-// Each consumer's P·V running during its next softmax (intra-warpgroup
-// overlap), with the ping-pong and without.
+// Three slots of 64-key tiles at 168 and 240 registers, three slots of
+// 128-key tiles at 240.
 __global__
 __launch_bounds__(kvrt::device::kPrefillWsThreads,
                   1) void kvcc_prefill_ws3o(kvrt_attention_params p) {
-  prefillWsOnly<3, false, true>(p);
+  prefillWsOnly<3, 64, 0>(p);
 }
 __global__
 __launch_bounds__(kvrt::device::kPrefillWsThreads,
-                  1) void kvcc_prefill_ws2po(kvrt_attention_params p) {
-  prefillWsOnly<2, true, true>(p);
-}
-__global__
-__launch_bounds__(kvrt::device::kPrefillWsThreads,
-                  1) void kvcc_prefill_ws3po(kvrt_attention_params p) {
-  prefillWsOnly<3, true, true>(p);
-}
-// 128-key tiles with the overlap, the consumers at 240 registers and the
-// producer at 24 (2 and 3 slots: 162 and 226 KiB of shared memory).
-__global__
-__launch_bounds__(kvrt::device::kPrefillWsThreads,
-                  1) void kvcc_prefill_ws2o128(kvrt_attention_params p) {
-  prefillWsOnly<2, false, true, 128, 240>(p);
+                  1) void kvcc_prefill_ws3or(kvrt_attention_params p) {
+  prefillWsOnly<3, 64, 240>(p);
 }
 __global__
 __launch_bounds__(kvrt::device::kPrefillWsThreads,
                   1) void kvcc_prefill_ws3o128(kvrt_attention_params p) {
-  prefillWsOnly<3, false, true, 128, 240>(p);
-}
-// 64-key tiles with the overlap at 240 consumer registers.
-__global__
-__launch_bounds__(kvrt::device::kPrefillWsThreads,
-                  1) void kvcc_prefill_ws3or(kvrt_attention_params p) {
-  prefillWsOnly<3, false, true, 64, 240>(p);
+  prefillWsOnly<3, 128, 240>(p);
 }
 
 namespace {
@@ -614,16 +567,13 @@ static int benchThreads(int group, int pageSize) {
 
 #include "SplitK.h"
 
-/// Launches the kernel for (group, pageSize) over page tables the caller
-/// keeps on the device (the resident tables kvrt's device-table work
-/// provides), through the runtime's split-K launcher and merge: the
-/// kernel's own cost, without kvrt_attention_launch's per-call host table
-/// build and upload. Returns a kvrt_status.
-extern "C" int kvcc_bench_launch_direct(
-    const void *poolBase, int64_t pageBytes, const int32_t *indptr,
-    const int32_t *kvLens, const int32_t *indices, const void *queries,
-    void *out, int batch, int numQHeads, int numKvHeads, int pageSize,
-    int64_t maxLength, float scale, void *stream) {
+/// The arguments of a launch over page tables the caller keeps on the
+/// device (CSR `indptr` / `indices`, per-row `kvLens`), head_dim 128.
+static kvrt_attention_params
+directParams(const void *poolBase, int64_t pageBytes, const int32_t *indptr,
+             const int32_t *kvLens, const int32_t *indices, const void *queries,
+             void *out, int batch, int numTokens, int numQHeads, int numKvHeads,
+             int pageSize, float scale, int causal) {
   kvrt_attention_params params{};
   params.pool_base = poolBase;
   params.page_bytes = pageBytes;
@@ -633,13 +583,30 @@ extern "C" int kvcc_bench_launch_direct(
   params.queries = queries;
   params.out = out;
   params.batch = batch;
-  params.num_tokens = 1;
+  params.num_tokens = numTokens;
   params.num_q_heads = numQHeads;
   params.num_kv_heads = numKvHeads;
   params.head_dim = 128;
   params.page_size = pageSize;
   params.scale = scale;
-  params.causal = 0;
+  params.causal = causal;
+  return params;
+}
+
+/// Launches the kernel for (group, pageSize) over page tables the caller
+/// keeps on the device (the resident tables kvrt's device-table work
+/// provides), through the runtime's split-K launcher and merge: the
+/// kernel's own cost, without kvrt_attention_launch's per-call host table
+/// build and upload. Returns a kvrt_status.
+extern "C" int
+kvcc_bench_launch_direct(const void *poolBase, int64_t pageBytes,
+                         const int32_t *indptr, const int32_t *kvLens,
+                         const int32_t *indices, const void *queries, void *out,
+                         int batch, int numQHeads, int numKvHeads, int pageSize,
+                         int64_t maxLength, float scale, void *stream) {
+  kvrt_attention_params params =
+      directParams(poolBase, pageBytes, indptr, kvLens, indices, queries, out,
+                   batch, 1, numQHeads, numKvHeads, pageSize, scale, 0);
   return kvrt::cuda::launchSplitAttention(
       kvcc_bench_kernel(numQHeads / numKvHeads, pageSize), params,
       KVRT_DTYPE_F16, maxLength, benchThreads(numQHeads / numKvHeads, pageSize),
@@ -697,13 +664,9 @@ extern "C" int kvcc_bench_read(const void *data, int64_t bytes, void *sink,
 /// tables the caller keeps on the device (as kvcc_bench_launch_direct),
 /// with the grid and block kvrt_attention_launch uses for the prefill
 /// layout and the dynamic shared memory its body needs: `variant` 0 the
-/// kernel kvcc emits, 1 kvcc_prefill_keys64, 2 kvcc_prefill_keys128,
-/// 3/4/5 kvcc_prefill_ws2/3/4 (384 threads, 128 query rows per block),
-/// 6/7 kvcc_prefill_ws2p/3p (the same, ping-pong), 8/9/10
-/// kvcc_prefill_ws3o/2po/3po (intra-warpgroup overlap), 11/12/13
-/// kvcc_prefill_ws2o128/3o128/3or (the overlap at 240 consumer registers,
-/// 128- or 64-key tiles).
-/// Returns a cudaError_t.
+/// kernel kvcc emits on 64-row blocks, 1 kvcc_prefill_keys64, 2
+/// kvcc_prefill_keys128, 3/4/5 kvcc_prefill_ws3o/3or/3o128 (384 threads,
+/// 128 query rows per block). Returns a cudaError_t.
 extern "C" int kvcc_bench_prefill_direct(
     int variant, const void *poolBase, int64_t pageBytes, const int32_t *indptr,
     const int32_t *kvLens, const int32_t *indices, const void *queries,
@@ -714,49 +677,25 @@ extern "C" int kvcc_bench_prefill_direct(
       reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4),
       reinterpret_cast<const void *>(&kvcc_prefill_keys64),
       reinterpret_cast<const void *>(&kvcc_prefill_keys128),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws2),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws3),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws4),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws2p),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws3p),
       reinterpret_cast<const void *>(&kvcc_prefill_ws3o),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws2po),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws3po),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws2o128),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws3o128),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws3or)};
-  constexpr int kStages[] = {0, 0, 0, 2, 3, 4, 2, 3, 3, 2, 3, 2, 3, 3};
-  constexpr int kWsKeys[] = {0,  0,  0,  64, 64,  64,  64,
-                             64, 64, 64, 64, 128, 128, 64};
-  if (variant < 0 || variant > 13)
+      reinterpret_cast<const void *>(&kvcc_prefill_ws3or),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws3o128)};
+  constexpr int kKeys[] = {64, 64, 128, 64, 64, 128};
+  if (variant < 0 || variant > 5)
     return int(cudaErrorInvalidValue);
   const void *kernel = kernels[variant];
   const bool ws = variant >= 3;
-  const int sharedBytes =
-      ws ? prefillWsSharedBytes(128, kStages[variant], kWsKeys[variant])
-         : prefillWgmmaSharedBytes(128, variant == 2 ? 128 : kPrefillWgmmaKeys);
+  const int sharedBytes = ws ? prefillWsSharedBytes(128, 3, kKeys[variant])
+                             : prefillWgmmaSharedBytes(128, kKeys[variant]);
   const int rowsPerBlock = ws ? kPrefillWsRows : kPrefillRows;
   const int threads = ws ? kPrefillWsThreads : kAttentionThreads;
   cudaError_t error = cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, sharedBytes);
   if (error != cudaSuccess)
     return int(error);
-  kvrt_attention_params params{};
-  params.pool_base = poolBase;
-  params.page_bytes = pageBytes;
-  params.page_indptr = indptr;
-  params.kv_lens = kvLens;
-  params.page_indices = indices;
-  params.queries = queries;
-  params.out = out;
-  params.batch = batch;
-  params.num_tokens = numTokens;
-  params.num_q_heads = numQHeads;
-  params.num_kv_heads = numKvHeads;
-  params.head_dim = 128;
-  params.page_size = 16;
-  params.scale = scale;
-  params.causal = causal;
+  kvrt_attention_params params =
+      directParams(poolBase, pageBytes, indptr, kvLens, indices, queries, out,
+                   batch, numTokens, numQHeads, numKvHeads, 16, scale, causal);
   params.num_splits = 1;
   params.query_tile_rows = rowsPerBlock;
   params.dtype = KVRT_DTYPE_BF16;

@@ -142,27 +142,20 @@ def main():
                                         f"S={S}: error {aerr}")
                     del kc, vc
                     # The 64-row wgmma body (what kernels compiled for
-                    # 128-thread blocks run on sm_90): KVRT_PREFILL_WS=0.
-                    os.environ["KVRT_PREFILL_WS"] = "0"
-                    werr = checked_run(fn, out, ref)
-                    row["kvcc_wgmma64_err"] = werr
-                    if not werr < ERROR_BOUND[dname]:
-                        failures.append(f"kvcc wgmma64 {dname} B={B} S={S}: "
-                                        f"error {werr}")
-                    ms = time_ms(fn, reps=9, calls=3)
-                    row["kvcc_wgmma64_TFLOPs"] = flops / ms / 1e9
-                    del os.environ["KVRT_PREFILL_WS"]
-                    # The mma.sync prefill body (what GPUs before sm_90
-                    # run) on the same launch: KVRT_PREFILL_WGMMA=0.
-                    os.environ["KVRT_PREFILL_WGMMA"] = "0"
-                    merr = checked_run(fn, out, ref)
-                    row["kvcc_mmasync_err"] = merr
-                    if not merr < ERROR_BOUND[dname]:
-                        failures.append(f"kvcc mma.sync {dname} B={B} S={S}: "
-                                        f"error {merr}")
-                    ms = time_ms(fn, reps=9, calls=3)
-                    row["kvcc_mmasync_TFLOPs"] = flops / ms / 1e9
-                    del os.environ["KVRT_PREFILL_WGMMA"]
+                    # 128-thread blocks run on sm_90: KVRT_PREFILL_WS=0) and
+                    # the mma.sync body (what GPUs before sm_90 run:
+                    # KVRT_PREFILL_WGMMA=0) on the same launch.
+                    for knob, key in [("KVRT_PREFILL_WS", "wgmma64"),
+                                      ("KVRT_PREFILL_WGMMA", "mmasync")]:
+                        os.environ[knob] = "0"
+                        berr = checked_run(fn, out, ref)
+                        row[f"kvcc_{key}_err"] = berr
+                        if not berr < ERROR_BOUND[dname]:
+                            failures.append(f"kvcc {key} {dname} B={B} "
+                                            f"S={S}: error {berr}")
+                        ms = time_ms(fn, reps=9, calls=3)
+                        row[f"kvcc_{key}_TFLOPs"] = flops / ms / 1e9
+                        del os.environ[knob]
                     if S <= 1024:
                         # The per-token layout (decode body, one block per
                         # query token) that prefill chunks took before.
@@ -194,23 +187,14 @@ def main():
                         # shared memory its tile size needs: 64-key tiles
                         # at three blocks per SM (the control) and 128-key
                         # tiles at two; "direct" is the emitted kernel
-                        # through the same launcher; ws2/3/4 the
-                        # warp-specialized body (attention_prefill_ws.cuh)
-                        # with 2, 3 or 4 K/V slots, ping-pong consumers
-                        # (ws2p, ws3p), each consumer's P·V running during
-                        # its next softmax (ws3o) and both (ws2po, ws3po);
-                        # the overlap with 240 consumer registers (ws3or)
-                        # and 128-key tiles (ws2o128, ws3o128).
+                        # through the same launcher (64-row blocks); ws3o,
+                        # ws3or and ws3o128 the warp-specialized body with
+                        # three slots of 64-key tiles (168 or 240
+                        # registers) or of 128-key tiles (240).
                         pages = ResidentPages(kvrt, k, v, PAGE)
                         for variant, vname in [(0, "direct"), (1, "keys64"),
-                                               (2, "keys128"), (3, "ws2"),
-                                               (4, "ws3"), (5, "ws4"),
-                                               (6, "ws2p"), (7, "ws3p"),
-                                               (8, "ws3o"), (9, "ws2po"),
-                                               (10, "ws3po"),
-                                               (11, "ws2o128"),
-                                               (12, "ws3o128"),
-                                               (13, "ws3or")]:
+                                               (2, "keys128"), (3, "ws3o"),
+                                               (4, "ws3or"), (5, "ws3o128")]:
                             def dfn(variant=variant):
                                 status = kvrt.bench.kvcc_bench_prefill_direct(
                                     variant, pages.pool.data_ptr(),

@@ -836,7 +836,7 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
           prefill::dynamicSharedBytes() >=
               uint32_t(prefillWsDefaultSharedBytes(HeadDim))) {
         pagedPrefillWsBody<T, HeadDim, GroupSize, PageSize, Causal,
-                           kPrefillWsStages, false, true, kPrefillWsKeys,
+                           kPrefillWsStages, kPrefillWsKeys,
                            kPrefillWsConsumerRegisters>(
             p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
         return;

@@ -18,16 +18,16 @@
 //
 // kvrt's kernels run it on sm_90a in the configuration kPrefillWs*
 // (pagedAttention, attention.cuh; the runtime picks the launch where the
-// kernel's __launch_bounds__ allow 384 threads). Variants measured on the
-// H200 (bf16 causal GQA 32/8, TFLOP/s at 1 x 8K / 4 x 4K
-// / 8 x 1K, bench_prefill.py --variants; pagedPrefillWgmmaBody 493-496 /
-// 446-453 / 341-344, cuDNN 617-621 / 602-608 / 439-443): three slots of
-// 64 keys 443-448 / 407-412 / 285-287; with the ping-pong 445-449 /
-// 416-421 / 301-303; with the intra-warpgroup overlap (`Overlap`: P·V of
-// one tile runs during the next tile's softmax) 477-485 / 451-456 /
-// 320-321; with the overlap, 128-key tiles, two slots and the consumers
-// at 240 registers (`Keys` = 128, `ConsumerRegisters` = 240) 569-577 /
-// 528-533 / 339-340.
+// kernel's __launch_bounds__ allow 384 threads and the rows are long).
+// How it got there, measured on the H200 (bf16 causal GQA 32/8, TFLOP/s at
+// 1 x 8K / 4 x 4K / 8 x 1K, bench_prefill.py --variants; the 64-row
+// pagedPrefillWgmmaBody 493-496 / 446-453 / 341-344, cuDNN 617-621 /
+// 602-608 / 439-443): producer and consumers alone, with three slots of 64
+// keys, 443-448 / 407-412 / 285-287 (the consumers taking turns at S through
+// named barriers, FlashAttention-3's ping-pong: 445-449 / 416-421 /
+// 301-303; both left out since, commit 4c5ef79); with the intra-warpgroup
+// overlap 477-485 / 451-456 / 320-321; with it, 128-key tiles, two slots
+// and the consumers at 240 registers 569-577 / 528-533 / 339-340.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
@@ -173,33 +173,19 @@ __device__ __forceinline__ void warpgroupBarrier(int id) {
   asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
 }
 
-/// Waits on named barrier `id` together with `threads` threads in all (the
-/// others arrive with namedArrive).
-__device__ __forceinline__ void namedSync(int id, int threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-
-/// Arrives at named barrier `id` (of `threads` threads) without waiting.
-__device__ __forceinline__ void namedArrive(int id, int threads) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-
 /// The warp-specialized sm_90a prefill body; see the file comment. `shared`
 /// is the block's dynamic shared memory, 1024-byte aligned,
 /// prefillWsSharedBytes(HeadDim, Stages, Keys) - 1024 bytes long. The launch
-/// has kPrefillWsThreads threads and a grid of (kv heads, batch x ceil(tokens x
-/// G / kPrefillWsRows)). With `PingPong` the consumers take turns issuing S =
-/// Q·Kᵀ (named barriers 3 and 4, as FlashAttention-3 schedules its warpgroups),
-/// so that one's softmax overlaps the other's product. With `Overlap` a
-/// consumer issues P·V of one tile together with S = Q·Kᵀ of the next and runs
-/// the next tile's softmax while P·V runs (FlashAttention-3's intra-warpgroup
-/// overlap; the output's rescale waits for P·V). `Keys` keys (64 or 128) per
-/// K/V tile. With `ConsumerRegisters` (a multiple of 8 up to 240) the producer
+/// has kPrefillWsThreads threads and a grid of (kv heads, batch x ceil(tokens
+/// x G / kPrefillWsRows)). A consumer issues P·V of one tile together with
+/// S = Q·Kᵀ of the next and runs the next tile's softmax while P·V runs
+/// (FlashAttention-3's intra-warpgroup overlap; the output's rescale waits
+/// for P·V). `Keys` keys (64 or 128) per K/V tile, in a ring of `Stages`
+/// slots. With `ConsumerRegisters` (a multiple of 8 up to 240) the producer
 /// gives its registers back down to 24 and the consumers take that many
 /// (FlashAttention-3's register split; 0 keeps the launch's 168).
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
-          int Stages, bool PingPong = false, bool Overlap = false,
-          int Keys = kPrefillWgmmaKeys, int ConsumerRegisters = 0>
+          int Stages, int Keys = kPrefillWgmmaKeys, int ConsumerRegisters = 0>
 __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
                                    unsigned char *shared) {
   static_assert(kPrefillSupported<T, HeadDim, GroupSize, PageSize>,
@@ -355,241 +341,149 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   float(&accFlat)[HeadDim / 2] = reinterpret_cast<float(&)[HeadDim / 2]>(acc);
   RowSoftmax softmax;
 
-  // PingPong: consumer c issues its S product after barrier 3 + c, which
-  // the other consumer arrives at once it issued its own (consumer 1 once
-  // more first, so that consumer 0 starts); each waits as many times as
-  // the other arrives.
-  auto takeTurn = [&] {
-    if constexpr (PingPong)
-      namedSync(3 + c, 256);
+  // The descriptors of S(kt) (Q's and K slot kt % Stages', per 16 dims)
+  // and of P·V(kt) (V slot kt % Stages', per 16 keys).
+  auto keyDescriptors = [&](int kt, uint64_t(&q)[HeadDim / 16],
+                            uint64_t(&k)[HeadDim / 16]) {
+    const uint64_t keyDesc =
+        wgmma::descriptor(sharedAddress(keyTiles + (kt % Stages) * kTileBytes),
+                          16, wgmma::kAtomBytes);
+#pragma unroll
+    for (int step = 0; step < HeadDim / 16; ++step) {
+      q[step] = wgmma::advance(queryDesc, dimOffset(kPrefillRows, step));
+      k[step] = wgmma::advance(keyDesc, dimOffset(kKeys, step));
+    }
   };
-  auto passTurn = [&](int kt) {
-    if constexpr (PingPong)
-      if (c == 0 || kt + 1 < numTiles)
-        namedArrive(4 - c, 256);
+  auto valueDescriptors = [&](int kt, uint64_t(&v)[kKeys / 16]) {
+    const uint64_t valueDesc = wgmma::descriptor(
+        sharedAddress(valueTiles + (kt % Stages) * kTileBytes),
+        kKeys * wgmma::kRowBytes, wgmma::kAtomBytes);
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk)
+      v[kk] = wgmma::advance(valueDesc, kk * 16 * wgmma::kRowBytes);
   };
-  if constexpr (PingPong)
-    if (c == 1 && numTiles > 0)
-      namedArrive(3, 256);
-
-  if constexpr (Overlap) {
-    // The descriptors of S(kt) (Q's and K slot kt % Stages', per 16 dims)
-    // and of P·V(kt) (V slot kt % Stages', per 16 keys).
-    auto keyDescriptors = [&](int kt, uint64_t(&q)[HeadDim / 16],
-                              uint64_t(&k)[HeadDim / 16]) {
-      const uint64_t keyDesc = wgmma::descriptor(
-          sharedAddress(keyTiles + (kt % Stages) * kTileBytes), 16,
-          wgmma::kAtomBytes);
+  auto issueScores = [&](const uint64_t(&q)[HeadDim / 16],
+                         const uint64_t(&k)[HeadDim / 16],
+                         float(&scoresFlat)[kKeys / 2]) {
 #pragma unroll
-      for (int step = 0; step < HeadDim / 16; ++step) {
-        q[step] = wgmma::advance(queryDesc, dimOffset(kPrefillRows, step));
-        k[step] = wgmma::advance(keyDesc, dimOffset(kKeys, step));
-      }
-    };
-    auto valueDescriptors = [&](int kt, uint64_t(&v)[kKeys / 16]) {
-      const uint64_t valueDesc = wgmma::descriptor(
-          sharedAddress(valueTiles + (kt % Stages) * kTileBytes),
-          kKeys * wgmma::kRowBytes, wgmma::kAtomBytes);
+    for (int step = 0; step < HeadDim / 16; ++step)
+      wgmma::mmaShared<T, kKeys>(scoresFlat, q[step], k[step], step > 0);
+    wgmma::commit();
+  };
+  auto issueValues = [&](const uint64_t(&v)[kKeys / 16],
+                         const uint32_t(&probs)[kKeys / 16][4]) {
 #pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk)
-        v[kk] = wgmma::advance(valueDesc, kk * 16 * wgmma::kRowBytes);
-    };
-    auto issueScores = [&](const uint64_t(&q)[HeadDim / 16],
-                           const uint64_t(&k)[HeadDim / 16],
-                           float(&scoresFlat)[kKeys / 2]) {
+    for (int kk = 0; kk < kKeys / 16; ++kk)
+      wgmma::mmaRegisterA<T, HeadDim>(accFlat, probs[kk], v[kk]);
+    wgmma::commit();
+  };
+  // The softmax of tile kt's scores into `probs`; returns the factors
+  // the output must be rescaled by (applied by the caller once the
+  // previous P·V is done): a dummy accumulator takes update's rescale.
+  auto softmaxTile = [&](int kt, float(&scores)[kKeyTiles][4],
+                         uint32_t(&probs)[kKeys / 16][4], float(&factor)[2]) {
+    const int first = kt * kKeys;
+    const float oldMax[2] = {softmax.runningMax[0], softmax.runningMax[1]};
+    float unused[1][4] = {};
+    const bool needsMask = !warpRowsValid || first + kKeys > keyEnd ||
+                           (Causal && first + kKeys - 1 > warpPosition);
+    softmax.update<Causal>(scores, unused, needsMask, first, keyEnd, rowValid,
+                           position, scaleLog2);
 #pragma unroll
-      for (int step = 0; step < HeadDim / 16; ++step)
-        wgmma::mmaShared<T, kKeys>(scoresFlat, q[step], k[step], step > 0);
-      wgmma::commit();
-    };
-    auto issueValues = [&](const uint64_t(&v)[kKeys / 16],
-                           const uint32_t(&probs)[kKeys / 16][4]) {
+    for (int half = 0; half < 2; ++half)
+      factor[half] = oldMax[half] == -INFINITY
+                         ? 0.0f
+                         : fastExp2(oldMax[half] - softmax.runningMax[half]);
 #pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk)
-        wgmma::mmaRegisterA<T, HeadDim>(accFlat, probs[kk], v[kk]);
-      wgmma::commit();
-    };
-    // The softmax of tile kt's scores into `probs`; returns the factors
-    // the output must be rescaled by (applied by the caller once the
-    // previous P·V is done): a dummy accumulator takes update's rescale.
-    auto softmaxTile = [&](int kt, float(&scores)[kKeyTiles][4],
-                           uint32_t(&probs)[kKeys / 16][4], float(&factor)[2]) {
-      const int first = kt * kKeys;
-      const float oldMax[2] = {softmax.runningMax[0], softmax.runningMax[1]};
-      float unused[1][4] = {};
-      const bool needsMask = !warpRowsValid || first + kKeys > keyEnd ||
-                             (Causal && first + kKeys - 1 > warpPosition);
-      softmax.update<Causal>(scores, unused, needsMask, first, keyEnd, rowValid,
-                             position, scaleLog2);
-#pragma unroll
-      for (int half = 0; half < 2; ++half)
-        factor[half] = oldMax[half] == -INFINITY
-                           ? 0.0f
-                           : fastExp2(oldMax[half] - softmax.runningMax[half]);
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        probs[kk][0] = pack<T>(scores[2 * kk][0], scores[2 * kk][1]);
-        probs[kk][1] = pack<T>(scores[2 * kk][2], scores[2 * kk][3]);
-        probs[kk][2] = pack<T>(scores[2 * kk + 1][0], scores[2 * kk + 1][1]);
-        probs[kk][3] = pack<T>(scores[2 * kk + 1][2], scores[2 * kk + 1][3]);
-      }
-    };
-    // Unconditionally: skipping it when no maximum moved (as RowSoftmax
-    // does) made ptxas serialize every wgmma of the kernel (C7513).
-    auto rescale = [&](const float(&factor)[2]) {
-#pragma unroll
-      for (int t = 0; t < kDimTiles; ++t) {
-        acc[t][0] *= factor[0];
-        acc[t][1] *= factor[0];
-        acc[t][2] *= factor[1];
-        acc[t][3] *= factor[1];
-      }
-    };
-
-    uint32_t probs[kKeys / 16][4];
-    if (myTiles > 0) {
-      float scores[kKeyTiles][4];
-      float(&scoresFlat)[kKeys / 2] =
-          reinterpret_cast<float(&)[kKeys / 2]>(scores);
-      uint64_t q[HeadDim / 16], k[HeadDim / 16];
-      keyDescriptors(0, q, k);
-      mbarrier::wait(keyFull, 0);
-      wgmma::sharedProxyFence();
-      takeTurn();
-      wgmma::fence();
-      issueScores(q, k, scoresFlat);
-      passTurn(0);
-      wgmma::wait<0>();
-      wgmma::pin(scoresFlat);
-      mbarrier::arrive(keyEmpty);
-      float factor[2];
-      softmaxTile(0, scores, probs, factor); // acc is zero: no rescale
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      probs[kk][0] = pack<T>(scores[2 * kk][0], scores[2 * kk][1]);
+      probs[kk][1] = pack<T>(scores[2 * kk][2], scores[2 * kk][3]);
+      probs[kk][2] = pack<T>(scores[2 * kk + 1][0], scores[2 * kk + 1][1]);
+      probs[kk][3] = pack<T>(scores[2 * kk + 1][2], scores[2 * kk + 1][3]);
     }
+  };
+  // Unconditionally: skipping it when no maximum moved (as RowSoftmax
+  // does) made ptxas serialize every wgmma of the kernel (C7513).
+  auto rescale = [&](const float(&factor)[2]) {
+#pragma unroll
+    for (int t = 0; t < kDimTiles; ++t) {
+      acc[t][0] *= factor[0];
+      acc[t][1] *= factor[0];
+      acc[t][2] *= factor[1];
+      acc[t][3] *= factor[1];
+    }
+  };
+
+  uint32_t probs[kKeys / 16][4];
+  if (myTiles > 0) {
+    float scores[kKeyTiles][4];
+    float(&scoresFlat)[kKeys / 2] =
+        reinterpret_cast<float(&)[kKeys / 2]>(scores);
+    uint64_t q[HeadDim / 16], k[HeadDim / 16];
+    keyDescriptors(0, q, k);
+    mbarrier::wait(keyFull, 0);
+    wgmma::sharedProxyFence();
+    wgmma::fence();
+    issueScores(q, k, scoresFlat);
+    wgmma::wait<0>();
+    wgmma::pin(scoresFlat);
+    mbarrier::arrive(keyEmpty);
+    float factor[2];
+    softmaxTile(0, scores, probs, factor); // acc is zero: no rescale
+  }
 #pragma unroll 1
-    for (int kt = 1; kt < myTiles; ++kt) {
-      float scores[kKeyTiles][4];
-      float(&scoresFlat)[kKeys / 2] =
-          reinterpret_cast<float(&)[kKeys / 2]>(scores);
-      uint64_t q[HeadDim / 16], k[HeadDim / 16], v[kKeys / 16];
-      keyDescriptors(kt, q, k);
-      valueDescriptors(kt - 1, v);
-      mbarrier::wait(keyFull + kt % Stages, (kt / Stages) & 1);
-      mbarrier::wait(valueFull + (kt - 1) % Stages, ((kt - 1) / Stages) & 1);
-      wgmma::sharedProxyFence();
-      takeTurn();
-      wgmma::fence();
-      issueScores(q, k, scoresFlat);
-      issueValues(v, probs);
-      passTurn(kt);
-      wgmma::wait<1>(); // S(kt); P·V(kt - 1) may still run
-      mbarrier::arrive(keyEmpty + kt % Stages);
-      wgmma::pin(scoresFlat);
-      float factor[2];
-      uint32_t next[kKeys / 16][4];
-      softmaxTile(kt, scores, next, factor);
-      wgmma::wait<0>();
-      wgmma::pin(accFlat);
-      // P(kt - 1)'s registers stay P·V's until here (not reused for P(kt)).
-      pinWords(probs);
-      mbarrier::arrive(valueEmpty + (kt - 1) % Stages);
-      rescale(factor);
+  for (int kt = 1; kt < myTiles; ++kt) {
+    float scores[kKeyTiles][4];
+    float(&scoresFlat)[kKeys / 2] =
+        reinterpret_cast<float(&)[kKeys / 2]>(scores);
+    uint64_t q[HeadDim / 16], k[HeadDim / 16], v[kKeys / 16];
+    keyDescriptors(kt, q, k);
+    valueDescriptors(kt - 1, v);
+    mbarrier::wait(keyFull + kt % Stages, (kt / Stages) & 1);
+    mbarrier::wait(valueFull + (kt - 1) % Stages, ((kt - 1) / Stages) & 1);
+    wgmma::sharedProxyFence();
+    wgmma::fence();
+    issueScores(q, k, scoresFlat);
+    issueValues(v, probs);
+    wgmma::wait<1>(); // S(kt); P·V(kt - 1) may still run
+    mbarrier::arrive(keyEmpty + kt % Stages);
+    wgmma::pin(scoresFlat);
+    float factor[2];
+    uint32_t next[kKeys / 16][4];
+    softmaxTile(kt, scores, next, factor);
+    wgmma::wait<0>();
+    wgmma::pin(accFlat);
+    // P(kt - 1)'s registers stay P·V's until here (not reused for P(kt)).
+    pinWords(probs);
+    mbarrier::arrive(valueEmpty + (kt - 1) % Stages);
+    rescale(factor);
 #pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk)
+    for (int kk = 0; kk < kKeys / 16; ++kk)
 #pragma unroll
-        for (int i = 0; i < 4; ++i)
-          probs[kk][i] = next[kk][i];
-    }
-    if (myTiles > 0) {
-      uint64_t v[kKeys / 16];
-      valueDescriptors(myTiles - 1, v);
-      mbarrier::wait(valueFull + (myTiles - 1) % Stages,
-                     ((myTiles - 1) / Stages) & 1);
-      wgmma::sharedProxyFence();
-      wgmma::fence();
-      issueValues(v, probs);
-      wgmma::wait<0>();
-      wgmma::pin(accFlat);
-      mbarrier::arrive(valueEmpty + (myTiles - 1) % Stages);
-    }
-    // Keys past this warpgroup's rows: release the slots untouched.
+      for (int i = 0; i < 4; ++i)
+        probs[kk][i] = next[kk][i];
+  }
+  if (myTiles > 0) {
+    uint64_t v[kKeys / 16];
+    valueDescriptors(myTiles - 1, v);
+    mbarrier::wait(valueFull + (myTiles - 1) % Stages,
+                   ((myTiles - 1) / Stages) & 1);
+    wgmma::sharedProxyFence();
+    wgmma::fence();
+    issueValues(v, probs);
+    wgmma::wait<0>();
+    wgmma::pin(accFlat);
+    mbarrier::arrive(valueEmpty + (myTiles - 1) % Stages);
+  }
+  // Keys past this warpgroup's rows: release the slots untouched.
 #pragma unroll 1
-    for (int kt = myTiles; kt < numTiles; ++kt) {
-      const int slot = kt % Stages;
-      const uint32_t parity = (kt / Stages) & 1;
-      mbarrier::wait(keyFull + slot, parity);
-      takeTurn();
-      passTurn(kt);
-      mbarrier::arrive(keyEmpty + slot);
-      mbarrier::wait(valueFull + slot, parity);
-      mbarrier::arrive(valueEmpty + slot);
-    }
-  } else {
-#pragma unroll 1
-    for (int kt = 0; kt < numTiles; ++kt) {
-      const int s = kt % Stages;
-      const uint32_t parity = (kt / Stages) & 1;
-      if (kt >= myTiles) {
-        // Keys past this warpgroup's rows: release the slot untouched.
-        mbarrier::wait(keyFull + s, parity);
-        takeTurn();
-        passTurn(kt);
-        mbarrier::arrive(keyEmpty + s);
-        mbarrier::wait(valueFull + s, parity);
-        mbarrier::arrive(valueEmpty + s);
-        continue;
-      }
-      const int first = kt * kKeys;
-      mbarrier::wait(keyFull + s, parity);
-      wgmma::sharedProxyFence();
-      takeTurn();
-
-      float scores[kKeyTiles][4];
-      float(&scoresFlat)[kKeys / 2] =
-          reinterpret_cast<float(&)[kKeys / 2]>(scores);
-      const uint64_t keyDesc = wgmma::descriptor(
-          sharedAddress(keyTiles + s * kTileBytes), 16, wgmma::kAtomBytes);
-      wgmma::fence();
-#pragma unroll
-      for (int step = 0; step < HeadDim / 16; ++step)
-        wgmma::mmaShared<T, kKeys>(
-            scoresFlat,
-            wgmma::advance(queryDesc, dimOffset(kPrefillRows, step)),
-            wgmma::advance(keyDesc, dimOffset(kKeys, step)), step > 0);
-      wgmma::commit();
-      passTurn(kt);
-      wgmma::wait<0>();
-      wgmma::pin(scoresFlat);
-      mbarrier::arrive(keyEmpty + s);
-
-      const bool needsMask = !warpRowsValid || first + kKeys > keyEnd ||
-                             (Causal && first + kKeys - 1 > warpPosition);
-      softmax.update<Causal>(scores, acc, needsMask, first, keyEnd, rowValid,
-                             position, scaleLog2);
-      uint32_t probs[kKeys / 16][4];
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        probs[kk][0] = pack<T>(scores[2 * kk][0], scores[2 * kk][1]);
-        probs[kk][1] = pack<T>(scores[2 * kk][2], scores[2 * kk][3]);
-        probs[kk][2] = pack<T>(scores[2 * kk + 1][0], scores[2 * kk + 1][1]);
-        probs[kk][3] = pack<T>(scores[2 * kk + 1][2], scores[2 * kk + 1][3]);
-      }
-
-      mbarrier::wait(valueFull + s, parity);
-      wgmma::sharedProxyFence();
-      const uint64_t valueDesc =
-          wgmma::descriptor(sharedAddress(valueTiles + s * kTileBytes),
-                            kKeys * wgmma::kRowBytes, wgmma::kAtomBytes);
-      wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk)
-        wgmma::mmaRegisterA<T, HeadDim>(
-            accFlat, probs[kk],
-            wgmma::advance(valueDesc, kk * 16 * wgmma::kRowBytes));
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::pin(accFlat);
-      mbarrier::arrive(valueEmpty + s);
-    }
+  for (int kt = myTiles; kt < numTiles; ++kt) {
+    const int slot = kt % Stages;
+    const uint32_t parity = (kt / Stages) & 1;
+    mbarrier::wait(keyFull + slot, parity);
+    mbarrier::arrive(keyEmpty + slot);
+    mbarrier::wait(valueFull + slot, parity);
+    mbarrier::arrive(valueEmpty + slot);
   }
 
   T *outRow[2];
