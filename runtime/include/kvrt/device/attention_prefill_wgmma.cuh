@@ -121,6 +121,21 @@ copySwizzledTile(const PagedRow &row, const TilePages<PageSize, Keys> &pages,
   }
 }
 
+/// P·V's A fragments from a tile's probabilities in S's accumulator layout
+/// (which is the A operand's): 16 keys per fragment.
+template <typename T, int Keys>
+__device__ __forceinline__ void
+packProbabilities(const float (&scores)[Keys / 8][4],
+                  uint32_t (&probs)[Keys / 16][4]) {
+#pragma unroll
+  for (int kk = 0; kk < Keys / 16; ++kk) {
+    probs[kk][0] = mma::pack<T>(scores[2 * kk][0], scores[2 * kk][1]);
+    probs[kk][1] = mma::pack<T>(scores[2 * kk][2], scores[2 * kk][3]);
+    probs[kk][2] = mma::pack<T>(scores[2 * kk + 1][0], scores[2 * kk + 1][1]);
+    probs[kk][3] = mma::pack<T>(scores[2 * kk + 1][2], scores[2 * kk + 1][3]);
+  }
+}
+
 } // namespace prefill
 
 /// The sm_90a prefill body; see the file comment. `shared` is the block's
@@ -135,7 +150,6 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
                 "no prefill body for these template values");
   static_assert(Keys == 64 || Keys == 128, "Keys must be 64 or 128");
   using namespace prefill;
-  using mma::pack;
   constexpr int kKeys = Keys;
   constexpr int kKeyTiles = kKeys / 8;   // 8-column tiles of S
   constexpr int kDimTiles = HeadDim / 8; // 8-column tiles of O
@@ -289,13 +303,7 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
     softmax.update<Causal>(scores, acc, needsMask, first, keyEnd, rowValid,
                            position, scaleLog2);
     uint32_t probs[kKeys / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk) {
-      probs[kk][0] = pack<T>(scores[2 * kk][0], scores[2 * kk][1]);
-      probs[kk][1] = pack<T>(scores[2 * kk][2], scores[2 * kk][3]);
-      probs[kk][2] = pack<T>(scores[2 * kk + 1][0], scores[2 * kk + 1][1]);
-      probs[kk][3] = pack<T>(scores[2 * kk + 1][2], scores[2 * kk + 1][3]);
-    }
+    packProbabilities<T, kKeys>(scores, probs);
 
     // O += P·V once V(kt) is in (K(kt + 1) may still be on its way).
     if (prefetchKeys)

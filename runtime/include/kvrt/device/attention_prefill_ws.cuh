@@ -197,7 +197,6 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
                      128 * 24 + 256 * ConsumerRegisters <= 65536),
                 "the consumers' registers must fit the register file");
   using namespace prefill;
-  using mma::pack;
   constexpr int kKeys = Keys;
   constexpr int kKeyTiles = kKeys / 8;
   constexpr int kDimTiles = HeadDim / 8;
@@ -394,13 +393,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       factor[half] = oldMax[half] == -INFINITY
                          ? 0.0f
                          : fastExp2(oldMax[half] - softmax.runningMax[half]);
-#pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk) {
-      probs[kk][0] = pack<T>(scores[2 * kk][0], scores[2 * kk][1]);
-      probs[kk][1] = pack<T>(scores[2 * kk][2], scores[2 * kk][3]);
-      probs[kk][2] = pack<T>(scores[2 * kk + 1][0], scores[2 * kk + 1][1]);
-      probs[kk][3] = pack<T>(scores[2 * kk + 1][2], scores[2 * kk + 1][3]);
-    }
+    packProbabilities<T, kKeys>(scores, probs);
   };
   // Unconditionally: skipping it when no maximum moved (as RowSoftmax
   // does) made ptxas serialize every wgmma of the kernel (C7513).
