@@ -205,15 +205,22 @@ TEST(PrefillLayoutTest, ManyQueryRowsOfTensorCoreShapes) {
 
 TEST(PrefillLayoutTest, WarpSpecializedBlocksOnHopperForKernelsAllowingThem) {
   using kvrt::cuda::prefillWsEligible;
-  // Kernels as kvcc emits them (__launch_bounds__(384, 1)) on sm_90.
-  EXPECT_TRUE(prefillWsEligible(9, 0, 384));
-  // Kernels compiled for 128-thread blocks (kvcc's before) keep 64-row
+  // kvcc's sm_90a kernels with the prefill body (__launch_bounds__(384, 1):
+  // 168 registers) on sm_90.
+  EXPECT_TRUE(prefillWsEligible(9, 0, 384, 168));
+  // Kernels compiled for 128-thread blocks (kvcc's before, and its
+  // kernels for targets without the body: sm_90, sm_80) keep 64-row
   // blocks; other GPUs have no sm_90a code (wgmma, setmaxnreg).
-  EXPECT_FALSE(prefillWsEligible(9, 0, 128));
-  EXPECT_FALSE(prefillWsEligible(9, 0, 256));
-  EXPECT_FALSE(prefillWsEligible(8, 0, 384));
-  EXPECT_FALSE(prefillWsEligible(8, 9, 384));
-  EXPECT_FALSE(prefillWsEligible(10, 0, 384));
+  EXPECT_FALSE(prefillWsEligible(9, 0, 128, 168));
+  EXPECT_FALSE(prefillWsEligible(9, 0, 256, 168));
+  EXPECT_FALSE(prefillWsEligible(8, 0, 384, 168));
+  EXPECT_FALSE(prefillWsEligible(8, 9, 384, 168));
+  EXPECT_FALSE(prefillWsEligible(10, 0, 384, 168));
+  // Fewer registers per thread (a lower -maxrregcount, wider bounds) leave
+  // the block short of what setmaxnreg hands the consumers: refused
+  // rather than hung.
+  EXPECT_FALSE(prefillWsEligible(9, 0, 384, 160));
+  EXPECT_FALSE(prefillWsEligible(9, 0, 512, 128));
 }
 
 TEST(PrefillLayoutTest, WarpSpecializedBodyForRowsOfManyKeys) {

@@ -42,6 +42,8 @@ using kvrt::cuda::SplitPlan;
 
 // SplitK.h's copies of the device templates' constants.
 static_assert(kvrt::cuda::kPrefillTileRows == kvrt::device::kPrefillRows);
+static_assert(kvrt::cuda::kPrefillWsRegisterPool ==
+              128 * 24 + 256 * kvrt::device::kPrefillWsConsumerRegisters);
 static_assert(kvrt::cuda::kPrefillWsTileRows == kvrt::device::kPrefillWsRows &&
               kvrt::cuda::kPrefillWsBlockThreads ==
                   kvrt::device::kPrefillWsThreads);
@@ -502,6 +504,22 @@ kvrt_status kernelMaxThreads(int device, const void *kernel, int *threads,
   });
 }
 
+/// Registers per thread of `kernel` on `device` (its code for that
+/// device), asked once per (device, kernel).
+kvrt_status kernelRegisters(int device, const void *kernel, int *registers,
+                            const char *function) {
+  static QueryCache<std::pair<int, const void *>, int> cache;
+  return cache.get(
+      {device, kernel}, registers, [&](int *result) -> kvrt_status {
+        cudaFuncAttributes attributes = {};
+        KVRT_RETURN_IF_ERROR(
+            checkCuda(cudaFuncGetAttributes(&attributes, kernel), function,
+                      "cudaFuncGetAttributes (attention kernel)"));
+        *result = attributes.numRegs;
+        return KVRT_OK;
+      });
+}
+
 /// Whether mergeSplits for `dtype` on `device` (compute capability
 /// `major`) may be a programmatic dependent launch: only where its device
 /// code was compiled for sm_90 or newer, so that its griddepcontrol.wait is
@@ -560,8 +578,9 @@ kvrt_status prefillLaunch(int device, const void *kernel,
                           int64_t maxLength, int major, int minor, int threads,
                           PrefillLaunch *out, const char *function) {
   const int headDim = params.head_dim;
-  int maxThreads = 0;
+  int maxThreads = 0, registers = 0;
   KVRT_RETURN_IF_ERROR(kernelMaxThreads(device, kernel, &maxThreads, function));
+  KVRT_RETURN_IF_ERROR(kernelRegisters(device, kernel, &registers, function));
   /// What cudaFuncSetAttribute did for one (device, kernel).
   struct Limit {
     int raised = 0;
@@ -597,8 +616,8 @@ kvrt_status prefillLaunch(int device, const void *kernel,
         ws == '1' ||
         (ws != '0' && kvrt::cuda::prefillWsPays(maxLength, params.num_tokens,
                                                 params.causal != 0));
-    if (kvrt::cuda::prefillWsEligible(major, minor, maxThreads) && pays &&
-        allow(wsBytes)) {
+    if (kvrt::cuda::prefillWsEligible(major, minor, maxThreads, registers) &&
+        pays && allow(wsBytes)) {
       *out = {kvrt::cuda::kPrefillWsTileRows,
               kvrt::cuda::kPrefillWsBlockThreads, wsBytes};
       return KVRT_OK;

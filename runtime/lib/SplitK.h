@@ -41,15 +41,26 @@ inline constexpr int kPrefillTileRows = 64;
 inline constexpr int kPrefillWsTileRows = 128;
 inline constexpr int kPrefillWsBlockThreads = 384;
 
+/// Registers a warp-specialized prefill block redistributes by setmaxnreg:
+/// 24 per producer thread and 240 per consumer thread
+/// (kvrt::device::kPrefillWsConsumerRegisters). The block must have been
+/// given that many, or the consumers' setmaxnreg.inc would wait forever.
+inline constexpr int kPrefillWsRegisterPool = 128 * 24 + 256 * 240;
+
 /// Whether a prefill-layout launch may take the warp-specialized body's
-/// blocks: compute capability 9.0 (its wgmma and setmaxnreg, in sm_90a
-/// builds) and a kernel whose __launch_bounds__ allow its
-/// kPrefillWsBlockThreads threads (`kernelMaxThreads`, as kvcc emits
-/// kernels with the prefill body; older ones were compiled for 128).
+/// blocks: compute capability 9.0 and a kernel that contains the body and
+/// can run it: whose __launch_bounds__ allow its kPrefillWsBlockThreads
+/// threads (`kernelMaxThreads`; kvcc's kernels with the prefill body allow
+/// them only in their sm_90a code, which has the body: kPrefillMaxThreads;
+/// older ones were compiled for 128) and whose `kernelRegisters` per thread
+/// give such a block the registers the body redistributes
+/// (kPrefillWsRegisterPool: 168, what (384, 1) bounds give).
 inline bool prefillWsEligible(int computeMajor, int computeMinor,
-                              int kernelMaxThreads) {
+                              int kernelMaxThreads, int kernelRegisters) {
   return computeMajor == 9 && computeMinor == 0 &&
-         kernelMaxThreads >= kPrefillWsBlockThreads;
+         kernelMaxThreads >= kPrefillWsBlockThreads &&
+         int64_t(kernelRegisters) * kPrefillWsBlockThreads >=
+             kPrefillWsRegisterPool;
 }
 
 /// Keys a query row of the launch sees on average, at least, for which the

@@ -403,6 +403,14 @@ kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
  *  kernels: kvrt::device::kAttentionThreads); a decode launch of such a
  *  kernel whose __launch_bounds__ allow 512 threads runs 512-thread blocks,
  *  unsplit, where the batch has about one (sequence, kv head) row per SM.
+ *  Chunks of 64+ query rows (tokens x group) of fp16/bf16 caches at
+ *  head_dim 64/128 run in the prefill layout (kvrt/device/params.h,
+ *  query_tile_rows): on compute capability 9.0, a kernel whose bounds
+ *  allow 384 threads at 168 registers (kvcc's kernels with the prefill
+ *  body, in their sm_90a code) gets 384-thread blocks of 128 rows where
+ *  the rows see at least 1536 keys on average (the warp-specialized body;
+ *  such a kernel built for another target runs those blocks on CUDA
+ *  cores), else 64-row blocks of `threads` threads.
  *  Same masking as kvrt_attention_host. A kernel compiled for another
  *  element type, head_dim, group size, page size or causality than the
  *  cache and the call (kvrt cannot see a kernel's template values; it

@@ -2,7 +2,9 @@
 //
 // The device template kvcc's generated kernels call:
 //
-//   __global__ void __launch_bounds__(128) k(kvrt_attention_params p) {
+//   __global__ void __launch_bounds__(kvrt::device::kPrefillMaxThreads,
+//                                     kvrt::device::kPrefillMinBlocks)
+//       k(kvrt_attention_params p) {
 //     kvrt::device::pagedAttention<__half, 128, 4, 16, true>(p);
 //   }
 //
@@ -814,6 +816,23 @@ inline constexpr bool kDeviceHasMma = true;
 inline constexpr bool kDeviceHasMma = false;
 #endif
 
+/// A prefill-layout block of `Rows` query rows on the CUDA-core body, token
+/// by token over the tile's whole tokens (GroupSize divides the rows).
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
+          int Rows>
+__device__ void prefillTokensOnCudaCores(const kvrt_attention_params &p) {
+  static_assert(Rows % GroupSize == 0, "tiles of whole tokens");
+  const int tiles = (p.num_tokens * GroupSize + Rows - 1) / Rows;
+  const int sequence = blockIdx.y / tiles;
+  const int firstToken = blockIdx.y % tiles * (Rows / GroupSize);
+  const int endToken = min(p.num_tokens, firstToken + Rows / GroupSize);
+  for (int token = firstToken; token < endToken; ++token) {
+    pagedAttentionSimtBody<T, HeadDim, GroupSize, PageSize, Causal>(p, sequence,
+                                                                    token, 0);
+    __syncthreads(); // shared memory is reused by the next token
+  }
+}
+
 /// Checks the launch, then runs the tensor-core body when `AllowMma` and
 /// the template values and device support it, else the CUDA-core body. The
 /// prefill layout (params.h, query_tile_rows) is served only when
@@ -829,17 +848,29 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
                 "PageSize must be a power of two");
 
   if (p.query_tile_rows == kPrefillWsRows) {
-    // The warp-specialized prefill layout (sm_90a; the runtime chose it).
-    if constexpr (AllowPrefill && AllowMma && kDeviceHasWgmma &&
-                  kPrefillSupported<T, HeadDim, GroupSize, PageSize>) {
-      if (prefillWsLaunchMatches<T, HeadDim, GroupSize, PageSize, Causal>(p) &&
-          prefill::dynamicSharedBytes() >=
+    // The warp-specialized prefill layout (the runtime chose it; see
+    // runtime/lib/SplitK.h, prefillWsEligible).
+    if constexpr (AllowPrefill && kPrefillWsRows % GroupSize == 0) {
+      if (prefillWsLaunchMatches<T, HeadDim, GroupSize, PageSize, Causal>(p)) {
+        if constexpr (AllowMma && kDeviceHasWgmma &&
+                      kPrefillSupported<T, HeadDim, GroupSize, PageSize>) {
+          if (prefill::dynamicSharedBytes() >=
               uint32_t(prefillWsDefaultSharedBytes(HeadDim))) {
-        pagedPrefillWsBody<T, HeadDim, GroupSize, PageSize, Causal,
-                           kPrefillWsStages, kPrefillWsKeys,
-                           kPrefillWsConsumerRegisters>(
-            p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
-        return;
+            pagedPrefillWsBody<T, HeadDim, GroupSize, PageSize, Causal,
+                               kPrefillWsStages, kPrefillWsKeys,
+                               kPrefillWsConsumerRegisters>(
+                p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
+            return;
+          }
+        } else {
+          // Code without the warp-specialized body whose bounds still let
+          // the runtime pick its layout (a kernel written without
+          // __launch_bounds__, built for a target other than sm_90a): the
+          // CUDA-core body, correct if slow.
+          prefillTokensOnCudaCores<T, HeadDim, GroupSize, PageSize, Causal,
+                                   kPrefillWsRows>(p);
+          return;
+        }
       }
     }
     poisonLaunch(p);
@@ -867,20 +898,8 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
             return;
           }
         } else {
-          // The CUDA-core body, token by token over the tile's whole
-          // tokens (GroupSize divides the 64 rows).
-          const int tiles =
-              (p.num_tokens * GroupSize + kPrefillRows - 1) / kPrefillRows;
-          const int sequence = blockIdx.y / tiles;
-          const int firstToken =
-              blockIdx.y % tiles * (kPrefillRows / GroupSize);
-          const int endToken =
-              min(p.num_tokens, firstToken + kPrefillRows / GroupSize);
-          for (int token = firstToken; token < endToken; ++token) {
-            pagedAttentionSimtBody<T, HeadDim, GroupSize, PageSize, Causal>(
-                p, sequence, token, 0);
-            __syncthreads(); // shared memory is reused by the next token
-          }
+          prefillTokensOnCudaCores<T, HeadDim, GroupSize, PageSize, Causal,
+                                   kPrefillRows>(p);
           return;
         }
       }

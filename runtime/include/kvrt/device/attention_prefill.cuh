@@ -45,18 +45,28 @@ namespace kvrt::device {
 inline constexpr int kPrefillRows = 64;
 /// Threads and blocks per SM that kernels with the prefill body are
 /// compiled for (__launch_bounds__(kPrefillMaxThreads, kPrefillMinBlocks)
-/// in generated code): one block of 384 threads, the warp-specialized
-/// body's (attention_prefill_ws.cuh, which sm_90a runs), so at most 168
+/// in generated code). For sm_90a: one block of 384 threads, the
+/// warp-specialized body's (attention_prefill_ws.cuh), so at most 168
 /// registers per thread; its consumer warpgroups take 240 by setmaxnreg.
-/// The 128-thread bodies get the same 168 and run three blocks per SM:
-/// the wgmma one (attention_prefill_wgmma.cuh: about 158 registers, 65 KiB
-/// of shared memory) where the warp-specialized one does not run, the
-/// mma.sync one elsewhere (alone it takes about 207 registers; three
-/// blocks with a few spilled registers measured 8% faster on the H200
-/// than two without). Kernels compiled for (128, 3), as kvcc emitted them
-/// before, keep the 128-thread bodies.
+/// The 128-thread bodies get the same 168 and run three blocks per SM: the
+/// wgmma one (attention_prefill_wgmma.cuh: about 158 registers, 65 KiB of
+/// shared memory) where the warp-specialized one does not run. For other
+/// targets, which have no warp-specialized body: three blocks of 128
+/// threads (168 registers), for the mma.sync body (alone it takes about
+/// 207 registers; three blocks with a few spilled registers measured 8%
+/// faster on the H200 than two without). So only kernels that contain the
+/// warp-specialized body allow its 384-thread blocks, which is what the
+/// runtime checks before it launches them (runtime/lib/SplitK.h,
+/// prefillWsEligible); kernels compiled for (128, 3), as kvcc emitted
+/// them before, keep the 128-thread bodies. The host pass sees the sm_90a
+/// values (the bounds that count are the device code's).
+#if KVRT_DEVICE_HAS_WGMMA || !defined(__CUDA_ARCH__)
 inline constexpr int kPrefillMaxThreads = 384;
 inline constexpr int kPrefillMinBlocks = 1;
+#else
+inline constexpr int kPrefillMaxThreads = 128;
+inline constexpr int kPrefillMinBlocks = 3;
+#endif
 /// Keys per K/V tile (pagedPrefillMmaBody's default KeyTile).
 inline constexpr int kPrefillKeys = 64;
 /// Keys per K/V tile of the sm_90a body (attention_prefill_wgmma.cuh).

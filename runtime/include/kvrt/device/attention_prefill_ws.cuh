@@ -10,8 +10,10 @@
 // Warpgroups 1 and 2 are consumers, 64 rows each (the rows, GQA mapping,
 // wgmma products and online softmax of pagedPrefillWgmmaBody,
 // attention_prefill_wgmma.cuh): they wait for a slot's K, compute
-// S = Q·Kᵀ, release the K slot, run the softmax, wait for V, compute
-// O += P·V and release the V slot. Against pagedPrefillWgmmaBody (three
+// S = Q·Kᵀ and release the K slot, then issue P·V of that tile together
+// with S of the next, so that each tile's P·V runs during the next tile's
+// softmax (FlashAttention-3's intra-warpgroup overlap), and release the V
+// slot once its P·V is done. Against pagedPrefillWgmmaBody (three
 // blocks of one warpgroup per SM, each copying its own tiles) every K/V
 // tile is gathered once per 128 rows instead of 64 and the consumers
 // issue no copies.
@@ -54,8 +56,9 @@ inline constexpr int kPrefillWsThreads = 384;
 inline constexpr int kPrefillWsStages = 2;
 inline constexpr int kPrefillWsKeys = 128;
 inline constexpr int kPrefillWsConsumerRegisters = 240;
-static_assert(kPrefillWsThreads == kPrefillMaxThreads,
-              "kernels with the prefill body allow the warp-specialized one");
+static_assert(!kDeviceHasWgmma || kPrefillWsThreads == kPrefillMaxThreads,
+              "sm_90a kernels with the prefill body allow the "
+              "warp-specialized one");
 
 /// Bytes of dynamic shared memory pagedPrefillWsBody needs: two Q tiles,
 /// `stages` K and V tiles of `keys` keys, 1024 bytes to align them and 1024
