@@ -489,33 +489,26 @@ kvrt_status blocksPerSm(int device, const void *kernel, int threads,
       });
 }
 
-/// The most threads per block `kernel` may be launched with on `device`
-/// (its __launch_bounds__ and resources), asked once per (device, kernel).
-kvrt_status kernelMaxThreads(int device, const void *kernel, int *threads,
-                             const char *function) {
-  static QueryCache<std::pair<int, const void *>, int> cache;
-  return cache.get({device, kernel}, threads, [&](int *result) -> kvrt_status {
-    cudaFuncAttributes attributes = {};
-    KVRT_RETURN_IF_ERROR(checkCuda(cudaFuncGetAttributes(&attributes, kernel),
-                                   function,
-                                   "cudaFuncGetAttributes (attention kernel)"));
-    *result = attributes.maxThreadsPerBlock;
-    return KVRT_OK;
-  });
-}
+/// What kvrt asks of a compiled kernel for one device.
+struct KernelLimits {
+  /// The most threads per block it may be launched with (its
+  /// __launch_bounds__ and resources).
+  int maxThreads;
+  /// Registers per thread of its code for that device.
+  int registers;
+};
 
-/// Registers per thread of `kernel` on `device` (its code for that
-/// device), asked once per (device, kernel).
-kvrt_status kernelRegisters(int device, const void *kernel, int *registers,
-                            const char *function) {
-  static QueryCache<std::pair<int, const void *>, int> cache;
+/// `kernel`'s KernelLimits on `device`, asked once per (device, kernel).
+kvrt_status kernelLimits(int device, const void *kernel, KernelLimits *limits,
+                         const char *function) {
+  static QueryCache<std::pair<int, const void *>, KernelLimits> cache;
   return cache.get(
-      {device, kernel}, registers, [&](int *result) -> kvrt_status {
+      {device, kernel}, limits, [&](KernelLimits *result) -> kvrt_status {
         cudaFuncAttributes attributes = {};
         KVRT_RETURN_IF_ERROR(
             checkCuda(cudaFuncGetAttributes(&attributes, kernel), function,
                       "cudaFuncGetAttributes (attention kernel)"));
-        *result = attributes.numRegs;
+        *result = {attributes.maxThreadsPerBlock, attributes.numRegs};
         return KVRT_OK;
       });
 }
@@ -578,9 +571,8 @@ kvrt_status prefillLaunch(int device, const void *kernel,
                           int64_t maxLength, int major, int minor, int threads,
                           PrefillLaunch *out, const char *function) {
   const int headDim = params.head_dim;
-  int maxThreads = 0, registers = 0;
-  KVRT_RETURN_IF_ERROR(kernelMaxThreads(device, kernel, &maxThreads, function));
-  KVRT_RETURN_IF_ERROR(kernelRegisters(device, kernel, &registers, function));
+  KernelLimits limits = {};
+  KVRT_RETURN_IF_ERROR(kernelLimits(device, kernel, &limits, function));
   /// What cudaFuncSetAttribute did for one (device, kernel).
   struct Limit {
     int raised = 0;
@@ -616,7 +608,8 @@ kvrt_status prefillLaunch(int device, const void *kernel,
         ws == '1' ||
         (ws != '0' && kvrt::cuda::prefillWsPays(maxLength, params.num_tokens,
                                                 params.causal != 0));
-    if (kvrt::cuda::prefillWsEligible(major, minor, maxThreads, registers) &&
+    if (kvrt::cuda::prefillWsEligible(major, minor, limits.maxThreads,
+                                      limits.registers) &&
         pays && allow(wsBytes)) {
       *out = {kvrt::cuda::kPrefillWsTileRows,
               kvrt::cuda::kPrefillWsBlockThreads, wsBytes};
@@ -862,9 +855,10 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   KVRT_RETURN_IF_ERROR(deviceAttribute(
       device, cudaDevAttrMultiProcessorCount,
       "cudaDeviceGetAttribute (multiprocessor count)", &sms, function));
-  int maxThreads = 0;
-  KVRT_RETURN_IF_ERROR(kernelMaxThreads(device, kernel, &maxThreads, function));
-  threads = decodeThreads(baseBlocks, sms, maxThreads, threads, forced != 0);
+  KernelLimits limits = {};
+  KVRT_RETURN_IF_ERROR(kernelLimits(device, kernel, &limits, function));
+  threads =
+      decodeThreads(baseBlocks, sms, limits.maxThreads, threads, forced != 0);
   // Every split should give each warp at least one page.
   const int64_t warps = threads / 32;
 
