@@ -237,6 +237,69 @@ copyTile(const PagedRow &row, int first, int length, bool values,
   }
 }
 
+/// Element offset of query row R of `sequence`'s chunk in the queries and
+/// the output (both [sequence, token, query head, HeadDim]): row R is token
+/// R / GroupSize of query head kvHead * GroupSize + R % GroupSize.
+template <int HeadDim, int GroupSize>
+__device__ __forceinline__ int64_t queryRowOffset(
+    const kvrt_attention_params &p, int sequence, int kvHead, int R) {
+  const int token = R / GroupSize;
+  const int head = kvHead * GroupSize + R % GroupSize;
+  return ((int64_t(sequence) * p.num_tokens + token) * p.num_q_heads + head) *
+         int64_t(HeadDim);
+}
+
+/// The 16 query rows of a prefill warp from `warpFirstRow` (of the
+/// sequence's `rowsPerSequence`) as far as this lane holds them in the m16n8
+/// layout (rows r and r + 8, r = lane / 4) and as masking needs them. Query
+/// t of num_tokens sits at key position length - num_tokens + t.
+template <bool Causal, int GroupSize> struct WarpRows {
+  /// Row index of this lane's row 0 (row 1 is 8 further).
+  int lane0;
+  bool valid[2];
+  int position[2];
+  /// All 16 rows exist (row < rowsPerSequence).
+  bool allValid;
+  /// The position of the warp's first row, the smallest of its rows.
+  int firstPosition;
+
+  __device__ __forceinline__ WarpRows(const kvrt_attention_params &p,
+                                      int length, int rowsPerSequence,
+                                      int warpFirstRow, int r)
+      : lane0(warpFirstRow + r), allValid(warpFirstRow + 15 < rowsPerSequence),
+        firstPosition(length - p.num_tokens +
+                      min(warpFirstRow, rowsPerSequence - 1) / GroupSize) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int R = lane0 + 8 * half;
+      valid[half] = R < rowsPerSequence;
+      position[half] =
+          length - p.num_tokens + (valid[half] ? R / GroupSize : 0);
+    }
+  }
+
+  /// Whether keys [first, first + keys) hold a key invisible to one of the
+  /// warp's rows (warp-uniform): past `keyEnd`, after a row's position, or
+  /// the warp has rows past the chunk.
+  __device__ __forceinline__ bool needsMask(int first, int keys,
+                                            int keyEnd) const {
+    return !allValid || first + keys > keyEnd ||
+           (Causal && first + keys - 1 > firstPosition);
+  }
+
+  /// This lane's output rows (HeadDim elements of T each).
+  template <typename T, int HeadDim>
+  __device__ __forceinline__ void outputs(const kvrt_attention_params &p,
+                                          int sequence, int kvHead,
+                                          T *(&out)[2]) const {
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+      out[half] = static_cast<T *>(p.out) +
+                  queryRowOffset<HeadDim, GroupSize>(p, sequence, kvHead,
+                                                     lane0 + 8 * half);
+  }
+};
+
 /// The online softmax of a thread's two query rows (warp rows r and r + 8,
 /// `half` 0 and 1) in the prefill bodies, over score tiles in the m16n8
 /// accumulator layout: scores[n][2 half + j] is key 8 n + 2 c + j of the
@@ -385,24 +448,15 @@ __device__ void pagedPrefillMmaBody(const kvrt_attention_params &p) {
   const int length = row.length;
 
   // This lane's two query rows: warp rows r and r + 8.
-  int rowIndex[2], position[2];
-  bool rowValid[2];
+  const WarpRows<Causal, GroupSize> rows(p, length, rowsPerSequence,
+                                         tile * kPrefillRows + warp * 16, r);
   const T *queryRow[2];
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int R = tile * kPrefillRows + warp * 16 + r + 8 * half;
-    rowIndex[half] = R;
-    rowValid[half] = R < rowsPerSequence;
-    const int token = rowValid[half] ? R / GroupSize : 0;
-    const int head = kvHead * GroupSize + R % GroupSize;
-    // Query t of num_tokens is position length - num_tokens + t.
-    position[half] = length - p.num_tokens + token;
-    queryRow[half] = static_cast<const T *>(p.queries) +
-                     ((int64_t(sequence) * p.num_tokens + token) *
-                          p.num_q_heads +
-                      head) *
-                         int64_t(HeadDim);
-  }
+  for (int half = 0; half < 2; ++half)
+    queryRow[half] =
+        static_cast<const T *>(p.queries) +
+        queryRowOffset<HeadDim, GroupSize>(
+            p, sequence, kvHead, rows.valid[half] ? rows.lane0 + 8 * half : 0);
 
   // Q as A fragments of every k-step: a0a1 row r dims 2c..2c+1, a2a3 row
   // r + 8, a4a5/a6a7 the same 8 dims further.
@@ -414,18 +468,11 @@ __device__ void pagedPrefillMmaBody(const kvrt_attention_params &p) {
       const int half = i % 2;
       const int dim = 16 * s + 2 * c + 8 * (i / 2);
       query[s][i] =
-          rowValid[half]
+          rows.valid[half]
               ? *reinterpret_cast<const uint32_t *>(queryRow[half] + dim)
               : 0u;
     }
   }
-
-  // The warp's first row has the smallest position; are all its rows real?
-  const int warpFirstRow = tile * kPrefillRows + warp * 16;
-  const bool warpRowsValid = warpFirstRow + 15 < rowsPerSequence;
-  const int warpPosition =
-      length - p.num_tokens + min(warpFirstRow, rowsPerSequence - 1) /
-                                  GroupSize;
 
   // Keys the block's rows can see.
   int lastRow = min(rowsPerSequence, (tile + 1) * kPrefillRows) - 1;
@@ -483,10 +530,8 @@ __device__ void pagedPrefillMmaBody(const kvrt_attention_params &p) {
     // Online softmax per row. Masking is needed only where a key may be
     // invisible to one of the warp's rows: the causal diagonal, the row's
     // end, padding rows of the last tile (warp-uniform test).
-    const bool needsMask = !warpRowsValid || first + KeyTile > keyEnd ||
-                           (Causal && first + KeyTile - 1 > warpPosition);
-    softmax.update<Causal>(scores, acc, needsMask, first, keyEnd, rowValid,
-                           position, scaleLog2);
+    softmax.update<Causal>(scores, acc, rows.needsMask(first, KeyTile, keyEnd),
+                           first, keyEnd, rows.valid, rows.position, scaleLog2);
     const float(&probs)[kKeyTiles][4] = scores;
 
     waitCopies();
@@ -519,11 +564,9 @@ __device__ void pagedPrefillMmaBody(const kvrt_attention_params &p) {
     }
   }
 
-  T *const outRow[2] = {
-      static_cast<T *>(p.out) + (queryRow[0] - static_cast<const T *>(p.queries)),
-      static_cast<T *>(p.out) +
-          (queryRow[1] - static_cast<const T *>(p.queries))};
-  softmax.store<T>(acc, outRow, rowValid);
+  T *outRow[2];
+  rows.template outputs<T, HeadDim>(p, sequence, kvHead, outRow);
+  softmax.store<T>(acc, outRow, rows.valid);
 }
 
 } // namespace kvrt::device

@@ -136,6 +136,33 @@ packProbabilities(const float (&scores)[Keys / 8][4],
   }
 }
 
+/// Starts copying (cp.async, not committed) the kPrefillRows query rows of
+/// `sequence`'s chunk from `firstRow` into `destination`, in the swizzled
+/// K-major layout the wgmma bodies read; `thread` (of 128) copies its
+/// 16-byte chunks. Rows past the chunk are zeros.
+template <typename T, int HeadDim, int GroupSize>
+__device__ __forceinline__ void
+copyQueryTile(const kvrt_attention_params &p, int sequence, int kvHead,
+              int firstRow, int thread, unsigned char *destination) {
+  constexpr int kChunks = HeadDim * int(sizeof(T)) / 16;
+  constexpr int kRowsPerPass = 128 / kChunks;
+  const int rowsPerSequence = p.num_tokens * GroupSize;
+  const int chunk = thread % kChunks;
+#pragma unroll
+  for (int u = 0; u < kPrefillRows / kRowsPerPass; ++u) {
+    const int local = thread / kChunks + u * kRowsPerPass;
+    const int R = firstRow + local;
+    const bool valid = R < rowsPerSequence;
+    const T *source =
+        static_cast<const T *>(p.queries) +
+        (valid ? queryRowOffset<HeadDim, GroupSize>(p, sequence, kvHead, R) +
+                     chunk * (16 / int(sizeof(T)))
+               : 0);
+    copyAsync16(destination + wgmma::swizzledOffset(kPrefillRows, local, chunk),
+                source, valid);
+  }
+}
+
 } // namespace prefill
 
 /// The sm_90a prefill body; see the file comment. `shared` is the block's
@@ -153,7 +180,6 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
   constexpr int kKeys = Keys;
   constexpr int kKeyTiles = kKeys / 8;   // 8-column tiles of S
   constexpr int kDimTiles = HeadDim / 8; // 8-column tiles of O
-  constexpr int kChunks = HeadDim * int(sizeof(T)) / 16;
   constexpr int kQueryBytes = kPrefillRows * HeadDim * int(sizeof(T));
   constexpr int kTileBytes = kKeys * HeadDim * int(sizeof(T));
   // Shared memory: Q, two K tiles (tile kt in kt % 2), one V tile.
@@ -176,46 +202,13 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
   const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
   const int length = row.length;
 
-  // Query row R of the sequence (token R / G, head kvHead * G + R % G).
-  auto queryRow = [&](int R) {
-    const int token = R / GroupSize;
-    const int head = kvHead * GroupSize + R % GroupSize;
-    return static_cast<const T *>(p.queries) +
-           ((int64_t(sequence) * p.num_tokens + token) * p.num_q_heads + head) *
-               int64_t(HeadDim);
-  };
-
   // Q into shared memory (rows past the sequence's end are zeros).
-  {
-    constexpr int kRowsPerPass = 128 / kChunks;
-    const int chunk = threadIdx.x % kChunks;
-#pragma unroll
-    for (int u = 0; u < kPrefillRows / kRowsPerPass; ++u) {
-      const int local = threadIdx.x / kChunks + u * kRowsPerPass;
-      const int R = tile * kPrefillRows + local;
-      const bool valid = R < rowsPerSequence;
-      const T *source = valid ? queryRow(R) + chunk * (16 / int(sizeof(T)))
-                              : static_cast<const T *>(p.queries);
-      copyAsync16(shared + wgmma::swizzledOffset(kPrefillRows, local, chunk),
-                  source, valid);
-    }
-  }
+  copyQueryTile<T, HeadDim, GroupSize>(p, sequence, kvHead, tile * kPrefillRows,
+                                       threadIdx.x, shared);
 
   // This lane's two rows: warp rows r and r + 8.
-  int position[2];
-  bool rowValid[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int R = tile * kPrefillRows + warp * 16 + r + 8 * half;
-    rowValid[half] = R < rowsPerSequence;
-    // Query t of num_tokens is position length - num_tokens + t.
-    position[half] =
-        length - p.num_tokens + (rowValid[half] ? R / GroupSize : 0);
-  }
-  const int warpFirstRow = tile * kPrefillRows + warp * 16;
-  const bool warpRowsValid = warpFirstRow + 15 < rowsPerSequence;
-  const int warpPosition = length - p.num_tokens +
-                           min(warpFirstRow, rowsPerSequence - 1) / GroupSize;
+  const WarpRows<Causal, GroupSize> rows(p, length, rowsPerSequence,
+                                         tile * kPrefillRows + warp * 16, r);
 
   // Keys the block's rows can see.
   const int lastRow = min(rowsPerSequence, (tile + 1) * kPrefillRows) - 1;
@@ -298,10 +291,8 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
 
     // Online softmax (masks only where a key may be invisible to one of
     // the warp's rows).
-    const bool needsMask = !warpRowsValid || first + kKeys > keyEnd ||
-                           (Causal && first + kKeys - 1 > warpPosition);
-    softmax.update<Causal>(scores, acc, needsMask, first, keyEnd, rowValid,
-                           position, scaleLog2);
+    softmax.update<Causal>(scores, acc, rows.needsMask(first, kKeys, keyEnd),
+                           first, keyEnd, rows.valid, rows.position, scaleLog2);
     uint32_t probs[kKeys / 16][4];
     packProbabilities<T, kKeys>(scores, probs);
 
@@ -325,12 +316,8 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
   waitCopies(); // Q's copy when there was no key tile
 
   T *outRow[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half)
-    outRow[half] = static_cast<T *>(p.out) +
-                   (queryRow(tile * kPrefillRows + warp * 16 + r + 8 * half) -
-                    static_cast<const T *>(p.queries));
-  softmax.store<T>(acc, outRow, rowValid);
+  rows.template outputs<T, HeadDim>(p, sequence, kvHead, outRow);
+  softmax.store<T>(acc, outRow, rows.valid);
 }
 
 } // namespace kvrt::device

@@ -203,7 +203,6 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   constexpr int kKeys = Keys;
   constexpr int kKeyTiles = kKeys / 8;
   constexpr int kDimTiles = HeadDim / 8;
-  constexpr int kChunks = HeadDim * int(sizeof(T)) / 16;
   constexpr int kQueryBytes = kPrefillRows * HeadDim * int(sizeof(T));
   constexpr int kTileBytes = kKeys * HeadDim * int(sizeof(T));
   unsigned char *const keyTiles = shared + 2 * kQueryBytes;
@@ -284,45 +283,17 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   unsigned char *const query = shared + c * kQueryBytes;
   const int firstRow = tile * kPrefillWsRows + c * kPrefillRows;
 
-  auto queryRow = [&](int R) {
-    const int token = R / GroupSize;
-    const int head = kvHead * GroupSize + R % GroupSize;
-    return static_cast<const T *>(p.queries) +
-           ((int64_t(sequence) * p.num_tokens + token) * p.num_q_heads + head) *
-               int64_t(HeadDim);
-  };
   {
-    constexpr int kRowsPerPass = 128 / kChunks;
-    const int chunk = local % kChunks;
-#pragma unroll
-    for (int u = 0; u < kPrefillRows / kRowsPerPass; ++u) {
-      const int q = local / kChunks + u * kRowsPerPass;
-      const int R = firstRow + q;
-      const bool valid = R < rowsPerSequence;
-      const T *source = valid ? queryRow(R) + chunk * (16 / int(sizeof(T)))
-                              : static_cast<const T *>(p.queries);
-      copyAsync16(query + wgmma::swizzledOffset(kPrefillRows, q, chunk), source,
-                  valid);
-    }
+    copyQueryTile<T, HeadDim, GroupSize>(p, sequence, kvHead, firstRow, local,
+                                         query);
     commitCopies();
     waitCopies();
     wgmma::sharedProxyFence();
     warpgroupBarrier(1 + c);
   }
 
-  int position[2];
-  bool rowValid[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int R = firstRow + warp * 16 + r + 8 * half;
-    rowValid[half] = R < rowsPerSequence;
-    position[half] =
-        length - p.num_tokens + (rowValid[half] ? R / GroupSize : 0);
-  }
-  const int warpFirstRow = firstRow + warp * 16;
-  const bool warpRowsValid = warpFirstRow + 15 < rowsPerSequence;
-  const int warpPosition = length - p.num_tokens +
-                           min(warpFirstRow, rowsPerSequence - 1) / GroupSize;
+  const WarpRows<Causal, GroupSize> rows(p, length, rowsPerSequence,
+                                         firstRow + warp * 16, r);
   const int keyEnd =
       firstRow < rowsPerSequence ? visibleKeys(firstRow, kPrefillRows) : 0;
   const int myTiles = (keyEnd + kKeys - 1) / kKeys;
@@ -387,10 +358,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     const int first = kt * kKeys;
     const float oldMax[2] = {softmax.runningMax[0], softmax.runningMax[1]};
     float unused[1][4] = {};
-    const bool needsMask = !warpRowsValid || first + kKeys > keyEnd ||
-                           (Causal && first + kKeys - 1 > warpPosition);
-    softmax.update<Causal>(scores, unused, needsMask, first, keyEnd, rowValid,
-                           position, scaleLog2);
+    softmax.update<Causal>(scores, unused, rows.needsMask(first, kKeys, keyEnd),
+                           first, keyEnd, rows.valid, rows.position, scaleLog2);
 #pragma unroll
     for (int half = 0; half < 2; ++half)
       factor[half] = oldMax[half] == -INFINITY
@@ -483,12 +452,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   }
 
   T *outRow[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half)
-    outRow[half] = static_cast<T *>(p.out) +
-                   (queryRow(firstRow + warp * 16 + r + 8 * half) -
-                    static_cast<const T *>(p.queries));
-  softmax.store<T>(acc, outRow, rowValid);
+  rows.template outputs<T, HeadDim>(p, sequence, kvHead, outRow);
+  softmax.store<T>(acc, outRow, rows.valid);
 }
 
 } // namespace kvrt::device
