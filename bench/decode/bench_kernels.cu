@@ -511,6 +511,12 @@ __launch_bounds__(kvrt::device::kPrefillWsThreads,
                   1) void kvcc_prefill_ws3o128(kvrt_attention_params p) {
   prefillWsOnly<3, 128, 240>(p);
 }
+// kvrt's configuration alone: two slots of 128-key tiles at 240.
+__global__
+__launch_bounds__(kvrt::device::kPrefillWsThreads,
+                  1) void kvcc_prefill_ws2o128(kvrt_attention_params p) {
+  prefillWsOnly<2, 128, 240>(p);
+}
 
 namespace {
 /// 0: the kernels kvcc emits; 1: 32-key tiles; 2: two blocks per SM;
@@ -666,7 +672,9 @@ extern "C" int kvcc_bench_read(const void *data, int64_t bytes, void *sink,
 /// layout and the dynamic shared memory its body needs: `variant` 0 the
 /// kernel kvcc emits on 64-row blocks, 1 kvcc_prefill_keys64, 2
 /// kvcc_prefill_keys128, 3/4/5 kvcc_prefill_ws3o/3or/3o128 (384 threads,
-/// 128 query rows per block). Returns a cudaError_t.
+/// 128 query rows per block), 6 the kernel kvcc emits on the
+/// warp-specialized layout, 7 kvcc_prefill_ws2o128 (the same body alone).
+/// Returns a cudaError_t.
 extern "C" int kvcc_bench_prefill_direct(
     int variant, const void *poolBase, int64_t pageBytes, const int32_t *indptr,
     const int32_t *kvLens, const int32_t *indices, const void *queries,
@@ -679,14 +687,18 @@ extern "C" int kvcc_bench_prefill_direct(
       reinterpret_cast<const void *>(&kvcc_prefill_keys128),
       reinterpret_cast<const void *>(&kvcc_prefill_ws3o),
       reinterpret_cast<const void *>(&kvcc_prefill_ws3or),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws3o128)};
-  constexpr int kKeys[] = {64, 64, 128, 64, 64, 128};
-  if (variant < 0 || variant > 5)
+      reinterpret_cast<const void *>(&kvcc_prefill_ws3o128),
+      reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4),
+      reinterpret_cast<const void *>(&kvcc_prefill_ws2o128)};
+  constexpr int kKeys[] = {64, 64, 128, 64, 64, 128, 128, 128};
+  if (variant < 0 || variant > 7)
     return int(cudaErrorInvalidValue);
   const void *kernel = kernels[variant];
   const bool ws = variant >= 3;
-  const int sharedBytes = ws ? prefillWsSharedBytes(128, 3, kKeys[variant])
-                             : prefillWgmmaSharedBytes(128, kKeys[variant]);
+  const int stages = variant >= 6 ? kPrefillWsStages : 3;
+  const int sharedBytes = ws
+                              ? prefillWsSharedBytes(128, stages, kKeys[variant])
+                              : prefillWgmmaSharedBytes(128, kKeys[variant]);
   const int rowsPerBlock = ws ? kPrefillWsRows : kPrefillRows;
   const int threads = ws ? kPrefillWsThreads : kAttentionThreads;
   cudaError_t error = cudaFuncSetAttribute(

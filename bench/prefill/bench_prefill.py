@@ -24,6 +24,7 @@ import sys
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention.bias import causal_lower_right
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "decode"))
 from bench_decode import (KVRT_DTYPE_F16, Kvrt, PagedCache,  # noqa: E402
@@ -55,6 +56,11 @@ def main():
     ap.add_argument("--shapes", default=None,
                     help="B x S shapes to time instead of ANCHORS.md's, e.g. "
                          "8x1024,8x2048 (comma-separated)")
+    ap.add_argument("--chunks", default=None,
+                    help="time causal prefill chunks after a cached prefix "
+                         "instead, B x prefix x chunk, e.g. 1x7168x1024 "
+                         "(comma-separated); writes prefill_chunks_h200."
+                         "{json,md}")
     ap.add_argument("--non-causal", action="store_true",
                     help="time non-causal attention instead (every query sees "
                          "every key; FLOPs 4·B·Hq·S²·D); writes "
@@ -63,6 +69,8 @@ def main():
     causal = not args.non_causal
     torch.manual_seed(0)
     kvrt = Kvrt(args.lib_dir)
+    if args.chunks:
+        return run_chunks(args, kvrt)
     kvrt.lib.kvrt_sequence_truncate.argtypes = [
         ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p]
     props = torch.cuda.get_device_properties(0)
@@ -190,11 +198,15 @@ def main():
                         # through the same launcher (64-row blocks); ws3o,
                         # ws3or and ws3o128 the warp-specialized body with
                         # three slots of 64-key tiles (168 or 240
-                        # registers) or of 128-key tiles (240).
+                        # registers) or of 128-key tiles (240); directws the
+                        # emitted kernel on 128-row blocks, ws2o128 its
+                        # body alone (two slots of 128-key tiles, 240).
                         pages = ResidentPages(kvrt, k, v, PAGE)
                         for variant, vname in [(0, "direct"), (1, "keys64"),
                                                (2, "keys128"), (3, "ws3o"),
-                                               (4, "ws3or"), (5, "ws3o128")]:
+                                               (4, "ws3or"), (5, "ws3o128"),
+                                               (6, "directws"),
+                                               (7, "ws2o128")]:
                             def dfn(variant=variant):
                                 status = kvrt.bench.kvcc_bench_prefill_direct(
                                     variant, pages.pool.data_ptr(),
@@ -269,6 +281,155 @@ def main():
             f"{g('append_ms', '.3f')} |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, stem + ".md"), "w") as f:
+        f.write(text)
+    print(text)
+    if failures:
+        print("CORRECTNESS FAILURES:", *failures, sep="\n  ")
+        sys.exit(1)
+
+
+def chunk_reference(q, k, v):
+    """Float32 attention of the chunk's queries q [B, Hq, C, d] over keys
+    k/v [B, Hkv, S, d] (S = prefix + C): query t sees keys 0 .. S - C + t
+    (the causal mask aligned at the bottom right), one sequence at a time."""
+    B, hq, C, d = q.shape
+    S, group = k.shape[2], hq // k.shape[1]
+    visible = (torch.arange(S, device=q.device)[None, :] <=
+               torch.arange(C, device=q.device)[:, None] + (S - C))
+    out = torch.empty(B, hq, C, d, device=q.device, dtype=torch.float32)
+    for b in range(B):
+        kb = k[b].float().repeat_interleave(group, dim=0)
+        vb = v[b].float().repeat_interleave(group, dim=0)
+        scores = q[b].float() @ kb.transpose(1, 2) / math.sqrt(d)
+        scores.masked_fill_(~visible, float("-inf"))
+        out[b] = torch.softmax(scores, dim=-1) @ vb
+        del kb, vb, scores
+    return out
+
+
+def run_chunks(args, kvrt):
+    """Chunked prefill: B sequences whose caches hold `prefix` tokens and
+    the chunk's `chunk` tokens (appended first, as a serving engine does);
+    the chunk's queries attend causally over all of them. kvcc through
+    kvrt_attention_launch with the runtime's choice of body and each body
+    forced (KVRT_PREFILL_WS=1, =0); torch SDPA's FlashAttention backend on
+    contiguous tensors with causal_lower_right's mask (checked against the
+    reference like kvcc)."""
+    props = torch.cuda.get_device_properties(0)
+    print(f"{props.name}, torch {torch.__version__}", flush=True)
+    rows, failures = [], []
+    hq, hkv = GQA[0]
+    group = hq // hkv
+    shapes = [tuple(int(x) for x in c.split("x"))
+              for c in args.chunks.split(",")]
+    for dname in args.dtypes.split(","):
+        dtype = torch.bfloat16 if dname == "bf16" else torch.float16
+        kdtype = KVRT_DTYPE_BF16 if dname == "bf16" else KVRT_DTYPE_F16
+        kernel = kvrt.bench.kvcc_bench_prefill_kernel(kdtype, group, 1)
+        for B, P, C in shapes:
+            S = P + C
+            q = torch.randn(B, hq, C, HEAD_DIM, device="cuda", dtype=dtype)
+            k = torch.randn(B, hkv, S, HEAD_DIM, device="cuda", dtype=dtype)
+            v = torch.randn(B, hkv, S, HEAD_DIM, device="cuda", dtype=dtype)
+            # Query t sees P + t + 1 keys.
+            flops = 4.0 * B * hq * HEAD_DIM * (C * P + C * (C + 1) / 2)
+            scale = 1.0 / math.sqrt(HEAD_DIM)
+            ref = chunk_reference(q, k, v)
+            row = dict(dtype=dname, hq=hq, hkv=hkv, B=B, prefix=P, chunk=C,
+                       d=HEAD_DIM, page=PAGE, flops=flops)
+            # SDPA refuses is_causal when the lengths differ (its mask is
+            # aligned at the top left); causal_lower_right's bias runs
+            # FlashAttention's causal kernel, aligned at the bottom right.
+            # Where it takes no GQA, K/V are repeated per query head.
+            mask = causal_lower_right(C, S)
+            for gqa in (True, False):
+                kk, vv = (k, v) if gqa else (
+                    k.repeat_interleave(group, dim=1),
+                    v.repeat_interleave(group, dim=1))
+                try:
+                    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+                        fn = lambda: F.scaled_dot_product_attention(
+                            q, kk, vv, attn_mask=mask, enable_gqa=gqa)
+                        row["flash_err"] = rel_error(fn(), ref)
+                        if not row["flash_err"] < ERROR_BOUND[dname]:
+                            raise RuntimeError(
+                                f"error {row['flash_err']:.2e} against the "
+                                f"reference")
+                        row["flash_ms"] = time_ms(fn, reps=9, calls=3)
+                    row["flash_TFLOPs"] = flops / row["flash_ms"] / 1e9
+                    row["flash_gqa"] = gqa
+                    row.pop("flash_error", None)
+                    break
+                except Exception as ex:  # report, keep going
+                    row["flash_error"] = str(ex)[:200]
+                finally:
+                    del kk, vv
+            try:
+                cache = PagedCache(kvrt, k, v, PAGE, kdtype)
+                qk = q.transpose(1, 2).contiguous()
+                out = torch.empty_like(qk)
+                stream = torch.cuda.current_stream().cuda_stream
+
+                def fn():
+                    kvrt.check(kvrt.lib.kvrt_attention_launch(
+                        cache.cache, B, cache.ids, C, hq, qk.data_ptr(),
+                        out.data_ptr(), scale, 1, kernel, kvrt.threads,
+                        stream), "kvrt_attention_launch")
+                for knob, key in [(None, "kvcc"), ("1", "kvcc_ws"),
+                                  ("0", "kvcc_wgmma64")]:
+                    if knob is not None:
+                        os.environ["KVRT_PREFILL_WS"] = knob
+                    err = checked_run(fn, out, ref)
+                    row[f"{key}_err"] = err
+                    if not err < ERROR_BOUND[dname]:
+                        failures.append(f"{key} {dname} B={B} P={P} C={C}: "
+                                        f"error {err}")
+                    else:
+                        row[f"{key}_ms"] = time_ms(fn, reps=9, calls=3)
+                        row[f"{key}_TFLOPs"] = flops / row[f"{key}_ms"] / 1e9
+                    os.environ.pop("KVRT_PREFILL_WS", None)
+                cache.close()
+                del cache, qk, out
+            except Exception as ex:  # report, keep going
+                failures.append(f"kvcc {dname} B={B} P={P} C={C}: {ex}")
+            if "flash_ms" in row and "kvcc_ms" in row:
+                row["speedup_vs_flash"] = row["flash_ms"] / row["kvcc_ms"]
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            del q, k, v, ref
+            torch.cuda.empty_cache()
+    result = dict(device=props.name, torch=torch.__version__,
+                  error_bound=ERROR_BOUND, failures=failures, rows=rows)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "prefill_chunks_h200.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    lines = ["# Prefill chunks after a cached prefix on " + props.name, "",
+             "GQA 32/8, d=128, causal; B sequences hold prefix + chunk tokens "
+             "in kvcc's paged cache (page 16); the chunk's queries see the "
+             "prefix and the chunk up to themselves. TFLOP/s = "
+             "4·B·Hq·D·(C·P + C(C+1)/2) / time. kvcc: the runtime's choice "
+             "(warp-specialized body where rows see >= 1536 keys on average, "
+             "else the 64-row wgmma body); ws / wgmma64: each body forced "
+             "(KVRT_PREFILL_WS=1 / 0). flash: torch SDPA's FlashAttention "
+             "backend on contiguous tensors with causal_lower_right's mask "
+             "(is_causal is aligned at the top left when the lengths differ "
+             "and SDPA refuses it).", "",
+             "| dtype | B | prefix | chunk | kvcc ms | kvcc TFLOP/s | "
+             "ws TFLOP/s | wgmma64 TFLOP/s | flash TFLOP/s | vs flash | "
+             "kvcc err |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        def g(key, fmt):
+            return format(r[key], fmt) if key in r else "n/a"
+        lines.append(
+            f"| {r['dtype']} | {r['B']} | {r['prefix']} | {r['chunk']} | "
+            f"{g('kvcc_ms', '.3f')} | {g('kvcc_TFLOPs', '.0f')} | "
+            f"{g('kvcc_ws_TFLOPs', '.0f')} | "
+            f"{g('kvcc_wgmma64_TFLOPs', '.0f')} | "
+            f"{g('flash_TFLOPs', '.0f')} | {g('speedup_vs_flash', '.2f')} | "
+            f"{g('kvcc_err', '.1e')} |")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(args.out, "prefill_chunks_h200.md"), "w") as f:
         f.write(text)
     print(text)
     if failures:
