@@ -619,6 +619,107 @@ TEST(GpuSplitKTest, PrefillRowsOfManyKeysTakeTheWarpSpecializedBody) {
                    15);
 }
 
+TEST(GpuSplitKTest, PlanReportsTheLayoutAndSplitOfALaunch) {
+  SKIP_WITHOUT_GPU();
+  // kvrt_attention_plan: the layout a call gets, from the rules the CPU
+  // tests above cover (planSplits, prefillWsPays, prefillWsEligible) and
+  // this device's and kernel's attributes.
+  const int numKvHeads = 8, numQHeads = 32, headDim = 128, pageSize = 16;
+  std::mt19937 rng(53);
+  RandomDeviceCache longRows, shortRows;
+  ASSERT_NO_FATAL_FAILURE(fillRandomDeviceCache({3000, 200, 1700}, numKvHeads,
+                                                headDim, KVRT_DTYPE_F16,
+                                                pageSize, rng, longRows));
+  ASSERT_NO_FATAL_FAILURE(fillRandomDeviceCache({300, 80}, numKvHeads, headDim,
+                                                KVRT_DTYPE_F16, pageSize, rng,
+                                                shortRows));
+  const GpuKernel &kernel = kernelNamed("f16_d128_g4_p16_causal");
+  const GpuKernel &legacy = kernelNamed("legacy_f16_d128_g4_p16_causal");
+  auto plan = [&](const RandomDeviceCache &c, int tokens, const GpuKernel &k,
+                  bool scored = false) {
+    kvrt_attention_plan_info info;
+    std::memset(&info, 0xff, sizeof(info));
+    EXPECT_EQ(kvrt_attention_plan(c.cache, int32_t(c.ids.size()), c.ids.data(),
+                                  tokens, numQHeads, 1, k.function,
+                                  attentionThreads(), scored, &info),
+              KVRT_OK)
+        << kvrt_last_error();
+    return info;
+  };
+  int major = 0, minor = 0;
+  ASSERT_EQ(
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0),
+      cudaSuccess);
+  ASSERT_EQ(
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0),
+      cudaSuccess);
+  cudaFuncAttributes attributes{};
+  ASSERT_EQ(cudaFuncGetAttributes(&attributes, kernel.function), cudaSuccess);
+  const bool wsEligible = kvrt::cuda::prefillWsEligible(
+      major, minor, attributes.maxThreadsPerBlock, attributes.numRegs);
+
+  // One query token: the decode layout, a block per (token, kv head) row
+  // and split; 3 rows of up to 188 pages on a whole GPU get split.
+  kvrt_attention_plan_info decode = plan(longRows, 1, kernel);
+  EXPECT_EQ(decode.query_tile_rows, 0);
+  EXPECT_EQ(decode.grid[0], numKvHeads);
+  EXPECT_EQ(decode.grid[1], 3);
+  EXPECT_GT(decode.num_splits, 1);
+  EXPECT_EQ(decode.grid[2], decode.num_splits);
+  EXPECT_GT(decode.pages_per_split, 0);
+  EXPECT_LT(int64_t(decode.pages_per_split) * (decode.num_splits - 1),
+            (3000 + pageSize - 1) / pageSize);
+  EXPECT_EQ(decode.shared_bytes, 0);
+  {
+    ForcedSplits four(4);
+    kvrt_attention_plan_info forced = plan(longRows, 1, kernel);
+    EXPECT_EQ(forced.num_splits, 4);
+    EXPECT_EQ(forced.grid[2], 4);
+    EXPECT_EQ(forced.pages_per_split, (188 + 3) / 4);
+  }
+
+  // 70 tokens x 4 heads: the prefill layout, unsplit. Rows that see 2965
+  // keys on average take the warp-specialized body where the kernel and
+  // device allow it; short rows, the legacy kernel's 128-thread blocks and
+  // KVRT_PREFILL_WS=0 the 64-row blocks.
+  kvrt_attention_plan_info longPrefill = plan(longRows, 70, kernel);
+  EXPECT_EQ(longPrefill.query_tile_rows, wsEligible ? 128 : 64);
+  EXPECT_EQ(longPrefill.block_threads, wsEligible ? 384 : 128);
+  EXPECT_EQ(longPrefill.num_splits, 1);
+  EXPECT_EQ(longPrefill.grid[0], numKvHeads);
+  EXPECT_EQ(longPrefill.grid[1], 3 * (wsEligible ? 3 : 5));
+  EXPECT_EQ(longPrefill.grid[2], 1);
+  EXPECT_GT(longPrefill.shared_bytes, 0);
+  kvrt_attention_plan_info shortPrefill = plan(shortRows, 70, kernel);
+  EXPECT_EQ(shortPrefill.query_tile_rows, 64);
+  EXPECT_EQ(shortPrefill.block_threads, 128);
+  EXPECT_EQ(shortPrefill.grid[1], 2 * 5);
+  EXPECT_EQ(plan(longRows, 70, legacy).query_tile_rows, 64);
+  {
+    ScopedEnv off("KVRT_PREFILL_WS", "0");
+    EXPECT_EQ(plan(longRows, 70, kernel).query_tile_rows, 64);
+  }
+  // The key-score hook keeps the decode layout.
+  kvrt_attention_plan_info scored = plan(longRows, 70, kernel, true);
+  EXPECT_EQ(scored.query_tile_rows, 0);
+  EXPECT_EQ(scored.grid[1], 3 * 70);
+
+  kvrt_attention_plan_info info;
+  EXPECT_KVRT_ERROR(kvrt_attention_plan(longRows.cache, 3, longRows.ids.data(),
+                                        201, numQHeads, 1, kernel.function, 128,
+                                        0, &info),
+                    KVRT_ERROR_INVALID_ARGUMENT,
+                    "holds 200 tokens, fewer than num_tokens 201");
+  EXPECT_KVRT_ERROR(
+      kvrt_attention_plan(longRows.cache, 3, longRows.ids.data(), 1, numQHeads,
+                          1, kernel.function, 100, 0, &info),
+      KVRT_ERROR_INVALID_ARGUMENT, "threads 100 must be a multiple of 32");
+  EXPECT_KVRT_ERROR(kvrt_attention_plan(longRows.cache, 3, longRows.ids.data(),
+                                        1, numQHeads, 1, nullptr, 128, 0,
+                                        &info),
+                    KVRT_ERROR_INVALID_ARGUMENT, "kernel must not be null");
+}
+
 TEST(GpuSplitKTest, PrefillChunkWithEmptySplits) {
   SKIP_WITHOUT_GPU();
   // More splits than the short row has pages, and causal queries whose

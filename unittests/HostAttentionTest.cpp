@@ -325,4 +325,34 @@ TEST(HostAttentionTest, LaunchNeedsCudaPool) {
         << kvrt_last_error();
 }
 
+TEST(HostAttentionTest, PlanNeedsCudaPoolAndChecksArguments) {
+  kvrt_cache_desc desc = makeDesc(1, 16, KVRT_DTYPE_F32, 4, 16);
+  PoolPtr pool = makePool(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 8);
+  kvrt_cache *cache = makeCache(pool.get(), desc);
+  int32_t id = makeSequence(pool.get());
+  Tensor kv(KVRT_DTYPE_F32, 16);
+  ASSERT_EQ(kvrt_append(cache, 1, &id, 1, kv.data(), kv.data(), nullptr),
+            KVRT_OK);
+  int dummyKernel = 0;
+  kvrt_attention_plan_info info;
+  if (!kvrt_has_cuda()) {
+    EXPECT_KVRT_ERROR(kvrt_attention_plan(cache, 1, &id, 1, 1, 1, &dummyKernel,
+                                          128, 0, &info),
+                      KVRT_ERROR_UNSUPPORTED, "built without CUDA");
+    return;
+  }
+  EXPECT_KVRT_ERROR(
+      kvrt_attention_plan(cache, 1, &id, 1, 1, 1, &dummyKernel, 128, 0, &info),
+      KVRT_ERROR_UNSUPPORTED, "host pool");
+  EXPECT_KVRT_ERROR(kvrt_attention_plan(cache, 1, &id, 1, 1, 1, &dummyKernel,
+                                        128, 0, nullptr),
+                    KVRT_ERROR_INVALID_ARGUMENT, "out must not be null");
+  EXPECT_KVRT_ERROR(kvrt_attention_plan(nullptr, 1, &id, 1, 1, 1, &dummyKernel,
+                                        128, 0, &info),
+                    KVRT_ERROR_INVALID_ARGUMENT, "cache must not be null");
+  EXPECT_KVRT_ERROR(
+      kvrt_attention_plan(cache, 1, &id, 2, 1, 1, &dummyKernel, 128, 0, &info),
+      KVRT_ERROR_INVALID_ARGUMENT, "holds 1 tokens, fewer than num_tokens 2");
+}
+
 } // namespace

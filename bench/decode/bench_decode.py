@@ -58,6 +58,16 @@ class CacheDesc(ctypes.Structure):
                 ("capacity", ctypes.c_int64)]
 
 
+class PlanInfo(ctypes.Structure):
+    """kvrt_attention_plan_info."""
+    _fields_ = [("query_tile_rows", ctypes.c_int32),
+                ("num_splits", ctypes.c_int32),
+                ("pages_per_split", ctypes.c_int32),
+                ("block_threads", ctypes.c_int32),
+                ("shared_bytes", ctypes.c_int32),
+                ("grid", ctypes.c_int32 * 3)]
+
+
 class Kvrt:
     """ctypes bindings of the parts of kvrt.h the benchmark uses."""
 
@@ -81,6 +91,9 @@ class Kvrt:
         lib.kvrt_attention_launch_scored.argtypes = [
             vp, i32, ctypes.POINTER(i32), i32, i32, vp, vp, ctypes.c_float, i32,
             vp, i32, vp, i64, vp]
+        lib.kvrt_attention_plan.argtypes = [
+            vp, i32, ctypes.POINTER(i32), i32, i32, i32, vp, i32, i32,
+            ctypes.POINTER(PlanInfo)]
         self.bench.kvcc_bench_kernel.restype = vp
         self.bench.kvcc_bench_kernel.argtypes = [ctypes.c_int, ctypes.c_int]
         self.bench.kvcc_bench_set_variant.argtypes = [ctypes.c_int]
@@ -104,6 +117,20 @@ class Kvrt:
     def check(self, status, what):
         if status != 0:
             raise RuntimeError(f"{what}: {self.lib.kvrt_last_error().decode()}")
+
+    def plan(self, cache, num_tokens, num_q_heads, causal, kernel,
+             scored=False):
+        """kvrt_attention_plan for a PagedCache's batch: the launch
+        kvrt_attention_launch makes (layout, split, block), as a dict."""
+        info = PlanInfo()
+        self.check(self.lib.kvrt_attention_plan(
+            cache.cache, cache.batch, cache.ids, num_tokens, num_q_heads,
+            int(causal), kernel, self.threads, int(scored), ctypes.byref(info)),
+            "kvrt_attention_plan")
+        return dict(query_tile_rows=info.query_tile_rows,
+                    num_splits=info.num_splits,
+                    block_threads=info.block_threads,
+                    shared_bytes=info.shared_bytes, grid=list(info.grid))
 
 
 class PagedCache:
@@ -590,6 +617,9 @@ def main():
                 fn = lambda: cache.attention(qk, out, group, page, scale)
                 err = checked_run(fn, out, ref)
                 key = f"kvcc_api_p{page}"
+                # The launch the call makes: split count and block size.
+                row[f"{key}_plan"] = kvrt.plan(cache, 1, hq, False,
+                                               cache.kernel(group, page))
                 row[f"{key}_err"] = err
                 if not err < ERROR_BOUND:
                     failures.append(f"{key} hq={hq} B={B} S={S}: error {err}")

@@ -122,6 +122,7 @@ def main():
                             out.data_ptr(), scale, int(causal), kernel,
                             kvrt.threads,
                             stream), "kvrt_attention_launch")
+                    row["kvcc_plan"] = kvrt.plan(cache, S, hq, causal, kernel)
                     err = checked_run(fn, out, ref)
                     row["kvcc_err"] = err
                     if not err < ERROR_BOUND[dname]:
@@ -259,20 +260,23 @@ def main():
              "here 1 x 8K and 4 x 4K), else its 64-row wgmma body; wgmma64 is "
              "that body everywhere in the same kernel (KVRT_PREFILL_WS=0; what "
              "kernels compiled for 128-thread blocks run, there about 5% "
-             "slower at 1 x 8K), mma.sync its "
+             "slower at 1 x 8K; kvcc body: what kvrt_attention_plan "
+             "reports), mma.sync its "
              "mma.sync body "
              "(KVRT_PREFILL_WGMMA=0, what GPUs before sm_90 run); append ms: "
              "kvrt_append of the B x S chunk's K/V into the paged cache (a "
              "separate step).", "",
-             "| dtype | B | S | kvcc ms | cuDNN ms | flash ms | kvcc TFLOP/s | "
-             "cuDNN TFLOP/s | flash TFLOP/s | vs cuDNN | kvcc err | "
-             "kvcc wgmma64 TFLOP/s | kvcc mma.sync TFLOP/s | append ms |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| dtype | B | S | kvcc body | kvcc ms | cuDNN ms | flash ms | "
+             "kvcc TFLOP/s | cuDNN TFLOP/s | flash TFLOP/s | vs cuDNN | "
+             "kvcc err | kvcc wgmma64 TFLOP/s | kvcc mma.sync TFLOP/s | "
+             "append ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         def g(key, fmt):
             return format(r[key], fmt) if key in r else "n/a"
         lines.append(
-            f"| {r['dtype']} | {r['B']} | {r['S']} | {g('kvcc_ms', '.3f')} | "
+            f"| {r['dtype']} | {r['B']} | {r['S']} | "
+            f"{body(r.get('kvcc_plan'))} | {g('kvcc_ms', '.3f')} | "
             f"{g('cudnn_ms', '.3f')} | {g('flash_ms', '.3f')} | "
             f"{g('kvcc_TFLOPs', '.0f')} | {g('cudnn_TFLOPs', '.0f')} | "
             f"{g('flash_TFLOPs', '.0f')} | {g('speedup_vs_cudnn', '.2f')} | "
@@ -286,6 +290,14 @@ def main():
     if failures:
         print("CORRECTNESS FAILURES:", *failures, sep="\n  ")
         sys.exit(1)
+
+
+def body(plan):
+    """The prefill body a kvrt_attention_plan dict names (sm_90a)."""
+    if not plan:
+        return "n/a"
+    return {0: "decode", 64: "64-row", 128: "warp-specialized"}.get(
+        plan["query_tile_rows"], str(plan["query_tile_rows"]))
 
 
 def chunk_reference(q, k, v):
@@ -379,6 +391,7 @@ def run_chunks(args, kvrt):
                                   ("0", "kvcc_wgmma64")]:
                     if knob is not None:
                         os.environ["KVRT_PREFILL_WS"] = knob
+                    row[f"{key}_plan"] = kvrt.plan(cache, C, hq, True, kernel)
                     err = checked_run(fn, out, ref)
                     row[f"{key}_err"] = err
                     if not err < ERROR_BOUND[dname]:
@@ -409,21 +422,23 @@ def run_chunks(args, kvrt):
              "prefix and the chunk up to themselves. TFLOP/s = "
              "4·B·Hq·D·(C·P + C(C+1)/2) / time. kvcc: the runtime's choice "
              "(warp-specialized body where rows see >= 1536 keys on average, "
-             "else the 64-row wgmma body); ws / wgmma64: each body forced "
+             "else the 64-row wgmma body; kvcc body: what "
+             "kvrt_attention_plan reports); ws / wgmma64: each body forced "
              "(KVRT_PREFILL_WS=1 / 0). flash: torch SDPA's FlashAttention "
              "backend on contiguous tensors with causal_lower_right's mask "
              "(is_causal is aligned at the top left when the lengths differ "
              "and SDPA refuses it).", "",
-             "| dtype | B | prefix | chunk | kvcc ms | kvcc TFLOP/s | "
-             "ws TFLOP/s | wgmma64 TFLOP/s | flash TFLOP/s | vs flash | "
-             "kvcc err |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| dtype | B | prefix | chunk | kvcc body | kvcc ms | "
+             "kvcc TFLOP/s | ws TFLOP/s | wgmma64 TFLOP/s | flash TFLOP/s | "
+             "vs flash | kvcc err |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         def g(key, fmt):
             return format(r[key], fmt) if key in r else "n/a"
         lines.append(
             f"| {r['dtype']} | {r['B']} | {r['prefix']} | {r['chunk']} | "
-            f"{g('kvcc_ms', '.3f')} | {g('kvcc_TFLOPs', '.0f')} | "
+            f"{body(r.get('kvcc_plan'))} | {g('kvcc_ms', '.3f')} | "
+            f"{g('kvcc_TFLOPs', '.0f')} | "
             f"{g('kvcc_ws_TFLOPs', '.0f')} | "
             f"{g('kvcc_wgmma64_TFLOPs', '.0f')} | "
             f"{g('flash_TFLOPs', '.0f')} | {g('speedup_vs_flash', '.2f')} | "

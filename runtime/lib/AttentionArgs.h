@@ -1,7 +1,8 @@
 //===- AttentionArgs.h - Checks shared by attention entry points ---*- C++ -*-//
 //
-// kvrt_attention_host and kvrt_attention_launch take the same arguments and
-// obey the same rules; one validator keeps their messages identical.
+// kvrt_attention_host, kvrt_attention_launch and kvrt_attention_plan take the
+// same arguments and obey the same rules; one validator keeps their messages
+// identical.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_LIB_ATTENTIONARGS_H
@@ -27,6 +28,14 @@ kvrt_status validateAttention(const kvrt_cache *cache, int32_t batch,
                               const void *out, const char *function,
                               std::vector<int64_t> &lengths,
                               SequenceLocks &locks);
+
+/// validateAttention without the query and output buffers (what
+/// kvrt_attention_plan takes).
+kvrt_status validateAttentionRows(const kvrt_cache *cache, int32_t batch,
+                                  const int32_t *seqIds, int32_t numTokens,
+                                  int32_t numQHeads, const char *function,
+                                  std::vector<int64_t> &lengths,
+                                  SequenceLocks &locks);
 
 } // namespace kvrt
 

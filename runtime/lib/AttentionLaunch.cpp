@@ -31,6 +31,54 @@ constexpr int64_t kMaxGridY = 65535;
 
 namespace {
 
+/// What kvrt_attention_launch and kvrt_attention_plan check after the
+/// arguments every attention call shares: a CUDA pool, a kernel, a block
+/// size and a grid the launch can take.
+kvrt_status checkLaunch(const char *fn, const kvrt_cache *cache, int32_t batch,
+                        int32_t num_tokens, const void *kernel,
+                        int32_t threads) {
+  if (cache->pool->device != KVRT_DEVICE_CUDA)
+    return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
+                      "%s: the cache lives in a host pool; compiled kernels "
+                      "read CUDA pools only (use kvrt_attention_host)",
+                      fn);
+  KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(kernel, fn, "kernel"));
+  if (threads < 32 || threads > 1024 || threads % 32 != 0)
+    return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                      "%s: threads %d must be a multiple of 32 in [32, 1024]",
+                      fn, threads);
+  if (static_cast<int64_t>(batch) * num_tokens > kMaxGridY)
+    return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                      "%s: batch %d x num_tokens %d exceeds %lld, the most "
+                      "blocks the grid's y dimension holds",
+                      fn, batch, num_tokens, static_cast<long long>(kMaxGridY));
+  return KVRT_OK;
+}
+
+/// The launch's shape in kvrt_attention_params (no tables or buffers).
+kvrt_attention_params shapeParams(const kvrt_cache *cache, int32_t batch,
+                                  int32_t num_tokens, int32_t num_q_heads,
+                                  int32_t causal) {
+  kvrt_attention_params params{};
+  params.batch = batch;
+  params.num_tokens = num_tokens;
+  params.num_q_heads = num_q_heads;
+  params.num_kv_heads = cache->desc.num_kv_heads;
+  params.head_dim = cache->desc.head_dim;
+  params.page_size = cache->desc.page_size;
+  params.causal = causal ? 1 : 0;
+  return params;
+}
+
+/// The batch's longest sequence: splits are sized for it (the kernel
+/// covers any longer head row whole in its last split).
+int64_t longest(const std::vector<int64_t> &lengths) {
+  int64_t result = 0;
+  for (int64_t length : lengths)
+    result = std::max(result, length);
+  return result;
+}
+
 /// kvrt_attention_launch and kvrt_attention_launch_scored; `keyScores`
 /// may be null.
 kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
@@ -51,12 +99,8 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
     KVRT_RETURN_IF_ERROR(
         kvrt::validateAttention(cache, batch, seq_ids, num_tokens, num_q_heads,
                                 queries, out, fn, lengths, locks));
-    if (cache->pool->device != KVRT_DEVICE_CUDA)
-      return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
-                        "%s: the cache lives in a host pool; compiled kernels "
-                        "read CUDA pools only (use kvrt_attention_host)",
-                        fn);
-    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(kernel, fn, "kernel"));
+    KVRT_RETURN_IF_ERROR(
+        checkLaunch(fn, cache, batch, num_tokens, kernel, threads));
     // The kernels read query rows as 16-byte vectors (and the prefill
     // bodies copy them with cp.async).
     for (const auto &[pointer, name] :
@@ -66,31 +110,16 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
         return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
                           "%s: %s (%p) must be aligned to 16 bytes", fn, name,
                           pointer);
-    if (threads < 32 || threads > 1024 || threads % 32 != 0)
-      return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
-                        "%s: threads %d must be a multiple of 32 in [32, 1024]",
-                        fn, threads);
-    if (static_cast<int64_t>(batch) * num_tokens > kMaxGridY)
-      return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
-                        "%s: batch %d x num_tokens %d exceeds %lld, the most "
-                        "blocks the grid's y dimension holds",
-                        fn, batch, num_tokens,
-                        static_cast<long long>(kMaxGridY));
 
-    if (keyScores) {
+    const int64_t maxLength = longest(lengths);
+    if (keyScores && keyScoresStride < maxLength)
       // Head lengths never exceed their sequence's.
-      int64_t longest = 0;
-      for (int64_t length : lengths)
-        longest = std::max(longest, length);
-      if (keyScoresStride < longest)
-        return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
-                          "%s: key_scores_stride %lld is below the longest "
-                          "sequence of the batch (%lld tokens)",
-                          fn, static_cast<long long>(keyScoresStride),
-                          static_cast<long long>(longest));
-    }
+      return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                        "%s: key_scores_stride %lld is below the longest "
+                        "sequence of the batch (%lld tokens)",
+                        fn, static_cast<long long>(keyScoresStride),
+                        static_cast<long long>(maxLength));
 
-    const int64_t numKvHeads = cache->desc.num_kv_heads;
     const kvrt_pool &pool = *cache->pool;
     KVRT_RETURN_IF_ERROR(
         kvrt::cuda::checkNotCapturing(stream, pool.cudaDevice, fn));
@@ -101,28 +130,18 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
     KVRT_RETURN_IF_ERROR(
         kvrt::getDeviceTables(cache, locks, stream, &tables, fn));
 
-    kvrt_attention_params params{};
+    kvrt_attention_params params =
+        shapeParams(cache, batch, num_tokens, num_q_heads, causal);
     params.pool_base = pool.base;
     params.page_bytes = pool.pageBytes;
     tables.fill(params);
     params.queries = queries;
     params.out = out;
-    params.batch = batch;
-    params.num_tokens = num_tokens;
-    params.num_q_heads = num_q_heads;
-    params.num_kv_heads = static_cast<int32_t>(numKvHeads);
-    params.head_dim = cache->desc.head_dim;
-    params.page_size = cache->desc.page_size;
     params.scale = scale;
-    params.causal = causal ? 1 : 0;
     params.key_scores = keyScores;
     params.key_scores_stride = keyScores ? keyScoresStride : 0;
 
-    // Step 2, launch. Splits are sized for the longest sequence; the kernel
-    // covers any longer row whole in its last split.
-    int64_t maxLength = 0;
-    for (int64_t length : lengths)
-      maxLength = std::max(maxLength, length);
+    // Step 2, launch (planAttention's plan, SplitK.h).
     const kvrt_status launched = kvrt::cuda::launchSplitAttention(
         kernel, params, cache->desc.dtype, maxLength, threads, pool.cudaDevice,
         stream, fn);
@@ -147,6 +166,41 @@ kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
   return launchAttention("kvrt_attention_launch", cache, batch, seq_ids,
                          num_tokens, num_q_heads, queries, out, scale, causal,
                          kernel, threads, nullptr, 0, stream);
+}
+
+extern "C" kvrt_status kvrt_attention_plan(
+    const kvrt_cache *cache, int32_t batch, const int32_t *seq_ids,
+    int32_t num_tokens, int32_t num_q_heads, int32_t causal, const void *kernel,
+    int32_t threads, int32_t scored, kvrt_attention_plan_info *out) {
+  const char *fn = "kvrt_attention_plan";
+  return kvrt::guardCall(fn, [&]() -> kvrt_status {
+    if (!kvrt::cuda::isBuiltWithCuda())
+      return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
+                        "%s: this kvrt was built without CUDA (configure with "
+                        "-DKVCC_ENABLE_CUDA=ON)",
+                        fn);
+    KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(out, fn, "out"));
+    std::vector<int64_t> lengths;
+    kvrt::SequenceLocks locks;
+    KVRT_RETURN_IF_ERROR(kvrt::validateAttentionRows(
+        cache, batch, seq_ids, num_tokens, num_q_heads, fn, lengths, locks));
+    KVRT_RETURN_IF_ERROR(
+        checkLaunch(fn, cache, batch, num_tokens, kernel, threads));
+    const kvrt_attention_params params =
+        shapeParams(cache, batch, num_tokens, num_q_heads, causal);
+    kvrt::cuda::AttentionPlan plan;
+    KVRT_RETURN_IF_ERROR(kvrt::cuda::planAttention(
+        kernel, params, cache->desc.dtype, longest(lengths), threads,
+        scored != 0, cache->pool->cudaDevice, &plan, fn));
+    out->query_tile_rows = plan.queryTileRows;
+    out->num_splits = plan.numSplits;
+    out->pages_per_split = plan.pagesPerSplit;
+    out->block_threads = plan.threads;
+    out->shared_bytes = plan.sharedBytes;
+    for (int i = 0; i < 3; ++i)
+      out->grid[i] = static_cast<int32_t>(plan.grid[i]);
+    return KVRT_OK;
+  });
 }
 
 extern "C" kvrt_status kvrt_attention_launch_scored(

@@ -20,3 +20,13 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *,
               "-DKVCC_ENABLE_CUDA=ON)",
               function);
 }
+
+kvrt_status kvrt::cuda::planAttention(const void *,
+                                      const kvrt_attention_params &, kvrt_dtype,
+                                      int64_t, int, bool, int, AttentionPlan *,
+                                      const char *function) {
+  return fail(KVRT_ERROR_UNSUPPORTED,
+              "%s: this kvrt was built without CUDA (configure with "
+              "-DKVCC_ENABLE_CUDA=ON)",
+              function);
+}

@@ -803,21 +803,19 @@ SplitPlan kvrt::cuda::planSplits(int64_t baseBlocks, int64_t maxPages,
   return SplitPlan();
 }
 
-kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
-                                             kvrt_attention_params &params,
-                                             kvrt_dtype dtype,
-                                             int64_t maxLength, int threads,
-                                             int device, void *stream,
-                                             const char *function) {
+kvrt_status kvrt::cuda::planAttention(const void *kernel,
+                                      const kvrt_attention_params &params,
+                                      kvrt_dtype dtype, int64_t maxLength,
+                                      int threads, bool scored, int device,
+                                      AttentionPlan *out,
+                                      const char *function) {
   ScopedDevice scoped(device);
-  cudaStream_t cudaStream = static_cast<cudaStream_t>(stream);
-  params.dtype = int32_t(dtype);
-  params.query_tile_rows = 0;
-  int major = 0;
+  AttentionPlan plan;
   KVRT_RETURN_IF_ERROR(deviceAttribute(
       device, cudaDevAttrComputeCapabilityMajor,
-      "cudaDeviceGetAttribute (compute capability)", &major, function));
-  if (!params.key_scores && usePrefillLayout(params, dtype, major, threads)) {
+      "cudaDeviceGetAttribute (compute capability)", &plan.computeMajor,
+      function));
+  if (!scored && usePrefillLayout(params, dtype, plan.computeMajor, threads)) {
     // Many query rows: blocks of 64 or 128 (token, group head) rows that
     // share each K/V tile (attention_prefill*.cuh); no split.
     int minor = 0;
@@ -825,26 +823,20 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
         device, cudaDevAttrComputeCapabilityMinor,
         "cudaDeviceGetAttribute (compute capability)", &minor, function));
     PrefillLaunch launch = {};
-    KVRT_RETURN_IF_ERROR(prefillLaunch(device, kernel, params, maxLength, major,
-                                       minor, threads, &launch, function));
+    KVRT_RETURN_IF_ERROR(prefillLaunch(device, kernel, params, maxLength,
+                                       plan.computeMajor, minor, threads,
+                                       &launch, function));
     const int group = params.num_q_heads / params.num_kv_heads;
     const int64_t tiles =
         (int64_t(params.num_tokens) * group + launch.rows - 1) / launch.rows;
-    params.query_tile_rows = launch.rows;
-    params.num_splits = 1;
-    params.pages_per_split = 0;
-    params.partial_out = nullptr;
-    params.partial_lse = nullptr;
-    kvrt_attention_params copy = params;
-    void *args[] = {&copy};
-    const dim3 grid(unsigned(params.num_kv_heads),
-                    unsigned(int64_t(params.batch) * tiles), 1);
-    cudaError_t error =
-        cudaLaunchKernel(kernel, grid, dim3(launch.threads), args,
-                         size_t(launch.sharedBytes), cudaStream);
-    if (error == cudaSuccess)
-      error = cudaGetLastError();
-    return error == cudaSuccess ? KVRT_OK : launchError(error, function);
+    plan.queryTileRows = launch.rows;
+    plan.threads = launch.threads;
+    plan.sharedBytes = launch.sharedBytes;
+    plan.grid[0] = params.num_kv_heads;
+    plan.grid[1] = int64_t(params.batch) * tiles;
+    plan.grid[2] = 1;
+    *out = plan;
+    return KVRT_OK;
   }
   const int64_t rows = int64_t(params.batch) * params.num_tokens;
   const int64_t baseBlocks = rows * params.num_kv_heads;
@@ -862,31 +854,54 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   // Every split should give each warp at least one page.
   const int64_t warps = threads / 32;
 
-  SplitPlan plan;
+  SplitPlan split;
   if (forced) {
-    plan = fixedSplits(std::min(forced, kMaxSplits), maxPages);
+    split = fixedSplits(std::min(forced, kMaxSplits), maxPages);
   } else {
     int perSm = 0;
     KVRT_RETURN_IF_ERROR(blocksPerSm(device, kernel, threads, &perSm, function));
-    plan = lastPlan(baseBlocks, maxPages / std::max<int64_t>(1, warps),
-                    int64_t(sms) * perSm);
+    split = lastPlan(baseBlocks, maxPages / std::max<int64_t>(1, warps),
+                     int64_t(sms) * perSm);
     // planSplits counted groups of `warps` pages; convert back to pages.
-    if (plan.numSplits > 1)
-      plan = fixedSplits(plan.numSplits, maxPages);
+    if (split.numSplits > 1)
+      split = fixedSplits(split.numSplits, maxPages);
   }
+  plan.numSplits = split.numSplits;
+  plan.pagesPerSplit = split.pagesPerSplit;
+  plan.threads = threads;
+  plan.grid[0] = params.num_kv_heads;
+  plan.grid[1] = rows;
+  plan.grid[2] = std::max(1, split.numSplits);
+  *out = plan;
+  return KVRT_OK;
+}
+
+kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
+                                             kvrt_attention_params &params,
+                                             kvrt_dtype dtype,
+                                             int64_t maxLength, int threads,
+                                             int device, void *stream,
+                                             const char *function) {
+  ScopedDevice scoped(device);
+  cudaStream_t cudaStream = static_cast<cudaStream_t>(stream);
+  const bool scored = params.key_scores != nullptr;
+  AttentionPlan plan;
+  KVRT_RETURN_IF_ERROR(planAttention(kernel, params, dtype, maxLength, threads,
+                                     scored, device, &plan, function));
+  params.dtype = int32_t(dtype);
+  params.query_tile_rows = plan.queryTileRows;
   params.num_splits = plan.numSplits;
   params.pages_per_split = plan.pagesPerSplit;
   params.partial_out = nullptr;
   params.partial_lse = nullptr;
-
-  const dim3 grid(unsigned(params.num_kv_heads), unsigned(rows),
-                  unsigned(std::max(1, plan.numSplits)));
-  const bool scored = params.key_scores != nullptr;
+  const dim3 grid(unsigned(plan.grid[0]), unsigned(plan.grid[1]),
+                  unsigned(plan.grid[2]));
   if (plan.numSplits <= 1 && !scored) {
     kvrt_attention_params copy = params;
     void *args[] = {&copy};
     cudaError_t error =
-        cudaLaunchKernel(kernel, grid, dim3(threads), args, 0, cudaStream);
+        cudaLaunchKernel(kernel, grid, dim3(unsigned(plan.threads)), args,
+                         size_t(plan.sharedBytes), cudaStream);
     if (error == cudaSuccess)
       error = cudaGetLastError();
     return error == cudaSuccess ? KVRT_OK : launchError(error, function);
@@ -894,7 +909,8 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
 
   // Workspace: split partials, then the key-score hook's parts (the
   // longest row's slots a row, not the caller's key_scores_stride).
-  const int64_t heads = rows * params.num_q_heads;
+  const int64_t heads =
+      int64_t(params.batch) * params.num_tokens * params.num_q_heads;
   const int64_t slots = plan.numSplits > 1 ? heads * plan.numSplits : 0;
   const WorkspaceLayout layout = workspaceLayout(
       heads, slots, params.head_dim, scored, maxLength,
@@ -913,7 +929,7 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   bool dependent = false;
   if (slots)
     KVRT_RETURN_IF_ERROR(
-        mergeWaits(device, dtype, major, &dependent, function));
+        mergeWaits(device, dtype, plan.computeMajor, &dependent, function));
   Workspace &workspace = workspaceOf(device);
   std::lock_guard<std::mutex> lock(workspace.mutex);
   KVRT_RETURN_IF_ERROR(workspace.acquire(bytes, cudaStream, function));
@@ -932,7 +948,8 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   kvrt_attention_params copy = params;
   void *args[] = {&copy};
   cudaError_t error =
-      cudaLaunchKernel(kernel, grid, dim3(threads), args, 0, cudaStream);
+      cudaLaunchKernel(kernel, grid, dim3(unsigned(plan.threads)), args, 0,
+                       cudaStream);
   if (error == cudaSuccess)
     error = cudaGetLastError();
   if (error != cudaSuccess)

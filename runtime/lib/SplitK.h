@@ -201,6 +201,32 @@ inline WorkspaceLayout workspaceLayout(int64_t heads, int64_t slots,
   return layout;
 }
 
+/// How launchSplitAttention runs a launch: the layout, block, grid and
+/// split it chooses (kvrt_attention_plan_info's fields).
+struct AttentionPlan {
+  /// params.query_tile_rows: 0 for the decode layout (a block per query
+  /// token and kv head), else the prefill layout's rows per block.
+  int queryTileRows = 0;
+  int32_t numSplits = 1;
+  int32_t pagesPerSplit = 0;
+  int threads = 0;
+  /// Dynamic shared memory per block.
+  int sharedBytes = 0;
+  int64_t grid[3] = {0, 0, 0};
+  /// The device's compute capability (major).
+  int computeMajor = 0;
+};
+
+/// The plan of launchSplitAttention for the same arguments, `scored` for a
+/// launch with the key-score hook; queues nothing (where the prefill layout
+/// needs more dynamic shared memory than the kernel's default limit, the
+/// limit is raised as the launch would).
+kvrt_status planAttention(const void *kernel,
+                          const kvrt_attention_params &params, kvrt_dtype dtype,
+                          int64_t maxLength, int threads, bool scored,
+                          int device, AttentionPlan *plan,
+                          const char *function);
+
 /// Launches `kernel` (a compiled `__global__ void(kvrt_attention_params)`)
 /// over `params`, whose num_splits, pages_per_split and workspace fields it
 /// fills, and merges the splits into params.out when there are several.

@@ -454,6 +454,44 @@ kvrt_status kvrt_attention_launch_scored(
     float scale, int32_t causal, const void *kernel, int32_t threads,
     float *key_scores, int64_t key_scores_stride, void *stream);
 
+/** How kvrt_attention_launch (or, with `scored`, _scored) runs a call:
+ *  what kvrt_attention_plan reports. */
+typedef struct kvrt_attention_plan_info {
+  /** Query rows per block: 0 for the decode layout (a block per query
+   *  token and kv head, all its group's heads), else the prefill layout's
+   *  64 (the mma.sync or, on sm_90a, the 64-row wgmma body) or 128 (the
+   *  warp-specialized body, sm_90a). */
+  int32_t query_tile_rows;
+  /** Parts each (sequence, kv head) row's pages are split into (decode
+   *  layout), merged by a second kernel when above 1. */
+  int32_t num_splits;
+  /** Pages per split (the last split takes the rest); 0 when unsplit. */
+  int32_t pages_per_split;
+  /** Threads per block. */
+  int32_t block_threads;
+  /** Dynamic shared memory per block, bytes. */
+  int32_t shared_bytes;
+  /** Blocks: x kv heads, y (sequence, token) rows or (sequence, row tile)
+   *  pairs, z splits. */
+  int32_t grid[3];
+} kvrt_attention_plan_info;
+
+/** The launch kvrt_attention_launch would make for the same arguments
+ *  (kvrt_attention_launch_scored's when `scored` is non-zero) on the
+ *  cache's device as the batch is now: its layout, split and block shape,
+ *  into `out`; queues nothing and needs no query or output buffers. Same
+ *  checks as kvrt_attention_launch otherwise, the same knobs
+ *  (KVRT_DECODE_SPLITS, KVRT_DECODE_WIDE, KVRT_PREFILL_LAYOUT,
+ *  KVRT_PREFILL_WS, KVRT_PREFILL_WGMMA), and, like the launch, it may raise
+ *  `kernel`'s dynamic shared memory limit for the prefill layout. For
+ *  tests, tuning and logging which body a call runs; the plan holds until
+ *  the sequences' lengths change. */
+kvrt_status kvrt_attention_plan(const kvrt_cache *cache, int32_t batch,
+                                const int32_t *seq_ids, int32_t num_tokens,
+                                int32_t num_q_heads, int32_t causal,
+                                const void *kernel, int32_t threads,
+                                int32_t scored, kvrt_attention_plan_info *out);
+
 #ifdef __cplusplus
 }
 #endif
