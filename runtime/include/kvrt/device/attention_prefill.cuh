@@ -103,15 +103,20 @@ __device__ __forceinline__ uint32_t sharedAddress(const void *pointer) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
 }
 
-/// Copies 16 bytes to shared memory asynchronously; zero-fills when not
-/// `valid` (then `source` is not read).
-__device__ __forceinline__ void copyAsync16(void *destination,
+/// Copies 16 bytes to shared memory (at shared-window address
+/// `destination`) asynchronously; zero-fills when not `valid` (then
+/// `source` is not read).
+__device__ __forceinline__ void copyAsync16(uint32_t destination,
                                             const void *source, bool valid) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
-                   sharedAddress(destination)),
+                   destination),
                "l"(source), "r"(valid ? 16 : 0));
 #endif
+}
+__device__ __forceinline__ void copyAsync16(void *destination,
+                                            const void *source, bool valid) {
+  copyAsync16(sharedAddress(destination), source, valid);
 }
 
 __device__ __forceinline__ void commitCopies() {

@@ -38,70 +38,102 @@ namespace kvrt::device {
 
 namespace prefill {
 
-/// Whether a page holds whole passes of a tile's rows (see TilePages).
+/// The tile copies below split a `Keys`-key tile among the 4 warps of the
+/// copying warpgroup (threads threadIdx.x % 128): warp w copies rows
+/// [w Keys/4, (w + 1) Keys/4), each warp instruction 32 / kChunks whole
+/// rows (16 lanes a 256-byte row at d128 fp16), so that a warp's rows lie
+/// on Keys/4 / PageSize whole pages or inside one page and a lane looks up
+/// no page but those. Where a page holds fewer rows than one instruction
+/// (kWarpPageCopy false: pages of 1-2 tokens), each row's page is looked
+/// up instead.
 template <typename T, int HeadDim, int PageSize, int Keys>
-inline constexpr bool kWholePasses =
-    128 / (HeadDim * int(sizeof(T)) / 16) <= PageSize &&Keys % PageSize == 0;
+inline constexpr bool kWarpPageCopy =
+    PageSize % (32 / (HeadDim * int(sizeof(T)) / 16)) == 0;
 
-/// Addresses of the pages of one `Keys`-key tile (null past the row's
-/// length), read once and used for its keys and, a tile later, its values.
+/// Pages one warp's rows of a tile touch.
+template <int PageSize, int Keys>
+inline constexpr int kWarpTilePages =
+    Keys / 4 > PageSize ? Keys / 4 / PageSize : 1;
+
+/// Where each of this warp's pages of one `Keys`-key tile holds the warp's
+/// first row on it (null past the row's length): read once per tile and
+/// used for its keys and values.
 template <int PageSize, int Keys> struct TilePages {
-  const char *page[Keys % PageSize == 0 ? Keys / PageSize : 1];
+  const char *page[kWarpTilePages<PageSize, Keys>];
 };
 
-/// The pages of the tile whose first key (a multiple of Keys) is `first`.
+/// This warp's pages of the tile whose first key (a multiple of Keys) is
+/// `first`.
 template <typename T, int HeadDim, int PageSize, int Keys>
 __device__ __forceinline__ TilePages<PageSize, Keys>
 tilePages(const PagedRow &row, int first, int length) {
+  using Layout = PageLayout<T, HeadDim, PageSize>;
   TilePages<PageSize, Keys> result{};
-  if constexpr (kWholePasses<T, HeadDim, PageSize, Keys>) {
-    const int firstPage = first / PageSize;
-    const int pages = (length - first + PageSize - 1) / PageSize;
+  if constexpr (kWarpPageCopy<T, HeadDim, PageSize, Keys>) {
+    const int warpFirst = first + (threadIdx.x % 128) / 32 * (Keys / 4);
 #pragma unroll
-    for (int i = 0; i < Keys / PageSize; ++i)
-      result.page[i] = i < pages
-                           ? row.pageAddress(__ldg(row.pages + firstPage + i))
-                           : nullptr;
+    for (int i = 0; i < kWarpTilePages<PageSize, Keys>; ++i) {
+      const int key = warpFirst + i * PageSize;
+      result.page[i] =
+          key < length ? row.pageAddress(__ldg(row.pages + key / PageSize)) +
+                             (key % PageSize) * Layout::kRowBytes
+                       : nullptr;
+    }
   }
   return result;
 }
 
 /// Starts the copy of keys (`values` false) or values of the `Keys`-key
 /// tile whose first key (a multiple of Keys) is `first` into the swizzled
-/// tile at `tile`; keys at or past `length` are zeros. Thread i copies chunk
-/// i % kChunks of rows i / kChunks + u * (128 / kChunks). Where a page holds
-/// whole passes of rows (kWholePasses), the rows' addresses are constant
-/// offsets from the pages' (`pages`, from tilePages), and tiles wholly
-/// below `length` copy without per-row tests.
+/// tile at `tile` (see kWarpPageCopy for who copies what); keys at or past
+/// `length` are zeros. Rows' sources are constant offsets from the warp's
+/// pages (`pages`, from tilePages) and their destinations from one
+/// address per swizzle phase, and tiles wholly below `length` copy without
+/// per-row tests.
 template <typename T, int HeadDim, int PageSize, int Keys>
 __device__ __forceinline__ void
 copySwizzledTile(const PagedRow &row, const TilePages<PageSize, Keys> &pages,
                  int first, int length, bool values, unsigned char *tile) {
   using Layout = PageLayout<T, HeadDim, PageSize>;
   constexpr int kChunks = HeadDim * int(sizeof(T)) / 16;
-  constexpr int kRowsPerPass = 128 / kChunks;
-  static_assert(kRowsPerPass % 8 == 0, "a pass must cover whole swizzle rows");
-  const int c = threadIdx.x % kChunks;
-  const int firstRow = threadIdx.x / kChunks;
+  constexpr int kStep = 32 / kChunks; // rows per warp instruction
+  constexpr int kWarpRows = Keys / 4;
+  // Rows 8 apart share the swizzle: kPhases destinations, then steps of
+  // 8 rows.
+  constexpr int kPhases = 8 / kStep;
+  static_assert(kWarpRows % 8 == 0, "a warp must copy whole swizzle rows");
+  const int lane = threadIdx.x % 32;
+  const int c = lane % kChunks;
+  const int laneRow = lane / kChunks;
+  const int warpRow = (threadIdx.x % 128) / 32 * kWarpRows;
   const int64_t offset = (values ? Layout::kValueOffset : 0) + 16 * c;
-  // Rows firstRow + 8 k share the swizzle: destinations step 128 bytes/row.
-  unsigned char *const destination =
-      tile + wgmma::swizzledOffset(Keys, firstRow, c);
-  if constexpr (kWholePasses<T, HeadDim, PageSize, Keys>) {
-    constexpr int kPassesPerPage = PageSize / kRowsPerPass;
+  uint32_t destination[kPhases];
+#pragma unroll
+  for (int p = 0; p < kPhases; ++p)
+    destination[p] =
+        sharedAddress(tile) +
+        wgmma::swizzledOffset(Keys, warpRow + laneRow + kStep * p, c);
+  auto target = [&](int u) {
+    return destination[u % kPhases] + (u / kPhases) * 8 * wgmma::kRowBytes;
+  };
+  if constexpr (kWarpPageCopy<T, HeadDim, PageSize, Keys>) {
+    const char *source[kWarpTilePages<PageSize, Keys>];
+#pragma unroll
+    for (int i = 0; i < kWarpTilePages<PageSize, Keys>; ++i)
+      source[i] = pages.page[i] + offset + laneRow * Layout::kRowBytes;
     auto copyRows = [&](auto checked) {
 #pragma unroll
-      for (int i = 0; i < Keys / PageSize; ++i) {
-        const char *page = pages.page[i] + offset;
-#pragma unroll
-        for (int j = 0; j < kPassesPerPage; ++j) {
-          const int slot = j * kRowsPerPass + firstRow;
-          const int r = i * PageSize + slot;
-          const bool valid = !decltype(checked)::value || first + r < length;
-          copyAsync16(destination + (r - firstRow) * wgmma::kRowBytes,
-                      valid ? page + slot * Layout::kRowBytes : row.poolBase,
-                      valid);
-        }
+      for (int u = 0; u < kWarpRows / kStep; ++u) {
+        // Row laneRow + kStep u of the warp's, on its page i.
+        constexpr int kPerPage = PageSize < kWarpRows ? PageSize : kWarpRows;
+        const int i = kStep * u / kPerPage;
+        const bool valid = !decltype(checked)::value ||
+                           first + warpRow + laneRow + kStep * u < length;
+        copyAsync16(target(u),
+                    valid ? source[i] + (kStep * u - i * kPerPage) *
+                                            Layout::kRowBytes
+                          : row.poolBase,
+                    valid);
       }
     };
     if (first + Keys <= length)
@@ -110,11 +142,10 @@ copySwizzledTile(const PagedRow &row, const TilePages<PageSize, Keys> &pages,
       copyRows(std::true_type());
   } else {
 #pragma unroll
-    for (int u = 0; u < Keys / kRowsPerPass; ++u) {
-      const int r = firstRow + u * kRowsPerPass;
-      const int key = first + r;
+    for (int u = 0; u < kWarpRows / kStep; ++u) {
+      const int key = first + warpRow + laneRow + kStep * u;
       const bool valid = key < length;
-      copyAsync16(destination + (r - firstRow) * wgmma::kRowBytes,
+      copyAsync16(target(u),
                   tileRowSource<T, HeadDim, PageSize>(row, key, offset, valid),
                   valid);
     }
