@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Bar chart of bench/results/prefill_h200.json: TFLOP/s of kvcc's prefill
-body, torch SDPA cuDNN and FlashAttention per shape.
+"""Bar chart of bench/results/prefill_h200.json (or _noncausal.json):
+TFLOP/s of kvcc's prefill, torch SDPA cuDNN and FlashAttention per shape.
 
 Usage: python3 bench/prefill/plot_prefill.py bench/results/prefill_h200.json
-(writes prefill_h200.png beside the JSON; needs matplotlib)."""
+(writes the PNG of the same name beside the JSON; needs matplotlib)."""
 import json
 import os
 import sys
@@ -19,7 +19,8 @@ def main():
     result = json.load(open(path))
     rows = result["rows"]
     labels = [f"{r['dtype']}\n{r['B']}x{r['S'] // 1024}K" for r in rows]
-    series = [("kvcc (paged, wgmma body)", "kvcc_TFLOPs"),
+    causal = result.get("causal", True)
+    series = [("kvcc (paged)", "kvcc_TFLOPs"),
               ("SDPA cuDNN", "cudnn_TFLOPs"),
               ("SDPA flash", "flash_TFLOPs")]
     width = 0.27
@@ -29,12 +30,14 @@ def main():
         ax.bar(xs, [r.get(key, 0.0) for r in rows], width, label=name)
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(labels)
-    ax.set_ylabel("TFLOP/s (causal)")
-    ax.set_title(f"Causal prefill, GQA 32/8, d=128 — {result['device']}")
+    kind = "causal" if causal else "non-causal"
+    ax.set_ylabel(f"TFLOP/s ({kind})")
+    ax.set_title(f"{kind.capitalize()} prefill, GQA 32/8, d=128 — "
+                 f"{result['device']}")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    out = os.path.join(os.path.dirname(path), "prefill_h200.png")
+    out = os.path.splitext(path)[0] + ".png"
     fig.savefig(out, dpi=120)
     print("wrote", out)
 
