@@ -244,7 +244,9 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   }
   __syncthreads();
 
-  const int group = threadIdx.x / 128;
+  // Broadcast from lane 0 so that ptxas sees it warp-uniform (as
+  // CUTLASS's canonical_warp_group_idx does).
+  const int group = __shfl_sync(0xffffffffu, int(threadIdx.x) / 128, 0);
   if (group == 0) {
     if constexpr (ConsumerRegisters > 0)
       setMaxRegisters<false, 24>();
