@@ -301,14 +301,28 @@ TEST(HostAttentionTest, QueryHeadsMustBeMultipleOfKvHeads) {
       "num_q_heads 6 is not a multiple of the cache's 4 kv heads");
 }
 
-TEST(HostAttentionTest, LaunchNeedsCudaPool) {
-  kvrt_cache_desc desc = makeDesc(1, 16, KVRT_DTYPE_F32, 4, 16);
-  PoolPtr pool = makePool(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 8);
-  kvrt_cache *cache = makeCache(pool.get(), desc);
-  int32_t id = makeSequence(pool.get());
-  Tensor kv(KVRT_DTYPE_F32, 16);
-  ASSERT_EQ(kvrt_append(cache, 1, &id, 1, kv.data(), kv.data(), nullptr),
-            KVRT_OK);
+/// A host cache of one kv head holding one token: what the CUDA entry
+/// points must refuse.
+class OneTokenHostCacheTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    desc = makeDesc(1, 16, KVRT_DTYPE_F32, 4, 16);
+    pool = makePool(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 8);
+    ASSERT_TRUE(pool);
+    cache = makeCache(pool.get(), desc);
+    id = makeSequence(pool.get());
+    Tensor kv(KVRT_DTYPE_F32, 16);
+    ASSERT_EQ(kvrt_append(cache, 1, &id, 1, kv.data(), kv.data(), nullptr),
+              KVRT_OK);
+  }
+
+  kvrt_cache_desc desc{};
+  PoolPtr pool;
+  kvrt_cache *cache = nullptr;
+  int32_t id = -1;
+};
+
+TEST_F(OneTokenHostCacheTest, LaunchNeedsCudaPool) {
   Tensor q(KVRT_DTYPE_F32, 16), out(KVRT_DTYPE_F32, 16);
   int dummyKernel = 0;
   kvrt_status status =
@@ -325,14 +339,7 @@ TEST(HostAttentionTest, LaunchNeedsCudaPool) {
         << kvrt_last_error();
 }
 
-TEST(HostAttentionTest, PlanNeedsCudaPoolAndChecksArguments) {
-  kvrt_cache_desc desc = makeDesc(1, 16, KVRT_DTYPE_F32, 4, 16);
-  PoolPtr pool = makePool(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 8);
-  kvrt_cache *cache = makeCache(pool.get(), desc);
-  int32_t id = makeSequence(pool.get());
-  Tensor kv(KVRT_DTYPE_F32, 16);
-  ASSERT_EQ(kvrt_append(cache, 1, &id, 1, kv.data(), kv.data(), nullptr),
-            KVRT_OK);
+TEST_F(OneTokenHostCacheTest, PlanNeedsCudaPoolAndChecksArguments) {
   int dummyKernel = 0;
   kvrt_attention_plan_info info;
   if (!kvrt_has_cuda()) {

@@ -234,20 +234,11 @@ def main():
                     del cache, qk, out
                 except Exception as ex:  # report, keep going
                     failures.append(f"kvcc {dname} B={B} S={S}: {ex}")
-                if "cudnn_ms" in row and "kvcc_ms" in row:
-                    row["speedup_vs_cudnn"] = row["cudnn_ms"] / row["kvcc_ms"]
-                if "flash_ms" in row and "kvcc_ms" in row:
-                    row["speedup_vs_flash"] = row["flash_ms"] / row["kvcc_ms"]
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+                finish_row(row, rows, ("cudnn", "flash"))
                 del q, k, v, ref
                 torch.cuda.empty_cache()
-    result = dict(device=props.name, torch=torch.__version__, causal=causal,
-                  error_bound=ERROR_BOUND, failures=failures, rows=rows)
-    os.makedirs(args.out, exist_ok=True)
     stem = "prefill_h200" if causal else "prefill_h200_noncausal"
-    with open(os.path.join(args.out, stem + ".json"), "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(args.out, stem, props, rows, failures, causal=causal)
     flops_text = "4·B·Hq·S²·D/2" if causal else "4·B·Hq·S²·D"
     lines = [("# Causal" if causal else "# Non-causal") +
              " prefill attention on " + props.name, "",
@@ -272,17 +263,15 @@ def main():
              "append ms |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        def g(key, fmt):
-            return format(r[key], fmt) if key in r else "n/a"
         lines.append(
             f"| {r['dtype']} | {r['B']} | {r['S']} | "
-            f"{body(r.get('kvcc_plan'))} | {g('kvcc_ms', '.3f')} | "
-            f"{g('cudnn_ms', '.3f')} | {g('flash_ms', '.3f')} | "
-            f"{g('kvcc_TFLOPs', '.0f')} | {g('cudnn_TFLOPs', '.0f')} | "
-            f"{g('flash_TFLOPs', '.0f')} | {g('speedup_vs_cudnn', '.2f')} | "
-            f"{g('kvcc_err', '.1e')} | {g('kvcc_wgmma64_TFLOPs', '.0f')} | "
-            f"{g('kvcc_mmasync_TFLOPs', '.0f')} | "
-            f"{g('append_ms', '.3f')} |")
+            f"{body(r.get('kvcc_plan'))} | {cell(r, 'kvcc_ms', '.3f')} | "
+            f"{cell(r, 'cudnn_ms', '.3f')} | {cell(r, 'flash_ms', '.3f')} | "
+            f"{cell(r, 'kvcc_TFLOPs', '.0f')} | {cell(r, 'cudnn_TFLOPs', '.0f')} | "
+            f"{cell(r, 'flash_TFLOPs', '.0f')} | {cell(r, 'speedup_vs_cudnn', '.2f')} | "
+            f"{cell(r, 'kvcc_err', '.1e')} | {cell(r, 'kvcc_wgmma64_TFLOPs', '.0f')} | "
+            f"{cell(r, 'kvcc_mmasync_TFLOPs', '.0f')} | "
+            f"{cell(r, 'append_ms', '.3f')} |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, stem + ".md"), "w") as f:
         f.write(text)
@@ -290,6 +279,31 @@ def main():
     if failures:
         print("CORRECTNESS FAILURES:", *failures, sep="\n  ")
         sys.exit(1)
+
+
+def cell(row, key, fmt):
+    """A markdown table cell: row[key] formatted, or n/a."""
+    return format(row[key], fmt) if key in row else "n/a"
+
+
+def finish_row(row, rows, anchors):
+    """Adds speedup_vs_<anchor> (anchor time over kvcc's) where both were
+    timed, prints the row as a JSON line and appends it to `rows`."""
+    for anchor in anchors:
+        if f"{anchor}_ms" in row and "kvcc_ms" in row:
+            row[f"speedup_vs_{anchor}"] = row[f"{anchor}_ms"] / row["kvcc_ms"]
+    print(json.dumps(row), flush=True)
+    rows.append(row)
+
+
+def write_json(out, stem, props, rows, failures, **extra):
+    """Writes OUT/STEM.json: the device, torch, the error bounds, the
+    failures and the rows (and `extra` fields)."""
+    result = dict(device=props.name, torch=torch.__version__, **extra,
+                  error_bound=ERROR_BOUND, failures=failures, rows=rows)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, stem + ".json"), "w") as f:
+        json.dump(result, f, indent=1)
 
 
 def body(plan):
@@ -405,17 +419,10 @@ def run_chunks(args, kvrt):
                 del cache, qk, out
             except Exception as ex:  # report, keep going
                 failures.append(f"kvcc {dname} B={B} P={P} C={C}: {ex}")
-            if "flash_ms" in row and "kvcc_ms" in row:
-                row["speedup_vs_flash"] = row["flash_ms"] / row["kvcc_ms"]
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            finish_row(row, rows, ("flash",))
             del q, k, v, ref
             torch.cuda.empty_cache()
-    result = dict(device=props.name, torch=torch.__version__,
-                  error_bound=ERROR_BOUND, failures=failures, rows=rows)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "prefill_chunks_h200.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(args.out, "prefill_chunks_h200", props, rows, failures)
     lines = ["# Prefill chunks after a cached prefix on " + props.name, "",
              "GQA 32/8, d=128, causal; B sequences hold prefix + chunk tokens "
              "in kvcc's paged cache (page 16); the chunk's queries see the "
@@ -433,16 +440,14 @@ def run_chunks(args, kvrt):
              "vs flash | kvcc err |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        def g(key, fmt):
-            return format(r[key], fmt) if key in r else "n/a"
         lines.append(
             f"| {r['dtype']} | {r['B']} | {r['prefix']} | {r['chunk']} | "
-            f"{body(r.get('kvcc_plan'))} | {g('kvcc_ms', '.3f')} | "
-            f"{g('kvcc_TFLOPs', '.0f')} | "
-            f"{g('kvcc_ws_TFLOPs', '.0f')} | "
-            f"{g('kvcc_wgmma64_TFLOPs', '.0f')} | "
-            f"{g('flash_TFLOPs', '.0f')} | {g('speedup_vs_flash', '.2f')} | "
-            f"{g('kvcc_err', '.1e')} |")
+            f"{body(r.get('kvcc_plan'))} | {cell(r, 'kvcc_ms', '.3f')} | "
+            f"{cell(r, 'kvcc_TFLOPs', '.0f')} | "
+            f"{cell(r, 'kvcc_ws_TFLOPs', '.0f')} | "
+            f"{cell(r, 'kvcc_wgmma64_TFLOPs', '.0f')} | "
+            f"{cell(r, 'flash_TFLOPs', '.0f')} | {cell(r, 'speedup_vs_flash', '.2f')} | "
+            f"{cell(r, 'kvcc_err', '.1e')} |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "prefill_chunks_h200.md"), "w") as f:
         f.write(text)

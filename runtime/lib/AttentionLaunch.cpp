@@ -31,6 +31,16 @@ constexpr int64_t kMaxGridY = 65535;
 
 namespace {
 
+/// KVRT_ERROR_UNSUPPORTED where kvrt was built without CUDA.
+kvrt_status checkBuiltWithCuda(const char *fn) {
+  if (kvrt::cuda::isBuiltWithCuda())
+    return KVRT_OK;
+  return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
+                    "%s: this kvrt was built without CUDA (configure with "
+                    "-DKVCC_ENABLE_CUDA=ON)",
+                    fn);
+}
+
 /// What kvrt_attention_launch and kvrt_attention_plan check after the
 /// arguments every attention call shares: a CUDA pool, a kernel, a block
 /// size and a grid the launch can take.
@@ -89,11 +99,7 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
                             int32_t threads, float *keyScores,
                             int64_t keyScoresStride, void *stream) {
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
-    if (!kvrt::cuda::isBuiltWithCuda())
-      return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
-                        "%s: this kvrt was built without CUDA (configure with "
-                        "-DKVCC_ENABLE_CUDA=ON)",
-                        fn);
+    KVRT_RETURN_IF_ERROR(checkBuiltWithCuda(fn));
     std::vector<int64_t> lengths;
     kvrt::SequenceLocks locks;
     KVRT_RETURN_IF_ERROR(
@@ -174,11 +180,7 @@ extern "C" kvrt_status kvrt_attention_plan(
     int32_t threads, int32_t scored, kvrt_attention_plan_info *out) {
   const char *fn = "kvrt_attention_plan";
   return kvrt::guardCall(fn, [&]() -> kvrt_status {
-    if (!kvrt::cuda::isBuiltWithCuda())
-      return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
-                        "%s: this kvrt was built without CUDA (configure with "
-                        "-DKVCC_ENABLE_CUDA=ON)",
-                        fn);
+    KVRT_RETURN_IF_ERROR(checkBuiltWithCuda(fn));
     KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(out, fn, "out"));
     std::vector<int64_t> lengths;
     kvrt::SequenceLocks locks;
