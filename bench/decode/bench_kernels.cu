@@ -701,8 +701,13 @@ extern "C" int kvcc_bench_prefill_direct(
                               : prefillWgmmaSharedBytes(128, kKeys[variant]);
   const int rowsPerBlock = ws ? kPrefillWsRows : kPrefillRows;
   const int threads = ws ? kPrefillWsThreads : kAttentionThreads;
-  cudaError_t error = cudaFuncSetAttribute(
-      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, sharedBytes);
+  // Raise the kernel's limit, never lower it: kvrt launches the emitted
+  // kernel (variants 0 and 6) too and remembers the limit it raised.
+  cudaFuncAttributes attributes = {};
+  cudaError_t error = cudaFuncGetAttributes(&attributes, kernel);
+  if (error == cudaSuccess && attributes.maxDynamicSharedSizeBytes < sharedBytes)
+    error = cudaFuncSetAttribute(
+        kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, sharedBytes);
   if (error != cudaSuccess)
     return int(error);
   kvrt_attention_params params =

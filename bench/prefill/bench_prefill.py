@@ -157,22 +157,27 @@ def main():
                     for knob, key in [("KVRT_PREFILL_WS", "wgmma64"),
                                       ("KVRT_PREFILL_WGMMA", "mmasync")]:
                         os.environ[knob] = "0"
-                        berr = checked_run(fn, out, ref)
-                        row[f"kvcc_{key}_err"] = berr
-                        if not berr < ERROR_BOUND[dname]:
-                            failures.append(f"kvcc {key} {dname} B={B} "
-                                            f"S={S}: error {berr}")
-                        ms = time_ms(fn, reps=9, calls=3)
-                        row[f"kvcc_{key}_TFLOPs"] = flops / ms / 1e9
-                        del os.environ[knob]
+                        try:
+                            berr = checked_run(fn, out, ref)
+                            row[f"kvcc_{key}_err"] = berr
+                            if not berr < ERROR_BOUND[dname]:
+                                failures.append(f"kvcc {key} {dname} B={B} "
+                                                f"S={S}: error {berr}")
+                            ms = time_ms(fn, reps=9, calls=3)
+                            row[f"kvcc_{key}_TFLOPs"] = flops / ms / 1e9
+                        finally:
+                            del os.environ[knob]
                     if S <= 1024:
                         # The per-token layout (decode body, one block per
                         # query token) that prefill chunks took before.
                         os.environ["KVRT_PREFILL_LAYOUT"] = "0"
-                        row["kvcc_per_token_err"] = checked_run(fn, out, ref)
-                        ms = time_ms(fn, reps=3, calls=1, warm=1)
-                        row["kvcc_per_token_TFLOPs"] = flops / ms / 1e9
-                        del os.environ["KVRT_PREFILL_LAYOUT"]
+                        try:
+                            row["kvcc_per_token_err"] = checked_run(fn, out,
+                                                                    ref)
+                            ms = time_ms(fn, reps=3, calls=1, warm=1)
+                            row["kvcc_per_token_TFLOPs"] = flops / ms / 1e9
+                        finally:
+                            del os.environ["KVRT_PREFILL_LAYOUT"]
                     if (args.variants and causal and dname == "bf16" and
                             group == 4):
                         for variant, vname in [(1, "keys32"), (2, "2blocks"),
@@ -404,21 +409,28 @@ def run_chunks(args, kvrt):
                         cache.cache, B, cache.ids, C, hq, qk.data_ptr(),
                         out.data_ptr(), scale, 1, kernel, kvrt.threads,
                         stream), "kvrt_attention_launch")
-                for knob, key in [(None, "kvcc"), ("1", "kvcc_ws"),
-                                  ("0", "kvcc_wgmma64")]:
-                    if knob is not None:
-                        os.environ["KVRT_PREFILL_WS"] = knob
-                    row[f"{key}_plan"] = kvrt.plan(cache, C, hq, True, kernel)
-                    err = checked_run(fn, out, ref)
-                    row[f"{key}_err"] = err
-                    if not err < ERROR_BOUND[dname]:
-                        failures.append(f"{key} {dname} B={B} P={P} C={C}: "
-                                        f"error {err}")
-                    else:
-                        row[f"{key}_ms"] = time_ms(fn, reps=9, calls=3)
-                        row[f"{key}_TFLOPs"] = flops / row[f"{key}_ms"] / 1e9
+                try:
+                    for knob, key in [(None, "kvcc"), ("1", "kvcc_ws"),
+                                      ("0", "kvcc_wgmma64")]:
+                        os.environ.pop("KVRT_PREFILL_WS", None)
+                        if knob is not None:
+                            os.environ["KVRT_PREFILL_WS"] = knob
+                        row[f"{key}_plan"] = kvrt.plan(cache, C, hq, True,
+                                                       kernel)
+                        err = checked_run(fn, out, ref)
+                        row[f"{key}_err"] = err
+                        if not err < ERROR_BOUND[dname]:
+                            failures.append(f"{key} {dname} B={B} P={P} "
+                                            f"C={C}: error {err}")
+                        else:
+                            row[f"{key}_ms"] = time_ms(fn, reps=9, calls=3)
+                            row[f"{key}_TFLOPs"] = (flops / row[f"{key}_ms"] /
+                                                    1e9)
+                finally:
+                    # Never let a forced body leak into the next shape's
+                    # "runtime's choice" column.
                     os.environ.pop("KVRT_PREFILL_WS", None)
-                cache.close()
+                    cache.close()
                 del cache, qk, out
             except Exception as ex:  # report, keep going
                 failures.append(f"kvcc {dname} B={B} P={P} C={C}: {ex}")

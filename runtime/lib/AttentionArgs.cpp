@@ -10,30 +10,27 @@
 #include "Error.h"
 #include "Handles.h"
 
-kvrt_status kvrt::validateAttention(const kvrt_cache *cache, int32_t batch,
-                                    const int32_t *seqIds, int32_t numTokens,
-                                    int32_t numQHeads, const void *queries,
-                                    const void *out, const char *function,
-                                    std::vector<int64_t> &lengths,
-                                    SequenceLocks &locks) {
-  KVRT_RETURN_IF_ERROR(checkNotNull(queries, function, "queries"));
-  KVRT_RETURN_IF_ERROR(checkNotNull(out, function, "out"));
-  return validateAttentionRows(cache, batch, seqIds, numTokens, numQHeads,
-                               function, lengths, locks);
-}
+namespace {
 
-kvrt_status kvrt::validateAttentionRows(const kvrt_cache *cache, int32_t batch,
-                                        const int32_t *seqIds,
-                                        int32_t numTokens, int32_t numQHeads,
-                                        const char *function,
-                                        std::vector<int64_t> &lengths,
-                                        SequenceLocks &locks) {
-  const char *fn = function;
+/// validateAttention's rules, the query and output buffers included where
+/// `buffers` (checked after num_q_heads either way, so that every entry
+/// point reports the same first error).
+kvrt_status validate(const kvrt_cache *cache, int32_t batch,
+                     const int32_t *seqIds, int32_t numTokens,
+                     int32_t numQHeads, const void *queries, const void *out,
+                     bool buffers, const char *fn,
+                     std::vector<int64_t> &lengths,
+                     kvrt::SequenceLocks &locks) {
+  using namespace kvrt;
   KVRT_RETURN_IF_ERROR(checkCache(cache, fn));
   KVRT_RETURN_IF_ERROR(checkPositive(batch, fn, "batch"));
   KVRT_RETURN_IF_ERROR(checkNotNull(seqIds, fn, "seq_ids"));
   KVRT_RETURN_IF_ERROR(checkPositive(numTokens, fn, "num_tokens"));
   KVRT_RETURN_IF_ERROR(checkPositive(numQHeads, fn, "num_q_heads"));
+  if (buffers) {
+    KVRT_RETURN_IF_ERROR(checkNotNull(queries, fn, "queries"));
+    KVRT_RETURN_IF_ERROR(checkNotNull(out, fn, "out"));
+  }
   int32_t numKvHeads = cache->desc.num_kv_heads;
   if (numQHeads % numKvHeads != 0)
     return fail(KVRT_ERROR_INVALID_ARGUMENT,
@@ -52,4 +49,26 @@ kvrt_status kvrt::validateAttentionRows(const kvrt_cache *cache, int32_t batch,
     lengths[b] = length;
   }
   return KVRT_OK;
+}
+
+} // namespace
+
+kvrt_status kvrt::validateAttention(const kvrt_cache *cache, int32_t batch,
+                                    const int32_t *seqIds, int32_t numTokens,
+                                    int32_t numQHeads, const void *queries,
+                                    const void *out, const char *function,
+                                    std::vector<int64_t> &lengths,
+                                    SequenceLocks &locks) {
+  return validate(cache, batch, seqIds, numTokens, numQHeads, queries, out,
+                  /*buffers=*/true, function, lengths, locks);
+}
+
+kvrt_status kvrt::validateAttentionRows(const kvrt_cache *cache, int32_t batch,
+                                        const int32_t *seqIds,
+                                        int32_t numTokens, int32_t numQHeads,
+                                        const char *function,
+                                        std::vector<int64_t> &lengths,
+                                        SequenceLocks &locks) {
+  return validate(cache, batch, seqIds, numTokens, numQHeads, nullptr, nullptr,
+                  /*buffers=*/false, function, lengths, locks);
 }

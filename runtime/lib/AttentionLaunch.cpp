@@ -42,17 +42,21 @@ kvrt_status checkBuiltWithCuda(const char *fn) {
 }
 
 /// What kvrt_attention_launch and kvrt_attention_plan check after the
-/// arguments every attention call shares: a CUDA pool, a kernel, a block
-/// size and a grid the launch can take.
-kvrt_status checkLaunch(const char *fn, const kvrt_cache *cache, int32_t batch,
-                        int32_t num_tokens, const void *kernel,
-                        int32_t threads) {
+/// arguments every attention call shares: a CUDA pool and a kernel.
+kvrt_status checkPoolAndKernel(const char *fn, const kvrt_cache *cache,
+                               const void *kernel) {
   if (cache->pool->device != KVRT_DEVICE_CUDA)
     return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
                       "%s: the cache lives in a host pool; compiled kernels "
                       "read CUDA pools only (use kvrt_attention_host)",
                       fn);
-  KVRT_RETURN_IF_ERROR(kvrt::checkNotNull(kernel, fn, "kernel"));
+  return kvrt::checkNotNull(kernel, fn, "kernel");
+}
+
+/// Then (the launch checks its buffers' alignment in between): a block size
+/// and a grid the launch can take.
+kvrt_status checkBlockAndGrid(const char *fn, int32_t batch, int32_t num_tokens,
+                              int32_t threads) {
   if (threads < 32 || threads > 1024 || threads % 32 != 0)
     return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
                       "%s: threads %d must be a multiple of 32 in [32, 1024]",
@@ -105,8 +109,7 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
     KVRT_RETURN_IF_ERROR(
         kvrt::validateAttention(cache, batch, seq_ids, num_tokens, num_q_heads,
                                 queries, out, fn, lengths, locks));
-    KVRT_RETURN_IF_ERROR(
-        checkLaunch(fn, cache, batch, num_tokens, kernel, threads));
+    KVRT_RETURN_IF_ERROR(checkPoolAndKernel(fn, cache, kernel));
     // The kernels read query rows as 16-byte vectors (and the prefill
     // bodies copy them with cp.async).
     for (const auto &[pointer, name] :
@@ -116,6 +119,7 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
         return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
                           "%s: %s (%p) must be aligned to 16 bytes", fn, name,
                           pointer);
+    KVRT_RETURN_IF_ERROR(checkBlockAndGrid(fn, batch, num_tokens, threads));
 
     const int64_t maxLength = longest(lengths);
     if (keyScores && keyScoresStride < maxLength)
@@ -186,8 +190,8 @@ extern "C" kvrt_status kvrt_attention_plan(
     kvrt::SequenceLocks locks;
     KVRT_RETURN_IF_ERROR(kvrt::validateAttentionRows(
         cache, batch, seq_ids, num_tokens, num_q_heads, fn, lengths, locks));
-    KVRT_RETURN_IF_ERROR(
-        checkLaunch(fn, cache, batch, num_tokens, kernel, threads));
+    KVRT_RETURN_IF_ERROR(checkPoolAndKernel(fn, cache, kernel));
+    KVRT_RETURN_IF_ERROR(checkBlockAndGrid(fn, batch, num_tokens, threads));
     const kvrt_attention_params params =
         shapeParams(cache, batch, num_tokens, num_q_heads, causal);
     kvrt::cuda::AttentionPlan plan;

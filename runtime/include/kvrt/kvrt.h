@@ -485,7 +485,9 @@ typedef struct kvrt_attention_plan_info {
  *  KVRT_PREFILL_WS, KVRT_PREFILL_WGMMA), and, like the launch, it may raise
  *  `kernel`'s dynamic shared memory limit for the prefill layout. For
  *  tests, tuning and logging which body a call runs; the plan holds until
- *  the sequences' lengths change. */
+ *  the sequences' lengths change. What only the launch can find out is not
+ *  checked: the stream's capture state, and with `scored` the key-score
+ *  accumulation's grid limit (rows of about 67 million tokens). */
 kvrt_status kvrt_attention_plan(const kvrt_cache *cache, int32_t batch,
                                 const int32_t *seq_ids, int32_t num_tokens,
                                 int32_t num_q_heads, int32_t causal,
