@@ -188,6 +188,15 @@ class PagedCache:
             kvrt.threads, self.stream)
         kvrt.check(status, "kvrt_attention_launch")
 
+    def prefill(self, q, out, num_tokens, scale, causal, kernel):
+        """A chunk's call: the last `num_tokens` positions of every sequence
+        attend (queries and outputs [B, num_tokens, Hq, d])."""
+        kvrt = self.kvrt
+        kvrt.check(kvrt.lib.kvrt_attention_launch(
+            self.cache, self.batch, self.ids, num_tokens, q.shape[2],
+            q.data_ptr(), out.data_ptr(), scale, int(causal), kernel,
+            kvrt.threads, self.stream), "kvrt_attention_launch")
+
     def attention_scored(self, q, out, group, page, scale, scores, stride):
         """attention() with the per-key score hook (H2O's statistic)."""
         kvrt = self.kvrt

@@ -117,11 +117,7 @@ def main():
                     stream = torch.cuda.current_stream().cuda_stream
 
                     def fn():
-                        kvrt.check(kvrt.lib.kvrt_attention_launch(
-                            cache.cache, B, cache.ids, S, hq, qk.data_ptr(),
-                            out.data_ptr(), scale, int(causal), kernel,
-                            kvrt.threads,
-                            stream), "kvrt_attention_launch")
+                        cache.prefill(qk, out, S, scale, causal, kernel)
                     row["kvcc_plan"] = kvrt.plan(cache, S, hq, causal, kernel)
                     err = checked_run(fn, out, ref)
                     row["kvcc_err"] = err
@@ -402,13 +398,9 @@ def run_chunks(args, kvrt):
                 cache = PagedCache(kvrt, k, v, PAGE, kdtype)
                 qk = q.transpose(1, 2).contiguous()
                 out = torch.empty_like(qk)
-                stream = torch.cuda.current_stream().cuda_stream
 
                 def fn():
-                    kvrt.check(kvrt.lib.kvrt_attention_launch(
-                        cache.cache, B, cache.ids, C, hq, qk.data_ptr(),
-                        out.data_ptr(), scale, 1, kernel, kvrt.threads,
-                        stream), "kvrt_attention_launch")
+                    cache.prefill(qk, out, C, scale, True, kernel)
                 try:
                     for knob, key in [(None, "kvcc"), ("1", "kvcc_ws"),
                                       ("0", "kvcc_wgmma64")]:
