@@ -152,6 +152,7 @@ def main():
                     # KVRT_PREFILL_WGMMA=0) on the same launch.
                     for knob, key in [("KVRT_PREFILL_WS", "wgmma64"),
                                       ("KVRT_PREFILL_WGMMA", "mmasync")]:
+                        previous = os.environ.get(knob)
                         os.environ[knob] = "0"
                         try:
                             berr = checked_run(fn, out, ref)
@@ -162,7 +163,12 @@ def main():
                             ms = time_ms(fn, reps=9, calls=3)
                             row[f"kvcc_{key}_TFLOPs"] = flops / ms / 1e9
                         finally:
-                            del os.environ[knob]
+                            # Back to the caller's setting (a
+                            # KVRT_PREFILL_WS=1 run forces the kvcc column).
+                            if previous is None:
+                                del os.environ[knob]
+                            else:
+                                os.environ[knob] = previous
                     if S <= 1024:
                         # The per-token layout (decode body, one block per
                         # query token) that prefill chunks took before.
