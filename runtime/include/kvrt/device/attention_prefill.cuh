@@ -488,12 +488,7 @@ __device__ void pagedPrefillMmaBody(const kvrt_attention_params &p) {
   const int numTiles = (keyEnd + KeyTile - 1) / KeyTile;
   const float scaleLog2 = p.scale * kLog2e;
 
-  float acc[kDimTiles][4];
-#pragma unroll
-  for (int t = 0; t < kDimTiles; ++t)
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-      acc[t][i] = 0.0f;
+  float acc[kDimTiles][4] = {};
   RowSoftmax softmax;
 
   if (numTiles > 0) {

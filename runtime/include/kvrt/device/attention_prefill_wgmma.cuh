@@ -264,16 +264,8 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
   // blocks (leading = one block) and advances 16 rows per 16 keys.
   const uint64_t queryDesc =
       wgmma::descriptor(sharedAddress(shared), 16, wgmma::kAtomBytes);
-  auto dimOffset = [](int rows, int step) {
-    return uint32_t((step / 4) * rows * wgmma::kRowBytes + (step % 4) * 32);
-  };
 
-  float acc[kDimTiles][4];
-#pragma unroll
-  for (int t = 0; t < kDimTiles; ++t)
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-      acc[t][i] = 0.0f;
+  float acc[kDimTiles][4] = {};
   float(&accFlat)[HeadDim / 2] = reinterpret_cast<float(&)[HeadDim / 2]>(acc);
   RowSoftmax softmax;
   const uint64_t valueDesc = wgmma::descriptor(
@@ -301,8 +293,8 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
 #pragma unroll
     for (int s = 0; s < HeadDim / 16; ++s)
       wgmma::mmaShared<T, kKeys>(
-          scoresFlat, wgmma::advance(queryDesc, dimOffset(kPrefillRows, s)),
-          wgmma::advance(keyDesc, dimOffset(kKeys, s)), s > 0);
+          scoresFlat, wgmma::advance(queryDesc, wgmma::kStepOffset(kPrefillRows, s)),
+          wgmma::advance(keyDesc, wgmma::kStepOffset(kKeys, s)), s > 0);
     wgmma::commit();
     // While the tensor cores compute S: copy V(kt) and K(kt + 1).
     copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, pages, first, keyEnd,

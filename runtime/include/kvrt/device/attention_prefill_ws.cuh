@@ -303,16 +303,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
 
   const uint64_t queryDesc =
       wgmma::descriptor(sharedAddress(query), 16, wgmma::kAtomBytes);
-  auto dimOffset = [](int rows, int step) {
-    return uint32_t((step / 4) * rows * wgmma::kRowBytes + (step % 4) * 32);
-  };
 
-  float acc[kDimTiles][4];
-#pragma unroll
-  for (int t = 0; t < kDimTiles; ++t)
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-      acc[t][i] = 0.0f;
+  float acc[kDimTiles][4] = {};
   float(&accFlat)[HeadDim / 2] = reinterpret_cast<float(&)[HeadDim / 2]>(acc);
   RowSoftmax softmax;
 
@@ -325,8 +317,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
                           16, wgmma::kAtomBytes);
 #pragma unroll
     for (int step = 0; step < HeadDim / 16; ++step) {
-      q[step] = wgmma::advance(queryDesc, dimOffset(kPrefillRows, step));
-      k[step] = wgmma::advance(keyDesc, dimOffset(kKeys, step));
+      q[step] = wgmma::advance(queryDesc, wgmma::kStepOffset(kPrefillRows, step));
+      k[step] = wgmma::advance(keyDesc, wgmma::kStepOffset(kKeys, step));
     }
   };
   auto valueDescriptors = [&](int kt, uint64_t(&v)[kKeys / 16]) {

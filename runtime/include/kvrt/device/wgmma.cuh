@@ -56,6 +56,13 @@ __host__ __device__ constexpr int swizzledOffset(int rows, int row, int chunk) {
          ((chunk % 8) ^ (row % 8)) * 16;
 }
 
+/// Byte offset of k-step `step` (16 elements of 2 bytes) in a K-major
+/// swizzled operand of `rows` rows: 32 bytes per step inside a 64-element
+/// column block, then the next block.
+__host__ __device__ constexpr uint32_t kStepOffset(int rows, int step) {
+  return uint32_t((step / 4) * rows * kRowBytes + (step % 4) * 32);
+}
+
 /// Descriptor of a 128-byte-swizzled shared-memory operand starting at
 /// shared address `address`: `leading` and `stride` are the byte strides
 /// PTX calls the leading and stride dimension byte offsets (K-major: stride
