@@ -119,12 +119,9 @@ def main():
                     def fn():
                         cache.prefill(qk, out, S, scale, causal, kernel)
                     row["kvcc_plan"] = kvrt.plan(cache, S, hq, causal, kernel)
-                    err = checked_run(fn, out, ref)
-                    row["kvcc_err"] = err
-                    if not err < ERROR_BOUND[dname]:
-                        failures.append(f"kvcc {dname} B={B} S={S}: error {err}")
-                    row["kvcc_ms"] = time_ms(fn, reps=9, calls=3)
-                    row["kvcc_TFLOPs"] = flops / row["kvcc_ms"] / 1e9
+                    check_and_time(row, "kvcc", fn, out, ref, flops,
+                                   ERROR_BOUND[dname], failures,
+                                   f"{dname} B={B} S={S}")
                     # Writing the chunk into the cache (kvrt_append of
                     # all B x S tokens after truncating the sequences), the
                     # separate step the prefill kernel does not fuse.
@@ -155,13 +152,9 @@ def main():
                         previous = os.environ.get(knob)
                         os.environ[knob] = "0"
                         try:
-                            berr = checked_run(fn, out, ref)
-                            row[f"kvcc_{key}_err"] = berr
-                            if not berr < ERROR_BOUND[dname]:
-                                failures.append(f"kvcc {key} {dname} B={B} "
-                                                f"S={S}: error {berr}")
-                            ms = time_ms(fn, reps=9, calls=3)
-                            row[f"kvcc_{key}_TFLOPs"] = flops / ms / 1e9
+                            check_and_time(row, f"kvcc_{key}", fn, out, ref,
+                                           flops, ERROR_BOUND[dname], failures,
+                                           f"{dname} B={B} S={S}")
                         finally:
                             # Back to the caller's setting (a
                             # KVRT_PREFILL_WS=1 run forces the kvcc column).
@@ -188,13 +181,9 @@ def main():
                             kvrt.bench.kvcc_bench_set_prefill_variant(variant)
                             kernel = kvrt.bench.kvcc_bench_prefill_kernel(
                                 kdtype, group, 1)
-                            verr = checked_run(fn, out, ref)
-                            row[f"kvcc_{vname}_err"] = verr
-                            if not verr < ERROR_BOUND[dname]:
-                                failures.append(f"kvcc_{vname} B={B} S={S}: "
-                                                f"error {verr}")
-                            ms = time_ms(fn, reps=9, calls=3)
-                            row[f"kvcc_{vname}_TFLOPs"] = flops / ms / 1e9
+                            check_and_time(row, f"kvcc_{vname}", fn, out,
+                                           ref, flops, ERROR_BOUND[dname],
+                                           failures, f"B={B} S={S}")
                         kvrt.bench.kvcc_bench_set_prefill_variant(0)
                         kernel = kvrt.bench.kvcc_bench_prefill_kernel(
                             kdtype, group, 1)
@@ -228,14 +217,9 @@ def main():
                                     raise RuntimeError(
                                         f"kvcc_bench_prefill_direct: CUDA "
                                         f"error {status}")
-                            verr = checked_run(dfn, out, ref)
-                            row[f"kvcc_{vname}_err"] = verr
-                            if not verr < ERROR_BOUND[dname]:
-                                failures.append(f"kvcc_{vname} B={B} S={S}: "
-                                                f"error {verr}")
-                                continue
-                            ms = time_ms(dfn, reps=9, calls=3)
-                            row[f"kvcc_{vname}_TFLOPs"] = flops / ms / 1e9
+                            check_and_time(row, f"kvcc_{vname}", dfn, out,
+                                           ref, flops, ERROR_BOUND[dname],
+                                           failures, f"B={B} S={S}")
                         del pages
                     cache.close()
                     del cache, qk, out
@@ -289,6 +273,19 @@ def main():
     if failures:
         print("CORRECTNESS FAILURES:", *failures, sep="\n  ")
         sys.exit(1)
+
+
+def check_and_time(row, key, fn, out, ref, flops, bound, failures, where):
+    """Runs `fn` once on NaN-poisoned `out` and records its error against
+    `ref` as row[KEY_err]; when within `bound`, times it (row[KEY_ms],
+    row[KEY_TFLOPs]), else adds a failure naming `where`."""
+    err = checked_run(fn, out, ref)
+    row[f"{key}_err"] = err
+    if not err < bound:
+        failures.append(f"{key} {where}: error {err}")
+        return
+    row[f"{key}_ms"] = time_ms(fn, reps=9, calls=3)
+    row[f"{key}_TFLOPs"] = flops / row[f"{key}_ms"] / 1e9
 
 
 def cell(row, key, fmt):
@@ -415,15 +412,9 @@ def run_chunks(args, kvrt):
                             os.environ["KVRT_PREFILL_WS"] = knob
                         row[f"{key}_plan"] = kvrt.plan(cache, C, hq, True,
                                                        kernel)
-                        err = checked_run(fn, out, ref)
-                        row[f"{key}_err"] = err
-                        if not err < ERROR_BOUND[dname]:
-                            failures.append(f"{key} {dname} B={B} P={P} "
-                                            f"C={C}: error {err}")
-                        else:
-                            row[f"{key}_ms"] = time_ms(fn, reps=9, calls=3)
-                            row[f"{key}_TFLOPs"] = (flops / row[f"{key}_ms"] /
-                                                    1e9)
+                        check_and_time(row, key, fn, out, ref, flops,
+                                       ERROR_BOUND[dname], failures,
+                                       f"{dname} B={B} P={P} C={C}")
                 finally:
                     # Never let a forced body leak into the next shape's
                     # "runtime's choice" column.
