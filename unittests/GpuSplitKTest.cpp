@@ -227,12 +227,12 @@ TEST(PrefillLayoutTest, WarpSpecializedBodyForRowsOfManyKeys) {
   using kvrt::cuda::kPrefillWsMinMeanKeys;
   using kvrt::cuda::prefillWsPays;
   // Causal chunks without a cached prefix: half the chunk on average.
-  EXPECT_FALSE(prefillWsPays(2048, 2048, true));
-  EXPECT_TRUE(prefillWsPays(3072, 3072, true));
+  EXPECT_FALSE(prefillWsPays(1536, 1536, true));
+  EXPECT_TRUE(prefillWsPays(2048, 2048, true));
   EXPECT_TRUE(prefillWsPays(8192, 8192, true));
   // A short chunk after a long cached prefix.
-  EXPECT_TRUE(prefillWsPays(4096 + 64, 64, true));
-  EXPECT_FALSE(prefillWsPays(1024 + 64, 64, true));
+  EXPECT_TRUE(prefillWsPays(1024 + 64, 64, true));
+  EXPECT_FALSE(prefillWsPays(512 + 64, 64, true));
   // Non-causal rows see the whole sequence.
   EXPECT_TRUE(prefillWsPays(kPrefillWsMinMeanKeys, 1024, false));
   EXPECT_FALSE(prefillWsPays(kPrefillWsMinMeanKeys - 1, 1024, false));

@@ -238,7 +238,7 @@ def main():
              "on contiguous tensors, enable_gqa=True. TFLOP/s = " + flops_text +
              " / time. Ratio = kvcc TFLOP/s / cuDNN TFLOP/s. On sm_90a kvcc "
              "runs its warp-specialized body (attention_prefill_ws.cuh) where "
-             "the rows see at least 1536 keys on average (kPrefillWsMinMeanKeys: "
+             "the rows see at least 1024 keys on average (kPrefillWsMinMeanKeys: "
              "here 1 x 8K and 4 x 4K), else its 64-row wgmma body; wgmma64 is "
              "that body everywhere in the same kernel (KVRT_PREFILL_WS=0; what "
              "kernels compiled for 128-thread blocks run, there about 5% "
@@ -432,7 +432,7 @@ def run_chunks(args, kvrt):
              "in kvcc's paged cache (page 16); the chunk's queries see the "
              "prefix and the chunk up to themselves. TFLOP/s = "
              "4·B·Hq·D·(C·P + C(C+1)/2) / time. kvcc: the runtime's choice "
-             "(warp-specialized body where rows see >= 1536 keys on average, "
+             "(warp-specialized body where rows see >= 1024 keys on average, "
              "else the 64-row wgmma body; kvcc body: what "
              "kvrt_attention_plan reports); ws / wgmma64: each body forced "
              "(KVRT_PREFILL_WS=1 / 0). flash: torch SDPA's FlashAttention "

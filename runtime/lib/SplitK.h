@@ -65,12 +65,14 @@ inline bool prefillWsEligible(int computeMajor, int computeMinor,
 
 /// Keys a query row of the launch sees on average, at least, for which the
 /// warp-specialized body beats the 64-row wgmma one. Measured on the H200
-/// (bf16 GQA 32/8, d128; TFLOP/s warp-specialized / 64-row, session 12):
-/// causal chunks with no cached prefix of 1K tokens (512 keys a row on
-/// average) 331 / 362, 1.5K 397 / 414, 2K 440 / 444, 3K 487 / 473, 4K
-/// 514 / 480; non-causal 512 tokens 350 / 370, 1K 446 / 441, 1.5K
-/// 495 / 478, 2K 515 / 492.
-inline constexpr int64_t kPrefillWsMinMeanKeys = 1536;
+/// (bf16 GQA 32/8, d128; TFLOP/s warp-specialized / 64-row, session 14,
+/// after the whole-page tile copy and the uniform descriptors): causal
+/// chunks with no cached prefix of 512 tokens (256 keys a row on average)
+/// 229 / 273, 1K 348 / 375, 1.5K 424 / 430, 2K 473 / 466, 3K 528 / 496;
+/// non-causal 512 tokens 372 / 383, 1K 484 / 455, 1.5K 540 / 498; chunks
+/// after a cached prefix, 8 x (768 + 512) 446 / 418, 8 x (512 + 1024)
+/// 469 / 446, 16 x (256 + 512) 347 / 366.
+inline constexpr int64_t kPrefillWsMinMeanKeys = 1024;
 
 /// Whether a prefill-layout launch of `numTokens` query tokens whose
 /// longest sequence holds `maxLength` tokens (the chunk included) takes the
