@@ -292,7 +292,9 @@ template <bool Causal, int GroupSize> struct WarpRows {
            (Causal && first + keys - 1 > firstPosition);
   }
 
-  /// This lane's output rows (HeadDim elements of T each).
+  /// This lane's output rows (HeadDim elements of T each); p.out itself
+  /// for a row past the chunk (never stored to: no pointer past the
+  /// output is formed).
   template <typename T, int HeadDim>
   __device__ __forceinline__ void outputs(const kvrt_attention_params &p,
                                           int sequence, int kvHead,
@@ -300,8 +302,9 @@ template <bool Causal, int GroupSize> struct WarpRows {
 #pragma unroll
     for (int half = 0; half < 2; ++half)
       out[half] = static_cast<T *>(p.out) +
-                  queryRowOffset<HeadDim, GroupSize>(p, sequence, kvHead,
-                                                     lane0 + 8 * half);
+                  (valid[half] ? queryRowOffset<HeadDim, GroupSize>(
+                                     p, sequence, kvHead, lane0 + 8 * half)
+                               : 0);
   }
 };
 

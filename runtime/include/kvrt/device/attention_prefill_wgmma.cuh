@@ -56,8 +56,9 @@ inline constexpr int kWarpTilePages =
     Keys / 4 > PageSize ? Keys / 4 / PageSize : 1;
 
 /// Where each of this warp's pages of one `Keys`-key tile holds the warp's
-/// first row on it (null past the row's length): read once per tile and
-/// used for its keys and values.
+/// first row on it (the pool's base past the row's length, so that the
+/// copy's offsets from it stay inside the pool's first page): read once
+/// per tile and used for its keys and values.
 template <int PageSize, int Keys> struct TilePages {
   const char *page[kWarpTilePages<PageSize, Keys>];
 };
@@ -77,7 +78,7 @@ tilePages(const PagedRow &row, int first, int length) {
       result.page[i] =
           key < length ? row.pageAddress(__ldg(row.pages + key / PageSize)) +
                              (key % PageSize) * Layout::kRowBytes
-                       : nullptr;
+                       : row.poolBase;
     }
   }
   return result;
