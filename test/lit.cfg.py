@@ -36,11 +36,12 @@ if config.kvcc_cuda_enabled and config.cuda_compiler:
     config.available_features.add("nvcc")
     # nvcc with kvrt's device headers, for tests that read the PTX of the
     # kernels kvcc emits.
-    config.substitutions.append((
-        "%nvcc_ptx",
-        "%s -std=c++17 -O3 -arch=sm_90a -ptx -I%s" % (
-            config.cuda_compiler,
-            os.path.join(config.kvcc_src_root, "runtime", "include"))))
+    nvcc_ptx = "%s -std=c++17 -O3 -ptx -I%s" % (
+        config.cuda_compiler,
+        os.path.join(config.kvcc_src_root, "runtime", "include"))
+    # %nvcc_ptx_for takes the target (-arch=sm_75 ...) from the test.
+    config.substitutions.append(("%nvcc_ptx_for", nvcc_ptx))
+    config.substitutions.append(("%nvcc_ptx", nvcc_ptx + " -arch=sm_90a"))
 
 # The upstream CPU pipeline (bufferize, lower to LLVM) both the original and
 # the raised model graphs take in the raising equivalence tests.

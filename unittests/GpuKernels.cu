@@ -113,6 +113,10 @@ KVRT_TEST_DECODE_KERNEL(decode_bf16_d256_g2_p16_causal, __nv_bfloat16, 256, 2,
 KVRT_TEST_DECODE_KERNEL(decode_f16_d64_g3_p16_causal, __half, 64, 3, 16, true)
 #undef KVRT_TEST_DECODE_KERNEL
 
+// Bounds are per compilation target (kWideDecodeSupported): wide blocks
+// where the tensor-core body runs at d64/d128 on sm_80+, none in the host
+// pass or for older GPUs (whose CUDA-core body would spill under them).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 static_assert(kvrt::device::kDecodeMaxThreads<__half, 128, 4, 16> == 512 &&
                   kvrt::device::kDecodeMaxThreads<__nv_bfloat16, 64, 8, 64> ==
                       512 &&
@@ -122,6 +126,11 @@ static_assert(kvrt::device::kDecodeMaxThreads<__half, 128, 4, 16> == 512 &&
                   kvrt::device::kDecodeMaxThreads<__nv_bfloat16, 256, 2, 16> ==
                       kvrt::device::kAttentionThreads,
               "wide blocks where the tensor-core body runs at d64/d128");
+#else
+static_assert(kvrt::device::kDecodeMaxThreads<__half, 128, 4, 16> ==
+                  kvrt::device::kAttentionThreads,
+              "no wide blocks without the tensor-core body");
+#endif
 static_assert(kvrt::cuda::kAttentionBlockThreads ==
                   kvrt::device::kAttentionThreads,
               "SplitK.h's copy of the generated kernels' block size");

@@ -57,13 +57,17 @@ namespace kvrt::device {
 inline constexpr int kAttentionThreads = 128;
 
 /// Whether a decode-only kernel (pagedDecode) allows wide blocks of
-/// kWideDecodeThreads: where the tensor-core body runs at head_dim 64 or
-/// 128, which fits 128 registers under that bound without spilling (ptxas
-/// 13.0, every fp16/bf16 shape; keep it so: the d128 bodies are at 128).
-/// The d256 body takes 242-246.
+/// kWideDecodeThreads: where the tensor-core body runs (sm_80 and newer)
+/// at head_dim 64 or 128, which fits 128 registers under that bound without
+/// spilling (ptxas 13.0, every fp16/bf16 shape; keep it so: the d128
+/// bodies are at 128). The d256 body takes 242-246, and the CUDA-core body
+/// older GPUs run spilled 324-372 bytes under it (sm_75, d128). Bounds are
+/// per compilation target: an sm_75 build of the same kernel allows 128
+/// threads, and the runtime reads them from the kernel it launches.
 template <typename T, int HeadDim, int GroupSize, int PageSize>
 inline constexpr bool kWideDecodeSupported =
-    kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize> && HeadDim <= 128;
+    kDeviceHasMma && kMmaAttentionSupported<T, HeadDim, GroupSize, PageSize> &&
+    HeadDim <= 128;
 
 /// __launch_bounds__ of a decode-only kernel, which kvcc emits as
 /// (kDecodeMaxThreads<...>, kDecodeMinBlocks<...>): up to
@@ -807,14 +811,6 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
     writeGroupOutputs<T, HeadDim, GroupSize>(
         shared, out, p.row_lse ? p.row_lse + firstHead : nullptr);
 }
-
-/// True when this compilation targets a GPU with mma.sync m16n8k16 and
-/// movmatrix (sm_80 and newer).
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-inline constexpr bool kDeviceHasMma = true;
-#else
-inline constexpr bool kDeviceHasMma = false;
-#endif
 
 /// A prefill-layout block of `Rows` query rows on the CUDA-core body, token
 /// by token over the tile's whole tokens (GroupSize divides the rows).

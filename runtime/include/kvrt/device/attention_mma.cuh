@@ -41,6 +41,14 @@
 
 namespace kvrt::device {
 
+/// True when this compilation targets a GPU with mma.sync m16n8k16 and
+/// movmatrix (sm_80 and newer).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+inline constexpr bool kDeviceHasMma = true;
+#else
+inline constexpr bool kDeviceHasMma = false;
+#endif
+
 /// Whether pagedAttention takes the tensor-core body for these template
 /// values (the architecture check is separate: sm_80 or newer).
 template <typename T, int HeadDim, int GroupSize, int PageSize>
