@@ -317,8 +317,9 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
                           16, wgmma::kAtomBytes);
 #pragma unroll
     for (int step = 0; step < HeadDim / 16; ++step) {
-      q[step] = wgmma::advance(queryDesc, wgmma::kStepOffset(kPrefillRows, step));
-      k[step] = wgmma::advance(keyDesc, wgmma::kStepOffset(kKeys, step));
+      q[step] =
+          wgmma::advanceLow(queryDesc, wgmma::kStepOffset(kPrefillRows, step));
+      k[step] = wgmma::advanceLow(keyDesc, wgmma::kStepOffset(kKeys, step));
     }
   };
   auto valueDescriptors = [&](int kt, uint64_t(&v)[kKeys / 16]) {
@@ -327,7 +328,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
         kKeys * wgmma::kRowBytes, wgmma::kAtomBytes);
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk)
-      v[kk] = wgmma::advance(valueDesc, kk * 16 * wgmma::kRowBytes);
+      v[kk] = wgmma::advanceLow(valueDesc, kk * 16 * wgmma::kRowBytes);
   };
   auto issueScores = [&](const uint64_t(&q)[HeadDim / 16],
                          const uint64_t(&k)[HeadDim / 16],
