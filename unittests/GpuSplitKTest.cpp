@@ -575,11 +575,14 @@ TEST(GpuSplitKTest, WideDecodeBlocks) {
             cudaSuccess);
   for (const GpuKernel &kernel : decodeKernels()) {
     // The kernel's own limit (its emitted __launch_bounds__): wide blocks
-    // for the tensor-core shapes of head_dim 64/128, not for fp32 or d256.
+    // for the tensor-core shapes of head_dim 64/128, not for fp32 or d256,
+    // in code compiled for sm_80 or newer (the bounds follow the
+    // compilation target, kWideDecodeSupported).
     cudaFuncAttributes attributes = {};
     ASSERT_EQ(cudaFuncGetAttributes(&attributes, kernel.function), cudaSuccess);
-    const bool wideKernel =
-        kernel.dtype != KVRT_DTYPE_F32 && kernel.headDim <= 128;
+    const bool wideKernel = kernel.dtype != KVRT_DTYPE_F32 &&
+                            kernel.headDim <= 128 &&
+                            attributes.ptxVersion >= 80;
     EXPECT_EQ(attributes.maxThreadsPerBlock,
               wideKernel ? kvrt::cuda::kWideBlockThreads
                          : kvrt::cuda::kAttentionBlockThreads)
