@@ -421,7 +421,13 @@ kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
  * allocations are; KVRT_ERROR_INVALID_ARGUMENT otherwise): the kernels read
  * query rows as 16-byte vectors. A stream that is capturing a CUDA graph is
  * refused (KVRT_ERROR_UNSUPPORTED): each call plans its tables for the
- * batch as it is then, which a replay would reuse after it changed. */
+ * batch as it is then, which a replay would reuse after it changed.
+ * kvrt remembers, per device and for the life of the process, what it
+ * learned about each `kernel` it was given (its launch bounds, registers,
+ * occupancy and the dynamic shared memory limit it raised), keyed by the
+ * kernel's address: a library of kernels unloaded (dlclose) and another
+ * loaded where a remembered kernel was may get that kernel's plan, and
+ * its launch then fails with a CUDA error rather than run. */
 kvrt_status kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
                                   const int32_t *seq_ids, int32_t num_tokens,
                                   int32_t num_q_heads, const void *queries,
