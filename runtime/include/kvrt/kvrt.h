@@ -426,8 +426,10 @@ kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
  * learned about each `kernel` it was given (its launch bounds, registers,
  * occupancy and the dynamic shared memory limit it raised), keyed by the
  * kernel's address: a library of kernels unloaded (dlclose) and another
- * loaded where a remembered kernel was may get that kernel's plan, and
- * its launch then fails with a CUDA error rather than run. */
+ * loaded where a remembered kernel was may get that kernel's plan: a
+ * launch that fails with a CUDA error (too many threads or too much shared
+ * memory for the new kernel) or a slower plan, not a wrong result (the
+ * kernels check the launch they get, see above). */
 kvrt_status kvrt_attention_launch(const kvrt_cache *cache, int32_t batch,
                                   const int32_t *seq_ids, int32_t num_tokens,
                                   int32_t num_q_heads, const void *queries,
