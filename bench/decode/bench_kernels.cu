@@ -477,46 +477,45 @@ __launch_bounds__(kvrt::device::kAttentionThreads,
 // The warp-specialized prefill body (attention_prefill_ws.cuh: a producer
 // and two consumer warpgroups, 128 query rows per block, the
 // intra-warpgroup overlap) with a ring of `Stages` slots of `Keys`-key
-// tiles and `ConsumerRegisters` (0: the launch's 168), launched by
-// kvcc_bench_prefill_direct; kvrt's kernels run <2, 128, 240>.
-template <int Stages, int Keys, int ConsumerRegisters>
+// tiles, `ConsumerRegisters` (0: the launch's 168) and the consumers taking
+// turns at their products or not (`Turns`), launched by
+// kvcc_bench_prefill_direct; kvrt's kernels run <2, 128, 240> with turns
+// where causal (kPrefillWsTurns).
+template <int Stages, int Keys, int ConsumerRegisters, bool Causal = true,
+          bool Turns = false>
 __device__ void prefillWsOnly(const kvrt_attention_params &p) {
   using namespace kvrt::device;
   if constexpr (kDeviceHasWgmma) {
-    if (prefillWsLaunchMatches<__nv_bfloat16, 128, 4, 16, true>(p) &&
+    if (prefillWsLaunchMatches<__nv_bfloat16, 128, 4, 16, Causal>(p) &&
         prefill::dynamicSharedBytes() >=
             uint32_t(prefillWsSharedBytes(128, Stages, Keys))) {
-      pagedPrefillWsBody<__nv_bfloat16, 128, 4, 16, true, Stages, Keys,
-                         ConsumerRegisters>(
+      pagedPrefillWsBody<__nv_bfloat16, 128, 4, 16, Causal, Stages, Keys,
+                         ConsumerRegisters, Turns>(
           p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
       return;
     }
   }
   poisonLaunch(p);
 }
+#define KVCC_BENCH_WS(name, ...)                                               \
+  __global__ __launch_bounds__(kvrt::device::kPrefillWsThreads,                \
+                               1) void name(kvrt_attention_params p) {         \
+    prefillWsOnly<__VA_ARGS__>(p);                                             \
+  }
 // Three slots of 64-key tiles at 168 and 240 registers, three slots of
 // 128-key tiles at 240.
-__global__
-__launch_bounds__(kvrt::device::kPrefillWsThreads,
-                  1) void kvcc_prefill_ws3o(kvrt_attention_params p) {
-  prefillWsOnly<3, 64, 0>(p);
-}
-__global__
-__launch_bounds__(kvrt::device::kPrefillWsThreads,
-                  1) void kvcc_prefill_ws3or(kvrt_attention_params p) {
-  prefillWsOnly<3, 64, 240>(p);
-}
-__global__
-__launch_bounds__(kvrt::device::kPrefillWsThreads,
-                  1) void kvcc_prefill_ws3o128(kvrt_attention_params p) {
-  prefillWsOnly<3, 128, 240>(p);
-}
-// kvrt's configuration alone: two slots of 128-key tiles at 240.
-__global__
-__launch_bounds__(kvrt::device::kPrefillWsThreads,
-                  1) void kvcc_prefill_ws2o128(kvrt_attention_params p) {
-  prefillWsOnly<2, 128, 240>(p);
-}
+KVCC_BENCH_WS(kvcc_prefill_ws3o, 3, 64, 0)
+KVCC_BENCH_WS(kvcc_prefill_ws3or, 3, 64, 240)
+KVCC_BENCH_WS(kvcc_prefill_ws3o128, 3, 128, 240)
+// kvrt's configuration alone: two slots of 128-key tiles at 240, the
+// consumers taking turns (t) or not (o); causal and non-causal (nc, with
+// the three slots of ws3o128 too).
+KVCC_BENCH_WS(kvcc_prefill_ws2o128, 2, 128, 240)
+KVCC_BENCH_WS(kvcc_prefill_ws2t128, 2, 128, 240, true, true)
+KVCC_BENCH_WS(kvcc_prefill_nc_ws3o128, 3, 128, 240, false)
+KVCC_BENCH_WS(kvcc_prefill_nc_ws2o128, 2, 128, 240, false)
+KVCC_BENCH_WS(kvcc_prefill_nc_ws2t128, 2, 128, 240, false, true)
+#undef KVCC_BENCH_WS
 
 namespace {
 /// 0: the kernels kvcc emits; 1: 32-key tiles; 2: two blocks per SM;
@@ -673,7 +672,9 @@ extern "C" int kvcc_bench_read(const void *data, int64_t bytes, void *sink,
 /// kernel kvcc emits on 64-row blocks, 1 kvcc_prefill_keys64, 2
 /// kvcc_prefill_keys128, 3/4/5 kvcc_prefill_ws3o/3or/3o128 (384 threads,
 /// 128 query rows per block), 6 the kernel kvcc emits on the
-/// warp-specialized layout, 7 kvcc_prefill_ws2o128 (the same body alone).
+/// warp-specialized layout, 7/8 kvcc_prefill_ws2o128/2t128 (the same body
+/// alone, without or with the consumers' turns). Non-causal (`causal` 0):
+/// variants 5-8, as kvcc_prefill_nc_* (6: the emitted non-causal kernel).
 /// Returns a cudaError_t.
 extern "C" int kvcc_bench_prefill_direct(
     int variant, const void *poolBase, int64_t pageBytes, const int32_t *indptr,
@@ -681,23 +682,31 @@ extern "C" int kvcc_bench_prefill_direct(
     void *out, int batch, int numTokens, int numQHeads, int numKvHeads,
     float scale, int causal, void *stream) {
   using namespace kvrt::device;
-  static const void *const kernels[] = {
-      reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4),
-      reinterpret_cast<const void *>(&kvcc_prefill_keys64),
-      reinterpret_cast<const void *>(&kvcc_prefill_keys128),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws3o),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws3or),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws3o128),
-      reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4),
-      reinterpret_cast<const void *>(&kvcc_prefill_ws2o128)};
-  constexpr int kKeys[] = {64, 64, 128, 64, 64, 128, 128, 128};
-  if (variant < 0 || variant > 7)
+  static const void *const kernels[][2] = {
+      {reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4), nullptr},
+      {reinterpret_cast<const void *>(&kvcc_prefill_keys64), nullptr},
+      {reinterpret_cast<const void *>(&kvcc_prefill_keys128), nullptr},
+      {reinterpret_cast<const void *>(&kvcc_prefill_ws3o), nullptr},
+      {reinterpret_cast<const void *>(&kvcc_prefill_ws3or), nullptr},
+      {reinterpret_cast<const void *>(&kvcc_prefill_ws3o128),
+       reinterpret_cast<const void *>(&kvcc_prefill_nc_ws3o128)},
+      {reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4),
+       reinterpret_cast<const void *>(&kvcc_prefill_full_bf16_g4)},
+      {reinterpret_cast<const void *>(&kvcc_prefill_ws2o128),
+       reinterpret_cast<const void *>(&kvcc_prefill_nc_ws2o128)},
+      {reinterpret_cast<const void *>(&kvcc_prefill_ws2t128),
+       reinterpret_cast<const void *>(&kvcc_prefill_nc_ws2t128)}};
+  constexpr int kKeys[] = {64, 64, 128, 64, 64, 128, 128, 128, 128};
+  constexpr int kStages[] = {0, 0, 0, 3, 3, 3, kPrefillWsStages, 2, 2};
+  constexpr int kVariants = int(sizeof(kKeys) / sizeof(kKeys[0]));
+  if (variant < 0 || variant >= kVariants ||
+      !kernels[variant][causal ? 0 : 1])
     return int(cudaErrorInvalidValue);
-  const void *kernel = kernels[variant];
+  const void *kernel = kernels[variant][causal ? 0 : 1];
   const bool ws = variant >= 3;
-  const int stages = variant >= 6 ? kPrefillWsStages : 3;
   const int sharedBytes = ws
-                              ? prefillWsSharedBytes(128, stages, kKeys[variant])
+                              ? prefillWsSharedBytes(128, kStages[variant],
+                                                     kKeys[variant])
                               : prefillWgmmaSharedBytes(128, kKeys[variant]);
   const int rowsPerBlock = ws ? kPrefillWsRows : kPrefillRows;
   const int threads = ws ? kPrefillWsThreads : kAttentionThreads;

@@ -51,8 +51,11 @@ def main():
                          "(bf16: 32-key tiles, two blocks per SM, the wgmma "
                          "body in kernels without the mma.sync one whose "
                          "decode layout runs on CUDA cores or tensor cores; "
-                         "the wgmma body alone with 64- or 128-key tiles, "
-                         "launched directly over resident tables)")
+                         "the wgmma body alone with 64- or 128-key tiles "
+                         "and the warp-specialized body alone with two or "
+                         "three slots, the consumers taking turns or not, "
+                         "launched directly over resident tables; "
+                         "non-causal: the warp-specialized ones)")
     ap.add_argument("--shapes", default=None,
                     help="B x S shapes to time instead of ANCHORS.md's, e.g. "
                          "8x1024,8x2048 (comma-separated)")
@@ -187,6 +190,7 @@ def main():
                         kvrt.bench.kvcc_bench_set_prefill_variant(0)
                         kernel = kvrt.bench.kvcc_bench_prefill_kernel(
                             kdtype, group, 1)
+                    if args.variants and dname == "bf16" and group == 4:
                         # The wgmma body alone, launched directly over
                         # resident tables (random page order) with the
                         # shared memory its tile size needs: 64-key tiles
@@ -197,13 +201,19 @@ def main():
                         # three slots of 64-key tiles (168 or 240
                         # registers) or of 128-key tiles (240); directws the
                         # emitted kernel on 128-row blocks, ws2o128 its
-                        # body alone (two slots of 128-key tiles, 240).
+                        # body alone (two slots of 128-key tiles, 240),
+                        # ws2t128 with the consumers taking turns.
+                        # Non-causal: the warp-specialized ones with
+                        # 128-key tiles.
                         pages = ResidentPages(kvrt, k, v, PAGE)
-                        for variant, vname in [(0, "direct"), (1, "keys64"),
-                                               (2, "keys128"), (3, "ws3o"),
-                                               (4, "ws3or"), (5, "ws3o128"),
-                                               (6, "directws"),
-                                               (7, "ws2o128")]:
+                        variants = [(0, "direct"), (1, "keys64"),
+                                    (2, "keys128"), (3, "ws3o"),
+                                    (4, "ws3or"), (5, "ws3o128"),
+                                    (6, "directws"), (7, "ws2o128"),
+                                    (8, "ws2t128")]
+                        if not causal:
+                            variants = variants[5:]
+                        for variant, vname in variants:
                             def dfn(variant=variant):
                                 status = kvrt.bench.kvcc_bench_prefill_direct(
                                     variant, pages.pool.data_ptr(),
@@ -211,8 +221,8 @@ def main():
                                     pages.indptr.data_ptr(),
                                     pages.kv_lens.data_ptr(),
                                     pages.indices.data_ptr(), qk.data_ptr(),
-                                    out.data_ptr(), B, S, hq, hkv, scale, 1,
-                                    stream)
+                                    out.data_ptr(), B, S, hq, hkv, scale,
+                                    int(causal), stream)
                                 if status != 0:
                                     raise RuntimeError(
                                         f"kvcc_bench_prefill_direct: CUDA "

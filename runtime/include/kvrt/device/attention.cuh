@@ -854,7 +854,8 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
               uint32_t(prefillWsDefaultSharedBytes(HeadDim))) {
             pagedPrefillWsBody<T, HeadDim, GroupSize, PageSize, Causal,
                                kPrefillWsStages, kPrefillWsKeys,
-                               kPrefillWsConsumerRegisters>(
+                               kPrefillWsConsumerRegisters,
+                               kPrefillWsTurns<Causal>>(
                 p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
             return;
           }

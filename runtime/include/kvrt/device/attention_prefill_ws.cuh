@@ -29,7 +29,17 @@
 // named barriers, FlashAttention-3's ping-pong: 445-449 / 416-421 /
 // 301-303; both left out since, commit 4c5ef79); with the intra-warpgroup
 // overlap 477-485 / 451-456 / 320-321; with it, 128-key tiles, two slots
-// and the consumers at 240 registers 569-577 / 528-533 / 339-340.
+// and the consumers at 240 registers 569-577 / 528-533 / 339-340. Session
+// 15, on top of all that (A/B/A against the same kernel without): the
+// consumers taking turns again gained in causal launches (kvrt's kernel,
+// 1 x 8K / 4 x 4K / 8 x 2K 616 / 563 / 477 against 614 / 556 / 472;
+// chunks 1 x (15872 + 512) 625 against 617, 8 x (768 + 512) 455 against
+// 446) and lost in non-causal ones (1 x 8K / 4 x 4K 618 / 595 against
+// 632 / 622), so kvrt's kernels take turns where causal (kPrefillWsTurns).
+// The body alone, launched directly (bench --variants, ws2t128 against
+// ws2o128), shows no consistent difference either way (-4% to +2%,
+// within run-to-run spread): the gain lives in how ptxas allocates kvrt's
+// whole kernel.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
@@ -56,6 +66,9 @@ inline constexpr int kPrefillWsThreads = 384;
 inline constexpr int kPrefillWsStages = 2;
 inline constexpr int kPrefillWsKeys = 128;
 inline constexpr int kPrefillWsConsumerRegisters = 240;
+/// Whether the consumers take turns at issuing their products
+/// (ConsumerTurns): where causal (measured in the file comment).
+template <bool Causal> inline constexpr bool kPrefillWsTurns = Causal;
 static_assert(!kDeviceHasWgmma || kPrefillWsThreads == kPrefillMaxThreads,
               "sm_90a kernels with the prefill body allow the "
               "warp-specialized one");
@@ -176,6 +189,23 @@ __device__ __forceinline__ void warpgroupBarrier(int id) {
   asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
 }
 
+/// FlashAttention-3's warp scheduler barriers: the two consumers take
+/// turns at issuing their products (named barriers 3 and 4, one per
+/// consumer), so that one consumer's wgmmas run while the other computes
+/// its softmax. Consumer `c` waits for its turn with wait() and passes it
+/// on with pass(); with `Enabled` false both are no-ops.
+template <bool Enabled> struct ConsumerTurns {
+  int c;
+  __device__ __forceinline__ void wait() const {
+    if constexpr (Enabled)
+      asm volatile("bar.sync %0, 256;\n" ::"r"(3 + c) : "memory");
+  }
+  __device__ __forceinline__ void pass() const {
+    if constexpr (Enabled)
+      asm volatile("bar.arrive %0, 256;\n" ::"r"(4 - c) : "memory");
+  }
+};
+
 /// The warp-specialized sm_90a prefill body; see the file comment. `shared`
 /// is the block's dynamic shared memory, 1024-byte aligned,
 /// prefillWsSharedBytes(HeadDim, Stages, Keys) - 1024 bytes long. The launch
@@ -186,9 +216,12 @@ __device__ __forceinline__ void warpgroupBarrier(int id) {
 /// for P·V). `Keys` keys (64 or 128) per K/V tile, in a ring of `Stages`
 /// slots. With `ConsumerRegisters` (a multiple of 8 up to 240) the producer
 /// gives its registers back down to 24 and the consumers take that many
-/// (FlashAttention-3's register split; 0 keeps the launch's 168).
+/// (FlashAttention-3's register split; 0 keeps the launch's 168). With
+/// `Turns` the consumers take turns at issuing their products
+/// (ConsumerTurns).
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
-          int Stages, int Keys = kPrefillWgmmaKeys, int ConsumerRegisters = 0>
+          int Stages, int Keys = kPrefillWgmmaKeys, int ConsumerRegisters = 0,
+          bool Turns = false>
 __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
                                    unsigned char *shared) {
   static_assert(kPrefillSupported<T, HeadDim, GroupSize, PageSize>,
@@ -301,6 +334,17 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   const int myTiles = (keyEnd + kKeys - 1) / kKeys;
   const float scaleLog2 = p.scale * kLog2e;
 
+  // Each consumer takes numTiles turns, one per tile of the block (its
+  // products of that tile, or nothing past its rows' keys), consumer 0
+  // first; consumer 1 passes its last turn to no one.
+  const ConsumerTurns<Turns> turns{c};
+  if (c == 1 && numTiles > 0)
+    turns.pass();
+  auto endTurn = [&](int kt) {
+    if (c == 0 || kt + 1 < numTiles)
+      turns.pass();
+  };
+
   const uint64_t queryDesc =
       wgmma::descriptor(sharedAddress(query), 16, wgmma::kAtomBytes);
 
@@ -384,7 +428,9 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     mbarrier::wait(keyFull, 0);
     wgmma::sharedProxyFence();
     wgmma::fence();
+    turns.wait();
     issueScores(q, k, scoresFlat);
+    endTurn(0);
     wgmma::wait<0>();
     wgmma::pin(scoresFlat);
     mbarrier::arrive(keyEmpty);
@@ -403,8 +449,10 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     mbarrier::wait(valueFull + (kt - 1) % Stages, ((kt - 1) / Stages) & 1);
     wgmma::sharedProxyFence();
     wgmma::fence();
+    turns.wait();
     issueScores(q, k, scoresFlat);
     issueValues(v, probs);
+    endTurn(kt);
     wgmma::wait<1>(); // S(kt); P·V(kt - 1) may still run
     mbarrier::arrive(keyEmpty + kt % Stages);
     wgmma::pin(scoresFlat);
@@ -441,6 +489,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     const int slot = kt % Stages;
     const uint32_t parity = (kt / Stages) & 1;
     mbarrier::wait(keyFull + slot, parity);
+    turns.wait();
+    endTurn(kt);
     mbarrier::arrive(keyEmpty + slot);
     mbarrier::wait(valueFull + slot, parity);
     mbarrier::arrive(valueEmpty + slot);
