@@ -145,9 +145,38 @@ __global__ void holdKernel(unsigned long long nanoseconds) {
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
   } while (now - start < nanoseconds);
 }
+
+__device__ kvrt_attention_params capturedLaunch;
+
+__global__ void captureParams(kvrt_attention_params p) {
+  if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 &&
+      blockIdx.z == 0)
+    capturedLaunch = p;
+}
 } // namespace
 
 namespace kvrt::test {
+
+const void *captureParamsKernel() {
+  return reinterpret_cast<const void *>(&captureParams);
+}
+
+bool capturedParams(kvrt_attention_params *params) {
+  return cudaMemcpyFromSymbol(params, capturedLaunch, sizeof(*params)) ==
+         cudaSuccess;
+}
+
+int launchAttentionKernel(const void *kernel,
+                          const kvrt_attention_params &params,
+                          const int32_t (&grid)[3], int threads,
+                          int sharedBytes) {
+  kvrt_attention_params copy = params;
+  void *args[] = {&copy};
+  cudaError_t error = cudaLaunchKernel(
+      kernel, dim3(unsigned(grid[0]), unsigned(grid[1]), unsigned(grid[2])),
+      dim3(unsigned(threads)), args, size_t(sharedBytes), nullptr);
+  return int(error == cudaSuccess ? cudaGetLastError() : error);
+}
 
 bool holdStream(void *stream, unsigned microseconds) {
   holdKernel<<<1, 1, 0, static_cast<cudaStream_t>(stream)>>>(1000ull *

@@ -10,8 +10,10 @@
 #ifndef KVRT_UNITTESTS_GPUKERNELS_H
 #define KVRT_UNITTESTS_GPUKERNELS_H
 
+#include "kvrt/device/params.h"
 #include "kvrt/kvrt.h"
 
+#include <cstdint>
 #include <vector>
 
 namespace kvrt::test {
@@ -44,6 +46,23 @@ int attentionThreads();
 /// it and race other streams against that work deterministically. Returns
 /// false when the launch failed.
 bool holdStream(void *stream, unsigned microseconds);
+
+/// A kernel that records the kvrt_attention_params it was launched with
+/// (for a test that launches a kernel itself on kvrt's tables): launched
+/// through kvrt_attention_launch, it stores them for capturedParams.
+const void *captureParamsKernel();
+
+/// The parameters captureParamsKernel last recorded (false when the copy
+/// failed).
+bool capturedParams(kvrt_attention_params *params);
+
+/// Launches attention kernel `kernel` with `params` itself: grid `grid`,
+/// `threads` threads and `sharedBytes` bytes of dynamic shared memory, on
+/// the default stream. Returns the launch's cudaError_t.
+int launchAttentionKernel(const void *kernel,
+                          const kvrt_attention_params &params,
+                          const int32_t (&grid)[3], int threads,
+                          int sharedBytes);
 
 } // namespace kvrt::test
 

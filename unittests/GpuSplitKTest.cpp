@@ -672,7 +672,11 @@ TEST(GpuSplitKTest, PlanReportsTheLayoutAndSplitOfALaunch) {
   EXPECT_GT(decode.pages_per_split, 0);
   EXPECT_LT(int64_t(decode.pages_per_split) * (decode.num_splits - 1),
             (3000 + pageSize - 1) / pageSize);
-  EXPECT_EQ(decode.shared_bytes, 0);
+  // The decode bodies' block state in dynamic shared memory
+  // (kvrt::device::decodeSharedBytes): the tensor-core body's MmaShared at
+  // head_dim 128, groups of 4, 4 x 4 x (4 x 129 + 66) bytes, and 16 to
+  // align it.
+  EXPECT_EQ(decode.shared_bytes, 9328);
   {
     ForcedSplits four(4);
     kvrt_attention_plan_info forced = plan(longRows, 1, kernel);
@@ -692,6 +696,12 @@ TEST(GpuSplitKTest, PlanReportsTheLayoutAndSplitOfALaunch) {
   EXPECT_EQ(longPrefill.grid[0], numKvHeads);
   EXPECT_EQ(longPrefill.grid[1], 3 * (wsEligible ? 3 : 5));
   EXPECT_EQ(longPrefill.grid[2], 1);
+  // The warp-specialized body's Q tiles and three slots of 128-key K and V
+  // tiles, 1024 bytes to align them and 1024 for its barriers (the kernel
+  // declares no static shared memory, so the whole 227 KiB are the
+  // launch's to give).
+  if (wsEligible)
+    EXPECT_EQ(longPrefill.shared_bytes, (128 + 6 * 128) * 128 * 2 + 2048);
   EXPECT_GT(longPrefill.shared_bytes, 0);
   kvrt_attention_plan_info shortPrefill = plan(shortRows, 70, kernel);
   EXPECT_EQ(shortPrefill.query_tile_rows, 64);
@@ -721,6 +731,98 @@ TEST(GpuSplitKTest, PlanReportsTheLayoutAndSplitOfALaunch) {
                                         1, numQHeads, 1, nullptr, 128, 0,
                                         &info),
                     KVRT_ERROR_INVALID_ARGUMENT, "kernel must not be null");
+}
+
+TEST(GpuSplitKTest, DecodeLaunchNeedsItsSharedState) {
+  SKIP_WITHOUT_GPU();
+  // The decode bodies keep their block state in the dynamic shared memory
+  // the runtime passes (kvrt_attention_plan's shared_bytes). The kernel
+  // launched by hand on kvrt's parameters (captured from a launch through
+  // kvrt) with that much gives kvrt's output bit for bit; with less it
+  // refuses: every output is NaN. Tensor-core and CUDA-core bodies, unsplit
+  // and split.
+  const int numKvHeads = 8, numQHeads = 32, headDim = 128, pageSize = 16;
+  const std::vector<int> lengths = {300, 80};
+  const int batch = int(lengths.size());
+  std::mt19937 rng(37);
+  RandomDeviceCache device;
+  ASSERT_NO_FATAL_FAILURE(fillRandomDeviceCache(
+      lengths, numKvHeads, headDim, KVRT_DTYPE_F16, pageSize, rng, device));
+  const int64_t count = int64_t(batch) * numQHeads * headDim;
+  const size_t bytes = size_t(count) * 2;
+  DeviceMemory queries(bytes), out(bytes), expected(bytes);
+  Tensor hostQueries = randomTensor(KVRT_DTYPE_F16, count, rng);
+  ASSERT_EQ(cudaMemcpy(queries.pointer, hostQueries.data(), bytes,
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+  auto read = [&](void *pointer) {
+    Tensor result(KVRT_DTYPE_F16, count);
+    EXPECT_EQ(cudaMemcpy(result.data(), pointer, bytes, cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    return result;
+  };
+  for (const char *name :
+       {"f16_d128_g4_p16_causal", "simt_f16_d128_g4_p16_causal"})
+    for (int splits : {1, 3}) {
+      SCOPED_TRACE(testing::Message() << name << " splits " << splits);
+      const GpuKernel &kernel = kernelNamed(name);
+      ForcedSplits forced(splits);
+      kvrt_attention_plan_info plan;
+      ASSERT_EQ(kvrt_attention_plan(device.cache, batch, device.ids.data(), 1,
+                                    numQHeads, 1, kernel.function,
+                                    attentionThreads(), 0, &plan),
+                KVRT_OK)
+          << kvrt_last_error();
+      EXPECT_EQ(plan.shared_bytes, 9328);
+      ASSERT_EQ(kvrt_attention_launch(device.cache, batch, device.ids.data(),
+                                      1, numQHeads, queries.pointer,
+                                      expected.pointer, 0.1f, 1,
+                                      kernel.function, attentionThreads(),
+                                      nullptr),
+                KVRT_OK)
+          << kvrt_last_error();
+      {
+        const Tensor reference = read(expected.pointer);
+        int64_t finite = 0;
+        for (int64_t i = 0; i < reference.count; ++i)
+          finite += std::isfinite(reference.at(i));
+        EXPECT_EQ(finite, reference.count);
+      }
+      // Split launches need the runtime's workspace and merge: only the
+      // unsplit ones are launched by hand.
+      if (splits > 1)
+        continue;
+      ASSERT_EQ(kvrt_attention_launch(device.cache, batch, device.ids.data(),
+                                      1, numQHeads, queries.pointer,
+                                      out.pointer, 0.1f, 1,
+                                      captureParamsKernel(),
+                                      attentionThreads(), nullptr),
+                KVRT_OK)
+          << kvrt_last_error();
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      kvrt_attention_params params;
+      ASSERT_TRUE(capturedParams(&params));
+      ASSERT_EQ(params.num_splits, 1);
+      // kvrt's own parameters and tables (unchanged since), this kernel's
+      // plan.
+      for (int sharedBytes : {plan.shared_bytes, plan.shared_bytes - 16, 0}) {
+        SCOPED_TRACE(testing::Message() << sharedBytes << " bytes");
+        ASSERT_EQ(cudaMemset(out.pointer, 0, bytes), cudaSuccess);
+        ASSERT_EQ(launchAttentionKernel(kernel.function, params, plan.grid,
+                                        plan.block_threads, sharedBytes),
+                  0);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        const Tensor got = read(out.pointer);
+        if (sharedBytes == plan.shared_bytes) {
+          EXPECT_EQ(got.bytes, read(expected.pointer).bytes);
+          continue;
+        }
+        int64_t finite = 0;
+        for (int64_t i = 0; i < got.count; ++i)
+          finite += !std::isnan(got.at(i));
+        EXPECT_EQ(finite, 0) << "of " << got.count << " outputs";
+      }
+    }
 }
 
 TEST(GpuSplitKTest, PrefillChunkWithEmptySplits) {

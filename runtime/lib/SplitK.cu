@@ -18,6 +18,7 @@
 #include "CudaSupport.h"
 #include "SplitK.h"
 
+#include "kvrt/device/attention.cuh"
 #include "kvrt/device/attention_prefill.cuh"
 #include "kvrt/device/attention_prefill_ws.cuh"
 #include "kvrt/device/element.cuh"
@@ -473,16 +474,18 @@ kvrt_status deviceAttribute(int device, cudaDeviceAttr attribute,
       });
 }
 
-/// Blocks of `kernel` with `threads` threads one SM holds at once (at
-/// least 1), asked once per (device, kernel, threads).
+/// Blocks of `kernel` with `threads` threads and `sharedBytes` bytes of
+/// dynamic shared memory one SM holds at once (at least 1), asked once per
+/// (device, kernel, threads, sharedBytes).
 kvrt_status blocksPerSm(int device, const void *kernel, int threads,
-                        int *blocks, const char *function) {
-  static QueryCache<std::tuple<int, const void *, int>, int> cache;
+                        int sharedBytes, int *blocks, const char *function) {
+  static QueryCache<std::tuple<int, const void *, int, int>, int> cache;
   return cache.get(
-      {device, kernel, threads}, blocks, [&](int *result) -> kvrt_status {
+      {device, kernel, threads, sharedBytes}, blocks,
+      [&](int *result) -> kvrt_status {
         KVRT_RETURN_IF_ERROR(checkCuda(
-            cudaOccupancyMaxActiveBlocksPerMultiprocessor(result, kernel,
-                                                          threads, 0),
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                result, kernel, threads, size_t(sharedBytes)),
             function, "cudaOccupancyMaxActiveBlocksPerMultiprocessor"));
         *result = std::max(1, *result);
         return KVRT_OK;
@@ -831,7 +834,12 @@ kvrt_status kvrt::cuda::planAttention(const void *kernel,
         (int64_t(params.num_tokens) * group + launch.rows - 1) / launch.rows;
     plan.queryTileRows = launch.rows;
     plan.threads = launch.threads;
-    plan.sharedBytes = launch.sharedBytes;
+    // The prefill bodies' tiles, or the block state of the CUDA-core body
+    // that code without them runs token by token (less at every supported
+    // shape).
+    plan.sharedBytes = std::max(
+        launch.sharedBytes,
+        kvrt::device::decodeSharedBytes(params.head_dim, group));
     plan.grid[0] = params.num_kv_heads;
     plan.grid[1] = int64_t(params.batch) * tiles;
     plan.grid[2] = 1;
@@ -840,6 +848,10 @@ kvrt_status kvrt::cuda::planAttention(const void *kernel,
   }
   const int64_t rows = int64_t(params.batch) * params.num_tokens;
   const int64_t baseBlocks = rows * params.num_kv_heads;
+  // The decode bodies' block state lives in dynamic shared memory: at most
+  // 35 KiB (head_dim 256, group 8), within every kernel's default limit.
+  plan.sharedBytes = kvrt::device::decodeSharedBytes(
+      params.head_dim, params.num_q_heads / params.num_kv_heads);
   const int64_t maxPages =
       (maxLength + params.page_size - 1) / params.page_size;
   const int64_t forced = splitOverride();
@@ -859,7 +871,8 @@ kvrt_status kvrt::cuda::planAttention(const void *kernel,
     split = fixedSplits(std::min(forced, kMaxSplits), maxPages);
   } else {
     int perSm = 0;
-    KVRT_RETURN_IF_ERROR(blocksPerSm(device, kernel, threads, &perSm, function));
+    KVRT_RETURN_IF_ERROR(blocksPerSm(device, kernel, threads, plan.sharedBytes,
+                                     &perSm, function));
     split = lastPlan(baseBlocks, maxPages / std::max<int64_t>(1, warps),
                      int64_t(sms) * perSm);
     // planSplits counted groups of `warps` pages; convert back to pages.
@@ -948,8 +961,8 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   kvrt_attention_params copy = params;
   void *args[] = {&copy};
   cudaError_t error =
-      cudaLaunchKernel(kernel, grid, dim3(unsigned(plan.threads)), args, 0,
-                       cudaStream);
+      cudaLaunchKernel(kernel, grid, dim3(unsigned(plan.threads)), args,
+                       size_t(plan.sharedBytes), cudaStream);
   if (error == cudaSuccess)
     error = cudaGetLastError();
   if (error != cudaSuccess)

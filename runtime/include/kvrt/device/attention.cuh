@@ -152,6 +152,19 @@ template <int HeadDim, int GroupSize> struct AttentionShared {
   float warpSum[kMaxWarps][GroupSize];
 };
 
+/// Bytes of dynamic shared memory a decode-layout launch (params.h,
+/// query_tile_rows 0) of pagedAttention for `headDim` and `groupSize` needs:
+/// its body's block state (AttentionShared on CUDA cores, MmaShared on
+/// tensor cores, which groups of up to 8 may run) and 16 bytes to align
+/// it. Launches with less get NaN (poisonLaunch).
+__host__ __device__ constexpr int decodeSharedBytes(int headDim,
+                                                    int groupSize) {
+  const int simt = 4 * groupSize * (headDim + 2 * kMaxWarps);
+  const int tensor =
+      4 * groupSize * (mma::kCombineSlices * (headDim + 1) + 2 * 32 + 2);
+  return (groupSize <= 8 && tensor > simt ? tensor : simt) + 16;
+}
+
 /// Online-softmax state of one key group for each of its GroupSize query
 /// heads (the lane's heads, see LaneLayout): running max and sum (log2
 /// units) and this lane's slice of the output.
@@ -734,7 +747,8 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
   // One tile holds a whole page (the loop below runs once per page).
   constexpr bool kOneTilePerPage = Shape::kKeys >= PageSize;
 
-  __shared__ __align__(16) AttentionShared<HeadDim, GroupSize> shared;
+  AttentionShared<HeadDim, GroupSize> &shared =
+      sharedState<AttentionShared<HeadDim, GroupSize>>();
 
   const int kvHead = blockIdx.x;
   // The group's first query head: queries and outputs are [batch, tokens,
@@ -818,6 +832,10 @@ template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int Rows>
 __device__ void prefillTokensOnCudaCores(const kvrt_attention_params &p) {
   static_assert(Rows % GroupSize == 0, "tiles of whole tokens");
+  if (dynamicSharedBytes() < uint32_t(decodeSharedBytes(HeadDim, GroupSize))) {
+    poisonLaunch(p);
+    return;
+  }
   const int tiles = (p.num_tokens * GroupSize + Rows - 1) / Rows;
   const int sequence = blockIdx.y / tiles;
   const int firstToken = blockIdx.y % tiles * (Rows / GroupSize);
@@ -842,6 +860,13 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
                 "GroupSize (q heads per kv head) must be in 1..16");
   static_assert(PageSize > 0 && (PageSize & (PageSize - 1)) == 0,
                 "PageSize must be a power of two");
+  static_assert(sizeof(AttentionShared<HeadDim, GroupSize>) + 16 <=
+                    decodeSharedBytes(HeadDim, GroupSize),
+                "decodeSharedBytes covers the CUDA-core body's state");
+  static_assert(GroupSize > 8 || sizeof(mma::MmaShared<HeadDim, GroupSize>) +
+                                         16 <=
+                                     decodeSharedBytes(HeadDim, GroupSize),
+                "decodeSharedBytes covers the tensor-core body's state");
 
   if (p.query_tile_rows == kPrefillWsRows) {
     // The warp-specialized prefill layout (the runtime chose it; see
@@ -904,7 +929,10 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
     poisonLaunch(p);
     return;
   }
-  if (!launchMatches<T, HeadDim, GroupSize, PageSize, Causal>(p)) {
+  // The decode layout: the bodies keep their block state in the dynamic
+  // shared memory the runtime passes (decodeSharedBytes).
+  if (!launchMatches<T, HeadDim, GroupSize, PageSize, Causal>(p) ||
+      dynamicSharedBytes() < uint32_t(decodeSharedBytes(HeadDim, GroupSize))) {
     poisonLaunch(p);
     return;
   }

@@ -34,6 +34,7 @@
 #include "kvrt/device/element.cuh"
 #include "kvrt/device/paged.cuh"
 #include "kvrt/device/params.h"
+#include "kvrt/device/shared.cuh"
 #include "kvrt/device/softmax.cuh"
 
 #include <cstdint>
@@ -554,12 +555,11 @@ scoreSink(const kvrt_attention_params &p, int64_t firstHead, int beginKey,
   return sink;
 }
 
-/// The block's MmaShared (one variable per instantiation, whichever body
-/// runs).
+/// The block's MmaShared, in its dynamic shared memory (decodeSharedBytes,
+/// attention.cuh).
 template <int HeadDim, int GroupSize>
 __device__ __forceinline__ MmaShared<HeadDim, GroupSize> &decodeShared() {
-  __shared__ __align__(16) MmaShared<HeadDim, GroupSize> shared;
-  return shared;
+  return sharedState<MmaShared<HeadDim, GroupSize>>();
 }
 
 /// Combines the warps' states of one decode block (deterministic order)

@@ -33,6 +33,7 @@
 #include "kvrt/device/element.cuh"
 #include "kvrt/device/paged.cuh"
 #include "kvrt/device/params.h"
+#include "kvrt/device/shared.cuh"
 #include "kvrt/device/softmax.cuh"
 #include "kvrt/device/wgmma.cuh"
 
@@ -99,9 +100,9 @@ inline constexpr bool kPrefillSupported =
 
 namespace prefill {
 
-__device__ __forceinline__ uint32_t sharedAddress(const void *pointer) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
-}
+using kvrt::device::alignedDynamicShared;
+using kvrt::device::dynamicSharedBytes;
+using kvrt::device::sharedAddress;
 
 /// Copies 16 bytes to shared memory (at shared-window address
 /// `destination`) asynchronously; zero-fills when not `valid` (then
@@ -144,22 +145,6 @@ __device__ __forceinline__ float fastExp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
-}
-
-/// Bytes of dynamic shared memory this block was launched with.
-__device__ __forceinline__ uint32_t dynamicSharedBytes() {
-  uint32_t bytes;
-  asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(bytes));
-  return bytes;
-}
-
-/// The block's dynamic shared memory, its start rounded up to `Align`
-/// bytes (Align bytes of the launch's allowance go to the rounding).
-template <int Align>
-__device__ __forceinline__ unsigned char *alignedDynamicShared() {
-  extern __shared__ unsigned char kvrtDynamicShared[];
-  const uint32_t address = sharedAddress(kvrtDynamicShared);
-  return kvrtDynamicShared + (Align - address % Align) % Align;
 }
 
 /// ldmatrix .x4: four 8x8 b16 matrices whose rows lanes 8i..8i+7 address.

@@ -60,10 +60,11 @@ inline constexpr int kPrefillWsRows = 2 * kPrefillRows;
 inline constexpr int kPrefillWsThreads = 384;
 
 /// The configuration kvrt's kernels run (pagedAttention on sm_90a, the
-/// runtime's prefill layout with query_tile_rows = kPrefillWsRows): two
-/// slots of 128-key tiles, the intra-warpgroup overlap, 240 registers per
-/// consumer thread.
-inline constexpr int kPrefillWsStages = 2;
+/// runtime's prefill layout with query_tile_rows = kPrefillWsRows): three
+/// slots of 128-key tiles (226 KiB at head_dim 128: the kernels declare no
+/// static shared memory, shared.cuh), the intra-warpgroup overlap, 240
+/// registers per consumer thread.
+inline constexpr int kPrefillWsStages = 3;
 inline constexpr int kPrefillWsKeys = 128;
 inline constexpr int kPrefillWsConsumerRegisters = 240;
 /// Whether the consumers take turns at issuing their products
