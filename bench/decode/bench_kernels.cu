@@ -507,7 +507,8 @@ __device__ void prefillWsOnly(const kvrt_attention_params &p) {
 KVCC_BENCH_WS(kvcc_prefill_ws3o, 3, 64, 0)
 KVCC_BENCH_WS(kvcc_prefill_ws3or, 3, 64, 240)
 KVCC_BENCH_WS(kvcc_prefill_ws3o128, 3, 128, 240)
-// kvrt's configuration alone: two slots of 128-key tiles at 240, the
+// Two slots of 128-key tiles at 240 (kvrt's configuration before session
+// 15, which runs ws3o128's three slots with turns where causal), the
 // consumers taking turns (t) or not (o); causal and non-causal (nc, with
 // the three slots of ws3o128 too).
 KVCC_BENCH_WS(kvcc_prefill_ws2o128, 2, 128, 240)

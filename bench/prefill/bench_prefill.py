@@ -200,9 +200,10 @@ def main():
                         # ws3or and ws3o128 the warp-specialized body with
                         # three slots of 64-key tiles (168 or 240
                         # registers) or of 128-key tiles (240); directws the
-                        # emitted kernel on 128-row blocks, ws2o128 its
-                        # body alone (two slots of 128-key tiles, 240),
-                        # ws2t128 with the consumers taking turns.
+                        # emitted kernel on 128-row blocks (kvrt's three
+                        # slots of 128-key tiles at 240, the body alone in
+                        # ws3o128 without turns), ws2o128 two slots,
+                        # ws2t128 two with the consumers taking turns.
                         # Non-causal: the warp-specialized ones with
                         # 128-key tiles.
                         pages = ResidentPages(kvrt, k, v, PAGE)

@@ -560,12 +560,12 @@ struct PrefillLaunch {
 /// threads (prefillWsEligible), else the sm_90a wgmma body's shared memory
 /// on 64-row blocks; elsewhere what the mma.sync body needs (attention.cuh
 /// picks the body by the rows and bytes it gets). Raises the kernel's
-/// limit above its default (48 KiB less its static shared memory) where
-/// needed, once per (device, kernel) and size: the mma.sync body's 32 KiB
-/// at d128 need it too when the decode body's slices take more than 16 KiB
-/// (groups of 8). Where a body's bytes are refused (the kernel's own shared
-/// memory leaves no room), the next body's; where the mma.sync body's are
-/// refused as well, the launch reports the error. The warp-specialized
+/// limit above its default (48 KiB less its static shared memory, none in
+/// kvcc's kernels) where needed, once per (device, kernel) and size. Where
+/// a body's bytes are refused (a kernel with its own static shared memory:
+/// the warp-specialized body's 226 KiB at d128 leave 1 KiB of sm_90's 227),
+/// the next body's; where the mma.sync body's are refused as well, the
+/// launch reports the error. The warp-specialized
 /// body runs where its rows are long enough (prefillWsPays for `params`
 /// and `maxLength`); KVRT_PREFILL_WS=1 forces it, KVRT_PREFILL_WS=0 skips
 /// it and KVRT_PREFILL_WGMMA=0 both sm_90a bodies (benchmarking knobs).

@@ -477,7 +477,10 @@ typedef struct kvrt_attention_plan_info {
   int32_t pages_per_split;
   /** Threads per block. */
   int32_t block_threads;
-  /** Dynamic shared memory per block, bytes. */
+  /** Dynamic shared memory per block, bytes: the decode bodies' block
+   *  state (9328 at head_dim 128, groups of 4) or the prefill bodies' tiles
+   *  (226 KiB for the warp-specialized one at head_dim 128). The kernels
+   *  declare no static shared memory. */
   int32_t shared_bytes;
   /** Blocks: x kv heads, y (sequence, token) rows or (sequence, row tile)
    *  pairs, z splits. */

@@ -30,16 +30,18 @@
 // 301-303; both left out since, commit 4c5ef79); with the intra-warpgroup
 // overlap 477-485 / 451-456 / 320-321; with it, 128-key tiles, two slots
 // and the consumers at 240 registers 569-577 / 528-533 / 339-340. Session
-// 15, on top of all that (A/B/A against the same kernel without): the
-// consumers taking turns again gained in causal launches (kvrt's kernel,
-// 1 x 8K / 4 x 4K / 8 x 2K 616 / 563 / 477 against 614 / 556 / 472;
-// chunks 1 x (15872 + 512) 625 against 617, 8 x (768 + 512) 455 against
-// 446) and lost in non-causal ones (1 x 8K / 4 x 4K 618 / 595 against
-// 632 / 622), so kvrt's kernels take turns where causal (kPrefillWsTurns).
-// The body alone, launched directly (bench --variants, ws2t128 against
-// ws2o128), shows no consistent difference either way (-4% to +2%,
-// within run-to-run spread): the gain lives in how ptxas allocates kvrt's
-// whole kernel.
+// 15, on top of that (A/B/A against the same kernel without, bf16): the
+// consumers taking turns again gained in causal launches (1 x 8K / 4 x 4K
+// / 8 x 2K 616 / 563 / 477 against 614 / 556 / 472; chunks 1 x (15872 +
+// 512) 625 against 617, 8 x (768 + 512) 455 against 446) and lost in
+// non-causal ones (1 x 8K / 4 x 4K 618 / 595 against 632 / 622), so kvrt's
+// kernels take turns where causal (kPrefillWsTurns); the body alone,
+// launched directly (bench --variants, ws2t128 against ws2o128), shows no
+// consistent difference either way (-4% to +2%, within the run-to-run
+// spread): the gain lives in how ptxas allocates kvrt's whole kernel.
+// Then a third slot (226 KiB at head_dim 128, once the decode bodies'
+// block state had moved to dynamic shared memory): non-causal 1 x 8K 624 /
+// 608 against 600, the other shapes within the spread.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH

@@ -63,7 +63,11 @@ typedef struct kvrt_attention_params {
    * tiles = ceil(num_tokens * group / query_tile_rows), each block taking
    * query_tile_rows (64: blocks of 128 threads; 128: the warp-specialized
    * body's blocks of 384, sm_90a) of a sequence's token-major (token, group
-   * head) query rows; num_splits is then 1. */
+   * head) query rows; num_splits is then 1. Every layout takes its block
+   * state or tiles from the launch's dynamic shared memory: at least
+   * decodeSharedBytes (attention.cuh) for the one-token layout, the
+   * bodies' bytes (prefillSharedBytes, prefillWsSharedBytes) for the
+   * prefill layout; a launch with less writes NaN. */
   int32_t query_tile_rows;
   /* Per-key attention scores (the hook H2O needs), or null. With it, the
    * kernel (one-token layout only) also writes, for query group r = (b *
