@@ -479,7 +479,7 @@ __launch_bounds__(kvrt::device::kAttentionThreads,
 // intra-warpgroup overlap) with a ring of `Stages` slots of `Keys`-key
 // tiles, `ConsumerRegisters` (0: the launch's 168) and the consumers taking
 // turns at their products or not (`Turns`), launched by
-// kvcc_bench_prefill_direct; kvrt's kernels run <2, 128, 240> with turns
+// kvcc_bench_prefill_direct; kvrt's kernels run <3, 128, 240> with turns
 // where causal (kPrefillWsTurns).
 template <int Stages, int Keys, int ConsumerRegisters, bool Causal = true,
           bool Turns = false>

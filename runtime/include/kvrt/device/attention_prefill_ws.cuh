@@ -88,6 +88,11 @@ prefillWsSharedBytes(int headDim, int stages, int keys = kPrefillWgmmaKeys) {
 __host__ __device__ constexpr int prefillWsDefaultSharedBytes(int headDim) {
   return prefillWsSharedBytes(headDim, kPrefillWsStages, kPrefillWsKeys);
 }
+// sm_90 gives a block at most 227 KiB; a kernel whose own static shared
+// memory leaves less gets the 64-row body (runtime/lib/SplitK.cu,
+// prefillLaunch).
+static_assert(prefillWsDefaultSharedBytes(128) <= 227 * 1024,
+              "the warp-specialized configuration fits an sm_90 block");
 
 /// launchMatches for the warp-specialized prefill layout.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>

@@ -2,11 +2,14 @@
 //
 // Shared-window addresses and the dynamic shared memory every body of
 // pagedAttention keeps its block state in: the decode bodies' combine
-// state (a few KiB) and the prefill bodies' tiles. None of them declares
-// static shared memory, so that a kernel's whole allowance (227 KiB on
-// sm_90) is the launch's to give: the warp-specialized prefill body's
-// three slots of 128-key tiles take 226 KiB at head_dim 128. Part of the
-// device library that kvcc's generated CUDA includes.
+// state (a few KiB) and the prefill bodies' tiles. In the configuration
+// kvcc's kernels instantiate none of them declares static shared memory
+// (only the decode body's benchmark variants, QueryInShared and
+// DynamicSteps in attention_mma.cuh, add small static arrays), so that a
+// kernel's whole allowance (227 KiB on sm_90) is the launch's to give: the
+// warp-specialized prefill body's three slots of 128-key tiles take 226
+// KiB at head_dim 128. Part of the device library that kvcc's generated
+// CUDA includes.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_SHARED_CUH
