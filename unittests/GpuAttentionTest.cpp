@@ -122,8 +122,8 @@ public:
 
 /// Which prefill body a prefill-layout launch on sm_90 runs.
 enum class PrefillBody {
-  /// The runtime's choice: for these rows (at most 1000 keys), the 64-row
-  /// wgmma body (prefillWsPays).
+  /// The runtime's choice: for these rows (up to 1000 keys), the
+  /// warp-specialized body where the kernel allows it (prefillWsPays).
   Default,
   /// KVRT_PREFILL_WS=1: the warp-specialized body where the kernel allows
   /// its 384 threads (GpuKernels.cu's kernels, as kvcc emits them), else

@@ -227,12 +227,13 @@ TEST(PrefillLayoutTest, WarpSpecializedBodyForRowsOfManyKeys) {
   using kvrt::cuda::kPrefillWsMinMeanKeys;
   using kvrt::cuda::prefillWsPays;
   // Causal chunks without a cached prefix: half the chunk on average.
-  EXPECT_FALSE(prefillWsPays(1536, 1536, true));
-  EXPECT_TRUE(prefillWsPays(2048, 2048, true));
+  EXPECT_FALSE(prefillWsPays(512, 512, true));
+  EXPECT_FALSE(prefillWsPays(1022, 1022, true));
+  EXPECT_TRUE(prefillWsPays(1024, 1024, true));
   EXPECT_TRUE(prefillWsPays(8192, 8192, true));
   // A short chunk after a long cached prefix.
-  EXPECT_TRUE(prefillWsPays(1024 + 64, 64, true));
-  EXPECT_FALSE(prefillWsPays(512 + 64, 64, true));
+  EXPECT_TRUE(prefillWsPays(512 + 64, 64, true));
+  EXPECT_FALSE(prefillWsPays(256 + 64, 64, true));
   // Non-causal rows see the whole sequence.
   EXPECT_TRUE(prefillWsPays(kPrefillWsMinMeanKeys, 1024, false));
   EXPECT_FALSE(prefillWsPays(kPrefillWsMinMeanKeys - 1, 1024, false));
@@ -693,9 +694,23 @@ TEST(GpuSplitKTest, PlanReportsTheLayoutAndSplitOfALaunch) {
   EXPECT_EQ(longPrefill.query_tile_rows, wsEligible ? 128 : 64);
   EXPECT_EQ(longPrefill.block_threads, wsEligible ? 384 : 128);
   EXPECT_EQ(longPrefill.num_splits, 1);
-  EXPECT_EQ(longPrefill.grid[0], numKvHeads);
-  EXPECT_EQ(longPrefill.grid[1], 3 * (wsEligible ? 3 : 5));
+  // The warp-specialized body's persistent grid: a block per (sequence, kv
+  // head, 128-row tile) item up to one per SM; 64-row blocks, a block per
+  // (kv head; sequence and tile).
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0),
+            cudaSuccess);
+  EXPECT_EQ(longPrefill.grid[0],
+            wsEligible ? std::min(3 * numKvHeads * 3, sms) : numKvHeads);
+  EXPECT_EQ(longPrefill.grid[1], wsEligible ? 1 : 3 * 5);
   EXPECT_EQ(longPrefill.grid[2], 1);
+  if (wsEligible) {
+    // 190 tokens: 6 tiles a sequence, more items than SMs on big GPUs.
+    const int items = 3 * numKvHeads * 6;
+    EXPECT_EQ(plan(longRows, 190, kernel).grid[0], std::min(items, sms));
+    ScopedEnv oneEach("KVRT_PREFILL_PERSISTENT", "0");
+    EXPECT_EQ(plan(longRows, 190, kernel).grid[0], items);
+  }
   // The warp-specialized body's Q tiles and three slots of 128-key K and V
   // tiles, 1024 bytes to align them and 1024 for its barriers (the kernel
   // declares no static shared memory, so the whole 227 KiB are the
@@ -823,6 +838,105 @@ TEST(GpuSplitKTest, DecodeLaunchNeedsItsSharedState) {
         EXPECT_EQ(finite, 0) << "of " << got.count << " outputs";
       }
     }
+}
+
+TEST(GpuSplitKTest, WarpSpecializedPrefillOnAnyGrid) {
+  SKIP_WITHOUT_GPU();
+  // The warp-specialized body's blocks take (sequence, kv head, tile)
+  // items in rounds over whatever grid they get along x: kvrt's kernel
+  // launched by hand on kvrt's parameters (captured) with 1, 3 or 7 blocks,
+  // with kvrt's grid and with a block per item gives kvrt's output bit for
+  // bit. Ragged causal chunks (tiles past a short sequence's rows, a
+  // sequence of one tile) and non-causal ones, three slots' ring carried
+  // across items.
+  int major = 0, minor = 0;
+  ASSERT_EQ(
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0),
+      cudaSuccess);
+  ASSERT_EQ(
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0),
+      cudaSuccess);
+  const int numKvHeads = 2, numQHeads = 8, headDim = 128, pageSize = 16;
+  const int tokens = 100; // 4 tiles of 128 (token, head) rows a sequence
+  const std::vector<int> lengths = {1900, tokens, 700};
+  const int batch = int(lengths.size());
+  std::mt19937 rng(71);
+  RandomDeviceCache device;
+  ASSERT_NO_FATAL_FAILURE(fillRandomDeviceCache(
+      lengths, numKvHeads, headDim, KVRT_DTYPE_F16, pageSize, rng, device));
+  const int64_t count = int64_t(batch) * tokens * numQHeads * headDim;
+  const size_t bytes = size_t(count) * 2;
+  DeviceMemory queries(bytes), out(bytes), expected(bytes);
+  Tensor hostQueries = randomTensor(KVRT_DTYPE_F16, count, rng);
+  ASSERT_EQ(cudaMemcpy(queries.pointer, hostQueries.data(), bytes,
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+  auto read = [&](void *pointer) {
+    Tensor result(KVRT_DTYPE_F16, count);
+    EXPECT_EQ(cudaMemcpy(result.data(), pointer, bytes, cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    return result;
+  };
+  ScopedEnv ws("KVRT_PREFILL_WS", "1");
+  for (const char *name : {"f16_d128_g4_p16_causal", "f16_d128_g4_p16_full"}) {
+    SCOPED_TRACE(name);
+    const GpuKernel &kernel = kernelNamed(name);
+    const int causal = std::strstr(name, "causal") != nullptr;
+    cudaFuncAttributes attributes{};
+    ASSERT_EQ(cudaFuncGetAttributes(&attributes, kernel.function),
+              cudaSuccess);
+    if (!kvrt::cuda::prefillWsEligible(major, minor,
+                                       attributes.maxThreadsPerBlock,
+                                       attributes.numRegs))
+      GTEST_SKIP() << "no warp-specialized prefill on this device";
+    kvrt_attention_plan_info plan;
+    ASSERT_EQ(kvrt_attention_plan(device.cache, batch, device.ids.data(),
+                                  tokens, numQHeads, causal, kernel.function,
+                                  attentionThreads(), 0, &plan),
+              KVRT_OK)
+        << kvrt_last_error();
+    ASSERT_EQ(plan.query_tile_rows, 128);
+    const int items = batch * numKvHeads * 4;
+    EXPECT_EQ(plan.grid[1], 1);
+    EXPECT_LE(plan.grid[0], items);
+    ASSERT_EQ(kvrt_attention_launch(device.cache, batch, device.ids.data(),
+                                    tokens, numQHeads, queries.pointer,
+                                    expected.pointer, 0.1f, causal,
+                                    kernel.function, attentionThreads(),
+                                    nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+    const Tensor reference = read(expected.pointer);
+    {
+      int64_t finite = 0;
+      for (int64_t i = 0; i < reference.count; ++i)
+        finite += std::isfinite(reference.at(i));
+      EXPECT_EQ(finite, reference.count);
+    }
+    ASSERT_EQ(kvrt_attention_launch(device.cache, batch, device.ids.data(),
+                                    tokens, numQHeads, queries.pointer,
+                                    out.pointer, 0.1f, causal,
+                                    captureParamsKernel(), attentionThreads(),
+                                    nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    kvrt_attention_params params;
+    ASSERT_TRUE(capturedParams(&params));
+    // The capture kernel's launch was planned for the capture kernel (no
+    // warp-specialized body): take this kernel's plan.
+    params.query_tile_rows = plan.query_tile_rows;
+    for (int blocks : {1, 3, 7, plan.grid[0], items}) {
+      SCOPED_TRACE(testing::Message() << blocks << " blocks");
+      ASSERT_EQ(cudaMemset(out.pointer, 0xff, bytes), cudaSuccess);
+      const int32_t grid[3] = {blocks, 1, 1};
+      ASSERT_EQ(launchAttentionKernel(kernel.function, params, grid,
+                                      plan.block_threads, plan.shared_bytes),
+                0);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      EXPECT_EQ(read(out.pointer).bytes, reference.bytes);
+    }
+  }
 }
 
 TEST(GpuSplitKTest, PrefillChunkWithEmptySplits) {

@@ -13,6 +13,7 @@
 #include "kvrt/device/attention.cuh"
 #include "kvrt/device/attention_prefill_ws.cuh"
 #include "kvrt/kvrt.h"
+#include <algorithm>
 
 // The start of kernels that call the tensor-core body directly (page 16):
 // pagedAttentionChecked's launch check, then the group's first head.
@@ -429,7 +430,8 @@ __device__ void prefillWgmmaKernel(const kvrt_attention_params &p) {
         blockIdx.z);
   else
     pagedAttentionSimtBody<__nv_bfloat16, 128, 4, 16, true>(
-        p, blockIdx.y / p.num_tokens, blockIdx.y % p.num_tokens, blockIdx.z);
+        p, blockIdx.y / p.num_tokens, blockIdx.y % p.num_tokens, blockIdx.x,
+        blockIdx.z);
 }
 __global__
 __launch_bounds__(kvrt::device::kAttentionThreads,
@@ -482,15 +484,16 @@ __launch_bounds__(kvrt::device::kAttentionThreads,
 // kvcc_bench_prefill_direct; kvrt's kernels run <3, 128, 240> with turns
 // where causal (kPrefillWsTurns).
 template <int Stages, int Keys, int ConsumerRegisters, bool Causal = true,
-          bool Turns = false>
+          bool Turns = false, bool Persistent = false>
 __device__ void prefillWsOnly(const kvrt_attention_params &p) {
   using namespace kvrt::device;
   if constexpr (kDeviceHasWgmma) {
-    if (prefillWsLaunchMatches<__nv_bfloat16, 128, 4, 16, Causal>(p) &&
+    if (prefillWsLaunchMatches<__nv_bfloat16, 128, 4, 16, Causal,
+                               Persistent>(p) &&
         prefill::dynamicSharedBytes() >=
             uint32_t(prefillWsSharedBytes(128, Stages, Keys))) {
       pagedPrefillWsBody<__nv_bfloat16, 128, 4, 16, Causal, Stages, Keys,
-                         ConsumerRegisters, Turns>(
+                         ConsumerRegisters, Turns, Persistent>(
           p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
       return;
     }
@@ -516,6 +519,15 @@ KVCC_BENCH_WS(kvcc_prefill_ws2t128, 2, 128, 240, true, true)
 KVCC_BENCH_WS(kvcc_prefill_nc_ws3o128, 3, 128, 240, false)
 KVCC_BENCH_WS(kvcc_prefill_nc_ws2o128, 2, 128, 240, false)
 KVCC_BENCH_WS(kvcc_prefill_nc_ws2t128, 2, 128, 240, false, true)
+// Persistent grids (a block per SM taking items in rounds, the next
+// item's Q copied during the current one's last tile): three slots of
+// 128-key tiles, without (p) and with (pt) turns, causal and non-causal.
+KVCC_BENCH_WS(kvcc_prefill_ws3p128, 3, 128, 240, true, false, true)
+KVCC_BENCH_WS(kvcc_prefill_ws3pt128, 3, 128, 240, true, true, true)
+KVCC_BENCH_WS(kvcc_prefill_nc_ws3p128, 3, 128, 240, false, false, true)
+KVCC_BENCH_WS(kvcc_prefill_nc_ws3pt128, 3, 128, 240, false, true, true)
+KVCC_BENCH_WS(kvcc_prefill_ws3t128, 3, 128, 240, true, true)
+KVCC_BENCH_WS(kvcc_prefill_nc_ws3t128, 3, 128, 240, false, true)
 #undef KVCC_BENCH_WS
 
 namespace {
@@ -696,9 +708,17 @@ extern "C" int kvcc_bench_prefill_direct(
       {reinterpret_cast<const void *>(&kvcc_prefill_ws2o128),
        reinterpret_cast<const void *>(&kvcc_prefill_nc_ws2o128)},
       {reinterpret_cast<const void *>(&kvcc_prefill_ws2t128),
-       reinterpret_cast<const void *>(&kvcc_prefill_nc_ws2t128)}};
-  constexpr int kKeys[] = {64, 64, 128, 64, 64, 128, 128, 128, 128};
-  constexpr int kStages[] = {0, 0, 0, 3, 3, 3, kPrefillWsStages, 2, 2};
+       reinterpret_cast<const void *>(&kvcc_prefill_nc_ws2t128)},
+      {reinterpret_cast<const void *>(&kvcc_prefill_ws3p128),
+       reinterpret_cast<const void *>(&kvcc_prefill_nc_ws3p128)},
+      {reinterpret_cast<const void *>(&kvcc_prefill_ws3pt128),
+       reinterpret_cast<const void *>(&kvcc_prefill_nc_ws3pt128)},
+      {reinterpret_cast<const void *>(&kvcc_prefill_ws3t128),
+       reinterpret_cast<const void *>(&kvcc_prefill_nc_ws3t128)}};
+  constexpr int kKeys[] = {64, 64, 128, 64, 64, 128, 128, 128, 128, 128, 128, 128};
+  constexpr int kStages[] = {0, 0, 0, 3, 3, 3, kPrefillWsStages, 2, 2, 3, 3, 3};
+  constexpr bool kPersistent[] = {false, false, false, false, false, false,
+                                  true,  false, false, true,  true,  false};
   constexpr int kVariants = int(sizeof(kKeys) / sizeof(kKeys[0]));
   if (variant < 0 || variant >= kVariants ||
       !kernels[variant][causal ? 0 : 1])
@@ -730,8 +750,18 @@ extern "C" int kvcc_bench_prefill_direct(
   const int64_t tiles =
       (int64_t(numTokens) * group + rowsPerBlock - 1) / rowsPerBlock;
   void *args[] = {&params};
-  error = cudaLaunchKernel(kernel,
-                           dim3(unsigned(numKvHeads), unsigned(batch * tiles)),
+  dim3 grid(unsigned(numKvHeads), unsigned(batch * tiles));
+  if (kPersistent[variant]) {
+    // A block per SM (one fits), no more than there are items.
+    int device = 0, sms = 0;
+    if ((error = cudaGetDevice(&device)) != cudaSuccess ||
+        (error = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount,
+                                        device)) != cudaSuccess)
+      return int(error);
+    grid = dim3(unsigned(std::min<int64_t>(sms, int64_t(numKvHeads) * batch *
+                                                    tiles)));
+  }
+  error = cudaLaunchKernel(kernel, grid,
                            dim3(threads), args, size_t(sharedBytes),
                            static_cast<cudaStream_t>(stream));
   return int(error == cudaSuccess ? cudaGetLastError() : error);

@@ -79,6 +79,7 @@ constexpr double kFullChipFraction = 0.8;
 /// Most blocks gridDim.z (and gridDim.y) may hold.
 constexpr int64_t kMaxGridZ = 65535;
 constexpr int64_t kMaxGridY = 65535;
+constexpr int64_t kMaxGridX = 2147483647;
 
 /// Running combination of split partial states: the largest lse seen
 /// (log2 units), the sum of the states' weights rescaled to it, and the
@@ -843,6 +844,31 @@ kvrt_status kvrt::cuda::planAttention(const void *kernel,
     plan.grid[0] = params.num_kv_heads;
     plan.grid[1] = int64_t(params.batch) * tiles;
     plan.grid[2] = 1;
+    if (launch.rows == kPrefillWsTileRows) {
+      // The warp-specialized body's persistent grid: as many blocks as fit
+      // on the device at once (one per SM), each taking (sequence, kv
+      // head, tile) items in rounds, no more blocks than items.
+      // KVRT_PREFILL_PERSISTENT=0 gives every item its own block (a
+      // benchmarking knob).
+      const int64_t items = int64_t(params.num_kv_heads) * params.batch * tiles;
+      int64_t blocks = items;
+      const char *persistent = std::getenv("KVRT_PREFILL_PERSISTENT");
+      if (!persistent || persistent[0] != '0') {
+        int sms = 0, perSm = 0;
+        KVRT_RETURN_IF_ERROR(deviceAttribute(
+            device, cudaDevAttrMultiProcessorCount,
+            "cudaDeviceGetAttribute (multiprocessor count)", &sms, function));
+        KVRT_RETURN_IF_ERROR(blocksPerSm(device, kernel, launch.threads,
+                                         plan.sharedBytes, &perSm, function));
+        blocks = std::min(items, int64_t(sms) * std::max(1, perSm));
+      }
+      if (items > kMaxGridX)
+        return kvrt::fail(KVRT_ERROR_INVALID_ARGUMENT,
+                          "%s: %lld prefill tiles exceed the grid", function,
+                          static_cast<long long>(items));
+      plan.grid[0] = blocks;
+      plan.grid[1] = 1;
+    }
     *out = plan;
     return KVRT_OK;
   }

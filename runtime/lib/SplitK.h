@@ -65,14 +65,14 @@ inline bool prefillWsEligible(int computeMajor, int computeMinor,
 
 /// Keys a query row of the launch sees on average, at least, for which the
 /// warp-specialized body beats the 64-row wgmma one. Measured on the H200
-/// (bf16 GQA 32/8, d128; TFLOP/s warp-specialized / 64-row, session 14,
-/// after the whole-page tile copy and the uniform descriptors): causal
-/// chunks with no cached prefix of 512 tokens (256 keys a row on average)
-/// 229 / 273, 1K 348 / 375, 1.5K 424 / 430, 2K 473 / 466, 3K 528 / 496;
-/// non-causal 512 tokens 372 / 383, 1K 484 / 455, 1.5K 540 / 498; chunks
-/// after a cached prefix, 8 x (768 + 512) 446 / 418, 8 x (512 + 1024)
-/// 469 / 446, 16 x (256 + 512) 347 / 366.
-inline constexpr int64_t kPrefillWsMinMeanKeys = 1024;
+/// (bf16 GQA 32/8, d128; TFLOP/s warp-specialized / 64-row). Session 16,
+/// the persistent grid (bench_prefill.py --variants): causal 8 x 1K (512
+/// keys a row on average) 380 / 361-368, 16 x 512 (256) 263-266 / 273-276;
+/// non-causal 16 x 512 415-419 against 377-379 with a block per tile.
+/// Session 14, a block per tile: causal 512 tokens 229 / 273, 1K 348 / 375,
+/// 1.5K 424 / 430, 2K 473 / 466, 3K 528 / 496; non-causal 512 tokens 372 /
+/// 383, 1K 484 / 455.
+inline constexpr int64_t kPrefillWsMinMeanKeys = 512;
 
 /// Whether a prefill-layout launch of `numTokens` query tokens whose
 /// longest sequence holds `maxLength` tokens (the chunk included) takes the

@@ -408,9 +408,10 @@ kvrt_status kvrt_attention_host_scored(const kvrt_cache *cache, int32_t batch,
  *  query_tile_rows): on compute capability 9.0, a kernel whose bounds
  *  allow 384 threads at 168 registers (kvcc's kernels with the prefill
  *  body, in their sm_90a code) gets 384-thread blocks of 128 rows where
- *  the rows see at least 1024 keys on average (the warp-specialized body;
- *  such a kernel built for another target runs those blocks on CUDA
- *  cores), else 64-row blocks of `threads` threads.
+ *  the rows see at least 512 keys on average (the warp-specialized body,
+ *  on a persistent grid along x of at most one block per SM, each taking
+ *  128-row tiles in rounds; such a kernel built for another target runs
+ *  those blocks on CUDA cores), else 64-row blocks of `threads` threads.
  *  Same masking as kvrt_attention_host. A kernel compiled for another
  *  element type, head_dim, group size, page size or causality than the
  *  cache and the call (kvrt cannot see a kernel's template values; it

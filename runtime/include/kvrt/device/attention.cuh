@@ -734,11 +734,13 @@ __device__ inline PageRange splitPages(const kvrt_attention_params &p,
 }
 
 /// The CUDA-core body of pagedAttention (see the file comment) for query
-/// token `token` of sequence `sequence` and split `split`, in a launch
-/// launchMatches (or prefillLaunchMatches) accepted.
+/// token `token` of sequence `sequence`, kv head `kvHead` and split
+/// `split`, in a launch launchMatches (or a prefill layout's check)
+/// accepted.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
 __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
-                                       int sequence, int token, int split) {
+                                       int sequence, int token, int kvHead,
+                                       int split) {
   using Split = RowSplit<T, HeadDim>;
   using Shape = TileShape<T, HeadDim, PageSize, GroupSize>;
   using Layout = LaneLayout<T, HeadDim, GroupSize>;
@@ -750,7 +752,6 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
   AttentionShared<HeadDim, GroupSize> &shared =
       sharedState<AttentionShared<HeadDim, GroupSize>>();
 
-  const int kvHead = blockIdx.x;
   // The group's first query head: queries and outputs are [batch, tokens,
   // q_heads, head_dim] and the group's heads start at kvHead * GroupSize.
   const int64_t firstHead =
@@ -826,10 +827,14 @@ __device__ void pagedAttentionSimtBody(const kvrt_attention_params &p,
         shared, out, p.row_lse ? p.row_lse + firstHead : nullptr);
 }
 
-/// A prefill-layout block of `Rows` query rows on the CUDA-core body, token
-/// by token over the tile's whole tokens (GroupSize divides the rows).
+/// A prefill-layout block's tiles of `Rows` query rows on the CUDA-core
+/// body, token by token over each tile's whole tokens (GroupSize divides
+/// the rows): the tile (kv head blockIdx.x, sequence and tile blockIdx.y),
+/// or, `Persistent` (the warp-specialized layout's grid along x), tiles
+/// blockIdx.x, blockIdx.x + gridDim.x, ... of the launch's kv head-major
+/// list.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
-          int Rows>
+          int Rows, bool Persistent = false>
 __device__ void prefillTokensOnCudaCores(const kvrt_attention_params &p) {
   static_assert(Rows % GroupSize == 0, "tiles of whole tokens");
   if (dynamicSharedBytes() < uint32_t(decodeSharedBytes(HeadDim, GroupSize))) {
@@ -837,13 +842,19 @@ __device__ void prefillTokensOnCudaCores(const kvrt_attention_params &p) {
     return;
   }
   const int tiles = (p.num_tokens * GroupSize + Rows - 1) / Rows;
-  const int sequence = blockIdx.y / tiles;
-  const int firstToken = blockIdx.y % tiles * (Rows / GroupSize);
-  const int endToken = min(p.num_tokens, firstToken + Rows / GroupSize);
-  for (int token = firstToken; token < endToken; ++token) {
-    pagedAttentionSimtBody<T, HeadDim, GroupSize, PageSize, Causal>(p, sequence,
-                                                                    token, 0);
-    __syncthreads(); // shared memory is reused by the next token
+  const int items = Persistent ? p.num_kv_heads * p.batch * tiles : 1;
+  for (int item = Persistent ? int(blockIdx.x) : 0; item < items;
+       item += Persistent ? int(gridDim.x) : 1) {
+    const int kvHead = Persistent ? item / (p.batch * tiles) : blockIdx.x;
+    const int tile = Persistent ? item % (p.batch * tiles) : blockIdx.y;
+    const int sequence = tile / tiles;
+    const int firstToken = tile % tiles * (Rows / GroupSize);
+    const int endToken = min(p.num_tokens, firstToken + Rows / GroupSize);
+    for (int token = firstToken; token < endToken; ++token) {
+      pagedAttentionSimtBody<T, HeadDim, GroupSize, PageSize, Causal>(
+          p, sequence, token, kvHead, 0);
+      __syncthreads(); // shared memory is reused by the next token
+    }
   }
 }
 
@@ -872,7 +883,8 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
     // The warp-specialized prefill layout (the runtime chose it; see
     // runtime/lib/SplitK.h, prefillWsEligible).
     if constexpr (AllowPrefill && kPrefillWsRows % GroupSize == 0) {
-      if (prefillWsLaunchMatches<T, HeadDim, GroupSize, PageSize, Causal>(p)) {
+      if (prefillWsLaunchMatches<T, HeadDim, GroupSize, PageSize, Causal,
+                                 true>(p)) {
         if constexpr (AllowMma && kDeviceHasWgmma &&
                       kPrefillSupported<T, HeadDim, GroupSize, PageSize>) {
           if (prefill::dynamicSharedBytes() >=
@@ -880,7 +892,7 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
             pagedPrefillWsBody<T, HeadDim, GroupSize, PageSize, Causal,
                                kPrefillWsStages, kPrefillWsKeys,
                                kPrefillWsConsumerRegisters,
-                               kPrefillWsTurns<Causal>>(
+                               kPrefillWsTurns<Causal>, true>(
                 p, prefill::alignedDynamicShared<wgmma::kAtomBytes>());
             return;
           }
@@ -890,7 +902,7 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
           // __launch_bounds__, built for a target other than sm_90a): the
           // CUDA-core body, correct if slow.
           prefillTokensOnCudaCores<T, HeadDim, GroupSize, PageSize, Causal,
-                                   kPrefillWsRows>(p);
+                                   kPrefillWsRows, true>(p);
           return;
         }
       }
@@ -955,7 +967,8 @@ __device__ void pagedAttentionChecked(const kvrt_attention_params &p) {
         p, firstHead, split);
   } else
     pagedAttentionSimtBody<T, HeadDim, GroupSize, PageSize, Causal>(
-        p, blockIdx.y / p.num_tokens, blockIdx.y % p.num_tokens, split);
+        p, blockIdx.y / p.num_tokens, blockIdx.y % p.num_tokens, blockIdx.x,
+        split);
 }
 
 /// Paged attention of one (kv head, sequence, query token, split) block, or

@@ -41,7 +41,14 @@
 // spread): the gain lives in how ptxas allocates kvrt's whole kernel.
 // Then a third slot (226 KiB at head_dim 128, once the decode bodies'
 // block state had moved to dynamic shared memory): non-causal 1 x 8K 624 /
-// 608 against 600, the other shapes within the spread.
+// 608 against 600, the other shapes within the spread. Session 16: a
+// persistent grid (`Persistent`: a block per SM taking (sequence, kv head,
+// tile) items in rounds, each consumer copying its next item's Q during its
+// current item's last tile), against a block per item through kvrt, bf16:
+// non-causal 8 x 1K 518 / 519 against 484 / 486, 16 x 512 416 against the
+// 64-row body's 382, causal 8 x 1K 380 / 377 against the 64-row body's 373,
+// long rows within the spread or 1-2% below (chunks 1 x (15872 + 512) 611
+// against 622); kvrt's kernels run it on every warp-specialized launch.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
@@ -65,7 +72,7 @@ inline constexpr int kPrefillWsThreads = 384;
 /// runtime's prefill layout with query_tile_rows = kPrefillWsRows): three
 /// slots of 128-key tiles (226 KiB at head_dim 128: the kernels declare no
 /// static shared memory, shared.cuh), the intra-warpgroup overlap, 240
-/// registers per consumer thread.
+/// registers per consumer thread, a persistent grid.
 inline constexpr int kPrefillWsStages = 3;
 inline constexpr int kPrefillWsKeys = 128;
 inline constexpr int kPrefillWsConsumerRegisters = 240;
@@ -95,7 +102,10 @@ static_assert(prefillWsDefaultSharedBytes(128) <= 227 * 1024,
               "the warp-specialized configuration fits an sm_90 block");
 
 /// launchMatches for the warp-specialized prefill layout.
-template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal>
+/// With `Persistent` the grid is any number of blocks along x, each taking
+/// work items in rounds (pagedPrefillWsBody).
+template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
+          bool Persistent = false>
 __device__ bool prefillWsLaunchMatches(const kvrt_attention_params &p) {
   if (p.query_tile_rows != kPrefillWsRows || p.num_tokens <= 0)
     return false;
@@ -106,9 +116,10 @@ __device__ bool prefillWsLaunchMatches(const kvrt_attention_params &p) {
          p.page_size == PageSize &&
          p.num_q_heads == p.num_kv_heads * GroupSize &&
          (p.causal != 0) == Causal && p.num_splits <= 1 &&
-         blockDim.x == kPrefillWsThreads &&
-         gridDim.x == unsigned(p.num_kv_heads) &&
-         gridDim.y == unsigned(p.batch) * tiles && gridDim.z == 1;
+         blockDim.x == kPrefillWsThreads && gridDim.z == 1 &&
+         (Persistent ? gridDim.y == 1
+                     : gridDim.x == unsigned(p.num_kv_heads) &&
+                           gridDim.y == unsigned(p.batch) * tiles);
 }
 
 namespace mbarrier {
@@ -218,7 +229,7 @@ template <bool Enabled> struct ConsumerTurns {
 /// is the block's dynamic shared memory, 1024-byte aligned,
 /// prefillWsSharedBytes(HeadDim, Stages, Keys) - 1024 bytes long. The launch
 /// has kPrefillWsThreads threads and a grid of (kv heads, batch x ceil(tokens
-/// x G / kPrefillWsRows)). A consumer issues P·V of one tile together with
+/// x G / kPrefillWsRows)), or, `Persistent`, any along x. A consumer issues P·V of one tile together with
 /// S = Q·Kᵀ of the next and runs the next tile's softmax while P·V runs
 /// (FlashAttention-3's intra-warpgroup overlap; the output's rescale waits
 /// for P·V). `Keys` keys (64 or 128) per K/V tile, in a ring of `Stages`
@@ -226,10 +237,15 @@ template <bool Enabled> struct ConsumerTurns {
 /// gives its registers back down to 24 and the consumers take that many
 /// (FlashAttention-3's register split; 0 keeps the launch's 168). With
 /// `Turns` the consumers take turns at issuing their products
-/// (ConsumerTurns).
+/// (ConsumerTurns). With `Persistent` the grid is any number of blocks
+/// along x (prefillWsLaunchMatches), each taking the launch's items in
+/// rounds (see itemOf below): the K/V ring and the turns run on across a
+/// block's items, and each consumer copies its next item's Q once its
+/// current item's last S has read the tile, so that the copy overlaps that
+/// item's last softmax, P·V and stores.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int Stages, int Keys = kPrefillWgmmaKeys, int ConsumerRegisters = 0,
-          bool Turns = false>
+          bool Turns = false, bool Persistent = false>
 __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
                                    unsigned char *shared) {
   static_assert(kPrefillSupported<T, HeadDim, GroupSize, PageSize>,
@@ -255,24 +271,66 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   uint64_t *const keyEmpty = barriers + 2 * Stages;
   uint64_t *const valueEmpty = barriers + 3 * Stages;
 
-  const int kvHead = blockIdx.x;
   const int rowsPerSequence = p.num_tokens * GroupSize;
   const int tiles = (rowsPerSequence + kPrefillWsRows - 1) / kPrefillWsRows;
-  const int sequence = blockIdx.y / tiles;
-  const int tile =
-      Causal ? tiles - 1 - int(blockIdx.y % tiles) : int(blockIdx.y % tiles);
-  const PagedRow row = pagedRow(p, sequence * p.num_kv_heads + kvHead);
-  const int length = row.length;
-  // Keys the rows of `rows` rows from `first` can see.
-  auto visibleKeys = [&](int first, int rows) {
+
+  // Work items: a (sequence, kv head, 128-row tile) each. A block per item
+  // (the grid of prefillWsLaunchMatches), or, `Persistent`, gridDim.x
+  // blocks taking items in rounds: block b takes item r G + b in even
+  // rounds r and r G + G - 1 - b in odd ones. Causal items run from the
+  // last tile (the most keys) down, every (sequence, kv head) of a tile
+  // together, so that work decreases along the items and each pair of
+  // rounds evens it out; non-causal ones by sequence and tile, a tile's kv
+  // heads together.
+  struct Item {
+    int sequence, kvHead, tile;
+  };
+  auto itemOf = [&](int round, Item &item) {
+    if constexpr (!Persistent) {
+      item.kvHead = blockIdx.x;
+      item.sequence = blockIdx.y / tiles;
+      item.tile = Causal ? tiles - 1 - int(blockIdx.y % tiles)
+                         : int(blockIdx.y % tiles);
+      return round == 0;
+    } else {
+      const int blocks = int(gridDim.x);
+      const int i = round * blocks +
+                    (round % 2 == 0 ? int(blockIdx.x) : blocks - 1 -
+                                                            int(blockIdx.x));
+      if (i >= p.batch * p.num_kv_heads * tiles)
+        return false;
+      item.kvHead = i % p.num_kv_heads;
+      const int rest = i / p.num_kv_heads;
+      if constexpr (Causal) {
+        item.sequence = rest % p.batch;
+        item.tile = tiles - 1 - rest / p.batch;
+      } else {
+        item.tile = rest % tiles;
+        item.sequence = rest / tiles;
+      }
+      return true;
+    }
+  };
+  // Keys the `rows` rows from `first` of a row of `length` keys can see.
+  auto visibleKeys = [&](int length, int first, int rows) {
     const int last = min(rowsPerSequence, first + rows) - 1;
     int end = length;
     if (Causal)
       end = min(length, length - p.num_tokens + last / GroupSize + 1);
     return max(0, end);
   };
-  const int blockKeyEnd = visibleKeys(tile * kPrefillWsRows, kPrefillWsRows);
-  const int numTiles = (blockKeyEnd + kKeys - 1) / kKeys;
+  // The K/V tiles of an item (its 128 rows').
+  auto itemTiles = [&](int length, const Item &item) {
+    return (visibleKeys(length, item.tile * kPrefillWsRows, kPrefillWsRows) +
+            kKeys - 1) /
+           kKeys;
+  };
+  // The ring position `n` tiles after (slot, phase).
+  auto advance = [](int &slot, uint32_t &phase, int n) {
+    const int end = slot + n;
+    phase ^= uint32_t(end / Stages) & 1;
+    slot = end % Stages;
+  };
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < Stages; ++s) {
@@ -291,31 +349,48 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   if (group == 0) {
     if constexpr (ConsumerRegisters > 0)
       setMaxRegisters<false, 24>();
-    // Producer: K(kt) and V(kt) into slot kt % Stages once the consumers
-    // released the slot's tile kt - Stages.
-    for (int kt = 0; kt < numTiles; ++kt) {
-      const int s = kt % Stages;
-      const uint32_t parity = ((kt / Stages) - 1) & 1;
-      const TilePages<PageSize, kKeys> pages =
-          tilePages<T, HeadDim, PageSize, kKeys>(row, kt * kKeys, blockKeyEnd);
-      if (kt >= Stages)
-        mbarrier::wait(keyEmpty + s, parity);
-      copySwizzledTile<T, HeadDim, PageSize, kKeys>(row, pages, kt * kKeys,
-                                                    blockKeyEnd, false,
-                                                    keyTiles + s * kTileBytes);
-      mbarrier::arriveOnCopies(keyFull + s);
-      if (kt >= Stages)
-        mbarrier::wait(valueEmpty + s, parity);
-      copySwizzledTile<T, HeadDim, PageSize, kKeys>(
-          row, pages, kt * kKeys, blockKeyEnd, true,
-          valueTiles + s * kTileBytes);
-      mbarrier::arriveOnCopies(valueFull + s);
+    // Producer: the block's n-th K/V tile (over its items) into slot
+    // n % Stages once the consumers released the slot's tile n - Stages.
+    int slot = 0;
+    uint32_t phase = 0;
+    int used = 0;
+    Item item;
+#pragma unroll 1
+    for (int round = 0; itemOf(round, item); ++round) {
+      const PagedRow row =
+          pagedRow(p, item.sequence * p.num_kv_heads + item.kvHead);
+      const int blockKeyEnd =
+          visibleKeys(row.length, item.tile * kPrefillWsRows, kPrefillWsRows);
+      const int numTiles = (blockKeyEnd + kKeys - 1) / kKeys;
+#pragma unroll 1
+      for (int kt = 0; kt < numTiles; ++kt) {
+        const TilePages<PageSize, kKeys> pages =
+            tilePages<T, HeadDim, PageSize, kKeys>(row, kt * kKeys,
+                                                   blockKeyEnd);
+        if (used >= Stages)
+          mbarrier::wait(keyEmpty + slot, phase ^ 1);
+        copySwizzledTile<T, HeadDim, PageSize, kKeys>(
+            row, pages, kt * kKeys, blockKeyEnd, false,
+            keyTiles + slot * kTileBytes);
+        mbarrier::arriveOnCopies(keyFull + slot);
+        if (used >= Stages)
+          mbarrier::wait(valueEmpty + slot, phase ^ 1);
+        copySwizzledTile<T, HeadDim, PageSize, kKeys>(
+            row, pages, kt * kKeys, blockKeyEnd, true,
+            valueTiles + slot * kTileBytes);
+        mbarrier::arriveOnCopies(valueFull + slot);
+        ++used;
+        if (++slot == Stages) {
+          slot = 0;
+          phase ^= 1;
+        }
+      }
     }
     waitCopies();
     return;
   }
 
-  // Consumer c: rows 64 c .. 64 c + 63 of the block.
+  // Consumer c: rows 64 c .. 64 c + 63 of each item's 128.
   if constexpr (ConsumerRegisters > 0)
     setMaxRegisters<true, ConsumerRegisters>();
   const int c = group - 1;
@@ -324,49 +399,17 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   const int lane = local % 32;
   const int r = lane / 4;
   unsigned char *const query = shared + c * kQueryBytes;
-  const int firstRow = tile * kPrefillWsRows + c * kPrefillRows;
-
-  {
-    copyQueryTile<T, HeadDim, GroupSize>(p, sequence, kvHead, firstRow, local,
-                                         query);
-    commitCopies();
-    waitCopies();
-    wgmma::sharedProxyFence();
-    warpgroupBarrier(1 + c);
-  }
-
-  const WarpRows<Causal, GroupSize> rows(p, length, rowsPerSequence,
-                                         firstRow + warp * 16, r);
-  const int keyEnd =
-      firstRow < rowsPerSequence ? visibleKeys(firstRow, kPrefillRows) : 0;
-  const int myTiles = (keyEnd + kKeys - 1) / kKeys;
   const float scaleLog2 = p.scale * kLog2e;
-
-  // Each consumer takes numTiles turns, one per tile of the block (its
-  // products of that tile, or nothing past its rows' keys), consumer 0
-  // first; consumer 1 passes its last turn to no one.
-  const ConsumerTurns<Turns> turns{c};
-  if (c == 1 && numTiles > 0)
-    turns.pass();
-  auto endTurn = [&](int kt) {
-    if (c == 0 || kt + 1 < numTiles)
-      turns.pass();
-  };
-
   const uint64_t queryDesc =
       wgmma::descriptor(sharedAddress(query), 16, wgmma::kAtomBytes);
 
-  float acc[kDimTiles][4] = {};
-  float(&accFlat)[HeadDim / 2] = reinterpret_cast<float(&)[HeadDim / 2]>(acc);
-  RowSoftmax softmax;
-
-  // The descriptors of S(kt) (Q's and K slot kt % Stages', per 16 dims)
-  // and of P·V(kt) (V slot kt % Stages', per 16 keys).
-  auto keyDescriptors = [&](int kt, uint64_t(&q)[HeadDim / 16],
+  // The descriptors of S (Q's and K slot `slot`'s, per 16 dims) and of P·V
+  // (V slot `slot`'s, per 16 keys).
+  auto keyDescriptors = [&](int slot, uint64_t(&q)[HeadDim / 16],
                             uint64_t(&k)[HeadDim / 16]) {
     const uint64_t keyDesc =
-        wgmma::descriptor(sharedAddress(keyTiles + (kt % Stages) * kTileBytes),
-                          16, wgmma::kAtomBytes);
+        wgmma::descriptor(sharedAddress(keyTiles + slot * kTileBytes), 16,
+                          wgmma::kAtomBytes);
 #pragma unroll
     for (int step = 0; step < HeadDim / 16; ++step) {
       q[step] =
@@ -374,139 +417,232 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       k[step] = wgmma::advanceLow(keyDesc, wgmma::kStepOffset(kKeys, step));
     }
   };
-  auto valueDescriptors = [&](int kt, uint64_t(&v)[kKeys / 16]) {
-    const uint64_t valueDesc = wgmma::descriptor(
-        sharedAddress(valueTiles + (kt % Stages) * kTileBytes),
-        kKeys * wgmma::kRowBytes, wgmma::kAtomBytes);
+  auto valueDescriptors = [&](int slot, uint64_t(&v)[kKeys / 16]) {
+    const uint64_t valueDesc =
+        wgmma::descriptor(sharedAddress(valueTiles + slot * kTileBytes),
+                          kKeys * wgmma::kRowBytes, wgmma::kAtomBytes);
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk)
       v[kk] = wgmma::advanceLow(valueDesc, kk * 16 * wgmma::kRowBytes);
   };
-  auto issueScores = [&](const uint64_t(&q)[HeadDim / 16],
-                         const uint64_t(&k)[HeadDim / 16],
-                         float(&scoresFlat)[kKeys / 2]) {
-#pragma unroll
-    for (int step = 0; step < HeadDim / 16; ++step)
-      wgmma::mmaShared<T, kKeys>(scoresFlat, q[step], k[step], step > 0);
-    wgmma::commit();
-  };
-  auto issueValues = [&](const uint64_t(&v)[kKeys / 16],
-                         const uint32_t(&probs)[kKeys / 16][4]) {
-#pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk)
-      wgmma::mmaRegisterA<T, HeadDim>(accFlat, probs[kk], v[kk]);
-    wgmma::commit();
-  };
-  // The softmax of tile kt's scores into `probs`; returns the factors
-  // the output must be rescaled by (applied by the caller once the
-  // previous P·V is done): a dummy accumulator takes update's rescale.
-  auto softmaxTile = [&](int kt, float(&scores)[kKeyTiles][4],
-                         uint32_t(&probs)[kKeys / 16][4], float(&factor)[2]) {
-    const int first = kt * kKeys;
-    const float oldMax[2] = {softmax.runningMax[0], softmax.runningMax[1]};
-    float unused[1][4] = {};
-    softmax.update<Causal>(scores, unused, rows.needsMask(first, kKeys, keyEnd),
-                           first, keyEnd, rows.valid, rows.position, scaleLog2);
-#pragma unroll
-    for (int half = 0; half < 2; ++half)
-      factor[half] = oldMax[half] == -INFINITY
-                         ? 0.0f
-                         : fastExp2(oldMax[half] - softmax.runningMax[half]);
-    packProbabilities<T, kKeys>(scores, probs);
-  };
-  // Unconditionally: skipping it when no maximum moved (as RowSoftmax
-  // does) made ptxas serialize every wgmma of the kernel (C7513).
-  auto rescale = [&](const float(&factor)[2]) {
-#pragma unroll
-    for (int t = 0; t < kDimTiles; ++t) {
-      acc[t][0] *= factor[0];
-      acc[t][1] *= factor[0];
-      acc[t][2] *= factor[1];
-      acc[t][3] *= factor[1];
+
+  // Each consumer takes one turn per K/V tile of each of its block's items
+  // (its products of that tile, or nothing past its rows' keys), consumer
+  // 0 first; consumer 1 passes its last turn to no one.
+  const ConsumerTurns<Turns> turns{c};
+  bool turnsStarted = false;
+
+  // The ring position of the item's first tile.
+  int slot = 0;
+  uint32_t phase = 0;
+  Item item;
+  bool have = itemOf(0, item);
+  if (have) {
+    copyQueryTile<T, HeadDim, GroupSize>(
+        p, item.sequence, item.kvHead,
+        item.tile * kPrefillWsRows + c * kPrefillRows, local, query);
+    commitCopies();
+  }
+#pragma unroll 1
+  for (int round = 0; have; ++round) {
+    Item next = item;
+    const bool hasNext = Persistent && itemOf(round + 1, next);
+    const PagedRow row =
+        pagedRow(p, item.sequence * p.num_kv_heads + item.kvHead);
+    const int length = row.length;
+    const int numTiles = itemTiles(length, item);
+    const int firstRow = item.tile * kPrefillWsRows + c * kPrefillRows;
+    const int keyEnd = firstRow < rowsPerSequence
+                           ? visibleKeys(length, firstRow, kPrefillRows)
+                           : 0;
+    const int myTiles = (keyEnd + kKeys - 1) / kKeys;
+
+    // This item's Q (copied before the loop or during the previous item).
+    waitCopies();
+    wgmma::sharedProxyFence();
+    warpgroupBarrier(1 + c);
+    // The next item's Q, once every warp's products of this one have read
+    // the tile: copied while this item's last softmax, P·V and stores run.
+    auto prefetchQuery = [&]() {
+      if (hasNext) {
+        warpgroupBarrier(1 + c);
+        copyQueryTile<T, HeadDim, GroupSize>(
+            p, next.sequence, next.kvHead,
+            next.tile * kPrefillWsRows + c * kPrefillRows, local, query);
+        commitCopies();
+      }
+    };
+    if (myTiles == 0)
+      prefetchQuery();
+
+    if (!turnsStarted && numTiles > 0) {
+      turnsStarted = true;
+      if (c == 1)
+        turns.pass();
     }
-  };
+    auto endTurn = [&](int kt) {
+      if (c == 0 || kt + 1 < numTiles || hasNext)
+        turns.pass();
+    };
 
-  uint32_t probs[kKeys / 16][4];
-  if (myTiles > 0) {
-    float scores[kKeyTiles][4];
-    float(&scoresFlat)[kKeys / 2] =
-        reinterpret_cast<float(&)[kKeys / 2]>(scores);
-    uint64_t q[HeadDim / 16], k[HeadDim / 16];
-    keyDescriptors(0, q, k);
-    mbarrier::wait(keyFull, 0);
-    wgmma::sharedProxyFence();
-    wgmma::fence();
-    turns.wait();
-    issueScores(q, k, scoresFlat);
-    endTurn(0);
-    wgmma::wait<0>();
-    wgmma::pin(scoresFlat);
-    mbarrier::arrive(keyEmpty);
-    float factor[2];
-    softmaxTile(0, scores, probs, factor); // acc is zero: no rescale
-  }
-#pragma unroll 1
-  for (int kt = 1; kt < myTiles; ++kt) {
-    float scores[kKeyTiles][4];
-    float(&scoresFlat)[kKeys / 2] =
-        reinterpret_cast<float(&)[kKeys / 2]>(scores);
-    uint64_t q[HeadDim / 16], k[HeadDim / 16], v[kKeys / 16];
-    keyDescriptors(kt, q, k);
-    valueDescriptors(kt - 1, v);
-    mbarrier::wait(keyFull + kt % Stages, (kt / Stages) & 1);
-    mbarrier::wait(valueFull + (kt - 1) % Stages, ((kt - 1) / Stages) & 1);
-    wgmma::sharedProxyFence();
-    wgmma::fence();
-    turns.wait();
-    issueScores(q, k, scoresFlat);
-    issueValues(v, probs);
-    endTurn(kt);
-    wgmma::wait<1>(); // S(kt); P·V(kt - 1) may still run
-    mbarrier::arrive(keyEmpty + kt % Stages);
-    wgmma::pin(scoresFlat);
-    float factor[2];
-    uint32_t next[kKeys / 16][4];
-    softmaxTile(kt, scores, next, factor);
-    wgmma::wait<0>();
-    wgmma::pin(accFlat);
-    // P(kt - 1)'s registers stay P·V's until here (not reused for P(kt)).
-    pinWords(probs);
-    mbarrier::arrive(valueEmpty + (kt - 1) % Stages);
-    rescale(factor);
-#pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk)
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        probs[kk][i] = next[kk][i];
-  }
-  if (myTiles > 0) {
-    uint64_t v[kKeys / 16];
-    valueDescriptors(myTiles - 1, v);
-    mbarrier::wait(valueFull + (myTiles - 1) % Stages,
-                   ((myTiles - 1) / Stages) & 1);
-    wgmma::sharedProxyFence();
-    wgmma::fence();
-    issueValues(v, probs);
-    wgmma::wait<0>();
-    wgmma::pin(accFlat);
-    mbarrier::arrive(valueEmpty + (myTiles - 1) % Stages);
-  }
-  // Keys past this warpgroup's rows: release the slots untouched.
-#pragma unroll 1
-  for (int kt = myTiles; kt < numTiles; ++kt) {
-    const int slot = kt % Stages;
-    const uint32_t parity = (kt / Stages) & 1;
-    mbarrier::wait(keyFull + slot, parity);
-    turns.wait();
-    endTurn(kt);
-    mbarrier::arrive(keyEmpty + slot);
-    mbarrier::wait(valueFull + slot, parity);
-    mbarrier::arrive(valueEmpty + slot);
-  }
+    const WarpRows<Causal, GroupSize> rows(p, length, rowsPerSequence,
+                                           firstRow + warp * 16, r);
 
-  T *outRow[2];
-  rows.template outputs<T, HeadDim>(p, sequence, kvHead, outRow);
-  softmax.store<T>(acc, outRow, rows.valid);
+    float acc[kDimTiles][4] = {};
+    float(&accFlat)[HeadDim / 2] = reinterpret_cast<float(&)[HeadDim / 2]>(acc);
+    RowSoftmax softmax;
+
+    auto issueScores = [&](const uint64_t(&q)[HeadDim / 16],
+                           const uint64_t(&k)[HeadDim / 16],
+                           float(&scoresFlat)[kKeys / 2]) {
+#pragma unroll
+      for (int step = 0; step < HeadDim / 16; ++step)
+        wgmma::mmaShared<T, kKeys>(scoresFlat, q[step], k[step], step > 0);
+      wgmma::commit();
+    };
+    auto issueValues = [&](const uint64_t(&v)[kKeys / 16],
+                           const uint32_t(&probs)[kKeys / 16][4]) {
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk)
+        wgmma::mmaRegisterA<T, HeadDim>(accFlat, probs[kk], v[kk]);
+      wgmma::commit();
+    };
+    // The softmax of tile kt's scores into `probs`; returns the factors
+    // the output must be rescaled by (applied by the caller once the
+    // previous P·V is done): a dummy accumulator takes update's rescale.
+    auto softmaxTile = [&](int kt, float(&scores)[kKeyTiles][4],
+                           uint32_t(&probs)[kKeys / 16][4],
+                           float(&factor)[2]) {
+      const int first = kt * kKeys;
+      const float oldMax[2] = {softmax.runningMax[0], softmax.runningMax[1]};
+      float unused[1][4] = {};
+      softmax.update<Causal>(scores, unused,
+                             rows.needsMask(first, kKeys, keyEnd), first,
+                             keyEnd, rows.valid, rows.position, scaleLog2);
+#pragma unroll
+      for (int half = 0; half < 2; ++half)
+        factor[half] = oldMax[half] == -INFINITY
+                           ? 0.0f
+                           : fastExp2(oldMax[half] - softmax.runningMax[half]);
+      packProbabilities<T, kKeys>(scores, probs);
+    };
+    // Unconditionally: skipping it when no maximum moved (as RowSoftmax
+    // does) made ptxas serialize every wgmma of the kernel (C7513).
+    auto rescale = [&](const float(&factor)[2]) {
+#pragma unroll
+      for (int t = 0; t < kDimTiles; ++t) {
+        acc[t][0] *= factor[0];
+        acc[t][1] *= factor[0];
+        acc[t][2] *= factor[1];
+        acc[t][3] *= factor[1];
+      }
+    };
+
+    // K of tile kt in (keySlot, keyPhase), V of tile kt - 1 in
+    // (valueSlot, valuePhase).
+    int keySlot = slot;
+    uint32_t keyPhase = phase;
+    uint32_t probs[kKeys / 16][4];
+    if (myTiles > 0) {
+      float scores[kKeyTiles][4];
+      float(&scoresFlat)[kKeys / 2] =
+          reinterpret_cast<float(&)[kKeys / 2]>(scores);
+      uint64_t q[HeadDim / 16], k[HeadDim / 16];
+      keyDescriptors(keySlot, q, k);
+      mbarrier::wait(keyFull + keySlot, keyPhase);
+      wgmma::sharedProxyFence();
+      wgmma::fence();
+      turns.wait();
+      issueScores(q, k, scoresFlat);
+      endTurn(0);
+      wgmma::wait<0>();
+      wgmma::pin(scoresFlat);
+      mbarrier::arrive(keyEmpty + keySlot);
+      if (myTiles == 1)
+        prefetchQuery();
+      float factor[2];
+      softmaxTile(0, scores, probs, factor); // acc is zero: no rescale
+    }
+    int valueSlot = keySlot;
+    uint32_t valuePhase = keyPhase;
+#pragma unroll 1
+    for (int kt = 1; kt < myTiles; ++kt) {
+      if (++keySlot == Stages) {
+        keySlot = 0;
+        keyPhase ^= 1;
+      }
+      float scores[kKeyTiles][4];
+      float(&scoresFlat)[kKeys / 2] =
+          reinterpret_cast<float(&)[kKeys / 2]>(scores);
+      uint64_t q[HeadDim / 16], k[HeadDim / 16], v[kKeys / 16];
+      keyDescriptors(keySlot, q, k);
+      valueDescriptors(valueSlot, v);
+      mbarrier::wait(keyFull + keySlot, keyPhase);
+      mbarrier::wait(valueFull + valueSlot, valuePhase);
+      wgmma::sharedProxyFence();
+      wgmma::fence();
+      turns.wait();
+      issueScores(q, k, scoresFlat);
+      issueValues(v, probs);
+      endTurn(kt);
+      wgmma::wait<1>(); // S(kt); P·V(kt - 1) may still run
+      mbarrier::arrive(keyEmpty + keySlot);
+      wgmma::pin(scoresFlat);
+      if (kt + 1 == myTiles)
+        prefetchQuery();
+      float factor[2];
+      uint32_t next[kKeys / 16][4];
+      softmaxTile(kt, scores, next, factor);
+      wgmma::wait<0>();
+      wgmma::pin(accFlat);
+      // P(kt - 1)'s registers stay P·V's until here (not reused for P(kt)).
+      pinWords(probs);
+      mbarrier::arrive(valueEmpty + valueSlot);
+      rescale(factor);
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk)
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          probs[kk][i] = next[kk][i];
+      valueSlot = keySlot;
+      valuePhase = keyPhase;
+    }
+    if (myTiles > 0) {
+      uint64_t v[kKeys / 16];
+      valueDescriptors(valueSlot, v);
+      mbarrier::wait(valueFull + valueSlot, valuePhase);
+      wgmma::sharedProxyFence();
+      wgmma::fence();
+      issueValues(v, probs);
+      wgmma::wait<0>();
+      wgmma::pin(accFlat);
+      mbarrier::arrive(valueEmpty + valueSlot);
+    }
+    // Keys past this warpgroup's rows: release the slots untouched.
+    {
+      int skipSlot = slot;
+      uint32_t skipPhase = phase;
+      advance(skipSlot, skipPhase, myTiles);
+#pragma unroll 1
+      for (int kt = myTiles; kt < numTiles; ++kt) {
+        mbarrier::wait(keyFull + skipSlot, skipPhase);
+        turns.wait();
+        endTurn(kt);
+        mbarrier::arrive(keyEmpty + skipSlot);
+        mbarrier::wait(valueFull + skipSlot, skipPhase);
+        mbarrier::arrive(valueEmpty + skipSlot);
+        advance(skipSlot, skipPhase, 1);
+      }
+    }
+
+    T *outRow[2];
+    rows.template outputs<T, HeadDim>(p, item.sequence, item.kvHead, outRow);
+    softmax.store<T>(acc, outRow, rows.valid);
+
+    advance(slot, phase, numTiles);
+    item = next;
+    have = hasNext;
+  }
 }
 
 } // namespace kvrt::device

@@ -59,11 +59,14 @@ typedef struct kvrt_attention_params {
   float *partial_lse;
   /* 0: one block per (kv head, query token, split), as above. Otherwise the
    * prefill layout of attention_prefill.cuh, which the runtime picks for
-   * chunks of many query tokens: grid (num_kv_heads, batch * tiles, 1) with
-   * tiles = ceil(num_tokens * group / query_tile_rows), each block taking
-   * query_tile_rows (64: blocks of 128 threads; 128: the warp-specialized
-   * body's blocks of 384, sm_90a) of a sequence's token-major (token, group
-   * head) query rows; num_splits is then 1. Every layout takes its block
+   * chunks of many query tokens: tiles of query_tile_rows of a sequence's
+   * token-major (token, group head) query rows, tiles = ceil(num_tokens *
+   * group / query_tile_rows) a sequence; num_splits is then 1. 64: blocks
+   * of 128 threads, grid (num_kv_heads, batch * tiles, 1), a block per
+   * tile. 128 (the warp-specialized body's blocks of 384, sm_90a): a grid
+   * of any number of blocks along x (the runtime: one per SM, at most one
+   * per tile), each taking the batch * num_kv_heads * tiles tiles in
+   * rounds. Every layout takes its block
    * state or tiles from the launch's dynamic shared memory: at least
    * decodeSharedBytes (attention.cuh) for the one-token layout, the
    * bodies' bytes (prefillSharedBytes, prefillWsSharedBytes) for the
