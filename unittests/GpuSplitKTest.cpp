@@ -56,6 +56,29 @@ struct DeviceMemory {
   DeviceMemory &operator=(const DeviceMemory &) = delete;
 };
 
+/// `count` random fp16 queries on the device, an output buffer for the
+/// launch under test and one for the reference launch.
+struct DeviceQueries {
+  DeviceQueries(int64_t count, std::mt19937 &rng)
+      : count(count), bytes(size_t(count) * 2), queries(bytes), out(bytes),
+        expected(bytes) {
+    Tensor host = randomTensor(KVRT_DTYPE_F16, count, rng);
+    EXPECT_EQ(cudaMemcpy(queries.pointer, host.data(), bytes,
+                         cudaMemcpyHostToDevice),
+              cudaSuccess);
+  }
+  /// The fp16 tensor at `pointer` (out or expected).
+  Tensor read(const void *pointer) const {
+    Tensor result(KVRT_DTYPE_F16, count);
+    EXPECT_EQ(cudaMemcpy(result.data(), pointer, bytes, cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    return result;
+  }
+  int64_t count;
+  size_t bytes;
+  DeviceMemory queries, out, expected;
+};
+
 TEST(SplitPlanTest, FillsTheChipOnlyWhenNeeded) {
   // A full chip is not split.
   EXPECT_EQ(kvrt::cuda::planSplits(1024, 512, 264).numSplits, 1);
@@ -763,19 +786,9 @@ TEST(GpuSplitKTest, DecodeLaunchNeedsItsSharedState) {
   RandomDeviceCache device;
   ASSERT_NO_FATAL_FAILURE(fillRandomDeviceCache(
       lengths, numKvHeads, headDim, KVRT_DTYPE_F16, pageSize, rng, device));
-  const int64_t count = int64_t(batch) * numQHeads * headDim;
-  const size_t bytes = size_t(count) * 2;
-  DeviceMemory queries(bytes), out(bytes), expected(bytes);
-  Tensor hostQueries = randomTensor(KVRT_DTYPE_F16, count, rng);
-  ASSERT_EQ(cudaMemcpy(queries.pointer, hostQueries.data(), bytes,
-                       cudaMemcpyHostToDevice),
-            cudaSuccess);
-  auto read = [&](void *pointer) {
-    Tensor result(KVRT_DTYPE_F16, count);
-    EXPECT_EQ(cudaMemcpy(result.data(), pointer, bytes, cudaMemcpyDeviceToHost),
-              cudaSuccess);
-    return result;
-  };
+  DeviceQueries io(int64_t(batch) * numQHeads * headDim, rng);
+  const size_t bytes = io.bytes;
+  auto read = [&](const void *pointer) { return io.read(pointer); };
   for (const char *name :
        {"f16_d128_g4_p16_causal", "simt_f16_d128_g4_p16_causal"})
     for (int splits : {1, 3}) {
@@ -790,14 +803,14 @@ TEST(GpuSplitKTest, DecodeLaunchNeedsItsSharedState) {
           << kvrt_last_error();
       EXPECT_EQ(plan.shared_bytes, 9328);
       ASSERT_EQ(kvrt_attention_launch(device.cache, batch, device.ids.data(),
-                                      1, numQHeads, queries.pointer,
-                                      expected.pointer, 0.1f, 1,
+                                      1, numQHeads, io.queries.pointer,
+                                      io.expected.pointer, 0.1f, 1,
                                       kernel.function, attentionThreads(),
                                       nullptr),
                 KVRT_OK)
           << kvrt_last_error();
       {
-        const Tensor reference = read(expected.pointer);
+        const Tensor reference = read(io.expected.pointer);
         int64_t finite = 0;
         for (int64_t i = 0; i < reference.count; ++i)
           finite += std::isfinite(reference.at(i));
@@ -808,8 +821,8 @@ TEST(GpuSplitKTest, DecodeLaunchNeedsItsSharedState) {
       if (splits > 1)
         continue;
       ASSERT_EQ(kvrt_attention_launch(device.cache, batch, device.ids.data(),
-                                      1, numQHeads, queries.pointer,
-                                      out.pointer, 0.1f, 1,
+                                      1, numQHeads, io.queries.pointer,
+                                      io.out.pointer, 0.1f, 1,
                                       captureParamsKernel(),
                                       attentionThreads(), nullptr),
                 KVRT_OK)
@@ -822,14 +835,14 @@ TEST(GpuSplitKTest, DecodeLaunchNeedsItsSharedState) {
       // plan.
       for (int sharedBytes : {plan.shared_bytes, plan.shared_bytes - 16, 0}) {
         SCOPED_TRACE(testing::Message() << sharedBytes << " bytes");
-        ASSERT_EQ(cudaMemset(out.pointer, 0, bytes), cudaSuccess);
+        ASSERT_EQ(cudaMemset(io.out.pointer, 0, bytes), cudaSuccess);
         ASSERT_EQ(launchAttentionKernel(kernel.function, params, plan.grid,
                                         plan.block_threads, sharedBytes),
                   0);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        const Tensor got = read(out.pointer);
+        const Tensor got = read(io.out.pointer);
         if (sharedBytes == plan.shared_bytes) {
-          EXPECT_EQ(got.bytes, read(expected.pointer).bytes);
+          EXPECT_EQ(got.bytes, read(io.expected.pointer).bytes);
           continue;
         }
         int64_t finite = 0;
@@ -864,19 +877,9 @@ TEST(GpuSplitKTest, WarpSpecializedPrefillOnAnyGrid) {
   RandomDeviceCache device;
   ASSERT_NO_FATAL_FAILURE(fillRandomDeviceCache(
       lengths, numKvHeads, headDim, KVRT_DTYPE_F16, pageSize, rng, device));
-  const int64_t count = int64_t(batch) * tokens * numQHeads * headDim;
-  const size_t bytes = size_t(count) * 2;
-  DeviceMemory queries(bytes), out(bytes), expected(bytes);
-  Tensor hostQueries = randomTensor(KVRT_DTYPE_F16, count, rng);
-  ASSERT_EQ(cudaMemcpy(queries.pointer, hostQueries.data(), bytes,
-                       cudaMemcpyHostToDevice),
-            cudaSuccess);
-  auto read = [&](void *pointer) {
-    Tensor result(KVRT_DTYPE_F16, count);
-    EXPECT_EQ(cudaMemcpy(result.data(), pointer, bytes, cudaMemcpyDeviceToHost),
-              cudaSuccess);
-    return result;
-  };
+  DeviceQueries io(int64_t(batch) * tokens * numQHeads * headDim, rng);
+  const size_t bytes = io.bytes;
+  auto read = [&](const void *pointer) { return io.read(pointer); };
   ScopedEnv ws("KVRT_PREFILL_WS", "1");
   for (const char *name : {"f16_d128_g4_p16_causal", "f16_d128_g4_p16_full"}) {
     SCOPED_TRACE(name);
@@ -900,13 +903,13 @@ TEST(GpuSplitKTest, WarpSpecializedPrefillOnAnyGrid) {
     EXPECT_EQ(plan.grid[1], 1);
     EXPECT_LE(plan.grid[0], items);
     ASSERT_EQ(kvrt_attention_launch(device.cache, batch, device.ids.data(),
-                                    tokens, numQHeads, queries.pointer,
-                                    expected.pointer, 0.1f, causal,
+                                    tokens, numQHeads, io.queries.pointer,
+                                    io.expected.pointer, 0.1f, causal,
                                     kernel.function, attentionThreads(),
                                     nullptr),
               KVRT_OK)
         << kvrt_last_error();
-    const Tensor reference = read(expected.pointer);
+    const Tensor reference = read(io.expected.pointer);
     {
       int64_t finite = 0;
       for (int64_t i = 0; i < reference.count; ++i)
@@ -914,8 +917,8 @@ TEST(GpuSplitKTest, WarpSpecializedPrefillOnAnyGrid) {
       EXPECT_EQ(finite, reference.count);
     }
     ASSERT_EQ(kvrt_attention_launch(device.cache, batch, device.ids.data(),
-                                    tokens, numQHeads, queries.pointer,
-                                    out.pointer, 0.1f, causal,
+                                    tokens, numQHeads, io.queries.pointer,
+                                    io.out.pointer, 0.1f, causal,
                                     captureParamsKernel(), attentionThreads(),
                                     nullptr),
               KVRT_OK)
@@ -928,13 +931,13 @@ TEST(GpuSplitKTest, WarpSpecializedPrefillOnAnyGrid) {
     params.query_tile_rows = plan.query_tile_rows;
     for (int blocks : {1, 3, 7, plan.grid[0], items}) {
       SCOPED_TRACE(testing::Message() << blocks << " blocks");
-      ASSERT_EQ(cudaMemset(out.pointer, 0xff, bytes), cudaSuccess);
+      ASSERT_EQ(cudaMemset(io.out.pointer, 0xff, bytes), cudaSuccess);
       const int32_t grid[3] = {blocks, 1, 1};
       ASSERT_EQ(launchAttentionKernel(kernel.function, params, grid,
                                       plan.block_threads, plan.shared_bytes),
                 0);
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      EXPECT_EQ(read(out.pointer).bytes, reference.bytes);
+      EXPECT_EQ(read(io.out.pointer).bytes, reference.bytes);
     }
   }
 }
