@@ -43,12 +43,14 @@
 // block state had moved to dynamic shared memory): non-causal 1 x 8K 624 /
 // 608 against 600, the other shapes within the spread. Session 16: a
 // persistent grid (`Persistent`: a block per SM taking (sequence, kv head,
-// tile) items in rounds, each consumer copying its next item's Q during its
-// current item's last tile), against a block per item through kvrt, bf16:
+// tile) items in rounds, each consumer copying its next item's Q before its
+// current item's last P·V), against a block per item through kvrt, bf16:
 // non-causal 8 x 1K 518 / 519 against 484 / 486, 16 x 512 416 against the
 // 64-row body's 382, causal 8 x 1K 380 / 377 against the 64-row body's 373,
 // long rows within the spread or 1-2% below (chunks 1 x (15872 + 512) 611
-// against 622); kvrt's kernels run it on every warp-specialized launch.
+// against 622) while the copy sat in the tile loop's last iteration; issued
+// after the loop, the long rows gained 0.5-1.5% back (interleaved A/B).
+// kvrt's kernels run it on every warp-specialized launch.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
@@ -242,7 +244,7 @@ template <bool Enabled> struct ConsumerTurns {
 /// rounds (see itemOf below): the K/V ring and the turns run on across a
 /// block's items, and each consumer copies its next item's Q once its
 /// current item's last S has read the tile, so that the copy overlaps that
-/// item's last softmax, P·V and stores.
+/// item's last P·V and stores.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int Stages, int Keys = kPrefillWgmmaKeys, int ConsumerRegisters = 0,
           bool Turns = false, bool Persistent = false>
@@ -462,7 +464,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     wgmma::sharedProxyFence();
     warpgroupBarrier(1 + c);
     // The next item's Q, once every warp's products of this one have read
-    // the tile: copied while this item's last softmax, P·V and stores run.
+    // the tile: copied while this item's last P·V and stores run.
     auto prefetchQuery = [&]() {
       if (hasNext) {
         warpgroupBarrier(1 + c);
@@ -588,8 +590,6 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       wgmma::wait<1>(); // S(kt); P·V(kt - 1) may still run
       mbarrier::arrive(keyEmpty + keySlot);
       wgmma::pin(scoresFlat);
-      if (kt + 1 == myTiles)
-        prefetchQuery();
       float factor[2];
       uint32_t next[kKeys / 16][4];
       softmaxTile(kt, scores, next, factor);
@@ -607,6 +607,11 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       valueSlot = keySlot;
       valuePhase = keyPhase;
     }
+    // The next item's Q: here rather than in the loop's last iteration
+    // (during that tile's softmax), which put the copy's code into the
+    // loop and ran long rows 0.5-1.5% slower (session 16, run83.sh).
+    if (myTiles > 1)
+      prefetchQuery();
     if (myTiles > 0) {
       uint64_t v[kKeys / 16];
       valueDescriptors(valueSlot, v);
