@@ -56,6 +56,31 @@ struct DeviceMemory {
   DeviceMemory &operator=(const DeviceMemory &) = delete;
 };
 
+/// Whether kvrt may run `function` in the warp-specialized prefill layout
+/// on device 0 (kvrt::cuda::prefillWsEligible).
+bool warpSpecializedEligible(const void *function) {
+  int major = 0, minor = 0;
+  cudaFuncAttributes attributes{};
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) !=
+          cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0) !=
+          cudaSuccess ||
+      cudaFuncGetAttributes(&attributes, function) != cudaSuccess) {
+    ADD_FAILURE() << "device or kernel attributes unavailable";
+    return false;
+  }
+  return kvrt::cuda::prefillWsEligible(
+      major, minor, attributes.maxThreadsPerBlock, attributes.numRegs);
+}
+
+/// Elements of `tensor` that are finite.
+int64_t finiteCount(const Tensor &tensor) {
+  int64_t finite = 0;
+  for (int64_t i = 0; i < tensor.count; ++i)
+    finite += std::isfinite(tensor.at(i));
+  return finite;
+}
+
 /// `count` random fp16 queries on the device, an output buffer for the
 /// launch under test and one for the reference launch.
 struct DeviceQueries {
@@ -673,17 +698,7 @@ TEST(GpuSplitKTest, PlanReportsTheLayoutAndSplitOfALaunch) {
         << kvrt_last_error();
     return info;
   };
-  int major = 0, minor = 0;
-  ASSERT_EQ(
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0),
-      cudaSuccess);
-  ASSERT_EQ(
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0),
-      cudaSuccess);
-  cudaFuncAttributes attributes{};
-  ASSERT_EQ(cudaFuncGetAttributes(&attributes, kernel.function), cudaSuccess);
-  const bool wsEligible = kvrt::cuda::prefillWsEligible(
-      major, minor, attributes.maxThreadsPerBlock, attributes.numRegs);
+  const bool wsEligible = warpSpecializedEligible(kernel.function);
 
   // One query token: the decode layout, a block per (token, kv head) row
   // and split; 3 rows of up to 188 pages on a whole GPU get split.
@@ -811,10 +826,7 @@ TEST(GpuSplitKTest, DecodeLaunchNeedsItsSharedState) {
           << kvrt_last_error();
       {
         const Tensor reference = read(io.expected.pointer);
-        int64_t finite = 0;
-        for (int64_t i = 0; i < reference.count; ++i)
-          finite += std::isfinite(reference.at(i));
-        EXPECT_EQ(finite, reference.count);
+        EXPECT_EQ(finiteCount(reference), reference.count);
       }
       // Split launches need the runtime's workspace and merge: only the
       // unsplit ones are launched by hand.
@@ -862,13 +874,6 @@ TEST(GpuSplitKTest, WarpSpecializedPrefillOnAnyGrid) {
   // bit. Ragged causal chunks (tiles past a short sequence's rows, a
   // sequence of one tile) and non-causal ones, three slots' ring carried
   // across items.
-  int major = 0, minor = 0;
-  ASSERT_EQ(
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0),
-      cudaSuccess);
-  ASSERT_EQ(
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0),
-      cudaSuccess);
   const int numKvHeads = 2, numQHeads = 8, headDim = 128, pageSize = 16;
   const int tokens = 100; // 4 tiles of 128 (token, head) rows a sequence
   const std::vector<int> lengths = {1900, tokens, 700};
@@ -885,12 +890,7 @@ TEST(GpuSplitKTest, WarpSpecializedPrefillOnAnyGrid) {
     SCOPED_TRACE(name);
     const GpuKernel &kernel = kernelNamed(name);
     const int causal = std::strstr(name, "causal") != nullptr;
-    cudaFuncAttributes attributes{};
-    ASSERT_EQ(cudaFuncGetAttributes(&attributes, kernel.function),
-              cudaSuccess);
-    if (!kvrt::cuda::prefillWsEligible(major, minor,
-                                       attributes.maxThreadsPerBlock,
-                                       attributes.numRegs))
+    if (!warpSpecializedEligible(kernel.function))
       GTEST_SKIP() << "no warp-specialized prefill on this device";
     kvrt_attention_plan_info plan;
     ASSERT_EQ(kvrt_attention_plan(device.cache, batch, device.ids.data(),
@@ -910,12 +910,7 @@ TEST(GpuSplitKTest, WarpSpecializedPrefillOnAnyGrid) {
               KVRT_OK)
         << kvrt_last_error();
     const Tensor reference = read(io.expected.pointer);
-    {
-      int64_t finite = 0;
-      for (int64_t i = 0; i < reference.count; ++i)
-        finite += std::isfinite(reference.at(i));
-      EXPECT_EQ(finite, reference.count);
-    }
+    EXPECT_EQ(finiteCount(reference), reference.count);
     ASSERT_EQ(kvrt_attention_launch(device.cache, batch, device.ids.data(),
                                     tokens, numQHeads, io.queries.pointer,
                                     io.out.pointer, 0.1f, causal,
