@@ -934,6 +934,33 @@ TEST(GpuSplitKTest, WarpSpecializedPrefillOnAnyGrid) {
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       EXPECT_EQ(read(io.out.pointer).bytes, reference.bytes);
     }
+    // Rows (sequence, kv head) of their own lengths, shorter than the
+    // sequence's (as selection leaves them): items without a key (a head
+    // row of none, a causal head row shorter than its chunk, the last items
+    // of a block's rounds), and items whose first consumer sees fewer tiles
+    // than the block (1876 keys: 14 against 15 at tile 0). Every grid gives
+    // what a block per item gives.
+    ASSERT_GT(params.inline_rows, 0);
+    params.inline_lens[0 * numKvHeads + 0] = 1876;
+    params.inline_lens[1 * numKvHeads + 0] = 0;
+    params.inline_lens[2 * numKvHeads + 1] = 10;
+    Tensor oneEach(KVRT_DTYPE_F16, io.count);
+    for (int blocks : {items, 1, 3, 7}) {
+      SCOPED_TRACE(testing::Message() << blocks << " blocks, short rows");
+      ASSERT_EQ(cudaMemset(io.out.pointer, 0xff, bytes), cudaSuccess);
+      const int32_t grid[3] = {blocks, 1, 1};
+      ASSERT_EQ(launchAttentionKernel(kernel.function, params, grid,
+                                      plan.block_threads, plan.shared_bytes),
+                0);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const Tensor got = read(io.out.pointer);
+      if (blocks == items) {
+        EXPECT_EQ(finiteCount(got), got.count);
+        oneEach = got;
+        continue;
+      }
+      EXPECT_EQ(got.bytes, oneEach.bytes);
+    }
   }
 }
 

@@ -483,8 +483,12 @@ typedef struct kvrt_attention_plan_info {
    *  (226 KiB for the warp-specialized one at head_dim 128). The kernels
    *  declare no static shared memory. */
   int32_t shared_bytes;
-  /** Blocks: x kv heads, y (sequence, token) rows or (sequence, row tile)
-   *  pairs, z splits. */
+  /** Blocks: x kv heads, y (sequence, token) rows or, 64-row prefill
+   *  layout, (sequence, row tile) pairs, z splits; the warp-specialized
+   *  prefill layout (query_tile_rows 128) takes a persistent grid instead:
+   *  x blocks (one per SM, at most one per (sequence, kv head, row tile)
+   *  item; KVRT_PREFILL_PERSISTENT=0: one per item), y = z = 1. Launch
+   *  with this grid: the kernel refuses another shape (NaN outputs). */
   int32_t grid[3];
 } kvrt_attention_plan_info;
 
@@ -494,7 +498,7 @@ typedef struct kvrt_attention_plan_info {
  *  into `out`; queues nothing and needs no query or output buffers. Same
  *  checks as kvrt_attention_launch otherwise, the same knobs
  *  (KVRT_DECODE_SPLITS, KVRT_DECODE_WIDE, KVRT_PREFILL_LAYOUT,
- *  KVRT_PREFILL_WS, KVRT_PREFILL_WGMMA), and, like the launch, it may raise
+ *  KVRT_PREFILL_WS, KVRT_PREFILL_WGMMA, KVRT_PREFILL_PERSISTENT), and, like the launch, it may raise
  *  `kernel`'s dynamic shared memory limit for the prefill layout. For
  *  tests, tuning and logging which body a call runs; the plan holds until
  *  the sequences' lengths change. What only the launch can find out is not

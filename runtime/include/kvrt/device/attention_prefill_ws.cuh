@@ -430,7 +430,9 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
 
   // Each consumer takes one turn per K/V tile of each of its block's items
   // (its products of that tile, or nothing past its rows' keys), consumer
-  // 0 first; consumer 1 passes its last turn to no one.
+  // 0 first, and passes it on; consumer 0 takes consumer 1's last pass
+  // after its last item, so that no arrival is left pending on either
+  // barrier (whether or not the block's last items have tiles).
   const ConsumerTurns<Turns> turns{c};
   bool turnsStarted = false;
 
@@ -482,10 +484,6 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       if (c == 1)
         turns.pass();
     }
-    auto endTurn = [&](int kt) {
-      if (c == 0 || kt + 1 < numTiles || hasNext)
-        turns.pass();
-    };
 
     const WarpRows<Causal, GroupSize> rows(p, length, rowsPerSequence,
                                            firstRow + warp * 16, r);
@@ -556,7 +554,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       wgmma::fence();
       turns.wait();
       issueScores(q, k, scoresFlat);
-      endTurn(0);
+      turns.pass();
       wgmma::wait<0>();
       wgmma::pin(scoresFlat);
       mbarrier::arrive(keyEmpty + keySlot);
@@ -586,7 +584,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       turns.wait();
       issueScores(q, k, scoresFlat);
       issueValues(v, probs);
-      endTurn(kt);
+      turns.pass();
       wgmma::wait<1>(); // S(kt); P·V(kt - 1) may still run
       mbarrier::arrive(keyEmpty + keySlot);
       wgmma::pin(scoresFlat);
@@ -632,7 +630,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       for (int kt = myTiles; kt < numTiles; ++kt) {
         mbarrier::wait(keyFull + skipSlot, skipPhase);
         turns.wait();
-        endTurn(kt);
+        turns.pass();
         mbarrier::arrive(keyEmpty + skipSlot);
         mbarrier::wait(valueFull + skipSlot, skipPhase);
         mbarrier::arrive(valueEmpty + skipSlot);
@@ -648,6 +646,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     item = next;
     have = hasNext;
   }
+  if (c == 0 && turnsStarted)
+    turns.wait();
 }
 
 } // namespace kvrt::device
