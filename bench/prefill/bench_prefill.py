@@ -203,7 +203,10 @@ def main():
                         # emitted kernel on 128-row blocks (kvrt's three
                         # slots of 128-key tiles at 240, the body alone in
                         # ws3o128 without turns), ws2o128 two slots,
-                        # ws2t128 two with the consumers taking turns.
+                        # ws2t128 two with the consumers taking turns;
+                        # ws3p128 / ws3pt128 the body alone on a persistent
+                        # grid without / with turns (directws: kvrt's),
+                        # ws3t128 one item per block with turns.
                         # Non-causal: the warp-specialized ones with
                         # 128-key tiles.
                         pages = ResidentPages(kvrt, k, v, PAGE)
@@ -211,7 +214,8 @@ def main():
                                     (2, "keys128"), (3, "ws3o"),
                                     (4, "ws3or"), (5, "ws3o128"),
                                     (6, "directws"), (7, "ws2o128"),
-                                    (8, "ws2t128")]
+                                    (8, "ws2t128"), (9, "ws3p128"),
+                                    (10, "ws3pt128"), (11, "ws3t128")]
                         if not causal:
                             variants = variants[5:]
                         for variant, vname in variants:
