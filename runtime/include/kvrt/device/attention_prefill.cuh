@@ -372,11 +372,26 @@ struct RowSoftmax {
   }
 
   /// Normalizes the accumulators and stores the thread's share of each
-  /// valid row: outRow[half] is the row's output (HeadDim elements of T).
+  /// valid row: outRow[half] is the row's output (HeadDim elements of T,
+  /// 16-byte aligned). The four lanes of a row hold two columns of every
+  /// 8-column tile (the m16n8 layout); they exchange them (a 4 x 4
+  /// transpose of 32-bit words across the quad per four tiles) so that each
+  /// lane stores one tile's 8 columns with a 16-byte store: a warp's store
+  /// then writes 64 whole bytes of each of its 8 rows instead of 16 bytes
+  /// of each with four times as many instructions. On the H200 (session
+  /// 17, kvrt's persistent warp-specialized kernel against the same kernel
+  /// with 4-byte stores, interleaved in one process, bf16 TFLOP/s) short
+  /// rows gained most: non-causal 16 x 512 438 / 378, 8 x 1K 505 / 468,
+  /// causal 8 x 1K 386 / 343, 4 x 4K 484 / 462; long rows 1-2%. The
+  /// kernel's per-item trace: 0.8-0.9 us from the last P·V to the stores
+  /// instead of 1.2-1.5, and 0.5-0.65 us to the next item instead of 0.7-1.6
+  /// (likely: the 4-byte stores' requests had held up the memory pipe the
+  /// next item's copies use).
   template <typename T, int DimTiles>
   __device__ __forceinline__ void store(const float (&acc)[DimTiles][4],
                                         T *const (&outRow)[2],
                                         const bool (&rowValid)[2]) {
+    static_assert(DimTiles % 4 == 0, "whole groups of four column tiles");
     const int c = threadIdx.x % 4;
     // Each lane summed its own keys: add up the four lanes of each row.
 #pragma unroll
@@ -386,15 +401,39 @@ struct RowSoftmax {
     }
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      if (!rowValid[half])
-        continue;
+      // Every lane of the quad shuffles (rowValid is the same for the
+      // four lanes of a row, but the shuffles name all 32).
       const float inverse =
           runningSum[half] > 0.0f ? 1.0f / runningSum[half] : 0.0f;
 #pragma unroll
-      for (int t = 0; t < DimTiles; ++t) {
-        const uint32_t value = mma::pack<T>(acc[t][2 * half] * inverse,
-                                            acc[t][2 * half + 1] * inverse);
-        *reinterpret_cast<uint32_t *>(outRow[half] + 8 * t + 2 * c) = value;
+      for (int group = 0; group < DimTiles / 4; ++group) {
+        // word[j]: this lane's columns 2c, 2c + 1 of tile 4 group + j.
+        uint32_t word[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          word[j] = mma::pack<T>(acc[4 * group + j][2 * half] * inverse,
+                                 acc[4 * group + j][2 * half + 1] * inverse);
+        // Transpose across the quad, one lane bit at a time: for bit b,
+        // lanes exchange the words whose index differs from theirs in b.
+#pragma unroll
+        for (int bit = 1; bit <= 2; bit *= 2) {
+          const bool upper = (c & bit) != 0;
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            if (j & bit)
+              continue;
+            const uint32_t sent = upper ? word[j] : word[j + bit];
+            const uint32_t got = __shfl_xor_sync(0xffffffffu, sent, bit);
+            if (upper)
+              word[j] = got;
+            else
+              word[j + bit] = got;
+          }
+        }
+        // Now word[i] holds lane i's columns of tile 4 group + c.
+        if (rowValid[half])
+          *reinterpret_cast<uint4 *>(outRow[half] + 8 * (4 * group + c)) =
+              make_uint4(word[0], word[1], word[2], word[3]);
       }
     }
   }
