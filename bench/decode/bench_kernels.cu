@@ -528,6 +528,16 @@ KVCC_BENCH_WS(kvcc_prefill_nc_ws3p128, 3, 128, 240, false, false, true)
 KVCC_BENCH_WS(kvcc_prefill_nc_ws3pt128, 3, 128, 240, false, true, true)
 KVCC_BENCH_WS(kvcc_prefill_ws3t128, 3, 128, 240, true, true)
 KVCC_BENCH_WS(kvcc_prefill_nc_ws3t128, 3, 128, 240, false, true)
+// Persistent, two slots of 192-key tiles (m64n192k16 for S, 226 KiB), no
+// turns (with turns the causal consumer loop spills 60 instructions' worth;
+// without, none, 931 SASS instructions per 192 keys against 696 per 128).
+// Session 17, interleaved against directws in one process (.device/ab17.py,
+// bf16 TFLOP/s, 192 / 128): non-causal 1 x 8K 575 / 554, 1 x (15872 + 512)
+// 551 / 529, 4 x 4K 555 / 553, 8 x 1K 461 / 505, 16 x 512 397 / 438; causal
+// 1 x 8K 543 / 547, 4 x 4K 463 / 484, 8 x 1K 331 / 386: only long
+// non-causal rows gain, so kvrt keeps 128-key tiles.
+KVCC_BENCH_WS(kvcc_prefill_ws2p192, 2, 192, 240, true, false, true)
+KVCC_BENCH_WS(kvcc_prefill_nc_ws2p192, 2, 192, 240, false, false, true)
 #undef KVCC_BENCH_WS
 
 namespace {
@@ -686,8 +696,11 @@ extern "C" int kvcc_bench_read(const void *data, int64_t bytes, void *sink,
 /// kvcc_prefill_keys128, 3/4/5 kvcc_prefill_ws3o/3or/3o128 (384 threads,
 /// 128 query rows per block), 6 the kernel kvcc emits on the
 /// warp-specialized layout, 7/8 kvcc_prefill_ws2o128/2t128 (the same body
-/// alone, without or with the consumers' turns). Non-causal (`causal` 0):
-/// variants 5-8, as kvcc_prefill_nc_* (6: the emitted non-causal kernel).
+/// alone, without or with the consumers' turns), 9/10 kvcc_prefill_ws3p128
+/// / ws3pt128 (persistent grid), 11 kvcc_prefill_ws3t128, 12
+/// kvcc_prefill_ws2p192 (persistent, 192-key tiles). Non-causal (`causal`
+/// 0): variants 5-12, as kvcc_prefill_nc_* (6: the emitted non-causal
+/// kernel).
 /// Returns a cudaError_t.
 extern "C" int kvcc_bench_prefill_direct(
     int variant, const void *poolBase, int64_t pageBytes, const int32_t *indptr,
@@ -714,11 +727,16 @@ extern "C" int kvcc_bench_prefill_direct(
       {reinterpret_cast<const void *>(&kvcc_prefill_ws3pt128),
        reinterpret_cast<const void *>(&kvcc_prefill_nc_ws3pt128)},
       {reinterpret_cast<const void *>(&kvcc_prefill_ws3t128),
-       reinterpret_cast<const void *>(&kvcc_prefill_nc_ws3t128)}};
-  constexpr int kKeys[] = {64, 64, 128, 64, 64, 128, 128, 128, 128, 128, 128, 128};
-  constexpr int kStages[] = {0, 0, 0, 3, 3, 3, kPrefillWsStages, 2, 2, 3, 3, 3};
-  constexpr bool kPersistent[] = {false, false, false, false, false, false,
-                                  true,  false, false, true,  true,  false};
+       reinterpret_cast<const void *>(&kvcc_prefill_nc_ws3t128)},
+      {reinterpret_cast<const void *>(&kvcc_prefill_ws2p192),
+       reinterpret_cast<const void *>(&kvcc_prefill_nc_ws2p192)}};
+  constexpr int kKeys[] = {64,  64,  128, 64,  64,  128, 128,
+                           128, 128, 128, 128, 128, 192};
+  constexpr int kStages[] = {0, 0, 0, 3, 3, 3, kPrefillWsStages,
+                             2, 2, 3, 3, 3, 2};
+  constexpr bool kPersistent[] = {false, false, false, false, false,
+                                  false, true,  false, false, true,
+                                  true,  false, true};
   constexpr int kVariants = int(sizeof(kKeys) / sizeof(kKeys[0]));
   if (variant < 0 || variant >= kVariants ||
       !kernels[variant][causal ? 0 : 1])

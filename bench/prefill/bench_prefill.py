@@ -206,7 +206,8 @@ def main():
                         # ws2t128 two with the consumers taking turns;
                         # ws3p128 / ws3pt128 the body alone on a persistent
                         # grid without / with turns (directws: kvrt's),
-                        # ws3t128 one item per block with turns.
+                        # ws3t128 one item per block with turns, ws2p192
+                        # persistent with two slots of 192-key tiles.
                         # Non-causal: the warp-specialized ones with
                         # 128-key tiles.
                         pages = ResidentPages(kvrt, k, v, PAGE)
@@ -215,7 +216,8 @@ def main():
                                     (4, "ws3or"), (5, "ws3o128"),
                                     (6, "directws"), (7, "ws2o128"),
                                     (8, "ws2t128"), (9, "ws3p128"),
-                                    (10, "ws3pt128"), (11, "ws3t128")]
+                                    (10, "ws3pt128"), (11, "ws3t128"),
+                                    (12, "ws2p192")]
                         if not causal:
                             variants = variants[5:]
                         for variant, vname in variants:

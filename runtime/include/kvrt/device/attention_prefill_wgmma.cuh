@@ -103,6 +103,9 @@ copySwizzledTile(const PagedRow &row, const TilePages<PageSize, Keys> &pages,
   // 8 rows.
   constexpr int kPhases = 8 / kStep;
   static_assert(kWarpRows % 8 == 0, "a warp must copy whole swizzle rows");
+  static_assert(!kWarpPageCopy<T, HeadDim, PageSize, Keys> ||
+                    kWarpRows % PageSize == 0 || PageSize % kWarpRows == 0,
+                "a warp's rows must lie on whole pages or inside one");
   const int lane = threadIdx.x % 32;
   const int c = lane % kChunks;
   const int laneRow = lane / kChunks;

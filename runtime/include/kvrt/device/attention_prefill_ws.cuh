@@ -50,7 +50,11 @@
 // long rows within the spread or 1-2% below (chunks 1 x (15872 + 512) 611
 // against 622) while the copy sat in the tile loop's last iteration; issued
 // after the loop, the long rows gained 0.5-1.5% back (interleaved A/B).
-// kvrt's kernels run it on every warp-specialized launch.
+// kvrt's kernels run it on every warp-specialized launch. Session 17: the
+// output written with 16-byte stores (RowSoftmax::store) took the per-item
+// trace's stores from 1.2-1.5 to 0.8-0.9 us and short rows up to 16%;
+// 192-key tiles in two slots gained only on long non-causal rows (+4%) and
+// lost 7-14% on short ones (bench_kernels.cu, kvcc_prefill_ws2p192).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
@@ -231,11 +235,12 @@ template <bool Enabled> struct ConsumerTurns {
 /// is the block's dynamic shared memory, 1024-byte aligned,
 /// prefillWsSharedBytes(HeadDim, Stages, Keys) - 1024 bytes long. The launch
 /// has kPrefillWsThreads threads and a grid of (kv heads, batch x ceil(tokens
-/// x G / kPrefillWsRows)), or, `Persistent`, any along x. A consumer issues P·V of one tile together with
-/// S = Q·Kᵀ of the next and runs the next tile's softmax while P·V runs
-/// (FlashAttention-3's intra-warpgroup overlap; the output's rescale waits
-/// for P·V). `Keys` keys (64 or 128) per K/V tile, in a ring of `Stages`
-/// slots. With `ConsumerRegisters` (a multiple of 8 up to 240) the producer
+/// x G / kPrefillWsRows)), or, `Persistent`, any along x. A consumer issues
+/// P·V of one tile together with S = Q·Kᵀ of the next and runs the next
+/// tile's softmax while P·V runs (FlashAttention-3's intra-warpgroup
+/// overlap; the output's rescale waits for P·V). `Keys` keys (64, 128 or
+/// 192; 192 where a warp's 48 rows lie on whole pages) per K/V tile, in a
+/// ring of `Stages` slots. With `ConsumerRegisters` (a multiple of 8 up to 240) the producer
 /// gives its registers back down to 24 and the consumers take that many
 /// (FlashAttention-3's register split; 0 keeps the launch's 168). With
 /// `Turns` the consumers take turns at issuing their products
@@ -253,7 +258,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   static_assert(kPrefillSupported<T, HeadDim, GroupSize, PageSize>,
                 "no prefill body for these template values");
   static_assert(Stages >= 2, "at least two stages");
-  static_assert(Keys == 64 || Keys == 128, "Keys must be 64 or 128");
+  static_assert(Keys == 64 || Keys == 128 || Keys == 192,
+                "Keys must be 64, 128 or 192");
   static_assert(ConsumerRegisters == 0 ||
                     (ConsumerRegisters % 8 == 0 && ConsumerRegisters <= 240 &&
                      128 * 24 + 256 * ConsumerRegisters <= 65536),

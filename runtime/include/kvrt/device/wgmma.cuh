@@ -133,7 +133,8 @@ template <int N> __device__ __forceinline__ void pin(float (&d)[N]) {
 }
 
 // Operands of the wgmma statements below: a thread's N / 2 accumulator
-// registers of a 64 x N fp32 tile (N = 64 or 128) and their placeholders.
+// registers of a 64 x N fp32 tile (N = 64, 128 or 192) and their
+// placeholders.
 #define KVRT_WGMMA_D32(d)                                                      \
   "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),      \
       "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]),             \
@@ -150,6 +151,14 @@ template <int N> __device__ __forceinline__ void pin(float (&d)[N]) {
       "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),         \
       "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]),         \
       "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define KVRT_WGMMA_D96(d)                                                      \
+  KVRT_WGMMA_D64(d), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]),       \
+      "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]),         \
+      "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]),         \
+      "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]),         \
+      "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),         \
+      "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]),         \
+      "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
 #define KVRT_WGMMA_R32                                                         \
   "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "     \
   "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, "     \
@@ -158,6 +167,10 @@ template <int N> __device__ __forceinline__ void pin(float (&d)[N]) {
   KVRT_WGMMA_R32 ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, "   \
                  "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, "     \
                  "%54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+#define KVRT_WGMMA_R96                                                         \
+  KVRT_WGMMA_R64 ", %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, "   \
+                 "%75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, "     \
+                 "%86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
 // wgmma.mma_async of `shape` (m64nNk16) with `type` (f16 or bf16) inputs
 // and fp32 accumulators `dRegs` (placeholders) / `...` (operands); `aRegs`
 // the A operand (a shared-memory descriptor or "{...}" registers), `bReg`
@@ -173,11 +186,12 @@ template <int N> __device__ __forceinline__ void pin(float (&d)[N]) {
 #define KVRT_WGMMA_INPUTS(...) __VA_ARGS__
 
 /// d (64 x N, fp32) = A · B (+ d when `accumulate`), A (64 x 16) and B
-/// (16 x N) K-major in shared memory (descriptors `a`, `b`). N: 64 or 128.
+/// (16 x N) K-major in shared memory (descriptors `a`, `b`). N: 64, 128 or
+/// 192.
 template <typename T, int N>
 __device__ __forceinline__ void mmaShared(float (&d)[N / 2], uint64_t a,
                                           uint64_t b, int accumulate) {
-  static_assert(N == 64 || N == 128, "N must be 64 or 128");
+  static_assert(N == 64 || N == 128 || N == 192, "N must be 64, 128 or 192");
 #if KVRT_DEVICE_HAS_WGMMA
 #define KVRT_WGMMA_SS_64(type)                                                 \
   KVRT_WGMMA("m64n64k16", type, KVRT_WGMMA_R32, "%32", "%33",                  \
@@ -189,6 +203,11 @@ __device__ __forceinline__ void mmaShared(float (&d)[N / 2], uint64_t a,
              "setp.ne.b32 p, %66, 0;", "1, 1, 0, 0",                           \
              KVRT_WGMMA_INPUTS("l"(a), "l"(b), "r"(accumulate)),               \
              KVRT_WGMMA_D64(d))
+#define KVRT_WGMMA_SS_192(type)                                                \
+  KVRT_WGMMA("m64n192k16", type, KVRT_WGMMA_R96, "%96", "%97",                 \
+             "setp.ne.b32 p, %98, 0;", "1, 1, 0, 0",                           \
+             KVRT_WGMMA_INPUTS("l"(a), "l"(b), "r"(accumulate)),               \
+             KVRT_WGMMA_D96(d))
   if constexpr (std::is_same_v<T, __half> && N == 64)
     KVRT_WGMMA_SS_64("f16");
   else if constexpr (std::is_same_v<T, __half> && N == 128)
@@ -197,8 +216,13 @@ __device__ __forceinline__ void mmaShared(float (&d)[N / 2], uint64_t a,
     KVRT_WGMMA_SS_64("bf16");
   else if constexpr (std::is_same_v<T, __nv_bfloat16> && N == 128)
     KVRT_WGMMA_SS_128("bf16");
+  else if constexpr (std::is_same_v<T, __half> && N == 192)
+    KVRT_WGMMA_SS_192("f16");
+  else if constexpr (std::is_same_v<T, __nv_bfloat16> && N == 192)
+    KVRT_WGMMA_SS_192("bf16");
 #undef KVRT_WGMMA_SS_64
 #undef KVRT_WGMMA_SS_128
+#undef KVRT_WGMMA_SS_192
 #endif
 }
 
@@ -239,8 +263,10 @@ mmaRegisterA(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b) {
 #undef KVRT_WGMMA_INPUTS
 #undef KVRT_WGMMA_D32
 #undef KVRT_WGMMA_D64
+#undef KVRT_WGMMA_D96
 #undef KVRT_WGMMA_R32
 #undef KVRT_WGMMA_R64
+#undef KVRT_WGMMA_R96
 
 } // namespace wgmma
 } // namespace kvrt::device
