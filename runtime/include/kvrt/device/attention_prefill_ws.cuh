@@ -240,10 +240,10 @@ template <bool Enabled> struct ConsumerTurns {
 /// tile's softmax while P·V runs (FlashAttention-3's intra-warpgroup
 /// overlap; the output's rescale waits for P·V). `Keys` keys (64, 128 or
 /// 192; 192 where a warp's 48 rows lie on whole pages) per K/V tile, in a
-/// ring of `Stages` slots. With `ConsumerRegisters` (a multiple of 8 up to 240) the producer
-/// gives its registers back down to 24 and the consumers take that many
-/// (FlashAttention-3's register split; 0 keeps the launch's 168). With
-/// `Turns` the consumers take turns at issuing their products
+/// ring of `Stages` slots. With `ConsumerRegisters` (a multiple of 8 up to
+/// 240) the producer gives its registers back down to 24 and the consumers
+/// take that many (FlashAttention-3's register split; 0 keeps the launch's
+/// 168). With `Turns` the consumers take turns at issuing their products
 /// (ConsumerTurns). With `Persistent` the grid is any number of blocks
 /// along x (prefillWsLaunchMatches), each taking the launch's items in
 /// rounds (see itemOf below): the K/V ring and the turns run on across a
