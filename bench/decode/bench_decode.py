@@ -361,28 +361,48 @@ def flashinfer_summary(row):
     row["speedup_vs_flashinfer"] = speedup or None
 
 
-def time_ms(fn, reps=15, calls=10, warm=5):
-    """Median over `reps` of the mean time of `calls` back-to-back calls."""
-    for _ in range(warm):
-        fn()
+def interleaved_ms(fns, reps=15, calls=10, warm=5):
+    """Median over `reps` of the mean time of `calls` back-to-back calls of
+    each of `fns` (name -> fn), timed in turns: every rep times each fn
+    once, in an order that rotates and reverses every other rep. On the
+    H200 the first long kernels a process times run up to 7% faster than
+    the same kernels a few seconds later (the clock settles under sustained
+    tensor load): timed in turns, that drift falls on every fn alike."""
+    names = list(fns)
+    for name in names:
+        for _ in range(warm):
+            fns[name]()
     torch.cuda.synchronize()
     # Sleep long enough (about 2e6 cycles per ms) for the host to queue all
     # calls, with margin.
-    sleep_cycles = int(min(2e9, max(1.0, 2 * host_ms(fn, 3) * calls) * 2e6))
-    samples = []
-    for _ in range(reps):
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        # Keep the GPU busy while the host queues the calls, so that host
-        # overhead (table building, dispatch) does not show up as GPU idle.
-        torch.cuda._sleep(sleep_cycles)
-        start.record()
-        for _ in range(calls):
-            fn()
-        end.record()
-        torch.cuda.synchronize()
-        samples.append(start.elapsed_time(end) / calls)
-    return statistics.median(samples)
+    sleep_cycles = {
+        name: int(min(2e9, max(1.0, 2 * host_ms(fns[name], 3) * calls) * 2e6))
+        for name in names}
+    samples = {name: [] for name in names}
+    for rep in range(reps):
+        shift = rep % len(names)
+        order = names[shift:] + names[:shift]
+        if rep % 2:
+            order.reverse()
+        for name in order:
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            # Keep the GPU busy while the host queues the calls, so that
+            # host overhead (table building, dispatch) does not show up as
+            # GPU idle.
+            torch.cuda._sleep(sleep_cycles[name])
+            start.record()
+            for _ in range(calls):
+                fns[name]()
+            end.record()
+            torch.cuda.synchronize()
+            samples[name].append(start.elapsed_time(end) / calls)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def time_ms(fn, reps=15, calls=10, warm=5):
+    """Median over `reps` of the mean time of `calls` back-to-back calls."""
+    return interleaved_ms({"fn": fn}, reps, calls, warm)["fn"]
 
 
 TIMED_BLOCKS = 1 << 16  # kTimedBlocks in bench_kernels.cu

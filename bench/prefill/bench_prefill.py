@@ -9,8 +9,8 @@ For each shape: random Q/K/V with torch, K/V appended to a kvrt CUDA cache
 float32 reference (SDPA math backend on float32 copies), then timed with
 CUDA events (warm-ups, medians; bench/decode/bench_decode.py's time_ms);
 the headline columns (kvcc, cuDNN, flash) are then timed again in turns
-(interleaved_ms) and report those times, the alone times kept in the JSON
-as NAME_ms_alone.
+(bench_decode.py's interleaved_ms) and report those times, the alone
+times kept in the JSON as NAME_ms_alone.
 TFLOP/s counts the causal half: 4 * B * Hq * S^2 * D / 2 / time.
 
 Usage (on the GPU machine, after building libkvrt.so and libkvcc_bench.so,
@@ -22,7 +22,6 @@ import ctypes
 import json
 import math
 import os
-import statistics
 import sys
 
 import torch
@@ -32,8 +31,8 @@ from torch.nn.attention.bias import causal_lower_right
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "decode"))
 from bench_decode import (KVRT_DTYPE_F16, Kvrt, PagedCache,  # noqa: E402
-                          ResidentPages, checked_run, host_ms, rel_error,
-                          time_ms)
+                          ResidentPages, checked_run, interleaved_ms,
+                          rel_error, time_ms)
 
 KVRT_DTYPE_BF16 = 1
 # (B, S) of ANCHORS.md's prefill table, plus a shorter chunk.
@@ -318,41 +317,6 @@ def check_and_time(row, key, fn, out, ref, flops, bound, failures, where):
     row[f"{key}_TFLOPs"] = flops / row[f"{key}_ms"] / 1e9
 
 
-def interleaved_ms(fns, reps=9, calls=3, warm=3):
-    """Median time of one call of each of `fns` (name -> fn), timed in
-    turns: every rep times `calls` back-to-back calls of each fn (after a
-    GPU sleep that covers the host's enqueueing, as time_ms), in an order
-    that rotates and reverses every other rep. On the H200 the first long
-    kernels a process times run up to 7% faster than the same kernels a
-    few seconds later (the clock settles under sustained tensor load):
-    timed in turns, that drift falls on every fn alike instead of
-    favouring whichever is timed first."""
-    names = list(fns)
-    for name in names:
-        for _ in range(warm):
-            fns[name]()
-    torch.cuda.synchronize()
-    sleep = {name: int(min(2e9, max(1.0, 2 * host_ms(fns[name], 3) * calls)
-                           * 2e6)) for name in names}
-    samples = {name: [] for name in names}
-    for rep in range(reps):
-        shift = rep % len(names)
-        order = names[shift:] + names[:shift]
-        if rep % 2:
-            order.reverse()
-        for name in order:
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            torch.cuda._sleep(sleep[name])
-            start.record()
-            for _ in range(calls):
-                fns[name]()
-            end.record()
-            torch.cuda.synchronize()
-            samples[name].append(start.elapsed_time(end) / calls)
-    return {name: statistics.median(times) for name, times in samples.items()}
-
-
 def retime_in_turns(row, fns, flops):
     """Replaces row[NAME_ms] / row[NAME_TFLOPs] of the fns (name -> fn) that
     were timed alone with interleaved_ms's times (the headline columns and
@@ -360,7 +324,7 @@ def retime_in_turns(row, fns, flops):
     fns = {name: fn for name, fn in fns.items() if f"{name}_ms" in row}
     if len(fns) < 2:
         return
-    for name, ms in interleaved_ms(fns).items():
+    for name, ms in interleaved_ms(fns, reps=9, calls=3, warm=3).items():
         row[f"{name}_ms_alone"] = row[f"{name}_ms"]
         row[f"{name}_ms"] = ms
         row[f"{name}_TFLOPs"] = flops / ms / 1e9
