@@ -55,6 +55,9 @@
 // trace's stores from 1.2-1.5 to 0.8-0.9 us and short rows up to 16%;
 // 192-key tiles in two slots gained only on long non-causal rows (+4%) and
 // lost 7-14% on short ones (bench_kernels.cu, kvcc_prefill_ws2p192).
+// Session 18, measured and not adopted (docs/architecture.md): the stores
+// deferred into the next item's first S (short non-causal rows 7% slower)
+// and two Q tiles per consumer with two slots (within 1%).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
