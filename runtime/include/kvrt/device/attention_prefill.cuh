@@ -233,8 +233,9 @@ copyTile(const PagedRow &row, int first, int length, bool values,
 template <int HeadDim, int GroupSize>
 __device__ __forceinline__ int64_t queryRowOffset(
     const kvrt_attention_params &p, int sequence, int kvHead, int R) {
-  const int token = R / GroupSize;
-  const int head = kvHead * GroupSize + R % GroupSize;
+  // R >= 0: unsigned, so that GroupSize's powers of two divide by a shift.
+  const int token = int(unsigned(R) / GroupSize);
+  const int head = kvHead * GroupSize + int(unsigned(R) % GroupSize);
   return ((int64_t(sequence) * p.num_tokens + token) * p.num_q_heads + head) *
          int64_t(HeadDim);
 }
