@@ -58,6 +58,17 @@
 // Session 18, measured and not adopted (docs/architecture.md): the stores
 // deferred into the next item's first S (short non-causal rows 7% slower)
 // and two Q tiles per consumer with two slots (within 1%).
+// Session 19: the intra-warpgroup overlap had not been there since it was
+// written: ptxas put the wait for P·V(kt - 1) above tile kt's softmax
+// (and packed P(kt) into P·V(kt - 1)'s operand registers after it).
+// With the softmax in place in fp32, a scheduling barrier before the wait
+// (wgmma::schedulingBarrier), the packing after it and the output's
+// rescale moved between S(kt) and P·V(kt - 1), interleaved A/B against the
+// previous body (bf16, two runs, bit-identical outputs): long rows
+// +1.5-3% (non-causal 1 x 8K 566-591 against 553-574, 4 x 4K +2.5%,
+// chunks 1 x (15872 + 512) +2-3%, causal 1 x 8K +1-2%), short rows 0.5-1.5%
+// below (non-causal 16 x 512, causal 8 x 1K); the barrier alone, the
+// rescale left after the wait, gained 1-1.5% on long rows.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
@@ -516,11 +527,12 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
         wgmma::mmaRegisterA<T, HeadDim>(accFlat, probs[kk], v[kk]);
       wgmma::commit();
     };
-    // The softmax of tile kt's scores into `probs`; returns the factors
-    // the output must be rescaled by (applied by the caller once the
-    // previous P·V is done): a dummy accumulator takes update's rescale.
+    // The softmax of tile kt: its scores become probabilities in place
+    // (fp32; the caller packs them into P·V's operand registers once the
+    // previous P·V is done with them) and `factor` the rows' factors the
+    // output must be rescaled by before P·V(kt) (0 on a row's first
+    // visible tile): a dummy accumulator takes update's rescale.
     auto softmaxTile = [&](int kt, float(&scores)[kKeyTiles][4],
-                           uint32_t(&probs)[kKeys / 16][4],
                            float(&factor)[2]) {
       const int first = kt * kKeys;
       const float oldMax[2] = {softmax.runningMax[0], softmax.runningMax[1]};
@@ -533,10 +545,10 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
         factor[half] = oldMax[half] == -INFINITY
                            ? 0.0f
                            : fastExp2(oldMax[half] - softmax.runningMax[half]);
-      packProbabilities<T, kKeys>(scores, probs);
     };
     // Unconditionally: skipping it when no maximum moved (as RowSoftmax
-    // does) made ptxas serialize every wgmma of the kernel (C7513).
+    // does) made ptxas serialize every wgmma of the kernel (C7513). Done
+    // while the next S runs, just before P·V (a wgmma fence between).
     auto rescale = [&](const float(&factor)[2]) {
 #pragma unroll
       for (int t = 0; t < kDimTiles; ++t) {
@@ -552,6 +564,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     int keySlot = slot;
     uint32_t keyPhase = phase;
     uint32_t probs[kKeys / 16][4];
+    // Tile kt - 1's factors, applied before P·V(kt - 1).
+    float factor[2] = {1.0f, 1.0f};
     if (myTiles > 0) {
       float scores[kKeyTiles][4];
       float(&scoresFlat)[kKeys / 2] =
@@ -569,8 +583,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       mbarrier::arrive(keyEmpty + keySlot);
       if (myTiles == 1)
         prefetchQuery();
-      float factor[2];
-      softmaxTile(0, scores, probs, factor); // acc is zero: no rescale
+      softmaxTile(0, scores, factor); // acc is zero: any factor will do
+      packProbabilities<T, kKeys>(scores, probs);
     }
     int valueSlot = keySlot;
     uint32_t valuePhase = keyPhase;
@@ -592,25 +606,24 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       wgmma::fence();
       turns.wait();
       issueScores(q, k, scoresFlat);
+      // The output's rescale for tile kt - 1 while S(kt) runs.
+      rescale(factor);
+      wgmma::fence();
       issueValues(v, probs);
       turns.pass();
       wgmma::wait<1>(); // S(kt); P·V(kt - 1) may still run
       mbarrier::arrive(keyEmpty + keySlot);
       wgmma::pin(scoresFlat);
-      float factor[2];
-      uint32_t next[kKeys / 16][4];
-      softmaxTile(kt, scores, next, factor);
+      // The softmax while P·V(kt - 1) runs (without the barrier ptxas
+      // moved the wait above it, see the file comment), then P(kt) packed
+      // into the registers P·V(kt - 1) read.
+      softmaxTile(kt, scores, factor);
+      wgmma::schedulingBarrier();
       wgmma::wait<0>();
       wgmma::pin(accFlat);
-      // P(kt - 1)'s registers stay P·V's until here (not reused for P(kt)).
       pinWords(probs);
       mbarrier::arrive(valueEmpty + valueSlot);
-      rescale(factor);
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk)
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-          probs[kk][i] = next[kk][i];
+      packProbabilities<T, kKeys>(scores, probs);
       valueSlot = keySlot;
       valuePhase = keyPhase;
     }
@@ -624,6 +637,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       valueDescriptors(valueSlot, v);
       mbarrier::wait(valueFull + valueSlot, valuePhase);
       wgmma::sharedProxyFence();
+      rescale(factor);
       wgmma::fence();
       issueValues(v, probs);
       wgmma::wait<0>();

@@ -115,6 +115,22 @@ template <int Pending> __device__ __forceinline__ void wait() {
 #endif
 }
 
+/// A point ptxas does not schedule instructions across: put before a
+/// wait<N> that must stay after the code above it. ptxas treats
+/// wgmma.wait_group as free and moves it up over independent arithmetic
+/// (in the warp-specialized prefill body, ptxas 13.0 put the wait for the
+/// previous tile's P·V above the whole softmax of the next, so the two did
+/// not overlap); a CTA-scope fence is a scheduling barrier to it, and
+/// costs little where the thread has no memory operations of its own in
+/// flight. (__syncwarp and a named barrier did not hold the wait back; a
+/// branch to a trap on a condition that is never true did, but ptxas then
+/// serialized the kernel's wgmmas, C7512.)
+__device__ __forceinline__ void schedulingBarrier() {
+#if KVRT_DEVICE_HAS_WGMMA
+  asm volatile("fence.acq_rel.cta;\n" ::: "memory");
+#endif
+}
+
 /// Makes this thread's generic-proxy writes to shared memory (st.shared,
 /// cp.async after its wait) visible to wgmma's async-proxy reads; a barrier
 /// must follow before another thread's wgmma reads them.
