@@ -42,6 +42,14 @@ if config.kvcc_cuda_enabled and config.cuda_compiler:
     # %nvcc_ptx_for takes the target (-arch=sm_75 ...) from the test.
     config.substitutions.append(("%nvcc_ptx_for", nvcc_ptx))
     config.substitutions.append(("%nvcc_ptx", nvcc_ptx + " -arch=sm_90a"))
+    # ptxas's report (-v) of an sm_90a cubin: registers, spills and its
+    # "Potential Performance Loss" notes (wgmma serialized, setmaxnreg
+    # ignored), which arrive on stderr.
+    config.substitutions.append((
+        "%ptxas_report_sm90a",
+        "%s -std=c++17 -O3 -cubin -arch=sm_90a -Xptxas -v -I%s" % (
+            config.cuda_compiler,
+            os.path.join(config.kvcc_src_root, "runtime", "include"))))
 
 # The upstream CPU pipeline (bufferize, lower to LLVM) both the original and
 # the raised model graphs take in the raising equivalence tests.
