@@ -1,5 +1,6 @@
 # -*- Python -*-
 import os
+import shutil
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -50,6 +51,20 @@ if config.kvcc_cuda_enabled and config.cuda_compiler:
         "%s -std=c++17 -O3 -cubin -arch=sm_90a -Xptxas -v -I%s" % (
             config.cuda_compiler,
             os.path.join(config.kvcc_src_root, "runtime", "include"))))
+
+# nvdisasm, to read the SASS of kvcc's sm_90a kernels: $KVCC_NVDISASM, on
+# PATH, beside nvcc, or where scripts/install-deps.sh unpacks it.
+if "nvcc" in config.available_features:
+    candidates = [os.environ.get("KVCC_NVDISASM"), shutil.which("nvdisasm"),
+                  os.path.join(os.path.dirname(config.cuda_compiler), "nvdisasm"),
+                  os.path.join(os.environ.get("KVCC_TOOLS_DIR") or
+                               os.path.expanduser("~/.cache/kvcc-tools"),
+                               "bin", "nvdisasm")]
+    nvdisasm = next((c for c in candidates if c and os.access(c, os.X_OK)),
+                    None)
+    if nvdisasm:
+        config.available_features.add("nvdisasm")
+        config.substitutions.append(("%nvdisasm", nvdisasm))
 
 # The upstream CPU pipeline (bufferize, lower to LLVM) both the original and
 # the raised model graphs take in the raising equivalence tests.
