@@ -2,7 +2,7 @@
 """Checks, in the SASS of an sm_90a cubin, that the warp-specialized prefill
 body's consumers overlap each tile's softmax with the previous tile's P·V.
 
-  check_wgmma_overlap.py [--nvdisasm PATH] [--kernels REGEX] CUBIN
+  check_wgmma_overlap.py [--nvdisasm PATH] [--kernels REGEX] CUBIN...
   check_wgmma_overlap.py --sass FILE [--kernels REGEX]   (nvdisasm -c text)
 
 The body (runtime/include/kvrt/device/attention_prefill_ws.cuh) issues S(k)
@@ -99,32 +99,34 @@ def check_loop(instructions, first, last):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cubin", nargs="?")
+    parser.add_argument("cubins", nargs="*", metavar="cubin")
     parser.add_argument("--sass", help="read this nvdisasm -c output instead")
     parser.add_argument("--nvdisasm",
                         default=os.environ.get("NVDISASM") or
                         shutil.which("nvdisasm") or "nvdisasm")
     parser.add_argument("--kernels", default="kvcc_attention")
     args = parser.parse_args()
-    if (args.sass is None) == (args.cubin is None):
-        parser.error("give a CUBIN or --sass FILE")
+    if (args.sass is None) == (not args.cubins):
+        parser.error("give CUBINs or --sass FILE")
+    texts = []
     try:
         if args.sass:
             with open(args.sass) as f:
-                text = f.read()
-        else:
-            text = subprocess.run([args.nvdisasm, "-c", args.cubin],
-                                  check=True, capture_output=True,
-                                  text=True).stdout
+                texts.append(f.read())
+        for cubin in args.cubins:
+            texts.append(subprocess.run([args.nvdisasm, "-c", cubin],
+                                        check=True, capture_output=True,
+                                        text=True).stdout)
     except (OSError, subprocess.CalledProcessError) as error:
         print(f"error: cannot read the SASS: {error}", file=sys.stderr)
         return 2
-    functions = {name: value for name, value in parse(text).items()
-                 if re.search(args.kernels, name)}
+    functions = {}
+    for text in texts:
+        functions.update({name: value for name, value in parse(text).items()
+                          if re.search(args.kernels, name)})
     if not functions:
         print(f"error: no function matches '{args.kernels}' in "
-              f"{args.sass or args.cubin}",
-              file=sys.stderr)
+              f"{args.sass or ' '.join(args.cubins)}", file=sys.stderr)
         return 2
     failed = False
     for name in sorted(functions):

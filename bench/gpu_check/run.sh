@@ -48,4 +48,19 @@ for d in "$dir"/*/; do
   echo "-- $name ($calls): worst rel_err ${worst:-n/a} (bound ${bound:-n/a}), $(grep -c 'bit-exact' "$log") bit-exact cache checks"
   tail -1 "$log"
 done
+
+# The consumers' softmax under the previous tile's P·V in each program's
+# sm_90a kernels (scripts/check_wgmma_overlap.py; the lit test
+# e2e/cuda-wgmma-overlap.mlir checks the same where nvdisasm is installed).
+if [[ $arch == 90a ]] && command -v cuobjdump >/dev/null && command -v nvdisasm >/dev/null; then
+  echo "== SASS: softmax under P·V (warp-specialized prefill)"
+  for d in "$dir"/*/; do
+    name=$(basename "$d")
+    [[ $name == mlir || ! -f $d/lib$name.so ]] && continue
+    rm -rf "$d/sass" && mkdir -p "$d/sass"
+    (cd "$d/sass" && cuobjdump -xelf all "../lib$name.so" >/dev/null) &&
+      python3 scripts/check_wgmma_overlap.py --kernels kvcc_ "$d"/sass/*.cubin ||
+      status=1
+  done
+fi
 exit $status
