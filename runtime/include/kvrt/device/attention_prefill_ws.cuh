@@ -546,9 +546,11 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
                            ? 0.0f
                            : fastExp2(oldMax[half] - softmax.runningMax[half]);
     };
-    // Unconditionally: skipping it when no maximum moved (as RowSoftmax
-    // does) made ptxas serialize every wgmma of the kernel (C7513). Done
-    // while the next S runs, just before P·V (a wgmma fence between).
+    // Done while the next S runs, just before P·V (a wgmma fence
+    // between). Unconditionally: skipping it when no maximum moved (as
+    // RowSoftmax does) made ptxas serialize every wgmma of the kernel
+    // (C7513) while the rescale followed the wait for P·V; where it is now,
+    // the skip compiles without that (not yet measured).
     auto rescale = [&](const float(&factor)[2]) {
 #pragma unroll
       for (int t = 0; t < kDimTiles; ++t) {
