@@ -37,9 +37,9 @@ if config.kvcc_cuda_enabled and config.cuda_compiler:
     config.available_features.add("nvcc")
     # nvcc with kvrt's device headers, for tests that read the PTX of the
     # kernels kvcc emits.
-    nvcc_ptx = "%s -std=c++17 -O3 -ptx -I%s" % (
-        config.cuda_compiler,
-        os.path.join(config.kvcc_src_root, "runtime", "include"))
+    runtime_include = os.path.join(config.kvcc_src_root, "runtime", "include")
+    nvcc_ptx = "%s -std=c++17 -O3 -ptx -I%s" % (config.cuda_compiler,
+                                                  runtime_include)
     # %nvcc_ptx_for takes the target (-arch=sm_75 ...) from the test.
     config.substitutions.append(("%nvcc_ptx_for", nvcc_ptx))
     config.substitutions.append(("%nvcc_ptx", nvcc_ptx + " -arch=sm_90a"))
@@ -49,8 +49,7 @@ if config.kvcc_cuda_enabled and config.cuda_compiler:
     config.substitutions.append((
         "%ptxas_report_sm90a",
         "%s -std=c++17 -O3 -cubin -arch=sm_90a -Xptxas -v -I%s" % (
-            config.cuda_compiler,
-            os.path.join(config.kvcc_src_root, "runtime", "include"))))
+            config.cuda_compiler, runtime_include)))
 
 # nvdisasm, to read the SASS of kvcc's sm_90a kernels: $KVCC_NVDISASM, on
 # PATH, beside nvcc, or where scripts/install-deps.sh unpacks it.

@@ -36,6 +36,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "decode"))
 from bench_decode import (Kvrt, ResidentPages, interleaved_ms,  # noqa: E402
                           rel_error)
+from bench_prefill import chunk_reference  # noqa: E402
 
 DEVICE = "cuda"
 HQ, HKV, HEAD_DIM, PAGE = 32, 8, 128, 16
@@ -72,26 +73,6 @@ def prefill_flops(B, prefix, tokens, causal):
     pairs = tokens * prefix + (tokens * (tokens + 1) / 2 if causal
                                else tokens * tokens)
     return 4.0 * B * HQ * HEAD_DIM * pairs
-
-
-def reference(q, k, v, causal):
-    """Float32 attention of q [B, T, Hq, d] over k/v [B, Hkv, S, d], as
-    [B, Hq, T, d]; causal: query t sees keys 0 .. S - T + t."""
-    B, T, hq, d = q.shape
-    S, group = k.shape[2], hq // k.shape[1]
-    out = torch.empty(B, hq, T, d, device=q.device, dtype=torch.float32)
-    visible = (torch.arange(S, device=q.device)[None, :] <=
-               torch.arange(T, device=q.device)[:, None] + (S - T))
-    for b in range(B):
-        kb = k[b].float().repeat_interleave(group, dim=0)
-        vb = v[b].float().repeat_interleave(group, dim=0)
-        scores = q[b].float().transpose(0, 1) @ kb.transpose(1, 2)
-        scores /= math.sqrt(d)
-        if causal:
-            scores.masked_fill_(~visible, float("-inf"))
-        out[b] = torch.softmax(scores, dim=-1) @ vb
-        del kb, vb, scores
-    return out
 
 
 def load_libraries(entries):
@@ -137,7 +118,7 @@ def run_shape(kvrt, libs, entries, names, shape, causal, reps):
         return fn
 
     fns = {names[i]: launcher(i) for i in range(len(entries))}
-    ref = reference(q, k, v, causal)
+    ref = chunk_reference(q.transpose(1, 2), k, v, bool(causal))
     where = f"{'causal' if causal else 'non-causal'} {B} x ({prefix} + {tokens})"
     row = {"B": B, "prefix": prefix, "tokens": tokens, "causal": bool(causal),
            "entries": []}

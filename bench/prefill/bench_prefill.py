@@ -363,10 +363,11 @@ def body(plan):
         plan["query_tile_rows"], str(plan["query_tile_rows"]))
 
 
-def chunk_reference(q, k, v):
+def chunk_reference(q, k, v, causal=True):
     """Float32 attention of the chunk's queries q [B, Hq, C, d] over keys
-    k/v [B, Hkv, S, d] (S = prefix + C): query t sees keys 0 .. S - C + t
-    (the causal mask aligned at the bottom right), one sequence at a time."""
+    k/v [B, Hkv, S, d] (S = prefix + C), one sequence at a time: causal,
+    query t sees keys 0 .. S - C + t (the mask aligned at the bottom
+    right); else every key."""
     B, hq, C, d = q.shape
     S, group = k.shape[2], hq // k.shape[1]
     visible = (torch.arange(S, device=q.device)[None, :] <=
@@ -376,7 +377,8 @@ def chunk_reference(q, k, v):
         kb = k[b].float().repeat_interleave(group, dim=0)
         vb = v[b].float().repeat_interleave(group, dim=0)
         scores = q[b].float() @ kb.transpose(1, 2) / math.sqrt(d)
-        scores.masked_fill_(~visible, float("-inf"))
+        if causal:
+            scores.masked_fill_(~visible, float("-inf"))
         out[b] = torch.softmax(scores, dim=-1) @ vb
         del kb, vb, scores
     return out
