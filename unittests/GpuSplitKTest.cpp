@@ -306,14 +306,31 @@ void appendFromHost(kvrt_cache *cache, int32_t id, int length,
       << kvrt_last_error();
 }
 
+/// The first 16 dimensions of every key ride a sawtooth over its position
+/// (rising from -3.5 to 3.5 over 1100 tokens, then dropping back) and those
+/// of every query are 3: each row's scores climb by about 5 (log2 units,
+/// at d 128) per 128-key tile, so the rows' maxima keep moving, in steps
+/// below and above the softmax's threshold, and fall back at each tooth.
+constexpr int kRampDims = 16;
+void rampKeys(Tensor &keys, int length, int numKvHeads, int headDim) {
+  for (int t = 0; t < length; ++t) {
+    const float value = -3.5f + 7.0f * float(t % 1100) / 1100.0f;
+    for (int h = 0; h < numKvHeads; ++h)
+      for (int i = 0; i < kRampDims; ++i)
+        keys.set((int64_t(t) * numKvHeads + h) * headDim + i, value);
+  }
+}
+
 /// Appends random K/V for `lengths` sequences to a CUDA cache and a host
 /// cache, then compares kvrt_attention_launch (with `splits` forced, or the
 /// planner's choice for 0) with kvrt_attention_host. With `scored`, the
 /// _scored variants of both, and their per-key scores too, in rows of the
-/// longest length plus `scorePadding` slots (which must stay 0).
+/// longest length plus `scorePadding` slots (which must stay 0). With
+/// `rampScores`, keys and queries as rampKeys describes.
 void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
                       int numTokens, int splits, unsigned seed,
-                      bool scored = false, int scorePadding = 0) {
+                      bool scored = false, int scorePadding = 0,
+                      bool rampScores = false) {
   const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
   const int numQHeads = numKvHeads * kernel.groupSize;
   const int batch = static_cast<int>(lengths.size());
@@ -342,6 +359,8 @@ void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
     int64_t elements = int64_t(lengths[b]) * numKvHeads * kernel.headDim;
     Tensor keys = randomTensor(kernel.dtype, elements, rng);
     Tensor values = randomTensor(kernel.dtype, elements, rng);
+    if (rampScores)
+      rampKeys(keys, lengths[b], numKvHeads, kernel.headDim);
     ASSERT_EQ(kvrt_append(hostCache, 1, &id, lengths[b], keys.data(),
                           values.data(), nullptr),
               KVRT_OK)
@@ -354,6 +373,10 @@ void checkAgainstHost(const GpuKernel &kernel, const std::vector<int> &lengths,
   const int64_t queryElements =
       int64_t(batch) * numTokens * numQHeads * kernel.headDim;
   Tensor queries = randomTensor(kernel.dtype, queryElements, rng, 2.0f);
+  if (rampScores)
+    for (int64_t row = 0; row < queryElements / kernel.headDim; ++row)
+      for (int i = 0; i < kRampDims; ++i)
+        queries.set(row * kernel.headDim + i, 3.0f);
   const float scale = 1.0f / std::sqrt(float(kernel.headDim));
   Tensor expected(kernel.dtype, queryElements);
   expected.poison();
@@ -669,6 +692,30 @@ TEST(GpuSplitKTest, PrefillRowsOfManyKeysTakeTheWarpSpecializedBody) {
                    0, 14);
   checkAgainstHost(kernelNamed("bf16_d64_g8_p16_full"), {2100, 1600}, 40, 0,
                    15);
+}
+
+TEST(GpuSplitKTest, PrefillScoresClimbingAcrossTiles) {
+  SKIP_WITHOUT_GPU();
+  // Scores that rise tile after tile and fall back (rampKeys): the sm_90a
+  // prefill bodies keep a row's maximum while a tile's stays within
+  // kPrefillMaxSlack (8, log2 units) of it, so their probabilities reach
+  // 2^8 before the maximum moves; with a threshold above 16 f16
+  // probabilities would overflow, and so would missed updates. The
+  // warp-specialized body, the 64-row wgmma body, the mma.sync body (no
+  // threshold) and the decode body on the same data.
+  for (const char *name : {"f16_d128_g4_p16_causal", "bf16_d128_g4_p16_causal",
+                           "bf16_d64_g8_p16_full", "f16_d128_g4_p16_full"}) {
+    const GpuKernel &kernel = kernelNamed(name);
+    checkAgainstHost(kernel, {3000, 2300}, 70, 0, 21, false, 0, true);
+    {
+      ScopedEnv noWs("KVRT_PREFILL_WS", "0");
+      checkAgainstHost(kernel, {3000, 2300}, 70, 0, 22, false, 0, true);
+    }
+    ScopedEnv noWgmma("KVRT_PREFILL_WGMMA", "0");
+    checkAgainstHost(kernel, {3000, 2300}, 70, 0, 23, false, 0, true);
+  }
+  checkAgainstHost(kernelNamed("f16_d128_g4_p16_causal"), {4000, 900}, 1, 0, 24,
+                   false, 0, true);
 }
 
 TEST(GpuSplitKTest, PlanReportsTheLayoutAndSplitOfALaunch) {

@@ -72,6 +72,15 @@ inline constexpr int kPrefillMinBlocks = 3;
 inline constexpr int kPrefillKeys = 64;
 /// Keys per K/V tile of the sm_90a body (attention_prefill_wgmma.cuh).
 inline constexpr int kPrefillWgmmaKeys = 64;
+/// How far (log2 units) a tile's maximum may exceed a row's running one
+/// before the sm_90a bodies move it (RowSoftmax::update's maxSlack;
+/// FlashAttention-4's threshold). Probabilities then reach 2^8 at most,
+/// which fp32 sums and bf16/f16 P operands hold at full relative precision,
+/// and once a row's maximum settles most tiles skip the output's rescale:
+/// +2-3.5% on long rows in the warp-specialized body and +2-4% in the
+/// 64-row one (H200, interleaved A/B, session 20). The mma.sync body keeps
+/// 0 (unmeasured).
+inline constexpr float kPrefillMaxSlack = 8.0f;
 
 /// Bytes of dynamic shared memory the sm_90a prefill body needs with tiles
 /// of `keys` keys (elements are 16-bit): Q, two K tiles and a V tile plus
@@ -315,7 +324,7 @@ struct RowSoftmax {
   __device__ __forceinline__ void
   update(float (&scores)[KeyTiles][4], float (&acc)[DimTiles][4],
          bool needsMask, int first, int keyEnd, const bool (&rowValid)[2],
-         const int (&position)[2], float scaleLog2) {
+         const int (&position)[2], float scaleLog2, float maxSlack = 0.0f) {
     const int c = threadIdx.x % 4;
     if (needsMask) {
 #pragma unroll
@@ -341,7 +350,13 @@ struct RowSoftmax {
             fmaxf(tileMax, fmaxf(scores[n][2 * half], scores[n][2 * half + 1]));
       tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 1));
       tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 2));
-      const float newMax = fmaxf(runningMax[half], tileMax * scaleLog2);
+      // A row keeps its maximum unless the tile's exceeds it by more than
+      // maxSlack (log2 units): probabilities up to 2^maxSlack, the result
+      // exact up to rounding (kPrefillMaxSlack).
+      const float tileScaled = tileMax * scaleLog2;
+      const float newMax = tileScaled > runningMax[half] + maxSlack
+                               ? tileScaled
+                               : runningMax[half];
       rescale[half] = fastExp2(runningMax[half] - newMax);
       const float shift = newMax == -INFINITY ? 0.0f : newMax;
       if (runningMax[half] == -INFINITY)

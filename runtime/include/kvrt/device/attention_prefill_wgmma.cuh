@@ -326,7 +326,8 @@ __device__ void pagedPrefillWgmmaBody(const kvrt_attention_params &p,
     // Online softmax (masks only where a key may be invisible to one of
     // the warp's rows).
     softmax.update<Causal>(scores, acc, rows.needsMask(first, kKeys, keyEnd),
-                           first, keyEnd, rows.valid, rows.position, scaleLog2);
+                           first, keyEnd, rows.valid, rows.position, scaleLog2,
+                           kPrefillMaxSlack);
     uint32_t probs[kKeys / 16][4];
     packProbabilities<T, kKeys>(scores, probs);
 

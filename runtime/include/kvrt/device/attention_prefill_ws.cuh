@@ -539,18 +539,20 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       float unused[1][4] = {};
       softmax.update<Causal>(scores, unused,
                              rows.needsMask(first, kKeys, keyEnd), first,
-                             keyEnd, rows.valid, rows.position, scaleLog2);
+                             keyEnd, rows.valid, rows.position, scaleLog2,
+                             kPrefillMaxSlack);
 #pragma unroll
       for (int half = 0; half < 2; ++half)
         factor[half] = oldMax[half] == -INFINITY
                            ? 0.0f
                            : fastExp2(oldMax[half] - softmax.runningMax[half]);
     };
-    // Done while the next S runs, just before P·V (a wgmma fence
-    // between). Unconditionally: skipping it when no maximum moved (as
-    // RowSoftmax does) made ptxas serialize every wgmma of the kernel
-    // (C7513) while the rescale followed the wait for P·V; where it is now,
-    // the skip compiles without that (not yet measured).
+    // Done while the next S runs, just before P·V (a wgmma fence between).
+    // Skipped when no row of the warp moved its maximum: the softmax keeps
+    // a row's maximum unless a tile's exceeds it by more than
+    // kPrefillMaxSlack, so after the first tiles most are skipped. (While
+    // the rescale followed the wait for P·V, the skip made ptxas serialize
+    // every wgmma, C7513; here it does not.)
     auto rescale = [&](const float(&factor)[2]) {
 #pragma unroll
       for (int t = 0; t < kDimTiles; ++t) {
@@ -609,7 +611,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       turns.wait();
       issueScores(q, k, scoresFlat);
       // The output's rescale for tile kt - 1 while S(kt) runs.
-      rescale(factor);
+      if (__any_sync(0xffffffffu, factor[0] != 1.0f || factor[1] != 1.0f))
+        rescale(factor);
       wgmma::fence();
       issueValues(v, probs);
       turns.pass();
