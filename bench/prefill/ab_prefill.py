@@ -22,7 +22,8 @@ Usage (on the GPU machine):
   python3 bench/prefill/ab_prefill.py build-gpu/ab/head:6,build-gpu/ab/new:6 \\
       [--causal 0|1] [--json FILE]
 Run it a second time with the entries reversed: the order within a rep
-rotates, but the first entry still warms up first.
+rotates, but the first entry still warms up first. ab_table.py renders
+both runs' JSON as one markdown table (bench/results/prefill_ab/).
 """
 import argparse
 import ctypes
