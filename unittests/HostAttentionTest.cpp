@@ -286,6 +286,37 @@ TEST_F(HostAttentionExactTest, RejectsBadArguments) {
                     KVRT_ERROR_UNKNOWN_SEQUENCE, "sequence 1000");
 }
 
+TEST_F(HostAttentionExactTest, RejectsScalesWithoutASoftmax) {
+  // Zero, negative, infinite and NaN scales, on every host entry point.
+  Tensor queries(KVRT_DTYPE_F32, 16), out(KVRT_DTYPE_F32, 16);
+  void *q = queries.data(), *o = out.data();
+  std::vector<float> mask(length, 0.0f), scores(length, 0.0f);
+  for (float scale : {0.0f, -0.25f, INFINITY, -INFINITY, NAN}) {
+    EXPECT_KVRT_ERROR(kvrt_attention_host(cache, 1, &id, 1, 1, q, o, scale, 0),
+                      KVRT_ERROR_INVALID_ARGUMENT,
+                      "must be positive and finite");
+    EXPECT_KVRT_ERROR(kvrt_attention_host_masked(cache, 1, &id, 1, 1, q, o,
+                                                 scale, 1, mask.data(),
+                                                 length),
+                      KVRT_ERROR_INVALID_ARGUMENT,
+                      "must be positive and finite");
+    EXPECT_KVRT_ERROR(kvrt_attention_host_scored(cache, 1, &id, 1, 1, q, o,
+                                                 scale, 0, scores.data(),
+                                                 length),
+                      KVRT_ERROR_INVALID_ARGUMENT,
+                      "must be positive and finite");
+  }
+  EXPECT_KVRT_ERROR(kvrt_attention_host(cache, 1, &id, 1, 1, q, o, -0.25f, 0),
+                    KVRT_ERROR_INVALID_ARGUMENT,
+                    "kvrt_attention_host: scale -0.25 must be positive and "
+                    "finite");
+  for (float score : scores)
+    EXPECT_EQ(score, 0.0f); // nothing accumulated by a refused call
+  // The smallest positive scale is a scale.
+  EXPECT_EQ(kvrt_attention_host(cache, 1, &id, 1, 1, q, o, 1e-30f, 0), KVRT_OK)
+      << kvrt_last_error();
+}
+
 TEST(HostAttentionTest, QueryHeadsMustBeMultipleOfKvHeads) {
   kvrt_cache_desc desc = makeDesc(4, 16, KVRT_DTYPE_F32, 4, 16);
   PoolPtr pool = makePool(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 8);
@@ -337,6 +368,27 @@ TEST_F(OneTokenHostCacheTest, LaunchNeedsCudaPool) {
     EXPECT_NE(std::string(kvrt_last_error()).find("built without CUDA"),
               std::string::npos)
         << kvrt_last_error();
+}
+
+TEST_F(OneTokenHostCacheTest, LaunchChecksTheScaleBeforeThePool) {
+  // The scale is an argument error, reported before the pool's device.
+  if (!kvrt_has_cuda())
+    GTEST_SKIP() << "kvrt built without CUDA: launches stop at that";
+  Tensor q(KVRT_DTYPE_F32, 16), out(KVRT_DTYPE_F32, 16);
+  int dummyKernel = 0;
+  float scores[1] = {0.0f};
+  for (float scale : {0.0f, -1.0f, INFINITY, NAN}) {
+    EXPECT_KVRT_ERROR(kvrt_attention_launch(cache, 1, &id, 1, 1, q.data(),
+                                            out.data(), scale, 1, &dummyKernel,
+                                            128, nullptr),
+                      KVRT_ERROR_INVALID_ARGUMENT,
+                      "must be positive and finite");
+    EXPECT_KVRT_ERROR(kvrt_attention_launch_scored(
+                          cache, 1, &id, 1, 1, q.data(), out.data(), scale, 1,
+                          &dummyKernel, 128, scores, 1, nullptr),
+                      KVRT_ERROR_INVALID_ARGUMENT,
+                      "must be positive and finite");
+  }
 }
 
 TEST_F(OneTokenHostCacheTest, PlanNeedsCudaPoolAndChecksArguments) {

@@ -10,6 +10,8 @@
 #include "Error.h"
 #include "Handles.h"
 
+#include <cmath>
+
 namespace {
 
 /// validateAttention's rules, the query and output buffers included where
@@ -61,6 +63,15 @@ kvrt_status kvrt::validateAttention(const kvrt_cache *cache, int32_t batch,
                                     SequenceLocks &locks) {
   return validate(cache, batch, seqIds, numTokens, numQHeads, queries, out,
                   /*buffers=*/true, function, lengths, locks);
+}
+
+kvrt_status kvrt::checkScale(float scale, const char *function) {
+  if (!(scale > 0.0f) || !std::isfinite(scale))
+    return fail(KVRT_ERROR_INVALID_ARGUMENT,
+                "%s: scale %g must be positive and finite (typically "
+                "1/sqrt(head_dim))",
+                function, static_cast<double>(scale));
+  return KVRT_OK;
 }
 
 kvrt_status kvrt::validateAttentionRows(const kvrt_cache *cache, int32_t batch,

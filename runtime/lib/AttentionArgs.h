@@ -29,6 +29,12 @@ kvrt_status validateAttention(const kvrt_cache *cache, int32_t batch,
                               std::vector<int64_t> &lengths,
                               SequenceLocks &locks);
 
+/// The softmax scale every call that computes attention takes: positive
+/// and finite, as kv.attention's verifier requires (the kernels find each
+/// row's maximum score from the unscaled dot products, which a negative or
+/// zero scale breaks, and an infinite or NaN one has no softmax).
+kvrt_status checkScale(float scale, const char *function);
+
 /// validateAttention without the query and output buffers (what
 /// kvrt_attention_plan takes).
 kvrt_status validateAttentionRows(const kvrt_cache *cache, int32_t batch,

@@ -109,6 +109,7 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
     KVRT_RETURN_IF_ERROR(
         kvrt::validateAttention(cache, batch, seq_ids, num_tokens, num_q_heads,
                                 queries, out, fn, lengths, locks));
+    KVRT_RETURN_IF_ERROR(kvrt::checkScale(scale, fn));
     KVRT_RETURN_IF_ERROR(checkPoolAndKernel(fn, cache, kernel));
     // The kernels read query rows as 16-byte vectors (and the prefill
     // bodies copy them with cp.async).

@@ -97,6 +97,7 @@ kvrt_status attentionHost(const char *fn, const kvrt_cache *cache,
     KVRT_RETURN_IF_ERROR(
         kvrt::validateAttention(cache, batch, seq_ids, num_tokens, num_q_heads,
                                 queries, out, fn, lengths, locks));
+    KVRT_RETURN_IF_ERROR(kvrt::checkScale(scale, fn));
     if (cache->pool->device != KVRT_DEVICE_HOST)
       return kvrt::fail(KVRT_ERROR_UNSUPPORTED,
                         "%s: the cache lives in a CUDA pool; the reference "

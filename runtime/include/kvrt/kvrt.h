@@ -357,7 +357,9 @@ kvrt_status kvrt_cache_select(kvrt_cache *cache, int32_t id,
  *  tokens it holds (length_h of them): with `causal` query i sees slots
  *  [0, length_h - num_tokens + i], else all of them; a query that sees no
  *  slot outputs zeros. `num_q_heads` must be a multiple of the cache's kv
- *  heads (GQA). fp32 accumulation. */
+ *  heads (GQA). The scores are scaled by `scale`, which must be positive
+ *  and finite (typically 1/sqrt(head_dim); KVRT_ERROR_INVALID_ARGUMENT
+ *  otherwise, also for kvrt_attention_launch). fp32 accumulation. */
 kvrt_status kvrt_attention_host(const kvrt_cache *cache, int32_t batch,
                                 const int32_t *seq_ids, int32_t num_tokens,
                                 int32_t num_q_heads, const void *queries,
