@@ -306,15 +306,17 @@ void appendFromHost(kvrt_cache *cache, int32_t id, int length,
       << kvrt_last_error();
 }
 
-/// The first 16 dimensions of every key ride a sawtooth over its position
-/// (rising from -3.5 to 3.5 over 1100 tokens, then dropping back) and those
-/// of every query are 3: each row's scores climb by about 5 (log2 units,
-/// at d 128) per 128-key tile, so the rows' maxima keep moving, in steps
-/// below and above the softmax's threshold, and fall back at each tooth.
+/// The first 16 dimensions of every key follow its position (-3 at token 0,
+/// 0 at 1500, 3 at 3000 and on), plus 3 at token 1500 alone, and those of
+/// every query are 3: each row's scores climb steadily (in log2 units,
+/// about 1.6 per 128-key tile at d 128, 2.2 at d 64) and jump once (by
+/// about 18 at d 128), past which they stay below the jump's key until
+/// token 3000.
 constexpr int kRampDims = 16;
 void rampKeys(Tensor &keys, int length, int numKvHeads, int headDim) {
   for (int t = 0; t < length; ++t) {
-    const float value = -3.5f + 7.0f * float(t % 1100) / 1100.0f;
+    const float value =
+        -3.0f + 6.0f * float(t) / 3000.0f + (t == 1500 ? 3.0f : 0.0f);
     for (int h = 0; h < numKvHeads; ++h)
       for (int i = 0; i < kRampDims; ++i)
         keys.set((int64_t(t) * numKvHeads + h) * headDim + i, value);
@@ -696,13 +698,15 @@ TEST(GpuSplitKTest, PrefillRowsOfManyKeysTakeTheWarpSpecializedBody) {
 
 TEST(GpuSplitKTest, PrefillScoresClimbingAcrossTiles) {
   SKIP_WITHOUT_GPU();
-  // Scores that rise tile after tile and fall back (rampKeys): the sm_90a
-  // prefill bodies keep a row's maximum while a tile's stays within
-  // kPrefillMaxSlack (8, log2 units) of it, so their probabilities reach
-  // 2^8 before the maximum moves; with a threshold above 16 f16
-  // probabilities would overflow, and so would missed updates. The
+  // Scores that climb slowly and jump once (rampKeys): the sm_90a prefill
+  // bodies keep a row's maximum until a tile's exceeds it by more than
+  // kPrefillMaxSlack (8, log2 units), so their probabilities climb to 2^8
+  // before it moves, and the jump moves it at once. Emulated on this data
+  // (f16 probabilities, fp32 sums), any threshold of 17 or more overflows
+  // f16 probabilities, as would a maximum that never moved (the outputs
+  // then are not finite); at 8 the error is that of random scores. The
   // warp-specialized body, the 64-row wgmma body, the mma.sync body (no
-  // threshold) and the decode body on the same data.
+  // threshold) and the decode body, against kvrt_attention_host.
   for (const char *name : {"f16_d128_g4_p16_causal", "bf16_d128_g4_p16_causal",
                            "bf16_d64_g8_p16_full", "f16_d128_g4_p16_full"}) {
     const GpuKernel &kernel = kernelNamed(name);
