@@ -11,19 +11,17 @@ import json
 import sys
 
 
-def library(entry):
-    """'build-gpu/ab/head:6' -> 'head:6' (the table's column name)."""
-    return entry.rsplit("/", 1)[-1]
-
-
 def entries_of(row):
-    return {library(e["entry"]): e for e in row["entries"]}
+    """A shape's entries by name (ab_prefill.py's short names, 'head:6')."""
+    return {e["entry"]: e for e in row["entries"]}
 
 
 def table(runs):
-    names = [library(e) for e in runs[0]["entries"]]
+    """The markdown lines of runs[0]'s shapes, every run's speeds per entry
+    in the column of the entry's name (the order of runs[0]'s entries)."""
+    names = list(runs[0]["entries"])
     for run in runs[1:]:
-        if sorted(library(e) for e in run["entries"]) != sorted(names):
+        if sorted(run["entries"]) != sorted(names):
             raise ValueError("the files compare different entries")
         if len(run["rows"]) != len(runs[0]["rows"]):
             raise ValueError("the files cover different shapes")
@@ -58,12 +56,20 @@ def main(argv):
         return 2
     runs = []
     for path in argv[1:]:
-        with open(path) as f:
-            runs.append(json.load(f))
+        try:
+            with open(path) as f:
+                runs.append(json.load(f))
+        except (OSError, ValueError) as error:
+            print(f"ab_table.py: cannot read {path}: {error}", file=sys.stderr)
+            return 1
     try:
         print(table(runs))
-    except (ValueError, KeyError) as error:
+    except ValueError as error:
         print(f"ab_table.py: {error}", file=sys.stderr)
+        return 1
+    except KeyError as error:
+        print(f"ab_table.py: not ab_prefill.py's JSON (no key {error})",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -77,9 +77,9 @@ inline constexpr int kPrefillWgmmaKeys = 64;
 /// FlashAttention-4's threshold). Probabilities then reach 2^8 at most,
 /// which fp32 sums and bf16/f16 P operands hold at full relative precision,
 /// and once a row's maximum settles most tiles skip the output's rescale:
-/// +2-3.5% on long rows in the warp-specialized body and +2-4% in the
-/// 64-row one (H200, interleaved A/B, session 20). The mma.sync body keeps
-/// 0 (unmeasured).
+/// up to +4% in the warp-specialized body and in the 64-row one (H200,
+/// interleaved A/B, session 20; bench/results/prefill_ab). The mma.sync
+/// body keeps 0 (unmeasured).
 inline constexpr float kPrefillMaxSlack = 8.0f;
 
 /// Bytes of dynamic shared memory the sm_90a prefill body needs with tiles
