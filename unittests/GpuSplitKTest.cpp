@@ -702,7 +702,8 @@ TEST(GpuSplitKTest, PrefillScoresClimbingAcrossTiles) {
   // bodies keep a row's maximum until a tile's exceeds it by more than
   // kPrefillMaxSlack (8, log2 units), so their probabilities climb to 2^8
   // before it moves, and the jump moves it at once. Emulated on this data
-  // (f16 probabilities, fp32 sums), any threshold of 17 or more overflows
+  // (bench/prefill/emulate_max_slack.py: f16 probabilities, fp32 sums),
+  // any threshold of 17 or more overflows
   // f16 probabilities, as would a maximum that never moved (the outputs
   // then are not finite); at 8 the error is that of random scores. The
   // warp-specialized body, the 64-row wgmma body, the mma.sync body (no
