@@ -703,11 +703,11 @@ TEST(GpuSplitKTest, PrefillScoresClimbingAcrossTiles) {
   // kPrefillMaxSlack (8, log2 units), so their probabilities climb to 2^8
   // before it moves, and the jump moves it at once. Emulated on this data
   // (bench/prefill/emulate_max_slack.py: f16 probabilities, fp32 sums),
-  // any threshold of 17 or more overflows
-  // f16 probabilities, as would a maximum that never moved (the outputs
-  // then are not finite); at 8 the error is that of random scores. The
-  // warp-specialized body, the 64-row wgmma body, the mma.sync body (no
-  // threshold) and the decode body, against kvrt_attention_host.
+  // any threshold of 17 or more overflows f16 probabilities, as would a
+  // maximum that never moved (the outputs then are not finite); at 8 the
+  // error is that of random scores. The warp-specialized body, the 64-row
+  // wgmma body, the mma.sync body (no threshold) and the decode body,
+  // against kvrt_attention_host.
   for (const char *name : {"f16_d128_g4_p16_causal", "bf16_d128_g4_p16_causal",
                            "bf16_d64_g8_p16_full", "f16_d128_g4_p16_full"}) {
     const GpuKernel &kernel = kernelNamed(name);
