@@ -312,7 +312,7 @@ TEST_F(HostAttentionExactTest, RejectsScalesWithoutASoftmax) {
                     "finite");
   for (float score : scores)
     EXPECT_EQ(score, 0.0f); // nothing accumulated by a refused call
-  // The smallest positive scale is a scale.
+  // A tiny positive scale is still a scale.
   EXPECT_EQ(kvrt_attention_host(cache, 1, &id, 1, 1, q, o, 1e-30f, 0), KVRT_OK)
       << kvrt_last_error();
 }
