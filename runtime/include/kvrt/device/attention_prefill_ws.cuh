@@ -69,6 +69,15 @@
 // chunks 1 x (15872 + 512) +2-3%, causal 1 x 8K +1-2%), short rows 0.5-1.5%
 // below (non-causal 16 x 512, causal 8 x 1K); the barrier alone, the
 // rescale left after the wait, gained 1-1.5% on long rows.
+// Session 21 (interleaved A/B against session 20's body, bf16, two orders,
+// bit-identical outputs, bench/results/prefill_ab/): each consumer warp
+// holds its 16 rows of Q in registers for the item (kQueryInRegisters) and
+// the next item's Q is copied at once, and a row's rescale factor is 1
+// until it has seen a visible key, so that the rescale before an item's
+// first P·V is skipped: +0.5-2.4% on every non-causal shape, +1.4-2.9% on
+// every causal one (the registers alone: causal +0.6-2.9%, short
+// non-causal rows -0.4-0%; the factor alone: non-causal +0.7-2.6%, causal
+// -0.2-+1.3%).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
@@ -263,7 +272,9 @@ template <bool Enabled> struct ConsumerTurns {
 /// rounds (see itemOf below): the K/V ring and the turns run on across a
 /// block's items, and each consumer copies its next item's Q once its
 /// current item's last S has read the tile, so that the copy overlaps that
-/// item's last P·V and stores.
+/// item's last P·V and stores; with 240 consumer registers and tiles of at
+/// most 128 keys (kQueryInRegisters) the consumers hold Q in registers and
+/// copy the next item's Q as soon as they have loaded the current one.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int Stages, int Keys = kPrefillWgmmaKeys, int ConsumerRegisters = 0,
           bool Turns = false, bool Persistent = false>
@@ -424,6 +435,26 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   const float scaleLog2 = p.scale * kLog2e;
   const uint64_t queryDesc =
       wgmma::descriptor(sharedAddress(query), 16, wgmma::kAtomBytes);
+  // With 240 registers per consumer and tiles of at most 128 keys, each
+  // warp holds its 16 rows of Q in registers (the A operand of S = Q·Kᵀ,
+  // loaded by ldmatrix at the item's start): S reads a third less shared
+  // memory and the Q tile is free at once, so the next item's Q is copied
+  // a whole item ahead. (With fewer registers or 192-key tiles ptxas
+  // serialized the wgmmas, C7512.)
+  constexpr bool kQueryInRegisters = ConsumerRegisters >= 240 && Keys <= 128;
+  uint32_t queryFragments[kQueryInRegisters ? HeadDim / 16 : 1][4];
+  auto loadQueryFragments = [&]() {
+    // ldmatrix .x4's matrices: rows 0-7 and 8-15 of the warp's 16, dims
+    // 0-7 of the step, then the same for dims 8-15 (the m16n8k16 A
+    // fragment, wgmma.cuh).
+    const int matrix = lane / 8;
+    const int row = warp * 16 + (matrix % 2) * 8 + lane % 8;
+#pragma unroll
+    for (int step = 0; step < HeadDim / 16; ++step)
+      loadMatrices(queryFragments[step],
+                   query + wgmma::swizzledOffset(kPrefillRows, row,
+                                                 2 * step + matrix / 2));
+  };
 
   // The descriptors of S (Q's and K slot `slot`'s, per 16 dims) and of P·V
   // (V slot `slot`'s, per 16 keys).
@@ -483,10 +514,13 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
 
     // This item's Q (copied before the loop or during the previous item).
     waitCopies();
-    wgmma::sharedProxyFence();
+    if constexpr (!kQueryInRegisters)
+      wgmma::sharedProxyFence();
     warpgroupBarrier(1 + c);
     // The next item's Q, once every warp's products of this one have read
-    // the tile: copied while this item's last P·V and stores run.
+    // the tile: copied while this item's last P·V and stores run; with
+    // kQueryInRegisters, once every warp has loaded its fragments at the
+    // item's start, so that the copy runs during the whole item.
     auto prefetchQuery = [&]() {
       if (hasNext) {
         warpgroupBarrier(1 + c);
@@ -496,8 +530,12 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
         commitCopies();
       }
     };
-    if (myTiles == 0)
+    if constexpr (kQueryInRegisters) {
+      loadQueryFragments();
       prefetchQuery();
+    } else if (myTiles == 0) {
+      prefetchQuery();
+    }
 
     if (!turnsStarted && numTiles > 0) {
       turnsStarted = true;
@@ -516,8 +554,13 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
                            const uint64_t(&k)[HeadDim / 16],
                            float(&scoresFlat)[kKeys / 2]) {
 #pragma unroll
-      for (int step = 0; step < HeadDim / 16; ++step)
-        wgmma::mmaShared<T, kKeys>(scoresFlat, q[step], k[step], step > 0);
+      for (int step = 0; step < HeadDim / 16; ++step) {
+        if constexpr (kQueryInRegisters)
+          wgmma::mmaRegisterAKMajorB<T, kKeys>(
+              scoresFlat, queryFragments[step], k[step], step > 0);
+        else
+          wgmma::mmaShared<T, kKeys>(scoresFlat, q[step], k[step], step > 0);
+      }
       wgmma::commit();
     };
     auto issueValues = [&](const uint64_t(&v)[kKeys / 16],
@@ -530,8 +573,10 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     // The softmax of tile kt: its scores become probabilities in place
     // (fp32; the caller packs them into P·V's operand registers once the
     // previous P·V is done with them) and `factor` the rows' factors the
-    // output must be rescaled by before P·V(kt) (0 on a row's first
-    // visible tile): a dummy accumulator takes update's rescale.
+    // output must be rescaled by before P·V(kt): 1 while a row has seen no
+    // visible key (its output is still zero), so that the rescale before
+    // P·V(0) is skipped like most later ones. A dummy accumulator takes
+    // update's rescale.
     auto softmaxTile = [&](int kt, float(&scores)[kKeyTiles][4],
                            float(&factor)[2]) {
       const int first = kt * kKeys;
@@ -544,16 +589,19 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
 #pragma unroll
       for (int half = 0; half < 2; ++half)
         factor[half] = oldMax[half] == -INFINITY
-                           ? 0.0f
+                           ? 1.0f
                            : fastExp2(oldMax[half] - softmax.runningMax[half]);
     };
-    // Done while the next S runs, just before P·V (a wgmma fence between).
-    // Skipped when no row of the warp moved its maximum: the softmax keeps
-    // a row's maximum unless a tile's exceeds it by more than
-    // kPrefillMaxSlack, so after the first tiles most are skipped. (While
+    // Done while the next S runs, just before P·V (a wgmma fence between),
+    // and before the item's last P·V. Skipped when no row of the warp moved
+    // its maximum: the softmax keeps a row's maximum unless a tile's
+    // exceeds it by more than kPrefillMaxSlack, so after the first tiles
+    // most are skipped, and the first tile's factors are 1. (While
     // the rescale followed the wait for P·V, the skip made ptxas serialize
     // every wgmma, C7513; here it does not: e2e/cuda-wgmma-ptxas.mlir.)
     auto rescale = [&](const float(&factor)[2]) {
+      if (!__any_sync(0xffffffffu, factor[0] != 1.0f || factor[1] != 1.0f))
+        return;
 #pragma unroll
       for (int t = 0; t < kDimTiles; ++t) {
         acc[t][0] *= factor[0];
@@ -585,9 +633,9 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       wgmma::wait<0>();
       wgmma::pin(scoresFlat);
       mbarrier::arrive(keyEmpty + keySlot);
-      if (myTiles == 1)
+      if (!kQueryInRegisters && myTiles == 1)
         prefetchQuery();
-      softmaxTile(0, scores, factor); // acc is zero: any factor will do
+      softmaxTile(0, scores, factor);
       packProbabilities<T, kKeys>(scores, probs);
     }
     int valueSlot = keySlot;
@@ -611,8 +659,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       turns.wait();
       issueScores(q, k, scoresFlat);
       // The output's rescale for tile kt - 1 while S(kt) runs.
-      if (__any_sync(0xffffffffu, factor[0] != 1.0f || factor[1] != 1.0f))
-        rescale(factor);
+      rescale(factor);
       wgmma::fence();
       issueValues(v, probs);
       turns.pass();
@@ -635,7 +682,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     // The next item's Q: here rather than in the loop's last iteration
     // (during that tile's softmax), which put the copy's code into the
     // loop and ran long rows 0.5-1.5% slower (session 16, run83.sh).
-    if (myTiles > 1)
+    if (!kQueryInRegisters && myTiles > 1)
       prefetchQuery();
     if (myTiles > 0) {
       uint64_t v[kKeys / 16];

@@ -275,6 +275,53 @@ mmaRegisterA(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b) {
 #endif
 }
 
+/// d (64 x N, fp32) = A · B (+ d when `accumulate`), A (64 x 16) in
+/// registers (`a`, as for mmaRegisterA) and B (16 x N) K-major in shared
+/// memory (descriptor `b`, as for mmaShared): S = Q·Kᵀ with Q's fragments
+/// held in registers. N: 64, 128 or 192.
+template <typename T, int N>
+__device__ __forceinline__ void mmaRegisterAKMajorB(float (&d)[N / 2],
+                                                    const uint32_t (&a)[4],
+                                                    uint64_t b,
+                                                    int accumulate) {
+  static_assert(N == 64 || N == 128 || N == 192, "N must be 64, 128 or 192");
+#if KVRT_DEVICE_HAS_WGMMA
+#define KVRT_WGMMA_RK_64(type)                                                 \
+  KVRT_WGMMA("m64n64k16", type, KVRT_WGMMA_R32, "{%32, %33, %34, %35}", "%36", \
+             "setp.ne.b32 p, %37, 0;", "1, 1, 0",                              \
+             KVRT_WGMMA_INPUTS("r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]),     \
+                               "l"(b), "r"(accumulate)),                       \
+             KVRT_WGMMA_D32(d))
+#define KVRT_WGMMA_RK_128(type)                                                \
+  KVRT_WGMMA("m64n128k16", type, KVRT_WGMMA_R64, "{%64, %65, %66, %67}",       \
+             "%68", "setp.ne.b32 p, %69, 0;", "1, 1, 0",                       \
+             KVRT_WGMMA_INPUTS("r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]),     \
+                               "l"(b), "r"(accumulate)),                       \
+             KVRT_WGMMA_D64(d))
+#define KVRT_WGMMA_RK_192(type)                                                \
+  KVRT_WGMMA("m64n192k16", type, KVRT_WGMMA_R96, "{%96, %97, %98, %99}",       \
+             "%100", "setp.ne.b32 p, %101, 0;", "1, 1, 0",                     \
+             KVRT_WGMMA_INPUTS("r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]),     \
+                               "l"(b), "r"(accumulate)),                       \
+             KVRT_WGMMA_D96(d))
+  if constexpr (std::is_same_v<T, __half> && N == 64)
+    KVRT_WGMMA_RK_64("f16");
+  else if constexpr (std::is_same_v<T, __half> && N == 128)
+    KVRT_WGMMA_RK_128("f16");
+  else if constexpr (std::is_same_v<T, __half> && N == 192)
+    KVRT_WGMMA_RK_192("f16");
+  else if constexpr (std::is_same_v<T, __nv_bfloat16> && N == 64)
+    KVRT_WGMMA_RK_64("bf16");
+  else if constexpr (std::is_same_v<T, __nv_bfloat16> && N == 128)
+    KVRT_WGMMA_RK_128("bf16");
+  else if constexpr (std::is_same_v<T, __nv_bfloat16> && N == 192)
+    KVRT_WGMMA_RK_192("bf16");
+#undef KVRT_WGMMA_RK_64
+#undef KVRT_WGMMA_RK_128
+#undef KVRT_WGMMA_RK_192
+#endif
+}
+
 #undef KVRT_WGMMA
 #undef KVRT_WGMMA_INPUTS
 #undef KVRT_WGMMA_D32
