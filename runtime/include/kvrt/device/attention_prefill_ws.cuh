@@ -77,7 +77,10 @@
 // first P·V is skipped: +0.5-2.4% on every non-causal shape, +1.4-2.9% on
 // every causal one (the registers alone: causal +0.6-2.9%, short
 // non-causal rows -0.4-0%; the factor alone: non-causal +0.7-2.6%, causal
-// -0.2-+1.3%).
+// -0.2-+1.3%). Then the next item's Q copied after the item's first S is
+// issued rather than before (its ~120 instructions of addresses and
+// copies run under that S): non-causal +0.5-1.6% on every shape, causal
+// -0.8-+0.7% (A/B against the above, run124.sh, bit-identical outputs).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
@@ -519,8 +522,9 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     warpgroupBarrier(1 + c);
     // The next item's Q, once every warp's products of this one have read
     // the tile: copied while this item's last P·V and stores run; with
-    // kQueryInRegisters, once every warp has loaded its fragments at the
-    // item's start, so that the copy runs during the whole item.
+    // kQueryInRegisters, once every warp has loaded its fragments and
+    // issued the item's first S, so that the copy's instructions run
+    // under that S and the copy itself during the whole item.
     auto prefetchQuery = [&]() {
       if (hasNext) {
         warpgroupBarrier(1 + c);
@@ -530,12 +534,10 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
         commitCopies();
       }
     };
-    if constexpr (kQueryInRegisters) {
+    if constexpr (kQueryInRegisters)
       loadQueryFragments();
+    if (myTiles == 0)
       prefetchQuery();
-    } else if (myTiles == 0) {
-      prefetchQuery();
-    }
 
     if (!turnsStarted && numTiles > 0) {
       turnsStarted = true;
@@ -630,6 +632,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       turns.wait();
       issueScores(q, k, scoresFlat);
       turns.pass();
+      if constexpr (kQueryInRegisters)
+        prefetchQuery();
       wgmma::wait<0>();
       wgmma::pin(scoresFlat);
       mbarrier::arrive(keyEmpty + keySlot);
