@@ -14,9 +14,13 @@ P·V instead of under it. In SASS the waits are `WARPGROUP.DEPBAR.LE gsb0,
 whose name matches REGEX (default: the attention kernels kvcc emits) this
 finds the innermost loops that hold wgmma instructions (HGMMA), a `0x1`
 wait and exponentials, and requires that every exponential after the `0x1`
-wait comes before the loop's next `0x0` wait. Kernels without such a loop
-(no warp-specialized body for their shapes or target) are reported and
-pass. Exits 1 if any loop fails, 2 on bad input.
+wait comes before the loop's next `0x0` wait. Each loop's line also says
+where its S = Q·Kᵀ (the HGMMAs without `.tnspB`) takes Q from: "Q in
+registers" (A a register, `R<n>`, as kvrt's configuration issues it since
+session 21: wgmma::mmaRegisterAKMajorB) or "Q in shared memory" (A a
+descriptor, `gdesc`). Kernels without such a loop (no warp-specialized
+body for their shapes or target) are reported and pass. Exits 1 if any
+loop fails, 2 on bad input.
 """
 import argparse
 import os
@@ -29,6 +33,8 @@ SECTION = re.compile(r"^\s*\.text\.(\S+):\s*$")
 LABEL = re.compile(r"^\s*(\.L_x_\d+):\s*$")
 INSTRUCTION = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;?\s*$")
 BRANCH = re.compile(r"\bBRA\b.*`\((\.L_x_\d+)\)")
+# An HGMMA whose A operand (after the accumulator) is a register.
+REGISTER_A = re.compile(r"^HGMMA\S*\s+R\d+,\s+R\d+,")
 WAIT_S = "WARPGROUP.DEPBAR.LE gsb0, 0x1"
 WAIT_PV = "WARPGROUP.DEPBAR.LE gsb0, 0x0"
 
@@ -81,6 +87,14 @@ def tile_loops(instructions, labels):
                        r[0] <= o[1] for o in candidates)]
 
 
+def query_source(body):
+    """Where the loop's S HGMMAs (no .tnspB) take A from."""
+    scores = [t for t in body if t.startswith("HGMMA") and ".tnspB" not in t]
+    kinds = {"registers" if REGISTER_A.match(t) else "shared memory"
+             for t in scores}
+    return " and ".join(sorted(kinds)) or "no S"
+
+
 def check_loop(instructions, first, last):
     """(ok, message) for one tile loop."""
     body = instructions[first:last + 1]
@@ -93,7 +107,8 @@ def check_loop(instructions, first, last):
     under = sum(1 for i in exps if i < wait_pv)
     after = len(exps) - under
     message = (f"loop of {len(body)} instructions: {under} exponentials "
-               f"between the waits, {after} after the P·V wait")
+               f"between the waits, {after} after the P·V wait; Q in "
+               f"{query_source(body)}")
     return after == 0 and under > 0, message
 
 

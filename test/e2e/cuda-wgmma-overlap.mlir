@@ -6,8 +6,10 @@
 // ptxas 13.0 had moved that wait above the whole softmax until session 19
 // (scripts/check_wgmma_overlap.py; docs/architecture.md). Kernels: the bf16
 // causal and non-causal prefill of cuda-wgmma-ptxas.mlir, gqa_attention's
-// f16 ones (its decode kernel has no such loop). The checker itself is
-// checked on two abridged loops, one as ptxas had scheduled it.
+// f16 ones (its decode kernel has no such loop). Each of their loops takes
+// Q from registers for S (kvrt's configuration since session 21). The
+// checker itself is checked on two abridged loops, one as ptxas had
+// scheduled it, both with Q in shared memory as before session 21.
 // RUN: rm -rf %t && mkdir -p %t
 // RUN: kvcc %S/cuda-wgmma-ptxas.mlir --target=cuda --emit=source -q -o %t/bf16
 // RUN: %ptxas_report_sm90a %t/bf16/cuda-wgmma-ptxas.cu -o %t/bf16.cubin > /dev/null 2>&1
@@ -22,14 +24,14 @@
 // RUN: /usr/bin/python3 %kvcc_src/scripts/check_wgmma_overlap.py --sass %S/Inputs/ws_tile_loop_overlapped.sass \
 // RUN:   | FileCheck %s --check-prefix=OVERLAPPED
 
-// BF16: _Z31kvcc_attention_bf16_d128_g4_p1621kvrt_attention_params: PASS: loop of {{[0-9]+}} instructions: {{[1-9][0-9]*}} exponentials between the waits, 0 after the P·V wait
-// BF16-NEXT: _Z38kvcc_attention_bf16_d128_g4_p16_causal21kvrt_attention_params: PASS: loop of {{[0-9]+}} instructions: {{[1-9][0-9]*}} exponentials between the waits, 0 after the P·V wait
+// BF16: _Z31kvcc_attention_bf16_d128_g4_p1621kvrt_attention_params: PASS: loop of {{[0-9]+}} instructions: {{[1-9][0-9]*}} exponentials between the waits, 0 after the P·V wait; Q in registers
+// BF16-NEXT: _Z38kvcc_attention_bf16_d128_g4_p16_causal21kvrt_attention_params: PASS: loop of {{[0-9]+}} instructions: {{[1-9][0-9]*}} exponentials between the waits, 0 after the P·V wait; Q in registers
 // BF16-NOT: FAIL
 
 // F16: _Z27kvcc_decode_f16_d128_g4_p1621kvrt_attention_params: no warp-specialized tile loop
-// F16-NEXT: _Z37kvcc_attention_f16_d128_g4_p16_causal21kvrt_attention_params: PASS: {{.*}}, 0 after the P·V wait
+// F16-NEXT: _Z37kvcc_attention_f16_d128_g4_p16_causal21kvrt_attention_params: PASS: {{.*}}, 0 after the P·V wait; Q in registers
 
 // HOISTED: _Z18kvcc_attention_mma: no warp-specialized tile loop
-// HOISTED-NEXT: _Z20kvcc_attention_hoisted: FAIL: loop of 10 instructions: 0 exponentials between the waits, 2 after the P·V wait
+// HOISTED-NEXT: _Z20kvcc_attention_hoisted: FAIL: loop of 10 instructions: 0 exponentials between the waits, 2 after the P·V wait; Q in shared memory
 
-// OVERLAPPED: _Z22kvcc_attention_overlap: PASS: loop of 10 instructions: 2 exponentials between the waits, 0 after the P·V wait
+// OVERLAPPED: _Z22kvcc_attention_overlap: PASS: loop of 10 instructions: 2 exponentials between the waits, 0 after the P·V wait; Q in shared memory
