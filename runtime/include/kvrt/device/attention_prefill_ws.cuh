@@ -74,10 +74,10 @@
 // holds its 16 rows of Q in registers for the item (kQueryInRegisters) and
 // the next item's Q is copied at once, and a row's rescale factor is 1
 // until it has seen a visible key, so that the rescale before an item's
-// first P·V is skipped: +0.5-2.4% on every non-causal shape, +1.4-2.9% on
+// first P·V is skipped: +0.5-2.4% on every non-causal shape, +1.4-3.0% on
 // every causal one (the registers alone: causal +0.6-2.9%, short
-// non-causal rows -0.4-0%; the factor alone: non-causal +0.7-2.6%, causal
-// -0.2-+1.3%). Then the next item's Q copied after the item's first S is
+// non-causal rows -0.3-0%; the factor alone: non-causal +0.6-2.6%, causal
+// -0.2-+1.1%). Then the next item's Q copied after the item's first S is
 // issued rather than before (its ~120 instructions of addresses and
 // copies run under that S): non-causal +0.5-1.6% on every shape, causal
 // -0.8-+0.7% (A/B against the above, run124.sh, bit-identical outputs).
@@ -277,7 +277,7 @@ template <bool Enabled> struct ConsumerTurns {
 /// current item's last S has read the tile, so that the copy overlaps that
 /// item's last P·V and stores; with 240 consumer registers and tiles of at
 /// most 128 keys (kQueryInRegisters) the consumers hold Q in registers and
-/// copy the next item's Q as soon as they have loaded the current one.
+/// copy the next item's Q once the current item's first S is issued.
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int Stages, int Keys = kPrefillWgmmaKeys, int ConsumerRegisters = 0,
           bool Turns = false, bool Persistent = false>
