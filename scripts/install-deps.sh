@@ -7,8 +7,11 @@ set -euo pipefail
 packages=(cmake ninja-build g++ libgtest-dev libbenchmark-dev python3-numpy)
 if [[ "${KVCC_DEPS:-all}" != runtime ]]; then
   # LLVM/MLIR 22 from Debian; lit and FileCheck come with llvm-22-tools;
-  # clang-22 and lld-22 link against libMLIR.so fastest.
-  packages+=(llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools clang-22 lld-22)
+  # clang-22 and lld-22 link against libMLIR.so fastest; libclang-rt-22-dev
+  # holds clang's AddressSanitizer/UBSan runtimes, which .ci/run's sanitizer
+  # build of kvrt links (clang-22 alone does not pull it in).
+  packages+=(llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools clang-22 lld-22
+             libclang-rt-22-dev)
 fi
 
 missing=()
