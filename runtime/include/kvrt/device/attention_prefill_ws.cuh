@@ -81,6 +81,16 @@
 // issued rather than before (its ~120 instructions of addresses and
 // copies run under that S): non-causal +0.5-1.6% on every shape, causal
 // -0.8-+0.7% (A/B against the above, run124.sh, bit-identical outputs).
+// Session 22: the consumers' item loop pipelined across items, so that
+// the per-item code runs under tensor-core work: an item's last P·V runs
+// while the next item is planned, and in causal launches (which take
+// turns) the item's output is stored while the next item's first S runs
+// (kStoreUnderNextScores). Interleaved A/B against session 21's body
+// (run130.sh, bf16, three orders, bit-identical outputs): causal +1.4-2.6%
+// on short rows (8 x 1K, 8 x 1040, 16 x 512), -0.6-+0.5% on long ones;
+// non-causal +0.4-2.3% except 1 x 8K (-0.9%). With the stores under the
+// next S in non-causal launches too: 16 x 512 +1.6% but 8 x 1040 and
+// 1 x 8K 1.0-1.1% below (run129.sh).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
@@ -277,7 +287,9 @@ template <bool Enabled> struct ConsumerTurns {
 /// current item's last S has read the tile, so that the copy overlaps that
 /// item's last P·V and stores; with 240 consumer registers and tiles of at
 /// most 128 keys (kQueryInRegisters) the consumers hold Q in registers and
-/// copy the next item's Q once the current item's first S is issued.
+/// copy the next item's Q once the current item's first S is issued. With
+/// `Turns` an item's output is stored while the next item's first S runs
+/// (kStoreUnderNextScores).
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int Stages, int Keys = kPrefillWgmmaKeys, int ConsumerRegisters = 0,
           bool Turns = false, bool Persistent = false>
@@ -355,11 +367,13 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       end = min(length, length - p.num_tokens + last / GroupSize + 1);
     return max(0, end);
   };
-  // The K/V tiles of an item (its 128 rows').
+  // The K/V tiles of an item (its 128 rows'), at least one (see the
+  // consumers' item loop).
   auto itemTiles = [&](int length, const Item &item) {
-    return (visibleKeys(length, item.tile * kPrefillWsRows, kPrefillWsRows) +
-            kKeys - 1) /
-           kKeys;
+    return max(1, (visibleKeys(length, item.tile * kPrefillWsRows,
+                               kPrefillWsRows) +
+                   kKeys - 1) /
+                      kKeys);
   };
   // The ring position `n` tiles after (slot, phase).
   auto advance = [](int &slot, uint32_t &phase, int n) {
@@ -397,7 +411,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
           pagedRow(p, item.sequence * p.num_kv_heads + item.kvHead);
       const int blockKeyEnd =
           visibleKeys(row.length, item.tile * kPrefillWsRows, kPrefillWsRows);
-      const int numTiles = (blockKeyEnd + kKeys - 1) / kKeys;
+      const int numTiles = itemTiles(row.length, item);
 #pragma unroll 1
       for (int kt = 0; kt < numTiles; ++kt) {
         const TilePages<PageSize, kKeys> pages =
@@ -486,92 +500,175 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   // (its products of that tile, or nothing past its rows' keys), consumer
   // 0 first, and passes it on; consumer 0 takes consumer 1's last pass
   // after its last item, so that no arrival is left pending on either
-  // barrier (whether or not the block's last items have tiles).
+  // barrier.
   const ConsumerTurns<Turns> turns{c};
-  bool turnsStarted = false;
+
+  // What a consumer needs of one item: the item, the one after it in the
+  // block's rounds (`hasNext`), the row's keys, the keys its 64 rows see,
+  // the item's K/V tiles and this consumer's. Every item has at least one
+  // tile and every consumer computes at least one: a consumer whose rows
+  // lie past the chunk (the last item of a sequence whose rows do not fill
+  // it) computes its first tile, all masked, and stores nothing, so that
+  // every item issues the same wgmmas on every path (see below).
+  struct Work {
+    Item item, next;
+    bool hasNext;
+    int length, numTiles, firstRow, keyEnd, myTiles;
+  };
+  // (`it` by value: the loop plans w.next into w.)
+  auto plan = [&](const Item it, int round, Work &w) {
+    w.item = it;
+    w.next = it;
+    w.hasNext = Persistent && itemOf(round + 1, w.next);
+    w.length = pagedRow(p, it.sequence * p.num_kv_heads + it.kvHead).length;
+    w.numTiles = itemTiles(w.length, it);
+    w.firstRow = it.tile * kPrefillWsRows + c * kPrefillRows;
+    w.keyEnd = w.firstRow < rowsPerSequence
+                   ? visibleKeys(w.length, w.firstRow, kPrefillRows)
+                   : 0;
+    w.myTiles = max(1, (w.keyEnd + kKeys - 1) / kKeys);
+  };
+  // The next item's Q into the tile, once every warp's products of the
+  // item have read it.
+  auto prefetchQuery = [&](const Work &w) {
+    if (w.hasNext) {
+      warpgroupBarrier(1 + c);
+      copyQueryTile<T, HeadDim, GroupSize>(
+          p, w.next.sequence, w.next.kvHead,
+          w.next.tile * kPrefillWsRows + c * kPrefillRows, local, query);
+      commitCopies();
+    }
+  };
+  // S = Q·Kᵀ (descriptors from keyDescriptors), A from the registers
+  // (kQueryInRegisters and `fromRegisters`) or from the Q tile.
+  auto issueScores = [&](const uint64_t(&q)[HeadDim / 16],
+                         const uint64_t(&k)[HeadDim / 16],
+                         float(&scoresFlat)[kKeys / 2], bool fromRegisters) {
+#pragma unroll
+    for (int step = 0; step < HeadDim / 16; ++step) {
+      if (kQueryInRegisters && fromRegisters)
+        wgmma::mmaRegisterAKMajorB<T, kKeys>(scoresFlat, queryFragments[step],
+                                             k[step], step > 0);
+      else
+        wgmma::mmaShared<T, kKeys>(scoresFlat, q[step], k[step], step > 0);
+    }
+    wgmma::commit();
+  };
+
+  // With the consumers taking turns, an item's output is stored while the
+  // next item's first S runs: the output and the softmax state are carried
+  // from an item's iteration into the next one's start. Measured on the
+  // H200 against session 21's body (bench/results/prefill_ab/): causal
+  // launches, which take turns, +1.4-2.7% on short rows and within 0.6% on
+  // long ones; non-causal ones +1.6% at 16 x 512 but 1.0-1.1% below at
+  // 1 x 8K and 8 x 1040, and with the stores at the item's end +0.4-2.3%
+  // except 1 x 8K (-0.9%): they store there.
+  constexpr bool kStoreUnderNextScores = Turns;
+  // Every iteration issues the same wgmma groups on every path (the first
+  // S; pairs of S and P·V; the last P·V) and waits for all of them before
+  // the next, so that the waits are right without predicates: ptxas
+  // tracks the wgmmas in flight along the code, and serialized every wgmma
+  // when a group depended on a branch (C7514/C7515) or a P·V was in
+  // flight across the item loop's back edge (C7514).
+  float acc[kDimTiles][4] = {};
+  float(&accFlat)[HeadDim / 2] = reinterpret_cast<float(&)[HeadDim / 2]>(acc);
+  uint32_t probs[kKeys / 16][4] = {};
+  RowSoftmax softmax;
+  // The previous item's output rows (kStoreUnderNextScores), or this one's.
+  T *pendingOut[2] = {nullptr, nullptr};
+  bool pendingValid[2] = {false, false};
+
+  auto issueValues = [&](const uint64_t(&v)[kKeys / 16]) {
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk)
+      wgmma::mmaRegisterA<T, HeadDim>(accFlat, probs[kk], v[kk]);
+    wgmma::commit();
+  };
+  // Done while the next S runs, just before P·V (a wgmma fence between),
+  // and before the item's last P·V. Skipped when no row of the warp moved
+  // its maximum: the softmax keeps a row's maximum unless a tile's
+  // exceeds it by more than kPrefillMaxSlack, so after the first tiles
+  // most are skipped, and the first tile's factors are 1. (While
+  // the rescale followed the wait for P·V, the skip made ptxas serialize
+  // every wgmma, C7513; here it does not: e2e/cuda-wgmma-ptxas.mlir.)
+  auto rescale = [&](const float(&factor)[2]) {
+    if (!__any_sync(0xffffffffu, factor[0] != 1.0f || factor[1] != 1.0f))
+      return;
+#pragma unroll
+    for (int t = 0; t < kDimTiles; ++t) {
+      acc[t][0] *= factor[0];
+      acc[t][1] *= factor[0];
+      acc[t][2] *= factor[1];
+      acc[t][3] *= factor[1];
+    }
+  };
 
   // The ring position of the item's first tile.
   int slot = 0;
   uint32_t phase = 0;
-  Item item;
-  bool have = itemOf(0, item);
-  if (have) {
-    copyQueryTile<T, HeadDim, GroupSize>(
-        p, item.sequence, item.kvHead,
-        item.tile * kPrefillWsRows + c * kPrefillRows, local, query);
-    commitCopies();
-  }
-#pragma unroll 1
-  for (int round = 0; have; ++round) {
-    Item next = item;
-    const bool hasNext = Persistent && itemOf(round + 1, next);
-    const PagedRow row =
-        pagedRow(p, item.sequence * p.num_kv_heads + item.kvHead);
-    const int length = row.length;
-    const int numTiles = itemTiles(length, item);
-    const int firstRow = item.tile * kPrefillWsRows + c * kPrefillRows;
-    const int keyEnd = firstRow < rowsPerSequence
-                           ? visibleKeys(length, firstRow, kPrefillRows)
-                           : 0;
-    const int myTiles = (keyEnd + kKeys - 1) / kKeys;
-
-    // This item's Q (copied before the loop or during the previous item).
+  Item firstItem;
+  if (!itemOf(0, firstItem))
+    return;
+  copyQueryTile<T, HeadDim, GroupSize>(
+      p, firstItem.sequence, firstItem.kvHead,
+      firstItem.tile * kPrefillWsRows + c * kPrefillRows, local, query);
+  commitCopies();
+  Work w;
+  plan(firstItem, 0, w);
+  if (c == 1)
+    turns.pass();
+  // The item's Q (copied before the loop or during the previous item) in
+  // the tile, the K of its first tile in its slot.
+  auto awaitItem = [&]() {
     waitCopies();
-    if constexpr (!kQueryInRegisters)
-      wgmma::sharedProxyFence();
+    wgmma::sharedProxyFence();
     warpgroupBarrier(1 + c);
-    // The next item's Q, once every warp's products of this one have read
-    // the tile: copied while this item's last P·V and stores run; with
-    // kQueryInRegisters, once every warp has loaded its fragments and
-    // issued the item's first S, so that the copy's instructions run
-    // under that S and the copy itself during the whole item.
-    auto prefetchQuery = [&]() {
-      if (hasNext) {
-        warpgroupBarrier(1 + c);
-        copyQueryTile<T, HeadDim, GroupSize>(
-            p, next.sequence, next.kvHead,
-            next.tile * kPrefillWsRows + c * kPrefillRows, local, query);
-        commitCopies();
-      }
-    };
+    mbarrier::wait(keyFull + slot, phase);
+    wgmma::sharedProxyFence();
+  };
+  awaitItem();
+#pragma unroll 1
+  for (int round = 0;; ++round) {
+    const int keyEnd = w.keyEnd;
+    const int myTiles = w.myTiles;
+    // S of the item's first tile, then (kQueryInRegisters) the next
+    // item's Q copied and (kStoreUnderNextScores) the previous item's
+    // output stored while it runs.
     if constexpr (kQueryInRegisters)
       loadQueryFragments();
-    if (myTiles == 0)
-      prefetchQuery();
-
-    if (!turnsStarted && numTiles > 0) {
-      turnsStarted = true;
-      if (c == 1)
-        turns.pass();
+    float firstScores[kKeyTiles][4];
+    float(&firstScoresFlat)[kKeys / 2] =
+        reinterpret_cast<float(&)[kKeys / 2]>(firstScores);
+    {
+      uint64_t q[HeadDim / 16], k[HeadDim / 16];
+      keyDescriptors(slot, q, k);
+      wgmma::fence();
+      turns.wait();
+      issueScores(q, k, firstScoresFlat, true);
+      turns.pass();
     }
+    // With kQueryInRegisters every warp's fragments are loaded once the
+    // barrier in prefetchQuery passes, so that the copy runs during the
+    // whole item; else once the item's last S has read the tile.
+    if constexpr (kQueryInRegisters)
+      prefetchQuery(w);
+    if (kStoreUnderNextScores && round > 0)
+      softmax.store<T>(acc, pendingOut, pendingValid);
+    wgmma::wait<0>();
+    wgmma::pin(firstScoresFlat);
+    mbarrier::arrive(keyEmpty + slot);
+    if (!kQueryInRegisters && myTiles == 1)
+      prefetchQuery(w);
 
-    const WarpRows<Causal, GroupSize> rows(p, length, rowsPerSequence,
-                                           firstRow + warp * 16, r);
-
-    float acc[kDimTiles][4] = {};
-    float(&accFlat)[HeadDim / 2] = reinterpret_cast<float(&)[HeadDim / 2]>(acc);
-    RowSoftmax softmax;
-
-    auto issueScores = [&](const uint64_t(&q)[HeadDim / 16],
-                           const uint64_t(&k)[HeadDim / 16],
-                           float(&scoresFlat)[kKeys / 2]) {
+    const WarpRows<Causal, GroupSize> rows(p, w.length, rowsPerSequence,
+                                           w.firstRow + warp * 16, r);
 #pragma unroll
-      for (int step = 0; step < HeadDim / 16; ++step) {
-        if constexpr (kQueryInRegisters)
-          wgmma::mmaRegisterAKMajorB<T, kKeys>(
-              scoresFlat, queryFragments[step], k[step], step > 0);
-        else
-          wgmma::mmaShared<T, kKeys>(scoresFlat, q[step], k[step], step > 0);
-      }
-      wgmma::commit();
-    };
-    auto issueValues = [&](const uint64_t(&v)[kKeys / 16],
-                           const uint32_t(&probs)[kKeys / 16][4]) {
+    for (int t = 0; t < kDimTiles; ++t)
 #pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk)
-        wgmma::mmaRegisterA<T, HeadDim>(accFlat, probs[kk], v[kk]);
-      wgmma::commit();
-    };
+      for (int j = 0; j < 4; ++j)
+        acc[t][j] = 0.0f;
+    softmax = RowSoftmax();
+
     // The softmax of tile kt: its scores become probabilities in place
     // (fp32; the caller packs them into P·V's operand registers once the
     // previous P·V is done with them) and `factor` the rows' factors the
@@ -594,54 +691,16 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
                            ? 1.0f
                            : fastExp2(oldMax[half] - softmax.runningMax[half]);
     };
-    // Done while the next S runs, just before P·V (a wgmma fence between),
-    // and before the item's last P·V. Skipped when no row of the warp moved
-    // its maximum: the softmax keeps a row's maximum unless a tile's
-    // exceeds it by more than kPrefillMaxSlack, so after the first tiles
-    // most are skipped, and the first tile's factors are 1. (While
-    // the rescale followed the wait for P·V, the skip made ptxas serialize
-    // every wgmma, C7513; here it does not: e2e/cuda-wgmma-ptxas.mlir.)
-    auto rescale = [&](const float(&factor)[2]) {
-      if (!__any_sync(0xffffffffu, factor[0] != 1.0f || factor[1] != 1.0f))
-        return;
-#pragma unroll
-      for (int t = 0; t < kDimTiles; ++t) {
-        acc[t][0] *= factor[0];
-        acc[t][1] *= factor[0];
-        acc[t][2] *= factor[1];
-        acc[t][3] *= factor[1];
-      }
-    };
+
+    // Tile kt - 1's factors, applied before P·V(kt - 1).
+    float factor[2];
+    softmaxTile(0, firstScores, factor);
+    packProbabilities<T, kKeys>(firstScores, probs);
 
     // K of tile kt in (keySlot, keyPhase), V of tile kt - 1 in
     // (valueSlot, valuePhase).
     int keySlot = slot;
     uint32_t keyPhase = phase;
-    uint32_t probs[kKeys / 16][4];
-    // Tile kt - 1's factors, applied before P·V(kt - 1).
-    float factor[2] = {1.0f, 1.0f};
-    if (myTiles > 0) {
-      float scores[kKeyTiles][4];
-      float(&scoresFlat)[kKeys / 2] =
-          reinterpret_cast<float(&)[kKeys / 2]>(scores);
-      uint64_t q[HeadDim / 16], k[HeadDim / 16];
-      keyDescriptors(keySlot, q, k);
-      mbarrier::wait(keyFull + keySlot, keyPhase);
-      wgmma::sharedProxyFence();
-      wgmma::fence();
-      turns.wait();
-      issueScores(q, k, scoresFlat);
-      turns.pass();
-      if constexpr (kQueryInRegisters)
-        prefetchQuery();
-      wgmma::wait<0>();
-      wgmma::pin(scoresFlat);
-      mbarrier::arrive(keyEmpty + keySlot);
-      if (!kQueryInRegisters && myTiles == 1)
-        prefetchQuery();
-      softmaxTile(0, scores, factor);
-      packProbabilities<T, kKeys>(scores, probs);
-    }
     int valueSlot = keySlot;
     uint32_t valuePhase = keyPhase;
 #pragma unroll 1
@@ -661,11 +720,11 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       wgmma::sharedProxyFence();
       wgmma::fence();
       turns.wait();
-      issueScores(q, k, scoresFlat);
+      issueScores(q, k, scoresFlat, true);
       // The output's rescale for tile kt - 1 while S(kt) runs.
       rescale(factor);
       wgmma::fence();
-      issueValues(v, probs);
+      issueValues(v);
       turns.pass();
       wgmma::wait<1>(); // S(kt); P·V(kt - 1) may still run
       mbarrier::arrive(keyEmpty + keySlot);
@@ -683,49 +742,64 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       valueSlot = keySlot;
       valuePhase = keyPhase;
     }
-    // The next item's Q: here rather than in the loop's last iteration
-    // (during that tile's softmax), which put the copy's code into the
-    // loop and ran long rows 0.5-1.5% slower (session 16, run83.sh).
+    // The next item's Q (Q in shared memory): here rather than in the
+    // loop's last iteration (during that tile's softmax), which put the
+    // copy's code into the loop and ran long rows 0.5-1.5% slower (session
+    // 16, run83.sh).
     if (!kQueryInRegisters && myTiles > 1)
-      prefetchQuery();
-    if (myTiles > 0) {
+      prefetchQuery(w);
+    // The item's last P·V, running while the next item is planned; the
+    // output rows' addresses.
+    {
       uint64_t v[kKeys / 16];
       valueDescriptors(valueSlot, v);
       mbarrier::wait(valueFull + valueSlot, valuePhase);
       wgmma::sharedProxyFence();
       rescale(factor);
       wgmma::fence();
-      issueValues(v, probs);
-      wgmma::wait<0>();
-      wgmma::pin(accFlat);
-      mbarrier::arrive(valueEmpty + valueSlot);
+      issueValues(v);
     }
-    // Keys past this warpgroup's rows: release the slots untouched.
-    {
-      int skipSlot = slot;
-      uint32_t skipPhase = phase;
-      advance(skipSlot, skipPhase, myTiles);
+    rows.template outputs<T, HeadDim>(p, w.item.sequence, w.item.kvHead,
+                                      pendingOut);
+    pendingValid[0] = rows.valid[0];
+    pendingValid[1] = rows.valid[1];
+    int skipSlot = slot;
+    uint32_t skipPhase = phase;
+    advance(skipSlot, skipPhase, myTiles);
+    const int skipped = w.numTiles - myTiles;
+    advance(slot, phase, w.numTiles);
+    const bool more = w.hasNext;
+    if (more)
+      plan(w.next, round + 1, w);
+    // (Waited here, not after the next item's first S is issued: with a
+    // P·V in flight across the loop's back edge ptxas serialized every
+    // wgmma, C7514.)
+    wgmma::wait<0>();
+    wgmma::pin(accFlat);
+    pinWords(probs);
+    mbarrier::arrive(valueEmpty + valueSlot);
+    if constexpr (!kStoreUnderNextScores)
+      softmax.store<T>(acc, pendingOut, pendingValid);
+    // Keys past this warpgroup's rows: release the slots untouched (after
+    // the last V slot: the producer may need it for a skipped tile).
 #pragma unroll 1
-      for (int kt = myTiles; kt < numTiles; ++kt) {
-        mbarrier::wait(keyFull + skipSlot, skipPhase);
-        turns.wait();
-        turns.pass();
-        mbarrier::arrive(keyEmpty + skipSlot);
-        mbarrier::wait(valueFull + skipSlot, skipPhase);
-        mbarrier::arrive(valueEmpty + skipSlot);
-        advance(skipSlot, skipPhase, 1);
-      }
+    for (int kt = 0; kt < skipped; ++kt) {
+      mbarrier::wait(keyFull + skipSlot, skipPhase);
+      turns.wait();
+      turns.pass();
+      mbarrier::arrive(keyEmpty + skipSlot);
+      mbarrier::wait(valueFull + skipSlot, skipPhase);
+      mbarrier::arrive(valueEmpty + skipSlot);
+      advance(skipSlot, skipPhase, 1);
     }
-
-    T *outRow[2];
-    rows.template outputs<T, HeadDim>(p, item.sequence, item.kvHead, outRow);
-    softmax.store<T>(acc, outRow, rows.valid);
-
-    advance(slot, phase, numTiles);
-    item = next;
-    have = hasNext;
+    if (!more)
+      break;
+    awaitItem();
   }
-  if (c == 0 && turnsStarted)
+  // The last item's output.
+  if constexpr (kStoreUnderNextScores)
+    softmax.store<T>(acc, pendingOut, pendingValid);
+  if (c == 0)
     turns.wait();
 }
 
