@@ -18,9 +18,13 @@ wait comes before the loop's next `0x0` wait. Each loop's line also says
 where its S = Q·Kᵀ (the HGMMAs without `.tnspB`) takes Q from: "Q in
 registers" (A a register, `R<n>`, as kvrt's configuration issues it since
 session 21: wgmma::mmaRegisterAKMajorB) or "Q in shared memory" (A a
-descriptor, `gdesc`). Kernels without such a loop (no warp-specialized
-body for their shapes or target) are reported and pass. Exits 1 if any
-loop fails, 2 on bad input.
+descriptor, `gdesc`), and how many of the kernel's 16-byte global stores
+(`STG.E.128`, the output's) run while an S is in flight: the nearest
+HGMMA or wgmma wait before them is an HGMMA (since session 22 the
+consumers store an item's output while the next item's first S runs where
+they take turns, kStoreUnderNextScores). Kernels without such a loop (no
+warp-specialized body for their shapes or target) are reported and pass.
+Exits 1 if any loop fails, 2 on bad input.
 """
 import argparse
 import os
@@ -35,6 +39,8 @@ INSTRUCTION = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;?\s*$")
 BRANCH = re.compile(r"\bBRA\b.*`\((\.L_x_\d+)\)")
 # An HGMMA whose A operand (after the accumulator) is a register.
 REGISTER_A = re.compile(r"^HGMMA\S*\s+R\d+,\s+R\d+,")
+# A guard predicate before an instruction (`@P0`, `@!P1`).
+PREDICATE = re.compile(r"^@!?U?P[T0-9]+\s+")
 WAIT_S = "WARPGROUP.DEPBAR.LE gsb0, 0x1"
 WAIT_PV = "WARPGROUP.DEPBAR.LE gsb0, 0x0"
 
@@ -95,6 +101,22 @@ def query_source(body):
     return " and ".join(sorted(kinds)) or "no S"
 
 
+def stores_under_scores(instructions):
+    """The 16-byte stores whose nearest HGMMA or wgmma wait before them is
+    an HGMMA (a wgmma issued and not yet waited for)."""
+    count = 0
+    last = None
+    for text in instructions:
+        text = PREDICATE.sub("", text)
+        if text.startswith("HGMMA"):
+            last = "issued"
+        elif text.startswith("WARPGROUP.DEPBAR"):
+            last = "waited"
+        elif text.startswith("STG.E.128") and last == "issued":
+            count += 1
+    return count
+
+
 def check_loop(instructions, first, last):
     """(ok, message) for one tile loop."""
     body = instructions[first:last + 1]
@@ -150,10 +172,12 @@ def main():
         if not found:
             print(f"{name}: no warp-specialized tile loop")
             continue
+        stores = stores_under_scores(instructions)
         for first, last in found:
             ok, message = check_loop(instructions, first, last)
             failed |= not ok
-            print(f"{name}: {'PASS' if ok else 'FAIL'}: {message}")
+            print(f"{name}: {'PASS' if ok else 'FAIL'}: {message}; "
+                  f"{stores} output stores under an S")
     return 1 if failed else 0
 
 
