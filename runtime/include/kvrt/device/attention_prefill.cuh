@@ -303,6 +303,20 @@ template <bool Causal, int GroupSize> struct WarpRows {
   }
 };
 
+/// Multiplies a thread's accumulators of its two rows (the m16n8 layout:
+/// acc[t][0..1] row r, acc[t][2..3] row r + 8) by their rows' factors.
+template <int DimTiles>
+__device__ __forceinline__ void scaleRows(float (&acc)[DimTiles][4],
+                                          const float (&factor)[2]) {
+#pragma unroll
+  for (int t = 0; t < DimTiles; ++t) {
+    acc[t][0] *= factor[0];
+    acc[t][1] *= factor[0];
+    acc[t][2] *= factor[1];
+    acc[t][3] *= factor[1];
+  }
+}
+
 /// The online softmax of a thread's two query rows (warp rows r and r + 8,
 /// `half` 0 and 1) in the prefill bodies, over score tiles in the m16n8
 /// accumulator layout: scores[n][2 half + j] is key 8 n + 2 c + j of the
@@ -376,15 +390,8 @@ struct RowSoftmax {
     }
     // Once the rows' maxima settle, most tiles change none of the warp's
     // maxima: skip the rescale then (a warp-uniform branch).
-    if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f)) {
-#pragma unroll
-      for (int t = 0; t < DimTiles; ++t) {
-        acc[t][0] *= rescale[0];
-        acc[t][1] *= rescale[0];
-        acc[t][2] *= rescale[1];
-        acc[t][3] *= rescale[1];
-      }
-    }
+    if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f))
+      scaleRows(acc, rescale);
   }
 
   /// Normalizes the accumulators and stores the thread's share of each

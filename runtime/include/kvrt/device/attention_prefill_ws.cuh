@@ -119,7 +119,8 @@ inline constexpr int kPrefillWsStages = 3;
 inline constexpr int kPrefillWsKeys = 128;
 inline constexpr int kPrefillWsConsumerRegisters = 240;
 /// Whether the consumers take turns at issuing their products
-/// (ConsumerTurns): where causal (measured in the file comment).
+/// (ConsumerTurns): where causal (measured in the file comment). It also
+/// decides where the body stores an item's output (kStoreUnderNextScores).
 template <bool Causal> inline constexpr bool kPrefillWsTurns = Causal;
 static_assert(!kDeviceHasWgmma || kPrefillWsThreads == kPrefillMaxThreads,
               "sm_90a kernels with the prefill body allow the "
@@ -284,12 +285,12 @@ template <bool Enabled> struct ConsumerTurns {
 /// along x (prefillWsLaunchMatches), each taking the launch's items in
 /// rounds (see itemOf below): the K/V ring and the turns run on across a
 /// block's items, and each consumer copies its next item's Q once its
-/// current item's last S has read the tile, so that the copy overlaps that
-/// item's last P·V and stores; with 240 consumer registers and tiles of at
-/// most 128 keys (kQueryInRegisters) the consumers hold Q in registers and
-/// copy the next item's Q once the current item's first S is issued. With
-/// `Turns` an item's output is stored while the next item's first S runs
-/// (kStoreUnderNextScores).
+/// current item's last S has read the tile; with 240 consumer registers
+/// and tiles of at most 128 keys (kQueryInRegisters) the consumers hold Q
+/// in registers and copy the next item's Q once the current item's first S
+/// is issued, so that the copy runs during the whole item. An item's last
+/// P·V runs while the next item is planned, and with `Turns` its output is
+/// stored while the next item's first S runs (kStoreUnderNextScores).
 template <typename T, int HeadDim, int GroupSize, int PageSize, bool Causal,
           int Stages, int Keys = kPrefillWgmmaKeys, int ConsumerRegisters = 0,
           bool Turns = false, bool Persistent = false>
@@ -497,8 +498,9 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   };
 
   // Each consumer takes one turn per K/V tile of each of its block's items
-  // (its products of that tile, or nothing past its rows' keys), consumer
-  // 0 first, and passes it on; consumer 0 takes consumer 1's last pass
+  // (S of that tile with P·V of the one before, or nothing past its rows'
+  // keys; an item's last P·V is issued outside the turns), consumer 0
+  // first, and passes it on; consumer 0 takes consumer 1's last pass
   // after its last item, so that no arrival is left pending on either
   // barrier.
   const ConsumerTurns<Turns> turns{c};
@@ -506,10 +508,13 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   // What a consumer needs of one item: the item, the one after it in the
   // block's rounds (`hasNext`), the row's keys, the keys its 64 rows see,
   // the item's K/V tiles and this consumer's. Every item has at least one
-  // tile and every consumer computes at least one: a consumer whose rows
-  // lie past the chunk (the last item of a sequence whose rows do not fill
-  // it) computes its first tile, all masked, and stores nothing, so that
-  // every item issues the same wgmmas on every path (see below).
+  // tile and every consumer computes at least one, so that every item
+  // issues the same wgmmas on every path (see below): a consumer whose
+  // rows see no key computes its first tile all masked (probabilities 0,
+  // so its output is 0 as before) and stores nothing where its rows lie
+  // past the chunk (the last item of a sequence whose rows do not fill
+  // it), zeros where they exist but see no key (per-head lengths shorter
+  // than the chunk).
   struct Work {
     Item item, next;
     bool hasNext;
@@ -540,13 +545,13 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     }
   };
   // S = Q·Kᵀ (descriptors from keyDescriptors), A from the registers
-  // (kQueryInRegisters and `fromRegisters`) or from the Q tile.
+  // (kQueryInRegisters) or from the Q tile.
   auto issueScores = [&](const uint64_t(&q)[HeadDim / 16],
                          const uint64_t(&k)[HeadDim / 16],
-                         float(&scoresFlat)[kKeys / 2], bool fromRegisters) {
+                         float(&scoresFlat)[kKeys / 2]) {
 #pragma unroll
     for (int step = 0; step < HeadDim / 16; ++step) {
-      if (kQueryInRegisters && fromRegisters)
+      if constexpr (kQueryInRegisters)
         wgmma::mmaRegisterAKMajorB<T, kKeys>(scoresFlat, queryFragments[step],
                                              k[step], step > 0);
       else
@@ -559,7 +564,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   // next item's first S runs: the output and the softmax state are carried
   // from an item's iteration into the next one's start. Measured on the
   // H200 against session 21's body (bench/results/prefill_ab/): causal
-  // launches, which take turns, +1.4-2.7% on short rows and within 0.6% on
+  // launches, which take turns, +1.4-2.6% on short rows and within 0.6% on
   // long ones; non-causal ones +1.6% at 16 x 512 but 1.0-1.1% below at
   // 1 x 8K and 8 x 1040, and with the stores at the item's end +0.4-2.3%
   // except 1 x 8K (-0.9%): they store there.
@@ -592,15 +597,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   // the rescale followed the wait for P·V, the skip made ptxas serialize
   // every wgmma, C7513; here it does not: e2e/cuda-wgmma-ptxas.mlir.)
   auto rescale = [&](const float(&factor)[2]) {
-    if (!__any_sync(0xffffffffu, factor[0] != 1.0f || factor[1] != 1.0f))
-      return;
-#pragma unroll
-    for (int t = 0; t < kDimTiles; ++t) {
-      acc[t][0] *= factor[0];
-      acc[t][1] *= factor[0];
-      acc[t][2] *= factor[1];
-      acc[t][3] *= factor[1];
-    }
+    if (__any_sync(0xffffffffu, factor[0] != 1.0f || factor[1] != 1.0f))
+      scaleRows(acc, factor);
   };
 
   // The ring position of the item's first tile.
@@ -644,7 +642,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       keyDescriptors(slot, q, k);
       wgmma::fence();
       turns.wait();
-      issueScores(q, k, firstScoresFlat, true);
+      issueScores(q, k, firstScoresFlat);
       turns.pass();
     }
     // With kQueryInRegisters every warp's fragments are loaded once the
@@ -720,7 +718,7 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       wgmma::sharedProxyFence();
       wgmma::fence();
       turns.wait();
-      issueScores(q, k, scoresFlat, true);
+      issueScores(q, k, scoresFlat);
       // The output's rescale for tile kt - 1 while S(kt) runs.
       rescale(factor);
       wgmma::fence();
