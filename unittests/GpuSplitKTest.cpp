@@ -1002,6 +1002,30 @@ TEST(GpuSplitKTest, WarpSpecializedPrefillOnAnyGrid) {
     params.inline_lens[2 * numKvHeads + 1] = 10;
     const Tensor oneEach = launchOn(items);
     EXPECT_EQ(finiteCount(oneEach), oneEach.count);
+    // A query that sees no key outputs zeros (kvrt.h): every row of
+    // sequence 1's kv head 0 (no keys) and, causal, the rows of sequence
+    // 2's kv head 1 (10 keys) before its last 10 tokens. Since session 22
+    // their consumers compute a first tile all masked instead of none.
+    const int group = numQHeads / numKvHeads;
+    int64_t checked = 0, nonzero = 0;
+    for (int t = 0; t < tokens; ++t)
+      for (int h = 0; h < numQHeads; ++h)
+        for (int s = 0; s < batch; ++s) {
+          const int kvHead = h / group;
+          const bool noKeys =
+              (s == 1 && kvHead == 0) ||
+              (s == 2 && kvHead == 1 && causal && t < tokens - 10);
+          if (!noKeys)
+            continue;
+          const int64_t row = (int64_t(s) * tokens + t) * numQHeads + h;
+          for (int d = 0; d < headDim; ++d) {
+            ++checked;
+            nonzero += oneEach.at(row * headDim + d) != 0.0f;
+          }
+        }
+    EXPECT_GT(checked, 0);
+    EXPECT_EQ(nonzero, 0) << "of " << checked
+                          << " outputs of rows without keys";
     for (int blocks : {1, 3, 7}) {
       SCOPED_TRACE(testing::Message() << blocks << " blocks, short rows");
       EXPECT_EQ(launchOn(blocks).bytes, oneEach.bytes);
