@@ -3,10 +3,11 @@
 // An sm_90a prefill body with producer and consumer warpgroups, the
 // structure of FlashAttention-3: a block of 384 threads takes 128 query
 // rows of one (sequence, kv head). Warpgroup 0 is the producer: it gathers
-// each tile of K and V (64 or 128 keys) from the pages into a ring of `Stages`
-// swizzled shared-memory slots by cp.async and tells the consumers through
-// one mbarrier per slot (cp.async.mbarrier.arrive: the barrier completes
-// when the copies have landed, so the producer never waits on memory).
+// each tile of K and V (64, 128 or 192 keys) from the pages into a ring of
+// `Stages` swizzled shared-memory slots by cp.async and tells the consumers
+// through one mbarrier per slot (cp.async.mbarrier.arrive: the barrier
+// completes when the copies have landed, so the producer never waits on
+// memory).
 // Warpgroups 1 and 2 are consumers, 64 rows each (the rows, GQA mapping,
 // wgmma products and online softmax of pagedPrefillWgmmaBody,
 // attention_prefill_wgmma.cuh): they wait for a slot's K, compute
@@ -16,7 +17,7 @@
 // slot once its P·V is done. Against pagedPrefillWgmmaBody (three
 // blocks of one warpgroup per SM, each copying its own tiles) every K/V
 // tile is gathered once per 128 rows instead of 64 and the consumers
-// issue no copies.
+// copy no K/V (only their own rows of Q).
 //
 // kvrt's kernels run it on sm_90a in the configuration kPrefillWs*
 // (pagedAttention, attention.cuh; the runtime picks the launch where the
