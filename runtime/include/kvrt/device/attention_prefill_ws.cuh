@@ -92,6 +92,13 @@
 // non-causal +0.4-2.3% except 1 x 8K (-0.9%). With the stores under the
 // next S in non-causal launches too: 16 x 512 +1.6% but 8 x 1040 and
 // 1 x 8K 1.0-1.1% below (run129.sh).
+// Session 24, measured and not adopted (bench/results/prefill_ab/,
+// stream_tail_session24.diff): a stream-K tail for non-causal launches
+// (the last two rounds' items shared out by tile over all blocks, split
+// items merged through global memory): at best +0.7% / +1.6% at 1 x 8K /
+// 4 x 4K, up to 1% lost elsewhere. The producer is on the critical path:
+// its tile loop 1.5% longer (and 4 more spill accesses at 24 registers)
+// made every launch 1.7-5.6% slower.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
