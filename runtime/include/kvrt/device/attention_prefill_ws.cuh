@@ -96,9 +96,10 @@
 // stream_tail_session24.diff): a stream-K tail for non-causal launches
 // (the last two rounds' items shared out by tile over all blocks, split
 // items merged through global memory): at best +0.7% / +1.6% at 1 x 8K /
-// 4 x 4K, up to 1% lost elsewhere. The producer is on the critical path:
-// its tile loop 1.5% longer (and 4 more spill accesses at 24 registers)
-// made every launch 1.7-5.6% slower.
+// 4 x 4K, up to 1% lost elsewhere. The producer's tile loop is on the
+// critical path: counting its tiles from a unit's first one (6 more
+// instructions and 4 more spill accesses a tile) cost 2.7-5.3% on every
+// shape.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
