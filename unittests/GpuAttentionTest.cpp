@@ -75,6 +75,41 @@ public:
         int64_t(ids.size()) * tokens * desc.num_kv_heads * desc.head_dim;
     Tensor keys = randomTensor(desc.dtype, elements, rng);
     Tensor values = randomTensor(desc.dtype, elements, rng);
+    append(ids, tokens, keys, values);
+  }
+
+  /// Fills every free page of both pools with NaN keys and values (0xff
+  /// bytes) and frees them again, so that the rows past a sequence's end in
+  /// its last page hold NaN: kernels must neither read them nor multiply
+  /// them by a probability of 0.
+  void poisonFreePages() {
+    std::vector<int32_t> poisoned;
+    const int64_t most = desc.capacity / desc.page_size * desc.page_size;
+    for (;;) {
+      kvrt_pool_stats stats;
+      ASSERT_EQ(kvrt_pool_get_stats(device.get(), &stats), KVRT_OK);
+      const int64_t tokens = std::min(
+          most, stats.pages_free / desc.num_kv_heads * desc.page_size);
+      if (tokens == 0)
+        break;
+      poisoned.push_back(newSequence());
+      const int64_t elements = tokens * desc.num_kv_heads * desc.head_dim;
+      Tensor keys(desc.dtype, elements), values(desc.dtype, elements);
+      keys.poison();
+      values.poison();
+      append({poisoned.back()}, static_cast<int>(tokens), keys, values);
+      ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    }
+    for (int32_t id : poisoned) {
+      ASSERT_EQ(kvrt_sequence_destroy(host.get(), id), KVRT_OK);
+      ASSERT_EQ(kvrt_sequence_destroy(device.get(), id), KVRT_OK);
+    }
+  }
+
+  /// Appends `keys` and `values` ([batch, tokens, heads, head_dim]) to both
+  /// caches.
+  void append(const std::vector<int32_t> &ids, int tokens, const Tensor &keys,
+              const Tensor &values) {
     int32_t batch = static_cast<int32_t>(ids.size());
     ASSERT_EQ(kvrt_append(hostCache, batch, ids.data(), tokens, keys.data(),
                           values.data(), nullptr),
@@ -129,6 +164,9 @@ enum class PrefillBody {
   /// its 384 threads (GpuKernels.cu's kernels, as kvcc emits them), else
   /// the 64-row wgmma one.
   WarpSpecialized,
+  /// KVRT_PREFILL_WS=1 and KVRT_PREFILL_TMA=0: the warp-specialized body
+  /// with its producer copying K/V by cp.async instead of tensor copies.
+  WarpSpecializedCpAsync,
   /// KVRT_PREFILL_WS=0: the 64-row wgmma body.
   Wgmma,
   /// KVRT_PREFILL_WGMMA=0: the mma.sync body older GPUs run.
@@ -148,6 +186,8 @@ const char *prefillSuffix(PrefillBody body) {
     return "";
   case PrefillBody::WarpSpecialized:
     return "_ws";
+  case PrefillBody::WarpSpecializedCpAsync:
+    return "_ws_cpasync";
   case PrefillBody::Wgmma:
     return "_wgmma64";
   case PrefillBody::MmaSync:
@@ -173,6 +213,7 @@ std::vector<KernelCase> kernelCases() {
     for (int tokens : {1, 5, 70})
       cases.push_back({&kernel, tokens});
     cases.push_back({&kernel, 70, PrefillBody::WarpSpecialized});
+    cases.push_back({&kernel, 70, PrefillBody::WarpSpecializedCpAsync});
     cases.push_back({&kernel, 70, PrefillBody::Wgmma});
     cases.push_back({&kernel, 70, PrefillBody::MmaSync});
   }
@@ -194,10 +235,16 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
   const PrefillBody prefill = GetParam().prefill;
   ScopedEnv noWgmma("KVRT_PREFILL_WGMMA",
                     prefill == PrefillBody::MmaSync ? "0" : nullptr);
-  ScopedEnv warpSpecialized(
-      "KVRT_PREFILL_WS", prefill == PrefillBody::Wgmma             ? "0"
-                         : prefill == PrefillBody::WarpSpecialized ? "1"
-                                                                   : nullptr);
+  const bool warpSpecializedBody =
+      prefill == PrefillBody::WarpSpecialized ||
+      prefill == PrefillBody::WarpSpecializedCpAsync;
+  ScopedEnv warpSpecialized("KVRT_PREFILL_WS",
+                            prefill == PrefillBody::Wgmma ? "0"
+                            : warpSpecializedBody         ? "1"
+                                                          : nullptr);
+  ScopedEnv tensorCopies(
+      "KVRT_PREFILL_TMA",
+      prefill == PrefillBody::WarpSpecializedCpAsync ? "0" : nullptr);
   // GQA 32/8 for groups of 4, 8/8 for groups of 1, 16/2 for groups of 8.
   const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
   const int numQHeads = numKvHeads * kernel.groupSize;
@@ -212,6 +259,8 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
     numPages += (length + kernel.pageSize - 1) / kernel.pageSize * numKvHeads;
   TwinCaches twins(desc, numPages + 8);
   ASSERT_TRUE(twins.ok());
+  twins.poisonFreePages();
+  ASSERT_FALSE(HasFatalFailure());
 
   std::mt19937 rng(7 * kernel.headDim + numTokens);
   std::vector<int32_t> ids;
@@ -246,6 +295,30 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
   // non-blocking stream does not wait for (a pageable upload may return
   // before its DMA ends): finish them before the launch.
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  // The warp-specialized body gathers K/V by tensor copies wherever they
+  // apply (sm_90, fp16/bf16 pages of at least 32 tokens, head_dim 64 or
+  // 128) unless KVRT_PREFILL_TMA=0.
+  kvrt_attention_plan_info plan;
+  ASSERT_EQ(kvrt_attention_plan(twins.deviceCache, batch, ids.data(),
+                                numTokens, numQHeads, kernel.causal,
+                                kernel.function, attentionThreads(), 0, &plan),
+            KVRT_OK)
+      << kvrt_last_error();
+  int major = 0, minor = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor,
+                                   0),
+            cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor,
+                                   0),
+            cudaSuccess);
+  const bool expectTensorCopies =
+      plan.query_tile_rows == 128 && major == 9 && minor == 0 &&
+      prefill != PrefillBody::WarpSpecializedCpAsync && kernel.pageSize >= 32 &&
+      kernel.headDim % 64 == 0 && kernel.dtype != KVRT_DTYPE_F32;
+  EXPECT_EQ(plan.tensor_copies, expectTensorCopies ? 1 : 0);
+  RecordProperty("query_tile_rows", plan.query_tile_rows);
+  RecordProperty("tensor_copies", plan.tensor_copies);
+
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
             cudaSuccess);

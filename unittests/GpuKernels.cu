@@ -44,6 +44,9 @@ KVRT_TEST_KERNEL(bf16_d64_g8_p16_full, __nv_bfloat16, 64, 8, 16, false)
 // Tensor-core body (attention_mma.cuh): page 32, a group of 2; head_dim
 // 256 for bf16 and page 32 too.
 KVRT_TEST_KERNEL(f16_d128_g4_p32_causal, __half, 128, 4, 32, true)
+// The warp-specialized prefill body's tensor copies at head_dim 64 (one box
+// a page) and pages of 64, causal.
+KVRT_TEST_KERNEL(bf16_d64_g2_p64_causal, __nv_bfloat16, 64, 2, 64, true)
 KVRT_TEST_KERNEL(bf16_d128_g2_p16_full, __nv_bfloat16, 128, 2, 16, false)
 KVRT_TEST_KERNEL(bf16_d256_g2_p16_full, __nv_bfloat16, 256, 2, 16, false)
 KVRT_TEST_KERNEL(f16_d256_g4_p32_causal, __half, 256, 4, 32, true)
@@ -210,6 +213,7 @@ const std::vector<GpuKernel> &gpuKernels() {
       KVRT_ENTRY(f16_d128_g8_p64_full, KVRT_DTYPE_F16, 128, 8, 64, false),
       KVRT_ENTRY(bf16_d64_g8_p16_full, KVRT_DTYPE_BF16, 64, 8, 16, false),
       KVRT_ENTRY(f16_d128_g4_p32_causal, KVRT_DTYPE_F16, 128, 4, 32, true),
+      KVRT_ENTRY(bf16_d64_g2_p64_causal, KVRT_DTYPE_BF16, 64, 2, 64, true),
       KVRT_ENTRY(bf16_d128_g2_p16_full, KVRT_DTYPE_BF16, 128, 2, 16, false),
       KVRT_ENTRY(bf16_d256_g2_p16_full, KVRT_DTYPE_BF16, 256, 2, 16, false),
       KVRT_ENTRY(f16_d256_g4_p32_causal, KVRT_DTYPE_F16, 256, 4, 32, true),

@@ -9,6 +9,7 @@
 // make yet. GPU cases skip without a device.
 //
 //===----------------------------------------------------------------------===//
+#include "CudaBackend.h"
 #include "GpuKernels.h"
 #include "SplitK.h"
 #include "TestHelpers.h"
@@ -1165,9 +1166,18 @@ TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
 /// Hand-built tables: per-head lengths differ inside one sequence and some
 /// rows are empty, as the allocator's per-head tables allow. `numTokens`
 /// queries per sequence, non-causal (every query sees its head's keys).
-void checkRaggedHeads(int splits, int numTokens = 1) {
-  const GpuKernel &kernel = kernelNamed("f16_d128_g4_p16_full");
-  const int numKvHeads = 8, group = 4, headDim = 128, pageSize = 16;
+/// `kernel` (fp16, non-causal) over a batch of 2 whose heads hold ragged
+/// lengths (empty ones among them) on pages in scrambled order, whose rows
+/// past each head's end hold NaN (kernels must neither read them nor
+/// multiply them by a probability of 0); with `tensorCopies`, the launch
+/// carries a tensor map of the pool (params.h, kv_tensor_map) as kvrt's
+/// caches do.
+void checkRaggedHeads(int splits, int numTokens = 1,
+                      const char *kernelName = "f16_d128_g4_p16_full",
+                      bool tensorCopies = false) {
+  const GpuKernel &kernel = kernelNamed(kernelName);
+  const int numKvHeads = 8, group = kernel.groupSize,
+            headDim = kernel.headDim, pageSize = kernel.pageSize;
   const int numQHeads = numKvHeads * group;
   const int batch = 2;
   std::mt19937 rng(11 + splits);
@@ -1188,6 +1198,18 @@ void checkRaggedHeads(int splits, int numTokens = 1) {
     indices.push_back(int32_t((int64_t(i) * 7919) % totalPages));
   const int64_t rowElements = int64_t(pageSize) * headDim;
   Tensor pool = randomTensor(KVRT_DTYPE_F16, 2 * rowElements * totalPages, rng);
+  for (size_t row = 0; row < kvLens.size(); ++row) {
+    const int length = kvLens[row];
+    if (length % pageSize == 0)
+      continue;
+    const int64_t page = indices[indptr[row] + length / pageSize];
+    for (int value = 0; value < 2; ++value)
+      std::fill_n(pool.bytes.begin() +
+                      ((page * 2 + value) * rowElements +
+                       int64_t(length % pageSize) * headDim) *
+                          2,
+                  (pageSize - length % pageSize) * headDim * 2, 0xff);
+  }
   const int64_t queryElements =
       int64_t(batch) * numTokens * numQHeads * headDim;
   Tensor queries = randomTensor(KVRT_DTYPE_F16, queryElements, rng, 2.0f);
@@ -1265,6 +1287,30 @@ void checkRaggedHeads(int splits, int numTokens = 1) {
   params.scale = scale;
   params.causal = 0;
   int maxLength = *std::max_element(kvLens.begin(), kvLens.end());
+  kvrt::cuda::PageTensorMap map;
+  if (tensorCopies) {
+    map.create({devicePool.pointer, totalPages, params.page_bytes, headDim,
+                pageSize},
+               0);
+    params.kv_tensor_map = map.get();
+    int major = 0, minor = 0;
+    ASSERT_EQ(cudaDeviceGetAttribute(&major,
+                                     cudaDevAttrComputeCapabilityMajor, 0),
+              cudaSuccess);
+    ASSERT_EQ(cudaDeviceGetAttribute(&minor,
+                                     cudaDevAttrComputeCapabilityMinor, 0),
+              cudaSuccess);
+    kvrt::cuda::AttentionPlan plan;
+    ASSERT_EQ(kvrt::cuda::planAttention(kernel.function, params,
+                                        KVRT_DTYPE_F16, maxLength / 2,
+                                        attentionThreads(), false, 0, &plan,
+                                        "test"),
+              KVRT_OK)
+        << kvrt_last_error();
+    const char *knob = std::getenv("KVRT_PREFILL_TMA");
+    EXPECT_EQ(plan.tensorCopies,
+              major == 9 && minor == 0 && !(knob && knob[0] == '0'));
+  }
   // Planning for a shorter row than the longest checks that the last split
   // still covers the rest.
   ForcedSplits forced(splits);
@@ -1291,6 +1337,11 @@ TEST(GpuSplitKTest, RaggedPerHeadLengthsAndEmptyRows) {
     checkRaggedHeads(splits);
   // 70 tokens x group 4: the prefill layout, with empty and short heads.
   checkRaggedHeads(0, 70);
+  // The warp-specialized body, its K/V by tensor copies (pages of 64).
+  ScopedEnv warpSpecialized("KVRT_PREFILL_WS", "1");
+  checkRaggedHeads(0, 70, "f16_d128_g8_p64_full", true);
+  ScopedEnv cpAsync("KVRT_PREFILL_TMA", "0");
+  checkRaggedHeads(0, 70, "f16_d128_g8_p64_full", true);
 }
 
 } // namespace

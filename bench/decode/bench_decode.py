@@ -65,7 +65,8 @@ class PlanInfo(ctypes.Structure):
                 ("pages_per_split", ctypes.c_int32),
                 ("block_threads", ctypes.c_int32),
                 ("shared_bytes", ctypes.c_int32),
-                ("grid", ctypes.c_int32 * 3)]
+                ("grid", ctypes.c_int32 * 3),
+                ("tensor_copies", ctypes.c_int32)]
 
 
 class Kvrt:
@@ -130,7 +131,8 @@ class Kvrt:
         return dict(query_tile_rows=info.query_tile_rows,
                     num_splits=info.num_splits,
                     block_threads=info.block_threads,
-                    shared_bytes=info.shared_bytes, grid=list(info.grid))
+                    shared_bytes=info.shared_bytes, grid=list(info.grid),
+                    tensor_copies=info.tensor_copies)
 
 
 class PagedCache:

@@ -81,6 +81,9 @@ kvrt_attention_params shapeParams(const kvrt_cache *cache, int32_t batch,
   params.head_dim = cache->desc.head_dim;
   params.page_size = cache->desc.page_size;
   params.causal = causal ? 1 : 0;
+  // The launch keeps it only where the warp-specialized prefill body runs
+  // (planAttention).
+  params.kv_tensor_map = cache->tensorMap.get();
   return params;
 }
 
@@ -204,6 +207,7 @@ extern "C" kvrt_status kvrt_attention_plan(
     out->pages_per_split = plan.pagesPerSplit;
     out->block_threads = plan.threads;
     out->shared_bytes = plan.sharedBytes;
+    out->tensor_copies = plan.tensorCopies ? 1 : 0;
     for (int i = 0; i < 3; ++i)
       out->grid[i] = static_cast<int32_t>(plan.grid[i]);
     return KVRT_OK;

@@ -62,6 +62,15 @@ kvrt_status createCache(kvrt_pool *pool, const kvrt_cache_desc &desc,
   cache->layout = layout;
   cache->mirror.device = pool->cudaDevice;
   cache->scratch.setDevice(pool->cudaDevice);
+  const int64_t rowBytes = int64_t(desc.head_dim) * 2;
+  if (pool->device == KVRT_DEVICE_CUDA && !kvrt::isQuantized(layout) &&
+      (desc.dtype == KVRT_DTYPE_F16 || desc.dtype == KVRT_DTYPE_BF16) &&
+      layout.key_offset == 0 && layout.key_row_bytes == rowBytes &&
+      layout.value_offset == desc.page_size * rowBytes &&
+      layout.value_row_bytes == rowBytes)
+    cache->tensorMap.create({pool->base, pool->numPages, pool->pageBytes,
+                             desc.head_dim, desc.page_size},
+                            pool->cudaDevice);
   cache->headCapacities.resize(static_cast<size_t>(desc.num_kv_heads));
   for (int32_t h = 0; h < desc.num_kv_heads; ++h)
     cache->headCapacities[h] = static_cast<int32_t>(

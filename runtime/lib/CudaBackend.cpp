@@ -7,6 +7,12 @@
 #include "CudaBackend.h"
 #include "CudaSupport.h"
 
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
+#include <algorithm>
+#include <mutex>
+
 extern "C" int32_t kvrt_has_cuda(void) { return 1; }
 
 bool kvrt::cuda::isBuiltWithCuda() { return true; }
@@ -76,6 +82,82 @@ kvrt_status kvrt::cuda::checkNotCapturing(void *stream, int device,
                 "the capture",
                 function);
   return KVRT_OK;
+}
+
+namespace {
+
+/// The driver's cuTensorMapEncodeTiled (through the runtime, so that kvrt
+/// needs no link to libcuda), or null where the driver lacks it.
+PFN_cuTensorMapEncodeTiled_v12000 tensorMapEncoder() {
+  static std::once_flag once;
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
+  std::call_once(once, [] {
+    void *function = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &function,
+                                         12000, cudaEnableDefault,
+                                         &found) == cudaSuccess &&
+        found == cudaDriverEntryPointSuccess)
+      encode = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(function);
+    cudaGetLastError(); // not sticky: clear it
+  });
+  return encode;
+}
+
+} // namespace
+
+kvrt::cuda::PageTensorMap::~PageTensorMap() { release(map, device); }
+
+void kvrt::cuda::PageTensorMap::create(const PageTensor &tensor,
+                                       int deviceIndex) {
+  ScopedDevice scoped(deviceIndex);
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor,
+                             deviceIndex) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor,
+                             deviceIndex) != cudaSuccess ||
+      major != 9 || minor != 0) {
+    cudaGetLastError();
+    return;
+  }
+  PFN_cuTensorMapEncodeTiled_v12000 encode = tensorMapEncoder();
+  if (!encode)
+    return;
+  // [pages][2 pageSize rows][headDim], innermost first; boxes of 64
+  // columns (one 128-byte swizzle row) by min(pageSize, 128) rows of one
+  // page; out-of-bounds boxes (page -1) land as zeros.
+  const int64_t rowBytes = int64_t(tensor.headDim) * 2;
+  const cuuint64_t sizes[3] = {cuuint64_t(tensor.headDim),
+                               cuuint64_t(2 * tensor.pageSize),
+                               cuuint64_t(tensor.numPages)};
+  const cuuint64_t strides[2] = {cuuint64_t(rowBytes),
+                                 cuuint64_t(tensor.pageBytes)};
+  const cuuint32_t box[3] = {64, cuuint32_t(std::min(tensor.pageSize, 128)),
+                             1};
+  const cuuint32_t steps[3] = {1, 1, 1};
+  CUtensorMap encoded;
+  if (encode(&encoded, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3,
+             const_cast<void *>(tensor.poolBase), sizes, strides, box, steps,
+             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+             CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
+    return;
+  void *memory = nullptr;
+  if (cudaMalloc(&memory, sizeof(encoded)) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  // Synchronously (a pageable copy may return before its DMA ends): every
+  // later launch, on any stream, may read it.
+  if (cudaMemcpyAsync(memory, &encoded, sizeof(encoded),
+                      cudaMemcpyHostToDevice, cudaStreamLegacy) != cudaSuccess ||
+      cudaStreamSynchronize(cudaStreamLegacy) != cudaSuccess) {
+    cudaGetLastError();
+    cudaFree(memory);
+    return;
+  }
+  map = memory;
+  device = deviceIndex;
 }
 
 kvrt::cuda::Scratch::~Scratch() {

@@ -104,6 +104,41 @@ private:
   unsigned long long lastUseStream = ~0ull;
 };
 
+/// What a tensor map of a cache's pages describes (params.h,
+/// kv_tensor_map): `numPages` pages of `pageBytes` bytes from `poolBase`,
+/// each `pageSize` key rows then `pageSize` value rows of `headDim`
+/// elements of 2 bytes.
+struct PageTensor {
+  const void *poolBase;
+  int64_t numPages;
+  int64_t pageBytes;
+  int32_t headDim;
+  int32_t pageSize;
+};
+
+/// A tensor map of a cache's pages in device memory (params.h,
+/// kv_tensor_map) for the warp-specialized prefill body's tensor copies on
+/// sm_90, freed with this object.
+class PageTensorMap {
+public:
+  PageTensorMap() = default;
+  PageTensorMap(const PageTensorMap &) = delete;
+  PageTensorMap &operator=(const PageTensorMap &) = delete;
+  ~PageTensorMap();
+
+  /// Creates the map on device `device` where it is compute capability
+  /// 9.0 and the driver encodes it; otherwise, and on any CUDA error
+  /// (cleared), leaves none: launches then copy by cp.async. Returns once
+  /// the map is in device memory.
+  void create(const PageTensor &tensor, int device);
+  /// The map's device address, or null.
+  const void *get() const { return map; }
+
+private:
+  void *map = nullptr;
+  int device = 0;
+};
+
 /// Device-side description of a batch of token writes (kvrt_append and the
 /// evicting writes): the index tables are device pointers (in a Scratch).
 struct AppendLaunch {

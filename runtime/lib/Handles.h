@@ -160,6 +160,11 @@ struct kvrt_cache {
   /// dropPages).
   std::atomic<int64_t> pagesHeld{0};
 
+  /// The cache's pages as a tensor map for sm_90's tensor copies (CUDA
+  /// caches of fp16 or bf16 pages; params.h, kv_tensor_map), or none.
+  /// Declared before `scratch`, so it outlives the last launch.
+  kvrt::cuda::PageTensorMap tensorMap;
+
   /// Guards `mirror` and `scratch` (CUDA caches).
   mutable std::mutex deviceMutex;
   mutable kvrt::DeviceMirror mirror;

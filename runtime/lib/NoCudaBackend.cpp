@@ -45,6 +45,10 @@ kvrt_status kvrt::cuda::copyToDeviceAsync(void *, const void *, size_t, int,
   return unsupported(function);
 }
 
+kvrt::cuda::PageTensorMap::~PageTensorMap() = default;
+
+void kvrt::cuda::PageTensorMap::create(const PageTensor &, int) {}
+
 kvrt::cuda::Scratch::~Scratch() = default;
 
 kvrt_status kvrt::cuda::Scratch::upload(const void *, size_t, size_t, int,

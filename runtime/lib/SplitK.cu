@@ -868,6 +868,15 @@ kvrt_status kvrt::cuda::planAttention(const void *kernel,
                           static_cast<long long>(items));
       plan.grid[0] = blocks;
       plan.grid[1] = 1;
+      // K/V by tensor copies where the cache has a tensor map (sm_90) and
+      // the shape allows them; KVRT_PREFILL_TMA=0 keeps cp.async (a
+      // benchmarking knob).
+      const char *tma = std::getenv("KVRT_PREFILL_TMA");
+      plan.tensorCopies =
+          params.kv_tensor_map != nullptr && !(tma && tma[0] == '0') &&
+          kvrt::device::prefillWsTensorCopies(params.head_dim,
+                                              params.page_size,
+                                              kvrt::device::kPrefillWsKeys);
     }
     *out = plan;
     return KVRT_OK;
@@ -933,6 +942,8 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   params.pages_per_split = plan.pagesPerSplit;
   params.partial_out = nullptr;
   params.partial_lse = nullptr;
+  if (!plan.tensorCopies)
+    params.kv_tensor_map = nullptr;
   const dim3 grid(unsigned(plan.grid[0]), unsigned(plan.grid[1]),
                   unsigned(plan.grid[2]));
   if (plan.numSplits <= 1 && !scored) {

@@ -217,6 +217,10 @@ struct AttentionPlan {
   int64_t grid[3] = {0, 0, 0};
   /// The device's compute capability (major).
   int computeMajor = 0;
+  /// Whether the warp-specialized prefill body gathers K/V by tensor
+  /// copies through params.kv_tensor_map (launchSplitAttention passes the
+  /// map only then).
+  bool tensorCopies = false;
 };
 
 /// The plan of launchSplitAttention for the same arguments, `scored` for a

@@ -492,6 +492,11 @@ typedef struct kvrt_attention_plan_info {
    *  item; KVRT_PREFILL_PERSISTENT=0: one per item), y = z = 1. Launch
    *  with this grid: the kernel refuses another shape (NaN outputs). */
   int32_t grid[3];
+  /** 1 where the warp-specialized prefill body gathers K and V by sm_90's
+   *  tensor copies (the cache's tensor map: CUDA caches of fp16 or bf16
+   *  pages of at least 8 tokens on sm_90 devices; KVRT_PREFILL_TMA=0
+   *  turns them off), 0 where it copies by cp.async or another body runs. */
+  int32_t tensor_copies;
 } kvrt_attention_plan_info;
 
 /** The launch kvrt_attention_launch would make for the same arguments
@@ -500,7 +505,8 @@ typedef struct kvrt_attention_plan_info {
  *  into `out`; queues nothing and needs no query or output buffers. Same
  *  checks as kvrt_attention_launch otherwise, the same knobs
  *  (KVRT_DECODE_SPLITS, KVRT_DECODE_WIDE, KVRT_PREFILL_LAYOUT,
- *  KVRT_PREFILL_WS, KVRT_PREFILL_WGMMA, KVRT_PREFILL_PERSISTENT), and, like the launch, it may raise
+ *  KVRT_PREFILL_WS, KVRT_PREFILL_WGMMA, KVRT_PREFILL_PERSISTENT,
+ *  KVRT_PREFILL_TMA), and, like the launch, it may raise
  *  `kernel`'s dynamic shared memory limit for the prefill layout. For
  *  tests, tuning and logging which body a call runs; the plan holds until
  *  the sequences' lengths change. What only the launch can find out is not

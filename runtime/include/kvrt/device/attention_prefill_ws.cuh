@@ -212,6 +212,19 @@ __device__ __forceinline__ void arriveOnCopies(uint64_t *barrier) {
 #endif
 }
 
+/// One arrival of this thread that also expects `bytes` more bytes of
+/// tensor copies (tma::load3d) in the current phase.
+__device__ __forceinline__ void arriveExpectBytes(uint64_t *barrier,
+                                                  uint32_t bytes) {
+#if KVRT_DEVICE_HAS_WGMMA
+  asm volatile(
+      "mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 _, [%0], %1;\n" ::
+          "r"(prefill::sharedAddress(barrier)),
+      "r"(bytes)
+      : "memory");
+#endif
+}
+
 /// Waits until the barrier's phase of parity `parity` has completed.
 __device__ __forceinline__ void wait(uint64_t *barrier, uint32_t parity) {
 #if KVRT_DEVICE_HAS_WGMMA
@@ -228,6 +241,61 @@ __device__ __forceinline__ void wait(uint64_t *barrier, uint32_t parity) {
 }
 
 } // namespace mbarrier
+
+/// The tensor memory accelerator's copies (cp.async.bulk.tensor) through a
+/// tensor map in global memory (params.h, kv_tensor_map).
+namespace tma {
+
+/// Orders this thread's later tensor copies through `map` after the map's
+/// writes (kvrt writes it once, before any launch that reads it) and
+/// fetches it into the tensor-map cache.
+__device__ __forceinline__ void acquireMap(const void *map) {
+#if KVRT_DEVICE_HAS_WGMMA
+  asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;\n"
+               "prefetch.tensormap [%0];\n" ::"l"(map)
+               : "memory");
+#endif
+}
+
+/// Copies the box of `map` at coordinates (x, y, z) (innermost first) to
+/// shared memory at shared-window address `destination` and completes its
+/// bytes on `barrier`. Elements outside the tensor (e.g. z = -1) land as
+/// zeros and read nothing.
+__device__ __forceinline__ void load3d(uint32_t destination, const void *map,
+                                       int x, int y, int z,
+                                       uint64_t *barrier) {
+#if KVRT_DEVICE_HAS_WGMMA
+  asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::"
+               "complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
+                   destination),
+               "l"(map), "r"(x), "r"(y), "r"(z),
+               "r"(prefill::sharedAddress(barrier))
+               : "memory");
+#endif
+}
+
+} // namespace tma
+
+/// Whether pagedPrefillWsBody's producer gathers its K/V tiles by tensor
+/// copies for these template values (the runtime asks the same of a
+/// launch's shape: SplitK.cu). A box is 64 columns of 2-byte elements (one
+/// swizzle row of 128 bytes) by min(PageSize, Keys) rows of one page; it
+/// must start at a 1024-byte boundary of the tile (whole swizzle periods
+/// of 8 rows), and one warp issues a tile's boxes, one per lane. Pages of
+/// at least 32 tokens: on the H200 (bf16, d 128, interleaved in one process
+/// against cp.async, bench/prefill/ab_tensor_copies.py) boxes of 32 and 64
+/// rows ran 1-5% faster, but pages of 16 (boxes of 2 KiB, 32 a tile) 3-11%
+/// slower: the tensor copies do not keep up with boxes that small.
+__host__ __device__ constexpr bool prefillWsTensorCopies(int headDim,
+                                                         int pageSize,
+                                                         int keys) {
+  return pageSize >= 32 && (keys % pageSize == 0 || pageSize % keys == 0) &&
+         headDim % 64 == 0 &&
+         keys / (pageSize < keys ? pageSize : keys) * (headDim / 64) <= 32;
+}
+template <int HeadDim, int PageSize, int Keys>
+inline constexpr bool kPrefillWsTensorCopies =
+    prefillWsTensorCopies(HeadDim, PageSize, Keys);
 
 /// Sets this warpgroup's registers per thread to `Count` (setmaxnreg:
 /// `Increase` takes them from the block's pool, else gives them back; all
@@ -392,10 +460,16 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     slot = end % Stages;
   };
 
+  // The producer gathers K/V by tensor copies where the launch carries the
+  // cache's tensor map (one warp; see below), else by cp.async (all four).
+  const void *const tensorMap =
+      kPrefillWsTensorCopies<HeadDim, PageSize, kKeys> ? p.kv_tensor_map
+                                                        : nullptr;
   if (threadIdx.x == 0) {
+    const int fullCount = tensorMap != nullptr ? 1 : 128;
     for (int s = 0; s < Stages; ++s) {
-      mbarrier::init(keyFull + s, 128);
-      mbarrier::init(valueFull + s, 128);
+      mbarrier::init(keyFull + s, fullCount);
+      mbarrier::init(valueFull + s, fullCount);
       mbarrier::init(keyEmpty + s, 256);
       mbarrier::init(valueEmpty + s, 256);
     }
@@ -415,6 +489,73 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
     uint32_t phase = 0;
     int used = 0;
     Item item;
+    if constexpr (kPrefillWsTensorCopies<HeadDim, PageSize, kKeys>) {
+      if (tensorMap != nullptr) {
+        // By tensor copies: the pool is a tensor of [pages][2 PageSize
+        // rows (keys, then values)][HeadDim] (kvrt's tensor map, created
+        // with the cache), each box 64 columns by kBoxRows rows of one
+        // page, 128-byte swizzled on the way (the tiles' layout,
+        // wgmma::swizzledOffset). Lane b issues box b of each tile: rows
+        // b / kHalves * kBoxRows.., columns 64 (b % kHalves)..; one lane
+        // expects the tile's bytes on its full barrier. Boxes whose keys
+        // the item's rows cannot see read no page (z = -1: zeros), so a
+        // tile never reads a page past its row's table. The box the row
+        // ends inside comes whole: its keys past the end are masked, its
+        // values there are zeroed by the consumers that read the tile
+        // (zeroValueTail below).
+        if (threadIdx.x >= 32)
+          return;
+        constexpr int kBoxRows = PageSize < kKeys ? PageSize : kKeys;
+        constexpr int kHalves = HeadDim / 64;
+        constexpr int kBoxes = kKeys / kBoxRows * kHalves;
+        const int lane = threadIdx.x;
+        const int boxRow = lane / kHalves * kBoxRows;
+        const int column = lane % kHalves * 64;
+        const uint32_t keyBox = sharedAddress(keyTiles) +
+                                column / 64 * kKeys * wgmma::kRowBytes +
+                                boxRow * wgmma::kRowBytes;
+        const uint32_t valueBox =
+            keyBox + uint32_t(sharedAddress(valueTiles) -
+                              sharedAddress(keyTiles));
+        tma::acquireMap(tensorMap);
+#pragma unroll 1
+        for (int round = 0; itemOf(round, item); ++round) {
+          const PagedRow row =
+              pagedRow(p, item.sequence * p.num_kv_heads + item.kvHead);
+          const int blockKeyEnd = visibleKeys(
+              row.length, item.tile * kPrefillWsRows, kPrefillWsRows);
+          const int numTiles = itemTiles(row.length, item);
+#pragma unroll 1
+          for (int kt = 0; kt < numTiles; ++kt) {
+            const int key = kt * kKeys + boxRow;
+            int page = -1;
+            if (lane < kBoxes && key < blockKeyEnd)
+              page = __ldg(row.pages + key / PageSize);
+            const int pageRow = key % PageSize;
+            if (used >= Stages)
+              mbarrier::wait(keyEmpty + slot, phase ^ 1);
+            if (lane == 0)
+              mbarrier::arriveExpectBytes(keyFull + slot, kTileBytes);
+            if (lane < kBoxes)
+              tma::load3d(keyBox + slot * kTileBytes, tensorMap, column,
+                          pageRow, page, keyFull + slot);
+            if (used >= Stages)
+              mbarrier::wait(valueEmpty + slot, phase ^ 1);
+            if (lane == 0)
+              mbarrier::arriveExpectBytes(valueFull + slot, kTileBytes);
+            if (lane < kBoxes)
+              tma::load3d(valueBox + slot * kTileBytes, tensorMap, column,
+                          PageSize + pageRow, page, valueFull + slot);
+            ++used;
+            if (++slot == Stages) {
+              slot = 0;
+              phase ^= 1;
+            }
+          }
+        }
+        return;
+      }
+    }
 #pragma unroll 1
     for (int round = 0; itemOf(round, item); ++round) {
       const PagedRow row =
@@ -504,6 +645,36 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk)
       v[kk] = wgmma::advanceLow(valueDesc, kk * 16 * wgmma::kRowBytes);
+  };
+
+  // With tensor copies, the values past a row's end in the page box it
+  // ends inside come from the pool (the producer copies whole boxes);
+  // P·V multiplies them by probabilities of 0, which do not cancel a NaN
+  // or an infinity the pool may hold there, so a consumer whose last tile
+  // holds that box zeroes them in its slot before its last P·V (the
+  // item's last tile: boxes do not cross tiles, and the item sees the
+  // box). Both consumers may write the same zeros; each orders its own
+  // stores before its products. The loop's tiles never hold the box.
+  // (Each warp writing all of them without the warpgroup barrier measured
+  // the same, run147.sh.)
+  auto zeroValueTail = [&](int slot, const auto &w) {
+    constexpr int kBoxRows = PageSize < kKeys ? PageSize : kKeys;
+    constexpr int kChunks = HeadDim * int(sizeof(T)) / 16;
+    const int endBox = w.length - w.length % kBoxRows;
+    const int blockKeyEnd =
+        visibleKeys(w.length, w.item.tile * kPrefillWsRows, kPrefillWsRows);
+    if (w.length % kBoxRows == 0 || endBox >= blockKeyEnd)
+      return;
+    const int first = w.length - (w.numTiles - 1) * kKeys;
+    const int count = (endBox + kBoxRows - w.length) * kChunks;
+    unsigned char *const tile = valueTiles + slot * kTileBytes;
+#pragma unroll 1
+    for (int i = local; i < count; i += 128)
+      *reinterpret_cast<uint4 *>(
+          tile + wgmma::swizzledOffset(kKeys, first + i / kChunks,
+                                       i % kChunks)) = make_uint4(0, 0, 0, 0);
+    wgmma::sharedProxyFence();
+    warpgroupBarrier(1 + c);
   };
 
   // Each consumer takes one turn per K/V tile of each of its block's items
@@ -761,6 +932,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
       uint64_t v[kKeys / 16];
       valueDescriptors(valueSlot, v);
       mbarrier::wait(valueFull + valueSlot, valuePhase);
+      if (tensorMap != nullptr && myTiles == w.numTiles)
+        zeroValueTail(valueSlot, w);
       wgmma::sharedProxyFence();
       rescale(factor);
       wgmma::fence();

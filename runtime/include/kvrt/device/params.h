@@ -121,6 +121,19 @@ typedef struct kvrt_attention_params {
    * launch's element size, so it stays inside `out`). kvrt's launches set
    * it; code that fills these arguments itself must too (0 is fp16). */
   int32_t dtype;
+  /* The cache's pages as a tensor for sm_90's tensor copies, or null: a
+   * CUtensorMap (128 bytes, 64-byte aligned, device memory written before
+   * the launch) of the pool as [pages][2 * page_size rows: keys, then
+   * values][head_dim] elements of 2 bytes, strides page_bytes and head_dim
+   * * 2 bytes, boxes of 64 x min(page_size, 128) x 1 elements, 128-byte
+   * swizzle, zeros out of bounds. The warp-specialized prefill body gathers
+   * its K/V tiles with it on pages of 32 tokens or more
+   * (prefillWsTensorCopies, attention_prefill_ws.cuh), by cp.async without
+   * it; other bodies ignore it. kvrt creates it with each CUDA cache of
+   * fp16 or bf16 pages on sm_90 devices and passes it where the launch
+   * takes that body with tensor copies (KVRT_PREFILL_TMA=0: never); code
+   * that fills these arguments itself may leave it null. */
+  const void *kv_tensor_map;
 } kvrt_attention_params;
 
 #ifdef __cplusplus
