@@ -373,18 +373,44 @@ extern "C" const void *kvcc_bench_kernel_d256(int pageSize, int variant) {
 
 // Prefill chunks (16+ tokens with group 4): the full template, whose
 // prefill body the runtime launches for them; causal and not.
-#define KVCC_BENCH_PREFILL(name, T, group, causal)                             \
+#define KVCC_BENCH_PREFILL(name, T, group, causal, pageSize)                   \
   __global__ __launch_bounds__(kvrt::device::kPrefillMaxThreads,               \
                                kvrt::device::kPrefillMinBlocks) void           \
   name(kvrt_attention_params p) {                                              \
-    kvrt::device::pagedAttention<T, 128, group, 16, causal>(p);                \
+    kvrt::device::pagedAttention<T, 128, group, pageSize, causal>(p);          \
   }
-KVCC_BENCH_PREFILL(kvcc_prefill_f16_g4, __half, 4, true)
-KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g4, __nv_bfloat16, 4, true)
-KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g8, __nv_bfloat16, 8, true)
-KVCC_BENCH_PREFILL(kvcc_prefill_full_f16_g4, __half, 4, false)
-KVCC_BENCH_PREFILL(kvcc_prefill_full_bf16_g4, __nv_bfloat16, 4, false)
+KVCC_BENCH_PREFILL(kvcc_prefill_f16_g4, __half, 4, true, 16)
+KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g4, __nv_bfloat16, 4, true, 16)
+KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g8, __nv_bfloat16, 8, true, 16)
+KVCC_BENCH_PREFILL(kvcc_prefill_full_f16_g4, __half, 4, false, 16)
+KVCC_BENCH_PREFILL(kvcc_prefill_full_bf16_g4, __nv_bfloat16, 4, false, 16)
+// Pages of 32 and 64 tokens (bf16, group 4): kvcc_bench_prefill_kernel_page.
+KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g4_p32, __nv_bfloat16, 4, true, 32)
+KVCC_BENCH_PREFILL(kvcc_prefill_full_bf16_g4_p32, __nv_bfloat16, 4, false, 32)
+KVCC_BENCH_PREFILL(kvcc_prefill_bf16_g4_p64, __nv_bfloat16, 4, true, 64)
+KVCC_BENCH_PREFILL(kvcc_prefill_full_bf16_g4_p64, __nv_bfloat16, 4, false, 64)
 #undef KVCC_BENCH_PREFILL
+
+/// The bf16 group-4 prefill kernel for pages of `pageSize` (16, 32 or 64)
+/// tokens and `causal` (0 or 1), or null.
+extern "C" const void *kvcc_bench_prefill_kernel_page(int causal,
+                                                      int pageSize) {
+  switch (pageSize) {
+  case 16:
+    return causal ? reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4)
+                  : reinterpret_cast<const void *>(&kvcc_prefill_full_bf16_g4);
+  case 32:
+    return causal
+               ? reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4_p32)
+               : reinterpret_cast<const void *>(&kvcc_prefill_full_bf16_g4_p32);
+  case 64:
+    return causal
+               ? reinterpret_cast<const void *>(&kvcc_prefill_bf16_g4_p64)
+               : reinterpret_cast<const void *>(&kvcc_prefill_full_bf16_g4_p64);
+  default:
+    return nullptr;
+  }
+}
 
 // Prefill variants (bf16, group 4), not what kvcc emits: 32-key tiles, and
 // the body compiled without a minimum of blocks per SM (about 207
@@ -595,6 +621,37 @@ static int benchThreads(int group, int pageSize) {
 
 #include "SplitK.h"
 
+#include "CudaBackend.h"
+
+#include <memory>
+
+/// The tensor map kvcc_bench_prefill_direct passes (params.kv_tensor_map),
+/// made by kvcc_bench_page_tensor; none before.
+static std::unique_ptr<kvrt::cuda::PageTensorMap> benchPageTensor;
+static const void *benchPageTensorPool = nullptr;
+
+/// Makes kvcc_bench_prefill_direct's launches over the pool at `poolBase`
+/// (`numPages` pages of `pageBytes`, head_dim 128, bf16) carry a tensor
+/// map of it, as kvrt's caches do, so that the warp-specialized bodies
+/// gather K/V by tensor copies (sm_90); with `numPages` 0, none. Returns 1
+/// when they will, 0 otherwise (another device, a driver without tensor
+/// maps).
+extern "C" int kvcc_bench_page_tensor(const void *poolBase, int64_t pageBytes,
+                                      int64_t numPages, int pageSize) {
+  benchPageTensor.reset();
+  benchPageTensorPool = nullptr;
+  if (numPages <= 0)
+    return 0;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess)
+    return 0;
+  benchPageTensor = std::make_unique<kvrt::cuda::PageTensorMap>();
+  benchPageTensor->create({poolBase, numPages, pageBytes, 128, pageSize},
+                          device);
+  benchPageTensorPool = poolBase;
+  return benchPageTensor->get() != nullptr;
+}
+
 /// The arguments of a launch over page tables the caller keeps on the
 /// device (CSR `indptr` / `indices`, per-row `kvLens`), head_dim 128.
 static kvrt_attention_params
@@ -764,6 +821,8 @@ extern "C" int kvcc_bench_prefill_direct(
   params.num_splits = 1;
   params.query_tile_rows = rowsPerBlock;
   params.dtype = KVRT_DTYPE_BF16;
+  if (benchPageTensor && benchPageTensorPool == poolBase)
+    params.kv_tensor_map = benchPageTensor->get();
   const int group = numQHeads / numKvHeads;
   const int64_t tiles =
       (int64_t(numTokens) * group + rowsPerBlock - 1) / rowsPerBlock;

@@ -101,6 +101,15 @@ def run_shape(kvrt, libs, entries, names, shape, causal, reps):
     k = torch.randn(B, HKV, S, HEAD_DIM, device=DEVICE, dtype=torch.bfloat16)
     v = torch.randn(B, HKV, S, HEAD_DIM, device=DEVICE, dtype=torch.bfloat16)
     pages = ResidentPages(kvrt, k, v, PAGE)
+    # Libraries whose headers read a tensor map (kvcc_bench_page_tensor)
+    # get one of the pool, as kvrt's caches do; the others copy by cp.async.
+    for lib in libs.values():
+        if hasattr(lib, "kvcc_bench_page_tensor"):
+            lib.kvcc_bench_page_tensor.argtypes = [
+                ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
+            lib.kvcc_bench_page_tensor(
+                pages.pool.data_ptr(), 2 * PAGE * HEAD_DIM * 2,
+                pages.pool.shape[0], PAGE)
     stream = torch.cuda.current_stream().cuda_stream
     outs = [torch.empty_like(q) for _ in entries]
     scale = 1 / math.sqrt(HEAD_DIM)
