@@ -7,7 +7,9 @@
 // `Stages` swizzled shared-memory slots by cp.async and tells the consumers
 // through one mbarrier per slot (cp.async.mbarrier.arrive: the barrier
 // completes when the copies have landed, so the producer never waits on
-// memory).
+// memory); on pages of 32 tokens or more, where the launch carries the
+// cache's tensor map, one producer warp gathers them by tensor copies
+// instead (session 25, below).
 // Warpgroups 1 and 2 are consumers, 64 rows each (the rows, GQA mapping,
 // wgmma products and online softmax of pagedPrefillWgmmaBody,
 // attention_prefill_wgmma.cuh): they wait for a slot's K, compute
@@ -100,6 +102,12 @@
 // critical path: counting its tiles from a unit's first one (6 more
 // instructions and 4 more spill accesses a tile) cost 2.7-5.3% on every
 // shape.
+// Session 25: K/V by tensor copies (TMA) on pages of 32 and 64 tokens
+// (prefillWsTensorCopies; interleaved with cp.async through kvrt in one
+// process, bench/prefill/ab_tensor_copies.py, bf16): page 64 +2.6-5.4%
+// (8 x 1040 +-0), page 32 +0.6-3.7% (8 x 1040 -3.1%); on pages of 16 the
+// 2 KiB boxes ran 3-11% slower, so they keep cp.async (their kernels'
+// SASS is unchanged).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH
