@@ -144,13 +144,18 @@ def run_shape(kvrt, libs, entries, names, shape, causal, reps):
         if not err < ERROR_BOUND:
             failures.append(f"{name} {where}: error {err}")
     if not failures:
-        flops = prefill_flops(B, prefix, tokens, causal)
-        times = interleaved_ms(fns, reps=reps, calls=3 if flops > 2e12 else 10,
-                               warm=3)
-        for entry in row["entries"]:
-            entry["ms"] = times[entry["entry"]]
-            entry["TFLOPs"] = flops / entry["ms"] / 1e9
+        time_entries(row, fns, prefill_flops(B, prefix, tokens, causal), reps)
     return row, failures
+
+
+def time_entries(row, fns, flops, reps):
+    """Times `fns` (entry name -> fn) in turns and records each of
+    row["entries"]' milliseconds and TFLOP/s."""
+    times = interleaved_ms(fns, reps=reps, calls=3 if flops > 2e12 else 10,
+                           warm=3)
+    for entry in row["entries"]:
+        entry["ms"] = times[entry["entry"]]
+        entry["TFLOPs"] = flops / entry["ms"] / 1e9
 
 
 def line(row):

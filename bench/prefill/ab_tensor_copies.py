@@ -27,10 +27,9 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "decode"))
-from bench_decode import (Kvrt, PagedCache, interleaved_ms,  # noqa: E402
-                          rel_error)
+from bench_decode import Kvrt, PagedCache, rel_error  # noqa: E402
 from bench_prefill import KVRT_DTYPE_BF16, chunk_reference  # noqa: E402
-from ab_prefill import prefill_flops  # noqa: E402
+from ab_prefill import prefill_flops, time_entries  # noqa: E402
 
 HQ, HKV, HEAD_DIM = 32, 8, 128
 ERROR_BOUND = 1.6e-2  # bf16, as the GPU tests
@@ -92,12 +91,7 @@ def run_shape(kvrt, page, shape, reps):
             failures.append(f"{name} {where}: plan says tensor_copies "
                             f"{plan['tensor_copies']}")
     if not failures:
-        flops = prefill_flops(B, prefix, tokens, causal)
-        times = interleaved_ms(fns, reps=reps, calls=3 if flops > 2e12 else 10,
-                               warm=3)
-        for entry in row["entries"]:
-            entry["ms"] = times[entry["entry"]]
-            entry["TFLOPs"] = flops / entry["ms"] / 1e9
+        time_entries(row, fns, prefill_flops(B, prefix, tokens, causal), reps)
     os.environ.pop("KVRT_PREFILL_TMA", None)
     cache.close()
     return row, failures
