@@ -147,11 +147,19 @@ void kvrt::cuda::PageTensorMap::create(const PageTensor &tensor,
     cudaGetLastError();
     return;
   }
-  // Synchronously (a pageable copy may return before its DMA ends): every
-  // later launch, on any stream, may read it.
-  if (cudaMemcpyAsync(memory, &encoded, sizeof(encoded),
-                      cudaMemcpyHostToDevice, cudaStreamLegacy) != cudaSuccess ||
-      cudaStreamSynchronize(cudaStreamLegacy) != cudaSuccess) {
+  // On a stream of its own that waits for no other work, then waited for
+  // (a pageable copy may return before its DMA ends): every later launch,
+  // on any stream, may read it.
+  cudaStream_t stream = nullptr;
+  bool copied =
+      cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess;
+  copied = copied &&
+           cudaMemcpyAsync(memory, &encoded, sizeof(encoded),
+                           cudaMemcpyHostToDevice, stream) == cudaSuccess &&
+           cudaStreamSynchronize(stream) == cudaSuccess;
+  if (stream)
+    cudaStreamDestroy(stream);
+  if (!copied) {
     cudaGetLastError();
     cudaFree(memory);
     return;
