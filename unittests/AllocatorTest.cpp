@@ -7,6 +7,9 @@
 //===----------------------------------------------------------------------===//
 #include "AllocatorHelpers.h"
 #include "PageAllocator.h"
+#include "TileRuns.h"
+
+#include <numeric>
 
 using namespace kvrt::test;
 
@@ -39,9 +42,66 @@ TEST(PageAllocatorTest, AllocateReleaseAndCounts) {
   EXPECT_EQ(pages.release(taken, 3), 2); // page 1 keeps one reference
   EXPECT_EQ(pages.freeCount(), 3);
   EXPECT_EQ(pages.refCount(1), 1);
-  // The most recently freed page is reused first.
+  // The pages freed last are reused first, in the order they were given.
   ASSERT_TRUE(pages.allocate(1, more));
-  EXPECT_EQ(more[0], 2);
+  EXPECT_EQ(more[0], 0);
+}
+
+TEST(PageAllocatorTest, ReleasedRunsComeBackInOrder) {
+  kvrt::PageAllocator pages;
+  pages.init(16);
+  int32_t first[6], second[4];
+  ASSERT_TRUE(pages.allocate(6, first)); // 0 .. 5
+  ASSERT_TRUE(pages.allocate(4, second)); // 6 .. 9
+  // A sequence's pages, released in token order, return as the same run
+  // for the next allocation, after the pages released since (taken first).
+  EXPECT_EQ(pages.release(first, 6), 6);
+  EXPECT_EQ(pages.release(second + 1, 2), 2); // pages 7, 8
+  int32_t again[8];
+  ASSERT_TRUE(pages.allocate(8, again));
+  const int32_t expected[8] = {7, 8, 0, 1, 2, 3, 4, 5};
+  for (int i = 0; i < 8; ++i)
+    EXPECT_EQ(again[i], expected[i]) << "page " << i;
+}
+
+TEST(TileRunsTest, ShareOfWholeTilesOnRuns) {
+  // Pages of 16, tiles of 128 keys: 8 pages a tile.
+  std::vector<int32_t> run(64);
+  std::iota(run.begin(), run.end(), 100); // 8 tiles, all on a run
+  std::vector<int32_t> broken = run;
+  std::swap(broken[9], broken[10]); // tile 1 off its run
+  std::vector<int32_t> descending(run.rbegin(), run.rend());
+  using kvrt::mostTilesOnRuns;
+  EXPECT_TRUE(mostTilesOnRuns({{run.data(), 1024}}, 16, 128));
+  // 7 of 8: still most.
+  EXPECT_TRUE(mostTilesOnRuns({{broken.data(), 1024}}, 16, 128));
+  // Descending ids are no run (the tensor copy takes pages n, n + 1, ...).
+  EXPECT_FALSE(mostTilesOnRuns({{descending.data(), 1024}}, 16, 128));
+  // 8 of 16 whole tiles on runs: not most.
+  EXPECT_FALSE(mostTilesOnRuns(
+      {{run.data(), 1024}, {descending.data(), 1024}}, 16, 128));
+  // 8 of 10 (4/5): most; a partial last tile does not count.
+  EXPECT_TRUE(mostTilesOnRuns(
+      {{run.data(), 1024}, {descending.data(), 2 * 128 + 127}}, 16, 128));
+  // No whole tile at all (rows shorter than 128 keys): never.
+  EXPECT_FALSE(mostTilesOnRuns({{run.data(), 127}, {run.data(), 0}}, 16, 128));
+  EXPECT_FALSE(mostTilesOnRuns({}, 16, 128));
+  // Pages of 64: two a tile.
+  EXPECT_TRUE(mostTilesOnRuns({{run.data(), 64 * 64}}, 64, 128));
+  EXPECT_FALSE(mostTilesOnRuns({{descending.data(), 64 * 64}}, 64, 128));
+
+  // Past kRunSampleTiles whole tiles a sample decides: 4096 rows of 2
+  // tiles each; then every second row's tiles broken.
+  std::vector<int32_t> pages(16 * 4096);
+  std::iota(pages.begin(), pages.end(), 0);
+  std::vector<kvrt::RowPages> rows;
+  for (int r = 0; r < 4096; ++r)
+    rows.push_back({pages.data() + 16 * r, 256});
+  EXPECT_TRUE(mostTilesOnRuns(rows, 16, 128));
+  for (int r = 0; r < 4096; r += 2)
+    for (int t = 0; t < 2; ++t)
+      std::swap(pages[16 * r + 8 * t], pages[16 * r + 8 * t + 1]);
+  EXPECT_FALSE(mostTilesOnRuns(rows, 16, 128)); // half on runs
 }
 
 TEST(PageFormatTest, UnquantizedLayoutIsTheCompiledOne) {

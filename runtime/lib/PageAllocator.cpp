@@ -40,7 +40,11 @@ void kvrt::PageAllocator::retain(const int32_t *pages, int64_t count) {
 int64_t kvrt::PageAllocator::release(const int32_t *pages, int64_t count) {
   std::lock_guard<std::mutex> lock(mutex);
   int64_t freed = 0;
-  for (int64_t i = 0; i < count; ++i) {
+  // Pushed last to first, so that the next allocation takes them in the
+  // caller's order: a sequence's pages, released in token order, come back
+  // in that order (runs of consecutive ids stay runs: the prefill body
+  // copies a tile on consecutive pages at once, attention_prefill_ws.cuh).
+  for (int64_t i = count - 1; i >= 0; --i) {
     int32_t page = pages[i];
     if (--refCounts[page] == 0) {
       freeStack[freeTop++] = page;

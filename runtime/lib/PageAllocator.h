@@ -31,7 +31,9 @@ public:
   /// Adds one reference to each of `count` pages (all in use).
   void retain(const int32_t *pages, int64_t count);
   /// Drops one reference from each of `count` pages (all in use); pages
-  /// whose count reaches 0 return to the free list. Returns how many did.
+  /// whose count reaches 0 return to the free list, on top, so that the
+  /// next allocation takes them first and in the order given here.
+  /// Returns how many did.
   int64_t release(const int32_t *pages, int64_t count);
 
   /// Current reference count of `page`.
