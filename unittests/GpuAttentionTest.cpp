@@ -167,6 +167,10 @@ enum class PrefillBody {
   /// KVRT_PREFILL_WS=1 and KVRT_PREFILL_TMA=0: the warp-specialized body
   /// with its producer copying K/V by cp.async instead of tensor copies.
   WarpSpecializedCpAsync,
+  /// KVRT_PREFILL_WS=1 and KVRT_PREFILL_TMA_RUNS=0: the warp-specialized
+  /// body copying every tile a page at a time (tensor copies on pages of
+  /// 32 and more, cp.async on smaller ones), none as a run of pages.
+  WarpSpecializedNoRuns,
   /// KVRT_PREFILL_WS=0: the 64-row wgmma body.
   Wgmma,
   /// KVRT_PREFILL_WGMMA=0: the mma.sync body older GPUs run.
@@ -188,6 +192,8 @@ const char *prefillSuffix(PrefillBody body) {
     return "_ws";
   case PrefillBody::WarpSpecializedCpAsync:
     return "_ws_cpasync";
+  case PrefillBody::WarpSpecializedNoRuns:
+    return "_ws_noruns";
   case PrefillBody::Wgmma:
     return "_wgmma64";
   case PrefillBody::MmaSync:
@@ -214,6 +220,7 @@ std::vector<KernelCase> kernelCases() {
       cases.push_back({&kernel, tokens});
     cases.push_back({&kernel, 70, PrefillBody::WarpSpecialized});
     cases.push_back({&kernel, 70, PrefillBody::WarpSpecializedCpAsync});
+    cases.push_back({&kernel, 70, PrefillBody::WarpSpecializedNoRuns});
     cases.push_back({&kernel, 70, PrefillBody::Wgmma});
     cases.push_back({&kernel, 70, PrefillBody::MmaSync});
   }
@@ -237,7 +244,8 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
                     prefill == PrefillBody::MmaSync ? "0" : nullptr);
   const bool warpSpecializedBody =
       prefill == PrefillBody::WarpSpecialized ||
-      prefill == PrefillBody::WarpSpecializedCpAsync;
+      prefill == PrefillBody::WarpSpecializedCpAsync ||
+      prefill == PrefillBody::WarpSpecializedNoRuns;
   ScopedEnv warpSpecialized("KVRT_PREFILL_WS",
                             prefill == PrefillBody::Wgmma ? "0"
                             : warpSpecializedBody         ? "1"
@@ -245,6 +253,9 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
   ScopedEnv tensorCopies(
       "KVRT_PREFILL_TMA",
       prefill == PrefillBody::WarpSpecializedCpAsync ? "0" : nullptr);
+  ScopedEnv tensorCopyRuns(
+      "KVRT_PREFILL_TMA_RUNS",
+      prefill == PrefillBody::WarpSpecializedNoRuns ? "0" : nullptr);
   // GQA 32/8 for groups of 4, 8/8 for groups of 1, 16/2 for groups of 8.
   const int numKvHeads = kernel.groupSize == 8 ? 2 : 8;
   const int numQHeads = numKvHeads * kernel.groupSize;
@@ -296,8 +307,13 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
   // before its DMA ends): finish them before the launch.
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   // The warp-specialized body gathers K/V by tensor copies wherever they
-  // apply (sm_90, fp16/bf16 pages of at least 32 tokens, head_dim 64 or
-  // 128) unless KVRT_PREFILL_TMA=0.
+  // apply (sm_90, fp16/bf16, head_dim a multiple of 64) unless
+  // KVRT_PREFILL_TMA=0: whole tiles on runs of consecutive pages at once
+  // on pages of 16 to 64 (unless KVRT_PREFILL_TMA_RUNS=0), the others a
+  // page at a time. On pages of 16 kvrt passes the maps only where most
+  // tiles lie on runs, as here: the sequences' first appends take the
+  // poisoned pages, which came back in order, so all but a few of the
+  // whole tiles do. Pages of 2 and 8 never.
   kvrt_attention_plan_info plan;
   ASSERT_EQ(kvrt_attention_plan(twins.deviceCache, batch, ids.data(),
                                 numTokens, numQHeads, kernel.causal,
@@ -311,13 +327,19 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
   ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor,
                                    0),
             cudaSuccess);
-  const bool expectTensorCopies =
+  const bool expectMaps =
       plan.query_tile_rows == 128 && major == 9 && minor == 0 &&
-      prefill != PrefillBody::WarpSpecializedCpAsync && kernel.pageSize >= 32 &&
+      prefill != PrefillBody::WarpSpecializedCpAsync &&
       kernel.headDim % 64 == 0 && kernel.dtype != KVRT_DTYPE_F32;
-  EXPECT_EQ(plan.tensor_copies, expectTensorCopies ? 1 : 0);
+  EXPECT_EQ(plan.tensor_copies, expectMaps && kernel.pageSize >= 16 ? 1 : 0);
+  EXPECT_EQ(plan.tensor_copy_runs,
+            expectMaps && kernel.pageSize >= 16 && kernel.pageSize < 128 &&
+                    prefill != PrefillBody::WarpSpecializedNoRuns
+                ? 1
+                : 0);
   RecordProperty("query_tile_rows", plan.query_tile_rows);
   RecordProperty("tensor_copies", plan.tensor_copies);
+  RecordProperty("tensor_copy_runs", plan.tensor_copy_runs);
 
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
@@ -341,6 +363,76 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
 
 INSTANTIATE_TEST_SUITE_P(Kernels, GpuAttentionTest,
                          ::testing::ValuesIn(kernelCases()), kernelCaseName);
+
+/// On pages of 16 tokens kvrt passes a cache's tensor maps to a prefill
+/// launch only where most of the batch's whole 128-key tiles lie on runs
+/// of consecutive pages (TileRuns.h): a fresh pool's pages do, a pool whose
+/// free pages were released in scrambled order does not.
+TEST(GpuPoolTest, PageSixteenTensorCopiesFollowPageRuns) {
+  SKIP_WITHOUT_GPU();
+  int major = 0, minor = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor,
+                                   0),
+            cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor,
+                                   0),
+            cudaSuccess);
+  if (major != 9 || minor != 0)
+    GTEST_SKIP() << "tensor maps are made on sm_90 devices only";
+  const GpuKernel *kernel = nullptr;
+  for (const GpuKernel &candidate : gpuKernels())
+    if (std::string(candidate.name) == "f16_d128_g4_p16_full")
+      kernel = &candidate;
+  ASSERT_NE(kernel, nullptr);
+  ScopedEnv warpSpecialized("KVRT_PREFILL_WS", "1");
+  const int tokens = 1024, pages = 8 * tokens / 16 + 7;
+  const kvrt_cache_desc desc = makeDesc(8, 128, KVRT_DTYPE_F16, 16, tokens);
+  const kvrt_cache_desc one = makeDesc(1, 128, KVRT_DTYPE_F16, 16, 16);
+  DeviceBuffer zeros(size_t(8) * tokens * 128 * 2);
+  ASSERT_EQ(cudaMemset(zeros.get(), 0, size_t(8) * tokens * 128 * 2),
+            cudaSuccess);
+  for (bool scrambled : {false, true}) {
+    SCOPED_TRACE(scrambled ? "scrambled free pages" : "a fresh pool");
+    PoolPtr pool =
+        makePool(KVRT_DEVICE_CUDA, kvrt_cache_page_bytes(&desc), pages);
+    ASSERT_TRUE(pool);
+    if (scrambled) {
+      // Every page to a one-token sequence of a one-head cache, then the
+      // sequences destroyed 7 apart: no two pages taken one after the
+      // other are consecutive.
+      kvrt_cache *filler = makeCache(pool.get(), one);
+      ASSERT_NE(filler, nullptr);
+      std::vector<int32_t> ids;
+      for (int i = 0; i < pages; ++i)
+        ids.push_back(makeSequence(pool.get()));
+      ASSERT_EQ(kvrt_append(filler, pages, ids.data(), 1, zeros.get(),
+                            zeros.get(), nullptr),
+                KVRT_OK)
+          << kvrt_last_error();
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      for (int i = 0; i < pages; ++i)
+        ASSERT_EQ(kvrt_sequence_destroy(pool.get(), ids[(7 * i) % pages]),
+                  KVRT_OK);
+    }
+    kvrt_cache *cache = makeCache(pool.get(), desc);
+    ASSERT_NE(cache, nullptr);
+    const int32_t id = makeSequence(pool.get());
+    ASSERT_EQ(kvrt_append(cache, 1, &id, tokens, zeros.get(), zeros.get(),
+                          nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    kvrt_attention_plan_info plan;
+    ASSERT_EQ(kvrt_attention_plan(cache, 1, &id, tokens, 32, 0,
+                                  kernel->function, attentionThreads(), 0,
+                                  &plan),
+              KVRT_OK)
+        << kvrt_last_error();
+    ASSERT_EQ(plan.query_tile_rows, 128);
+    EXPECT_EQ(plan.tensor_copies, scrambled ? 0 : 1);
+    EXPECT_EQ(plan.tensor_copy_runs, scrambled ? 0 : 1);
+  }
+}
 
 TEST(GpuPoolTest, AccountingAndLaunchChecks) {
   SKIP_WITHOUT_GPU();

@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 
 using namespace kvrt::test;
 
@@ -1170,11 +1171,13 @@ TEST(GpuSplitKTest, RefusedLaunchPoisonsEveryOutputAndKeyScore) {
 /// lengths (empty ones among them) on pages in scrambled order, whose rows
 /// past each head's end hold NaN (kernels must neither read them nor
 /// multiply them by a probability of 0); with `tensorCopies`, the launch
-/// carries a tensor map of the pool (params.h, kv_tensor_map) as kvrt's
-/// caches do.
+/// carries the tensor maps of the pool (params.h, kv_tensor_map) as kvrt's
+/// caches do. With `pageRuns` the rows' pages come in runs of consecutive
+/// ids (1-24 long, a quarter of them descending, the runs shuffled), so
+/// that some 128-key tiles lie on a run and others break inside one.
 void checkRaggedHeads(int splits, int numTokens = 1,
                       const char *kernelName = "f16_d128_g4_p16_full",
-                      bool tensorCopies = false) {
+                      bool tensorCopies = false, bool pageRuns = false) {
   const GpuKernel &kernel = kernelNamed(kernelName);
   const int numKvHeads = 8, group = kernel.groupSize,
             headDim = kernel.headDim, pageSize = kernel.pageSize;
@@ -1194,8 +1197,25 @@ void checkRaggedHeads(int splits, int numTokens = 1,
   for (int32_t length : kvLens)
     indptr.push_back(indptr.back() + (length + pageSize - 1) / pageSize);
   const int totalPages = indptr.back();
-  for (int i = 0; i < totalPages; ++i)
-    indices.push_back(int32_t((int64_t(i) * 7919) % totalPages));
+  if (pageRuns) {
+    std::vector<std::vector<int32_t>> runs;
+    std::uniform_int_distribution<int> runLength(1, 24);
+    for (int first = 0; first < totalPages;) {
+      std::vector<int32_t> run(
+          std::min(runLength(rng), totalPages - first));
+      std::iota(run.begin(), run.end(), first);
+      if (rng() % 4 == 0)
+        std::reverse(run.begin(), run.end());
+      first += int(run.size());
+      runs.push_back(std::move(run));
+    }
+    std::shuffle(runs.begin(), runs.end(), rng);
+    for (const std::vector<int32_t> &run : runs)
+      indices.insert(indices.end(), run.begin(), run.end());
+  } else {
+    for (int i = 0; i < totalPages; ++i)
+      indices.push_back(int32_t((int64_t(i) * 7919) % totalPages));
+  }
   const int64_t rowElements = int64_t(pageSize) * headDim;
   Tensor pool = randomTensor(KVRT_DTYPE_F16, 2 * rowElements * totalPages, rng);
   for (size_t row = 0; row < kvLens.size(); ++row) {
@@ -1293,6 +1313,7 @@ void checkRaggedHeads(int splits, int numTokens = 1,
                 pageSize},
                0);
     params.kv_tensor_map = map.get();
+    ASSERT_NE(params.kv_tensor_map, nullptr) << "no tensor maps on device 0";
     int major = 0, minor = 0;
     ASSERT_EQ(cudaDeviceGetAttribute(&major,
                                      cudaDevAttrComputeCapabilityMajor, 0),
@@ -1308,8 +1329,11 @@ void checkRaggedHeads(int splits, int numTokens = 1,
               KVRT_OK)
         << kvrt_last_error();
     const char *knob = std::getenv("KVRT_PREFILL_TMA");
-    EXPECT_EQ(plan.tensorCopies,
-              major == 9 && minor == 0 && !(knob && knob[0] == '0'));
+    const char *runsKnob = std::getenv("KVRT_PREFILL_TMA_RUNS");
+    const bool maps = major == 9 && minor == 0 && !(knob && knob[0] == '0');
+    EXPECT_EQ(plan.tensorCopies, maps && pageSize >= 16);
+    EXPECT_EQ(plan.tensorCopyRuns,
+              maps && pageSize < 128 && !(runsKnob && runsKnob[0] == '0'));
   }
   // Planning for a shorter row than the longest checks that the last split
   // still covers the rest.
@@ -1342,6 +1366,25 @@ TEST(GpuSplitKTest, RaggedPerHeadLengthsAndEmptyRows) {
   checkRaggedHeads(0, 70, "f16_d128_g8_p64_full", true);
   ScopedEnv cpAsync("KVRT_PREFILL_TMA", "0");
   checkRaggedHeads(0, 70, "f16_d128_g8_p64_full", true);
+}
+
+TEST(GpuSplitKTest, TilesOnRunsOfPages) {
+  SKIP_WITHOUT_GPU();
+  // Whole tiles on runs of consecutive pages by one tensor copy per 64
+  // columns, the others a page at a time (the tables carry the maps, as
+  // kvrt passes them on pages of 16 where most tiles lie on runs); then
+  // every tile a page at a time, and cp.async alone.
+  ScopedEnv warpSpecialized("KVRT_PREFILL_WS", "1");
+  for (const char *kernel : {"f16_d128_g4_p16_full", "f16_d128_g8_p64_full"}) {
+    SCOPED_TRACE(kernel);
+    checkRaggedHeads(0, 70, kernel, true, true);
+    {
+      ScopedEnv noRuns("KVRT_PREFILL_TMA_RUNS", "0");
+      checkRaggedHeads(0, 70, kernel, true, true);
+    }
+    ScopedEnv cpAsync("KVRT_PREFILL_TMA", "0");
+    checkRaggedHeads(0, 70, kernel, true, true);
+  }
 }
 
 } // namespace

@@ -821,8 +821,10 @@ extern "C" int kvcc_bench_prefill_direct(
   params.num_splits = 1;
   params.query_tile_rows = rowsPerBlock;
   params.dtype = KVRT_DTYPE_BF16;
-  if (benchPageTensor && benchPageTensorPool == poolBase)
+  if (benchPageTensor && benchPageTensorPool == poolBase) {
     params.kv_tensor_map = benchPageTensor->get();
+    params.kv_tensor_runs = 1;
+  }
   const int group = numQHeads / numKvHeads;
   const int64_t tiles =
       (int64_t(numTokens) * group + rowsPerBlock - 1) / rowsPerBlock;

@@ -18,6 +18,7 @@
 #include "Error.h"
 #include "Handles.h"
 #include "SplitK.h"
+#include "TileRuns.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -69,10 +70,43 @@ kvrt_status checkBlockAndGrid(const char *fn, int32_t batch, int32_t num_tokens,
   return KVRT_OK;
 }
 
+/// The cache's tensor maps for a launch over the batch's sequences
+/// `locks` (params.h, kv_tensor_map), or null. On pages below 32 tokens the
+/// warp-specialized prefill body's tensor copies pay only for whole tiles
+/// on runs of consecutive pages (one copy per 64 columns; a page's own is
+/// slower than cp.async), so there the maps go only to launches of several
+/// tokens whose rows' tiles mostly lie on runs (TileRuns.h); decode
+/// launches never use them.
+const void *launchTensorMap(const kvrt_cache *cache,
+                            const kvrt::SequenceLocks &locks,
+                            int32_t num_tokens) {
+  const void *map = cache->tensorMap.get();
+  const int32_t pageSize = cache->desc.page_size;
+  if (!map || pageSize >= 32)
+    return map;
+  if (num_tokens <= 1 ||
+      !kvrt::cuda::prefillWsRunCopies(cache->desc.head_dim, pageSize))
+    return nullptr;
+  std::vector<kvrt::RowPages> rows;
+  rows.reserve(locks.size() * size_t(cache->desc.num_kv_heads));
+  for (size_t b = 0; b < locks.size(); ++b) {
+    const kvrt::CacheSequence *state = cache->state(locks[b]);
+    if (!state)
+      continue;
+    for (const kvrt::HeadTable &head : state->heads)
+      rows.push_back({head.pages.data(), head.length});
+  }
+  return kvrt::mostTilesOnRuns(rows, pageSize,
+                               kvrt::cuda::kPrefillWsTileKeys)
+             ? map
+             : nullptr;
+}
+
 /// The launch's shape in kvrt_attention_params (no tables or buffers).
-kvrt_attention_params shapeParams(const kvrt_cache *cache, int32_t batch,
-                                  int32_t num_tokens, int32_t num_q_heads,
-                                  int32_t causal) {
+kvrt_attention_params shapeParams(const kvrt_cache *cache,
+                                  const kvrt::SequenceLocks &locks,
+                                  int32_t batch, int32_t num_tokens,
+                                  int32_t num_q_heads, int32_t causal) {
   kvrt_attention_params params{};
   params.batch = batch;
   params.num_tokens = num_tokens;
@@ -81,9 +115,9 @@ kvrt_attention_params shapeParams(const kvrt_cache *cache, int32_t batch,
   params.head_dim = cache->desc.head_dim;
   params.page_size = cache->desc.page_size;
   params.causal = causal ? 1 : 0;
-  // The launch keeps it only where the warp-specialized prefill body runs
-  // (planAttention).
-  params.kv_tensor_map = cache->tensorMap.get();
+  // The launch keeps them only where the warp-specialized prefill body
+  // runs (planAttention).
+  params.kv_tensor_map = launchTensorMap(cache, locks, num_tokens);
   return params;
 }
 
@@ -145,7 +179,7 @@ kvrt_status launchAttention(const char *fn, const kvrt_cache *cache,
         kvrt::getDeviceTables(cache, locks, stream, &tables, fn));
 
     kvrt_attention_params params =
-        shapeParams(cache, batch, num_tokens, num_q_heads, causal);
+        shapeParams(cache, locks, batch, num_tokens, num_q_heads, causal);
     params.pool_base = pool.base;
     params.page_bytes = pool.pageBytes;
     tables.fill(params);
@@ -197,7 +231,7 @@ extern "C" kvrt_status kvrt_attention_plan(
     KVRT_RETURN_IF_ERROR(checkPoolAndKernel(fn, cache, kernel));
     KVRT_RETURN_IF_ERROR(checkBlockAndGrid(fn, batch, num_tokens, threads));
     const kvrt_attention_params params =
-        shapeParams(cache, batch, num_tokens, num_q_heads, causal);
+        shapeParams(cache, locks, batch, num_tokens, num_q_heads, causal);
     kvrt::cuda::AttentionPlan plan;
     KVRT_RETURN_IF_ERROR(kvrt::cuda::planAttention(
         kernel, params, cache->desc.dtype, longest(lengths), threads,
@@ -208,6 +242,7 @@ extern "C" kvrt_status kvrt_attention_plan(
     out->block_threads = plan.threads;
     out->shared_bytes = plan.sharedBytes;
     out->tensor_copies = plan.tensorCopies ? 1 : 0;
+    out->tensor_copy_runs = plan.tensorCopyRuns ? 1 : 0;
     for (int i = 0; i < 3; ++i)
       out->grid[i] = static_cast<int32_t>(plan.grid[i]);
     return KVRT_OK;

@@ -123,24 +123,46 @@ void kvrt::cuda::PageTensorMap::create(const PageTensor &tensor,
   PFN_cuTensorMapEncodeTiled_v12000 encode = tensorMapEncoder();
   if (!encode)
     return;
-  // [pages][2 pageSize rows][headDim], innermost first; boxes of 64
-  // columns (one 128-byte swizzle row) by min(pageSize, 128) rows of one
-  // page; out-of-bounds boxes (page -1) land as zeros.
+  // Two maps, innermost dimension first, 128-byte swizzled (the tiles'
+  // layout), out-of-bounds elements (page -1) landing as zeros (params.h):
+  // [0] [pages][2 pageSize rows][headDim], boxes of 64 columns (one
+  // 128-byte swizzle row) by min(pageSize, 128) rows of one page;
+  // [1] [pages][2][pageSize rows][headDim], boxes of 64 columns by
+  // pageSize rows by the keys or the values of max(1, 128 / pageSize)
+  // consecutive pages (a 128-key tile on a run of pages).
   const int64_t rowBytes = int64_t(tensor.headDim) * 2;
-  const cuuint64_t sizes[3] = {cuuint64_t(tensor.headDim),
-                               cuuint64_t(2 * tensor.pageSize),
-                               cuuint64_t(tensor.numPages)};
-  const cuuint64_t strides[2] = {cuuint64_t(rowBytes),
-                                 cuuint64_t(tensor.pageBytes)};
-  const cuuint32_t box[3] = {64, cuuint32_t(std::min(tensor.pageSize, 128)),
-                             1};
-  const cuuint32_t steps[3] = {1, 1, 1};
-  CUtensorMap encoded;
-  if (encode(&encoded, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3,
-             const_cast<void *>(tensor.poolBase), sizes, strides, box, steps,
-             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-             CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
+  const cuuint64_t pageSizes[3] = {cuuint64_t(tensor.headDim),
+                                   cuuint64_t(2 * tensor.pageSize),
+                                   cuuint64_t(tensor.numPages)};
+  const cuuint64_t pageStrides[2] = {cuuint64_t(rowBytes),
+                                     cuuint64_t(tensor.pageBytes)};
+  const cuuint32_t pageBox[3] = {
+      64, cuuint32_t(std::min(tensor.pageSize, 128)), 1};
+  const cuuint64_t runSizes[4] = {
+      cuuint64_t(tensor.headDim), cuuint64_t(tensor.pageSize), 2,
+      cuuint64_t(tensor.numPages)};
+  const cuuint64_t runStrides[3] = {cuuint64_t(rowBytes),
+                                    cuuint64_t(tensor.pageSize * rowBytes),
+                                    cuuint64_t(tensor.pageBytes)};
+  const cuuint32_t runBox[4] = {
+      64, cuuint32_t(std::min(tensor.pageSize, 128)), 1,
+      cuuint32_t(std::max(1, 128 / tensor.pageSize))};
+  const cuuint32_t steps[4] = {1, 1, 1, 1};
+  CUtensorMap encoded[2];
+  static_assert(sizeof(encoded[0]) == 128,
+                "params.h's maps are 128 bytes each");
+  auto encodeMap = [&](CUtensorMap *map, cuuint32_t rank,
+                       const cuuint64_t *sizes, const cuuint64_t *strides,
+                       const cuuint32_t *box) {
+    return encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT16, rank,
+                  const_cast<void *>(tensor.poolBase), sizes, strides, box,
+                  steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                  CU_TENSOR_MAP_SWIZZLE_128B,
+                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+  };
+  if (!encodeMap(&encoded[0], 3, pageSizes, pageStrides, pageBox) ||
+      !encodeMap(&encoded[1], 4, runSizes, runStrides, runBox))
     return;
   void *memory = nullptr;
   if (cudaMalloc(&memory, sizeof(encoded)) != cudaSuccess) {
@@ -154,7 +176,7 @@ void kvrt::cuda::PageTensorMap::create(const PageTensor &tensor,
   bool copied =
       cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess;
   copied = copied &&
-           cudaMemcpyAsync(memory, &encoded, sizeof(encoded),
+           cudaMemcpyAsync(memory, encoded, sizeof(encoded),
                            cudaMemcpyHostToDevice, stream) == cudaSuccess &&
            cudaStreamSynchronize(stream) == cudaSuccess;
   if (stream)

@@ -104,7 +104,7 @@ private:
   unsigned long long lastUseStream = ~0ull;
 };
 
-/// What a tensor map of a cache's pages describes (params.h,
+/// What the tensor maps of a cache's pages describe (params.h,
 /// kv_tensor_map): `numPages` pages of `pageBytes` bytes from `poolBase`,
 /// each `pageSize` key rows then `pageSize` value rows of `headDim`
 /// elements of 2 bytes.
@@ -116,9 +116,10 @@ struct PageTensor {
   int32_t pageSize;
 };
 
-/// A tensor map of a cache's pages in device memory (params.h,
-/// kv_tensor_map) for the warp-specialized prefill body's tensor copies on
-/// sm_90, freed with this object.
+/// The two tensor maps of a cache's pages in device memory (params.h,
+/// kv_tensor_map: per page, and for runs of consecutive pages) for the
+/// warp-specialized prefill body's tensor copies on sm_90, freed with this
+/// object.
 class PageTensorMap {
 public:
   PageTensorMap() = default;
@@ -126,12 +127,13 @@ public:
   PageTensorMap &operator=(const PageTensorMap &) = delete;
   ~PageTensorMap();
 
-  /// Creates the map on device `device` where it is compute capability
-  /// 9.0 and the driver encodes it; otherwise, and on any CUDA error
+  /// Creates the maps on device `device` where it is compute capability
+  /// 9.0 and the driver encodes both; otherwise, and on any CUDA error
   /// (cleared), leaves none: launches then copy by cp.async. Returns once
-  /// the map is in device memory.
+  /// the maps are in device memory.
   void create(const PageTensor &tensor, int device);
-  /// The map's device address, or null.
+  /// The maps' device address (the per-page map, the runs map 128 bytes
+  /// after it), or null.
   const void *get() const { return map; }
 
 private:

@@ -20,6 +20,8 @@ kvrt::cuda::SplitPlan kvrt::cuda::planSplits(int64_t, int64_t, int64_t) {
   return {};
 }
 
+bool kvrt::cuda::prefillWsRunCopies(int, int) { return false; }
+
 kvrt_status kvrt::cuda::launchSplitAttention(const void *,
                                              kvrt_attention_params &,
                                              kvrt_dtype, int64_t, int, int,

@@ -45,6 +45,7 @@ using kvrt::cuda::SplitPlan;
 static_assert(kvrt::cuda::kPrefillTileRows == kvrt::device::kPrefillRows);
 static_assert(kvrt::cuda::kPrefillWsRegisterPool ==
               128 * 24 + 256 * kvrt::device::kPrefillWsConsumerRegisters);
+static_assert(kvrt::cuda::kPrefillWsTileKeys == kvrt::device::kPrefillWsKeys);
 static_assert(kvrt::cuda::kPrefillWsTileRows == kvrt::device::kPrefillWsRows &&
               kvrt::cuda::kPrefillWsBlockThreads ==
                   kvrt::device::kPrefillWsThreads);
@@ -782,6 +783,11 @@ cudaError_t queueMerge(const kvrt_attention_params &p, int64_t heads,
 
 } // namespace
 
+bool kvrt::cuda::prefillWsRunCopies(int headDim, int pageSize) {
+  return kvrt::device::prefillWsRunCopies(headDim, pageSize,
+                                          kvrt::device::kPrefillWsKeys);
+}
+
 SplitPlan kvrt::cuda::planSplits(int64_t baseBlocks, int64_t maxPages,
                                  int64_t slots) {
   if (baseBlocks <= 0 || maxPages <= 1 || slots <= 0)
@@ -868,15 +874,26 @@ kvrt_status kvrt::cuda::planAttention(const void *kernel,
                           static_cast<long long>(items));
       plan.grid[0] = blocks;
       plan.grid[1] = 1;
-      // K/V by tensor copies where the cache has a tensor map (sm_90) and
-      // the shape allows them; KVRT_PREFILL_TMA=0 keeps cp.async (a
-      // benchmarking knob).
-      const char *tma = std::getenv("KVRT_PREFILL_TMA");
+      // K/V by tensor copies where the cache has tensor maps (sm_90) and
+      // the shape allows them: every tile a page at a time (pages of 32
+      // and more), whole tiles on runs of consecutive pages at once (pages
+      // of 16 to 64). KVRT_PREFILL_TMA=0 keeps cp.async,
+      // KVRT_PREFILL_TMA_RUNS=0 the copies a page at a time (benchmarking
+      // knobs).
+      auto knobOff = [](const char *name) {
+        const char *value = std::getenv(name);
+        return value && value[0] == '0';
+      };
+      const bool maps =
+          params.kv_tensor_map != nullptr && !knobOff("KVRT_PREFILL_TMA");
       plan.tensorCopies =
-          params.kv_tensor_map != nullptr && !(tma && tma[0] == '0') &&
-          kvrt::device::prefillWsTensorCopies(params.head_dim,
-                                              params.page_size,
-                                              kvrt::device::kPrefillWsKeys);
+          maps && kvrt::device::prefillWsTensorCopies(
+                      params.head_dim, params.page_size,
+                      kvrt::device::kPrefillWsKeys);
+      plan.tensorCopyRuns =
+          maps && !knobOff("KVRT_PREFILL_TMA_RUNS") &&
+          kvrt::device::prefillWsRunCopies(params.head_dim, params.page_size,
+                                           kvrt::device::kPrefillWsKeys);
     }
     *out = plan;
     return KVRT_OK;
@@ -942,8 +959,9 @@ kvrt_status kvrt::cuda::launchSplitAttention(const void *kernel,
   params.pages_per_split = plan.pagesPerSplit;
   params.partial_out = nullptr;
   params.partial_lse = nullptr;
-  if (!plan.tensorCopies)
+  if (!plan.tensorCopies && !plan.tensorCopyRuns)
     params.kv_tensor_map = nullptr;
+  params.kv_tensor_runs = plan.tensorCopyRuns ? 1 : 0;
   const dim3 grid(unsigned(plan.grid[0]), unsigned(plan.grid[1]),
                   unsigned(plan.grid[2]));
   if (plan.numSplits <= 1 && !scored) {

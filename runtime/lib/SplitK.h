@@ -40,6 +40,14 @@ inline constexpr int kPrefillTileRows = 64;
 /// (kvrt::device::kPrefillWsRows, kPrefillWsThreads).
 inline constexpr int kPrefillWsTileRows = 128;
 inline constexpr int kPrefillWsBlockThreads = 384;
+/// Keys per K/V tile of the warp-specialized prefill body
+/// (kvrt::device::kPrefillWsKeys).
+inline constexpr int kPrefillWsTileKeys = 128;
+
+/// Whether that body copies whole tiles on runs of consecutive pages with
+/// one tensor copy per 64 columns at this head_dim and page size
+/// (kvrt::device::prefillWsRunCopies; false without CUDA).
+bool prefillWsRunCopies(int headDim, int pageSize);
 
 /// Registers a warp-specialized prefill block redistributes by setmaxnreg:
 /// 24 per producer thread and 240 per consumer thread
@@ -221,6 +229,10 @@ struct AttentionPlan {
   /// copies through params.kv_tensor_map (launchSplitAttention passes the
   /// map only then).
   bool tensorCopies = false;
+  /// Whether it copies the whole K/V tiles on runs of consecutive pages
+  /// with one tensor copy per 64 columns (params.kv_tensor_runs; the other
+  /// tiles go per page or by cp.async).
+  bool tensorCopyRuns = false;
 };
 
 /// The plan of launchSplitAttention for the same arguments, `scored` for a

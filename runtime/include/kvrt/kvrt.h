@@ -493,10 +493,18 @@ typedef struct kvrt_attention_plan_info {
    *  with this grid: the kernel refuses another shape (NaN outputs). */
   int32_t grid[3];
   /** 1 where the warp-specialized prefill body gathers K and V by sm_90's
-   *  tensor copies (the cache's tensor map: CUDA caches of fp16 or bf16
-   *  pages of at least 8 tokens on sm_90 devices; KVRT_PREFILL_TMA=0
-   *  turns them off), 0 where it copies by cp.async or another body runs. */
+   *  tensor copies, a page's rows at a time (the cache's tensor maps: CUDA
+   *  caches of fp16 or bf16 pages on sm_90 devices; pages of at least 32
+   *  tokens, head_dim a multiple of 64; KVRT_PREFILL_TMA=0 turns them
+   *  off), 0 where it copies by cp.async or another body runs. */
   int32_t tensor_copies;
+  /** 1 where that body copies each whole 128-key tile whose pages are
+   *  consecutive in the pool (kvrt's allocator hands a fresh sequence its
+   *  pages in order) as one tensor copy per 64 columns, and the other
+   *  tiles as tensor_copies says: pages of 16 to 64 tokens, the same
+   *  caches and devices (KVRT_PREFILL_TMA=0 or KVRT_PREFILL_TMA_RUNS=0
+   *  turn it off). */
+  int32_t tensor_copy_runs;
 } kvrt_attention_plan_info;
 
 /** The launch kvrt_attention_launch would make for the same arguments

@@ -254,6 +254,9 @@ __device__ __forceinline__ void wait(uint64_t *barrier, uint32_t parity) {
 /// tensor map in global memory (params.h, kv_tensor_map).
 namespace tma {
 
+/// Bytes of one CUtensorMap (params.h's maps lie one after the other).
+inline constexpr int kMapBytes = 128;
+
 /// Orders this thread's later tensor copies through `map` after the map's
 /// writes (kvrt writes it once, before any launch that reads it) and
 /// fetches it into the tensor-map cache.
@@ -282,28 +285,67 @@ __device__ __forceinline__ void load3d(uint32_t destination, const void *map,
 #endif
 }
 
+/// Copies the box of the 4-dimensional `map` at coordinates (x, y, z, w)
+/// (innermost first) like load3d.
+__device__ __forceinline__ void load4d(uint32_t destination, const void *map,
+                                       int x, int y, int z, int w,
+                                       uint64_t *barrier) {
+#if KVRT_DEVICE_HAS_WGMMA
+  asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::"
+               "complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(
+                   destination),
+               "l"(map), "r"(x), "r"(y), "r"(z), "r"(w),
+               "r"(prefill::sharedAddress(barrier))
+               : "memory");
+#endif
+}
+
 } // namespace tma
 
 /// Whether pagedPrefillWsBody's producer gathers its K/V tiles by tensor
-/// copies for these template values (the runtime asks the same of a
-/// launch's shape: SplitK.cu). A box is 64 columns of 2-byte elements (one
-/// swizzle row of 128 bytes) by min(PageSize, Keys) rows of one page; it
-/// must start at a 1024-byte boundary of the tile (whole swizzle periods
-/// of 8 rows), and one warp issues a tile's boxes, one per lane. Pages of
-/// at least 32 tokens: on the H200 (bf16, d 128, interleaved in one process
-/// against cp.async, bench/prefill/ab_tensor_copies.py) boxes of 32 and 64
-/// rows ran 1-5% faster, but pages of 16 (boxes of 2 KiB, 32 a tile) 3-11%
-/// slower: the tensor copies do not keep up with boxes that small.
+/// copies for these template values where the launch passes the cache's
+/// tensor maps (params.h, kv_tensor_map). A box of the per-page map is 64
+/// columns of 2-byte elements (one swizzle row of 128 bytes) by
+/// min(PageSize, Keys) rows of one page; it must start at a 1024-byte
+/// boundary of the tile (whole swizzle periods of 8 rows), and one warp
+/// issues a tile's boxes, one per lane. On the H200 (bf16, d 128,
+/// interleaved in one process against cp.async,
+/// bench/prefill/ab_tensor_copies.py) boxes of 32 and 64 rows ran 1-5%
+/// faster than cp.async, but pages of 16 (boxes of 2 KiB, 16 a tile's
+/// keys) 3-11% slower: the tensor copies do not keep up with boxes that
+/// small. So kvrt passes the maps on pages of 16 only where most of a
+/// batch's tiles lie on runs of consecutive pages (prefillWsRunCopies:
+/// one 16 KiB box per 64 columns; runtime/lib/TileRuns.h).
 __host__ __device__ constexpr bool prefillWsTensorCopies(int headDim,
                                                          int pageSize,
                                                          int keys) {
-  return pageSize >= 32 && (keys % pageSize == 0 || pageSize % keys == 0) &&
+  return pageSize >= 16 && (keys % pageSize == 0 || pageSize % keys == 0) &&
          headDim % 64 == 0 &&
-         keys / (pageSize < keys ? pageSize : keys) * (headDim / 64) <= 32;
+         keys / (pageSize < keys ? pageSize : keys) * (headDim / 64) <= 32 &&
+         // The map's boxes are min(pageSize, 128) rows (params.h).
+         (pageSize < keys ? pageSize : keys) ==
+             (pageSize < 128 ? pageSize : 128);
 }
 template <int HeadDim, int PageSize, int Keys>
 inline constexpr bool kPrefillWsTensorCopies =
     prefillWsTensorCopies(HeadDim, PageSize, Keys);
+
+/// Whether pagedPrefillWsBody's tensor-copy producer copies a whole
+/// `keys`-key tile whose pages are consecutive in the pool (a run: page ids
+/// n, n + 1, ...) with one box per 64 columns of the runs map (params.h,
+/// kv_tensor_map [1]; 128 rows, 16 KiB) where the launch allows it
+/// (kv_tensor_runs): pages of 16 to 64 tokens, whose per-page boxes are
+/// 2-8 KiB; its other tiles go by per-page boxes. kvrt's allocator hands a
+/// fresh sequence its pages in runs. The runs map's boxes are 128 rows:
+/// tiles of 128 keys.
+__host__ __device__ constexpr bool prefillWsRunCopies(int headDim,
+                                                      int pageSize, int keys) {
+  return keys == 128 && pageSize >= 16 && pageSize < keys &&
+         headDim % 64 == 0 && headDim / 64 <= 32;
+}
+template <int HeadDim, int PageSize, int Keys>
+inline constexpr bool kPrefillWsRunCopies =
+    prefillWsRunCopies(HeadDim, PageSize, Keys);
 
 /// Sets this warpgroup's registers per thread to `Count` (setmaxnreg:
 /// `Increase` takes them from the block's pool, else gives them back; all
@@ -473,6 +515,41 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
   const void *const tensorMap =
       kPrefillWsTensorCopies<HeadDim, PageSize, kKeys> ? p.kv_tensor_map
                                                         : nullptr;
+  // The tensor-copy producer's whole tiles on runs of consecutive pages
+  // by the runs map (params.h, kv_tensor_map [1]) where the launch allows
+  // it.
+  constexpr bool kRunCopies = kPrefillWsRunCopies<HeadDim, PageSize, kKeys>;
+  constexpr int kRunPages = kRunCopies ? kKeys / PageSize : 1;
+  const void *const runMap =
+      kRunCopies && p.kv_tensor_runs != 0 && p.kv_tensor_map != nullptr
+          ? static_cast<const unsigned char *>(p.kv_tensor_map) +
+                tma::kMapBytes
+          : nullptr;
+  // Whether the `kt`-th tile of a row whose item sees `blockKeyEnd` keys
+  // is whole and on a run of pages (warp-uniform), and the run's first
+  // page. Lanes read the tile's page ids kRunPages apart.
+  auto tileRun = [&](const PagedRow &row, int kt, int blockKeyEnd,
+                     int &firstPage) -> bool {
+    if constexpr (kRunCopies) {
+      if (runMap == nullptr || (kt + 1) * kKeys > blockKeyEnd)
+        return false;
+      const int i = int(threadIdx.x) % 32 % kRunPages;
+      const int id = __ldg(row.pages + kt * kRunPages + i);
+      firstPage = __shfl_sync(0xffffffffu, id, 0);
+      return __all_sync(0xffffffffu, id == firstPage + i) != 0;
+    } else {
+      return false;
+    }
+  };
+  // Copies the keys (`half` 0) or values (1) of a tile on a run of pages
+  // starting at `firstPage` into `tile`: one box per 64 columns.
+  auto copyRun = [&](unsigned char *tile, int half, int firstPage,
+                     uint64_t *barrier) {
+#pragma unroll
+    for (int h = 0; h < HeadDim / 64; ++h)
+      tma::load4d(sharedAddress(tile) + h * kKeys * wgmma::kRowBytes, runMap,
+                  64 * h, 0, half, firstPage, barrier);
+  };
   if (threadIdx.x == 0) {
     const int fullCount = tensorMap != nullptr ? 1 : 128;
     for (int s = 0; s < Stages; ++s) {
@@ -526,6 +603,8 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
             keyBox + uint32_t(sharedAddress(valueTiles) -
                               sharedAddress(keyTiles));
         tma::acquireMap(tensorMap);
+        if (runMap != nullptr)
+          tma::acquireMap(runMap);
 #pragma unroll 1
         for (int round = 0; itemOf(round, item); ++round) {
           const PagedRow row =
@@ -540,20 +619,34 @@ __device__ void pagedPrefillWsBody(const kvrt_attention_params &p,
             if (lane < kBoxes && key < blockKeyEnd)
               page = __ldg(row.pages + key / PageSize);
             const int pageRow = key % PageSize;
+            // A whole tile on a run of pages: lane 0 issues its boxes of
+            // the runs map instead.
+            int firstPage = 0;
+            const bool run = tileRun(row, kt, blockKeyEnd, firstPage);
             if (used >= Stages)
               mbarrier::wait(keyEmpty + slot, phase ^ 1);
             if (lane == 0)
               mbarrier::arriveExpectBytes(keyFull + slot, kTileBytes);
-            if (lane < kBoxes)
+            if (run) {
+              if (lane == 0)
+                copyRun(keyTiles + slot * kTileBytes, 0, firstPage,
+                        keyFull + slot);
+            } else if (lane < kBoxes) {
               tma::load3d(keyBox + slot * kTileBytes, tensorMap, column,
                           pageRow, page, keyFull + slot);
+            }
             if (used >= Stages)
               mbarrier::wait(valueEmpty + slot, phase ^ 1);
             if (lane == 0)
               mbarrier::arriveExpectBytes(valueFull + slot, kTileBytes);
-            if (lane < kBoxes)
+            if (run) {
+              if (lane == 0)
+                copyRun(valueTiles + slot * kTileBytes, 1, firstPage,
+                        valueFull + slot);
+            } else if (lane < kBoxes) {
               tma::load3d(valueBox + slot * kTileBytes, tensorMap, column,
                           PageSize + pageRow, page, valueFull + slot);
+            }
             ++used;
             if (++slot == Stages) {
               slot = 0;

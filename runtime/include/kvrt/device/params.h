@@ -121,19 +121,33 @@ typedef struct kvrt_attention_params {
    * launch's element size, so it stays inside `out`). kvrt's launches set
    * it; code that fills these arguments itself must too (0 is fp16). */
   int32_t dtype;
-  /* The cache's pages as a tensor for sm_90's tensor copies, or null: a
-   * CUtensorMap (128 bytes, 64-byte aligned, device memory written before
-   * the launch) of the pool as [pages][2 * page_size rows: keys, then
-   * values][head_dim] elements of 2 bytes, strides page_bytes and head_dim
-   * * 2 bytes, boxes of 64 x min(page_size, 128) x 1 elements, 128-byte
-   * swizzle, zeros out of bounds. The warp-specialized prefill body gathers
-   * its K/V tiles with it on pages of 32 tokens or more
-   * (prefillWsTensorCopies, attention_prefill_ws.cuh), by cp.async without
-   * it; other bodies ignore it. kvrt creates it with each CUDA cache of
-   * fp16 or bf16 pages on sm_90 devices and passes it where the launch
-   * takes that body with tensor copies (KVRT_PREFILL_TMA=0: never); code
-   * that fills these arguments itself may leave it null. */
+  /* The cache's pages as tensors for sm_90's tensor copies, or null: two
+   * CUtensorMaps (128 bytes each, 64-byte aligned, one after the other in
+   * device memory written before the launch) of the pool, both 2-byte
+   * elements, 128-byte swizzle, zeros out of bounds:
+   * [0] the pool as [pages][2 * page_size rows: keys, then values]
+   * [head_dim], strides page_bytes and head_dim * 2 bytes, boxes of 64 x
+   * min(page_size, 128) x 1 elements (one page's rows);
+   * [1] the pool as [pages][2: keys, values][page_size rows][head_dim],
+   * strides page_bytes, page_size * head_dim * 2 and head_dim * 2 bytes,
+   * boxes of 64 x page_size x 1 x max(1, 128 / page_size) elements (the
+   * keys or values of consecutive pages: a 128-key tile on a run of pages).
+   * The warp-specialized prefill body gathers its K/V tiles with [0] on
+   * pages of 32 tokens or more (prefillWsTensorCopies,
+   * attention_prefill_ws.cuh), and, where kv_tensor_runs is non-zero, the
+   * whole tiles whose pages are consecutive in the pool with one box of
+   * [1] per 64 columns (prefillWsRunCopies: pages of 16 to 64 tokens); by
+   * cp.async without them; other bodies ignore them. kvrt creates them
+   * with each CUDA cache of fp16 or bf16 pages on sm_90 devices and passes
+   * them where the launch takes that body with tensor copies
+   * (KVRT_PREFILL_TMA=0: never); code that fills these arguments itself
+   * may leave them null. */
   const void *kv_tensor_map;
+  /* Non-zero: kv_tensor_map holds both maps and the warp-specialized
+   * prefill body copies whole tiles on runs of consecutive pages with [1]
+   * (kvrt sets it with the map; KVRT_PREFILL_TMA_RUNS=0: never). Zero:
+   * [1] is never read. */
+  int32_t kv_tensor_runs;
 } kvrt_attention_params;
 
 #ifdef __cplusplus
