@@ -66,7 +66,8 @@ class PlanInfo(ctypes.Structure):
                 ("block_threads", ctypes.c_int32),
                 ("shared_bytes", ctypes.c_int32),
                 ("grid", ctypes.c_int32 * 3),
-                ("tensor_copies", ctypes.c_int32)]
+                ("tensor_copies", ctypes.c_int32),
+                ("tensor_copy_runs", ctypes.c_int32)]
 
 
 class Kvrt:
@@ -85,6 +86,8 @@ class Kvrt:
         lib.kvrt_cache_create.argtypes = [vp, ctypes.POINTER(CacheDesc),
                                           ctypes.POINTER(vp)]
         lib.kvrt_sequence_create.argtypes = [vp, ctypes.POINTER(i32)]
+        lib.kvrt_sequence_destroy.argtypes = [vp, i32]
+        lib.kvrt_cache_destroy.argtypes = [vp]
         lib.kvrt_append.argtypes = [vp, i32, ctypes.POINTER(i32), i32, vp, vp, vp]
         lib.kvrt_attention_launch.argtypes = [
             vp, i32, ctypes.POINTER(i32), i32, i32, vp, vp, ctypes.c_float, i32,
@@ -132,13 +135,17 @@ class Kvrt:
                     num_splits=info.num_splits,
                     block_threads=info.block_threads,
                     shared_bytes=info.shared_bytes, grid=list(info.grid),
-                    tensor_copies=info.tensor_copies)
+                    tensor_copies=info.tensor_copies,
+                    tensor_copy_runs=info.tensor_copy_runs)
 
 
 class PagedCache:
-    """A kvrt CUDA pool and cache holding K/V [B, Hkv, S, d] as B sequences."""
+    """A kvrt CUDA pool and cache holding K/V [B, Hkv, S, d] as B sequences.
+    kvrt's allocator gives a fresh pool's pages out in order, so each
+    sequence's rows lie on runs of consecutive pages; with `fragment` the
+    pool's free pages are shuffled first (see shuffle_free_pages)."""
 
-    def __init__(self, kvrt, k, v, page, dtype=KVRT_DTYPE_F16):
+    def __init__(self, kvrt, k, v, page, dtype=KVRT_DTYPE_F16, fragment=False):
         self.kvrt = kvrt
         B, Hkv, S, d = k.shape
         desc = CacheDesc(Hkv, d, dtype, page, S)
@@ -147,6 +154,8 @@ class PagedCache:
         kvrt.check(kvrt.lib.kvrt_pool_create(
             KVRT_DEVICE_CUDA, kvrt.lib.kvrt_cache_page_bytes(ctypes.byref(desc)),
             pages, ctypes.byref(self.pool)), "kvrt_pool_create")
+        if fragment:
+            self.shuffle_free_pages(desc, pages)
         self.cache = ctypes.c_void_p()
         kvrt.check(kvrt.lib.kvrt_cache_create(self.pool, ctypes.byref(desc),
                                               ctypes.byref(self.cache)),
@@ -207,6 +216,39 @@ class PagedCache:
             out.data_ptr(), scale, 0, self.kernel(group, page), kvrt.threads,
             scores.data_ptr(), stride, self.stream)
         kvrt.check(status, "kvrt_attention_launch_scored")
+
+    def shuffle_free_pages(self, desc, pages):
+        """Leaves the pool's `pages` free pages in random order on its free
+        list, as a pool after much allocation and release: each page goes
+        to a one-token sequence of a one-head cache on the pool (one page
+        each), and the sequences are destroyed in random order."""
+        kvrt = self.kvrt
+        one = CacheDesc(1, desc.head_dim, desc.dtype, desc.page_size,
+                        desc.page_size)
+        filler = ctypes.c_void_p()
+        kvrt.check(kvrt.lib.kvrt_cache_create(self.pool, ctypes.byref(one),
+                                              ctypes.byref(filler)),
+                   "kvrt_cache_create")
+        ids = []
+        for _ in range(pages):
+            i = ctypes.c_int32()
+            kvrt.check(kvrt.lib.kvrt_sequence_create(self.pool,
+                                                     ctypes.byref(i)),
+                       "kvrt_sequence_create")
+            ids.append(i.value)
+        dtype = torch.float16 if desc.dtype == KVRT_DTYPE_F16 else torch.bfloat16
+        zeros = torch.zeros(pages, 1, 1, desc.head_dim, device="cuda",
+                            dtype=dtype)
+        kvrt.check(kvrt.lib.kvrt_append(
+            filler, pages, (ctypes.c_int32 * pages)(*ids), 1,
+            zeros.data_ptr(), zeros.data_ptr(),
+            torch.cuda.current_stream().cuda_stream), "kvrt_append")
+        torch.cuda.synchronize()
+        generator = torch.Generator().manual_seed(1)
+        for j in torch.randperm(pages, generator=generator).tolist():
+            kvrt.check(kvrt.lib.kvrt_sequence_destroy(self.pool, ids[j]),
+                       "kvrt_sequence_destroy")
+        kvrt.check(kvrt.lib.kvrt_cache_destroy(filler), "kvrt_cache_destroy")
 
     def close(self):
         self.kvrt.lib.kvrt_pool_destroy(self.pool)

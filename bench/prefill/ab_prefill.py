@@ -101,10 +101,13 @@ def run_shape(kvrt, libs, entries, names, shape, causal, reps):
     k = torch.randn(B, HKV, S, HEAD_DIM, device=DEVICE, dtype=torch.bfloat16)
     v = torch.randn(B, HKV, S, HEAD_DIM, device=DEVICE, dtype=torch.bfloat16)
     pages = ResidentPages(kvrt, k, v, PAGE)
-    # Libraries whose headers read a tensor map (kvcc_bench_page_tensor)
-    # get one of the pool, as kvrt's caches do; the others copy by cp.async.
+    # Libraries whose headers read tensor maps (kvcc_bench_page_tensor)
+    # get the pool's, as kvrt's caches do, where kvrt would pass them: on
+    # pages of 32 and more; on pages of 16 only to batches whose tiles lie
+    # on runs of consecutive pages, which these randomly placed pages never
+    # do. The others copy by cp.async.
     for lib in libs.values():
-        if hasattr(lib, "kvcc_bench_page_tensor"):
+        if PAGE >= 32 and hasattr(lib, "kvcc_bench_page_tensor"):
             lib.kvcc_bench_page_tensor.argtypes = [
                 ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
             lib.kvcc_bench_page_tensor(

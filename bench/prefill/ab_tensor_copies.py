@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
-"""In-process A/B of the warp-specialized prefill body's two K/V producers
-through kvrt_attention_launch: tensor copies (the cache's tensor map,
-params.h kv_tensor_map) against cp.async (KVRT_PREFILL_TMA=0), on pages of
-16, 32 and 64 tokens (bf16, GQA 32/8, d 128; kvrt's own allocator order).
-kvrt takes tensor copies on pages of 32 tokens or more
-(prefillWsTensorCopies), so on pages of 16 both entries run cp.async: their
-ratio shows the comparison's noise.
+"""In-process A/B of the warp-specialized prefill body's K/V producers
+through kvrt_attention_launch, on pages of 16, 32 and 64 tokens (bf16, GQA
+32/8, d 128): `runs`, kvrt's default (tensor copies through the cache's
+tensor maps, params.h kv_tensor_map: a whole 128-key tile on a run of
+consecutive pages as one copy per 64 columns, the other tiles a page at a
+time; on pages of 16 only where most of the batch's tiles lie on runs,
+else cp.async); `pages` (KVRT_PREFILL_TMA_RUNS=0: every tile a page at a
+time where the maps are passed); `cpasync` (KVRT_PREFILL_TMA=0). kvrt's
+allocator hands a fresh pool's pages out in order, so the caches' rows lie
+on runs; with --fragment the pool's free pages are shuffled first
+(bench_decode.py's PagedCache), so that almost no tile lies on a run (on
+pages of 16 kvrt then keeps cp.async).
 
-Both entries launch the same kernel on the same cache; only the knob,
-which kvrt reads at every launch, differs, so they are timed in turns
+The entries launch the same kernel on the same cache; only the knobs,
+which kvrt reads at every launch, differ, so they are timed in turns
 (bench_decode.py's interleaved_ms) in one process. Every entry first runs
 on NaN-poisoned outputs against a float32 reference (the GPU tests' bf16
 bound) and its plan must say which producer it runs.
 
 Usage (on the GPU machine, after building build-gpu/ab/NAME with
 bench/prefill/build_ab_libs.sh):
-  python3 bench/prefill/ab_tensor_copies.py build-gpu/ab/tree [--json FILE]
+  python3 bench/prefill/ab_tensor_copies.py build-gpu/ab/tree \\
+      [--pages 16,32,64] [--fragment] [--json FILE]
 """
 import argparse
 import ctypes
@@ -38,10 +44,31 @@ PAGES = (16, 32, 64)
 SHAPES = [(False, 1, 0, 8192), (False, 4, 0, 4096), (False, 8, 0, 1024),
           (False, 8, 0, 1040), (True, 1, 0, 8192), (True, 8, 0, 1024),
           (True, 1, 15872, 512)]
-ENTRIES = {"tma": None, "cpasync": "0"}  # KVRT_PREFILL_TMA
+# Knobs per entry (kvrt reads them at every launch).
+ENTRIES = {"runs": {},
+           "pages": {"KVRT_PREFILL_TMA_RUNS": "0"},
+           "cpasync": {"KVRT_PREFILL_TMA": "0"}}
+KNOBS = ("KVRT_PREFILL_TMA", "KVRT_PREFILL_TMA_RUNS")
 
 
-def run_shape(kvrt, page, shape, reps):
+def set_knobs(knobs):
+    for name in KNOBS:
+        if name in knobs:
+            os.environ[name] = knobs[name]
+        else:
+            os.environ.pop(name, None)
+
+
+def expected_plan(name, page, fragment):
+    """(tensor_copies, tensor_copy_runs) kvrt's plan must report: on pages
+    of 16 kvrt passes the tensor maps only where most tiles lie on runs of
+    consecutive pages (allocator order: all but a few; shuffled: none)."""
+    if name == "cpasync" or (page < 32 and fragment):
+        return 0, 0
+    return 1, int(name == "runs" and page < 128)
+
+
+def run_shape(kvrt, page, shape, reps, fragment):
     causal, B, prefix, tokens = shape
     S = prefix + tokens
     torch.manual_seed(0)
@@ -49,30 +76,27 @@ def run_shape(kvrt, page, shape, reps):
                     dtype=torch.bfloat16)
     k = torch.randn(B, HKV, S, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
     v = torch.randn(B, HKV, S, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
-    cache = PagedCache(kvrt, k, v, page, KVRT_DTYPE_BF16)
+    cache = PagedCache(kvrt, k, v, page, KVRT_DTYPE_BF16, fragment=fragment)
     kernel = kvrt.bench.kvcc_bench_prefill_kernel_page(int(causal), page)
     out = torch.empty_like(q)
     scale = 1 / math.sqrt(HEAD_DIM)
     row = {"page": page, "B": B, "prefix": prefix, "tokens": tokens,
-           "causal": causal, "entries": []}
+           "causal": causal, "fragment": fragment, "entries": []}
     failures = []
 
-    def launcher(knob):
+    def launcher(knobs):
         def fn():
-            if knob is None:
-                os.environ.pop("KVRT_PREFILL_TMA", None)
-            else:
-                os.environ["KVRT_PREFILL_TMA"] = knob
+            set_knobs(knobs)
             cache.prefill(q, out, tokens, scale, causal, kernel)
         return fn
 
-    fns = {name: launcher(knob) for name, knob in ENTRIES.items()}
+    fns = {name: launcher(knobs) for name, knobs in ENTRIES.items()}
     ref = chunk_reference(q.transpose(1, 2), k, v, causal)
     where = (f"page {page} {'causal' if causal else 'non-causal'} "
              f"{B} x ({prefix} + {tokens})")
     first = None
-    for name, knob in ENTRIES.items():
-        fns[name]()  # sets the knob for the plan below
+    for name, knobs in ENTRIES.items():
+        set_knobs(knobs)
         plan = kvrt.plan(cache, tokens, HQ, causal, kernel)
         out.fill_(float("nan"))
         fns[name]()
@@ -83,16 +107,17 @@ def run_shape(kvrt, page, shape, reps):
             first = out.clone()
         row["entries"].append({"entry": name, "err": err, "diff_vs_first": diff,
                                "query_tile_rows": plan["query_tile_rows"],
-                               "tensor_copies": plan["tensor_copies"]})
+                               "tensor_copies": plan["tensor_copies"],
+                               "tensor_copy_runs": plan["tensor_copy_runs"]})
         if not err < ERROR_BOUND:
             failures.append(f"{name} {where}: error {err}")
-        if plan["tensor_copies"] != (1 if knob is None and page >= 32
-                                     else 0):
-            failures.append(f"{name} {where}: plan says tensor_copies "
-                            f"{plan['tensor_copies']}")
+        got = (plan["tensor_copies"], plan["tensor_copy_runs"])
+        if got != expected_plan(name, page, fragment):
+            failures.append(f"{name} {where}: plan says (tensor_copies, "
+                            f"tensor_copy_runs) {got}")
     if not failures:
         time_entries(row, fns, prefill_flops(B, prefix, tokens, causal), reps)
-    os.environ.pop("KVRT_PREFILL_TMA", None)
+    set_knobs({})
     cache.close()
     return row, failures
 
@@ -104,32 +129,47 @@ def main():
     ap.add_argument("--reps", type=int, default=16)
     ap.add_argument("--pages", default=",".join(map(str, PAGES)),
                     help="page sizes, comma-separated (16, 32, 64)")
+    ap.add_argument("--shapes", help="shapes instead of the default ones: "
+                    "MASK:B:P:T,... (MASK c or nc, B sequences, prefix P, "
+                    "chunk T)")
+    ap.add_argument("--fragment", action="store_true",
+                    help="shuffle the pool's free pages before the appends")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
     kvrt = Kvrt(args.lib_dir)
     kvrt.bench.kvcc_bench_prefill_kernel_page.restype = ctypes.c_void_p
     rows, failures = [], []
-    print("| page | mask | B × (prefix + tokens) | tma TFLOP/s | cpasync "
-          "TFLOP/s | tma / cpasync | errors |")
-    print("|---|---|---|---|---|---|---|")
+    names = list(ENTRIES)
+    print(f"pages {'shuffled' if args.fragment else 'in allocator order'}")
+    print("| page | mask | B × (prefix + tokens) | "
+          + " | ".join(f"{n} TFLOP/s" for n in names)
+          + " | runs / pages | runs / cpasync | errors |")
+    print("|---|---|---|" + "---|" * (len(names) + 3))
+    shapes = SHAPES
+    if args.shapes:
+        shapes = []
+        for spec in args.shapes.split(","):
+            mask, B, P, T = spec.split(":")
+            shapes.append((mask == "c", int(B), int(P), int(T)))
     for page in [int(x) for x in args.pages.split(",")]:
-        for shape in SHAPES:
-            row, bad = run_shape(kvrt, page, shape, args.reps)
+        for shape in shapes:
+            row, bad = run_shape(kvrt, page, shape, args.reps, args.fragment)
             rows.append(row)
             failures += bad
             e = {x["entry"]: x for x in row["entries"]}
             mask = "causal" if row["causal"] else "non-causal"
             errs = " / ".join(f"{x['err']:.1e}" for x in row["entries"])
-            if "TFLOPs" in e["tma"]:
-                ratio = e["tma"]["TFLOPs"] / e["cpasync"]["TFLOPs"]
-                print(f"| {page} | {mask} | {row['B']} × ({row['prefix']} + "
-                      f"{row['tokens']}) | {e['tma']['TFLOPs']:.0f} | "
-                      f"{e['cpasync']['TFLOPs']:.0f} | {ratio:.3f} | {errs} |",
+            head = (f"| {page} | {mask} | {row['B']} × ({row['prefix']} + "
+                    f"{row['tokens']}) | ")
+            if all("TFLOPs" in e[n] for n in names):
+                tf = {n: e[n]["TFLOPs"] for n in names}
+                print(head + " | ".join(f"{tf[n]:.0f}" for n in names)
+                      + f" | {tf['runs'] / tf['pages']:.3f} | "
+                      f"{tf['runs'] / tf['cpasync']:.3f} | {errs} |",
                       flush=True)
             else:
-                print(f"| {page} | {mask} | {row['B']} × ({row['prefix']} + "
-                      f"{row['tokens']}) | not timed | not timed | | {errs} |",
-                      flush=True)
+                print(head + " | ".join("not timed" for _ in names)
+                      + f" | | | {errs} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(),
