@@ -7,9 +7,11 @@
 // `Stages` swizzled shared-memory slots by cp.async and tells the consumers
 // through one mbarrier per slot (cp.async.mbarrier.arrive: the barrier
 // completes when the copies have landed, so the producer never waits on
-// memory); on pages of 32 tokens or more, where the launch carries the
-// cache's tensor map, one producer warp gathers them by tensor copies
-// instead (session 25, below).
+// memory); where the launch carries the cache's tensor maps (kvrt passes
+// them on pages of 32 tokens or more, and on pages of 16 where most tiles
+// lie on runs of consecutive pages), one producer warp gathers them by
+// tensor copies instead: a tile on a run at once, others a page at a time
+// (sessions 25 and 26, below).
 // Warpgroups 1 and 2 are consumers, 64 rows each (the rows, GQA mapping,
 // wgmma products and online softmax of pagedPrefillWgmmaBody,
 // attention_prefill_wgmma.cuh): they wait for a slot's K, compute
@@ -106,8 +108,17 @@
 // (prefillWsTensorCopies; interleaved with cp.async through kvrt in one
 // process, bench/prefill/ab_tensor_copies.py, bf16): page 64 +2.6-5.4%
 // (8 x 1040 +-0), page 32 +0.6-3.7% (8 x 1040 -3.1%); on pages of 16 the
-// 2 KiB boxes ran 3-11% slower, so they keep cp.async (their kernels'
-// SASS is unchanged).
+// 2 KiB boxes ran 3-11% slower, so they kept cp.async.
+// Session 26: a whole tile on a run of consecutive pages (ids n, n + 1,
+// ...) by one box per 64 columns of a second map (prefillWsRunCopies;
+// 16 KiB boxes), the other tiles a page at a time; kvrt passes the maps on
+// pages of 16 only where most tiles lie on runs (runtime/lib/TileRuns.h).
+// Through kvrt in one process (ab_tensor_copies.py, bf16, allocator
+// order): page 16 against cp.async causal +1.7-4.0%, non-causal -1.3 to
+// +2.9%; page 32 against per-page copies +0.5-4.2% (8 x 1040 +4.2%) but
+// non-causal 1 x 8K -0.6 to -2%; page 64 within 2%. The check inside the
+// cp.async producer cost 1-6% everywhere (its loop at 24 registers grew),
+// so that producer has none and compiles as before.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_DEVICE_ATTENTION_PREFILL_WS_CUH

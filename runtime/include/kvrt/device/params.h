@@ -132,16 +132,17 @@ typedef struct kvrt_attention_params {
    * strides page_bytes, page_size * head_dim * 2 and head_dim * 2 bytes,
    * boxes of 64 x page_size x 1 x max(1, 128 / page_size) elements (the
    * keys or values of consecutive pages: a 128-key tile on a run of pages).
-   * The warp-specialized prefill body gathers its K/V tiles with [0] on
-   * pages of 32 tokens or more (prefillWsTensorCopies,
-   * attention_prefill_ws.cuh), and, where kv_tensor_runs is non-zero, the
+   * The warp-specialized prefill body gathers its K/V tiles with [0] a
+   * page at a time (prefillWsTensorCopies, attention_prefill_ws.cuh: pages
+   * of 16 tokens or more), and, where kv_tensor_runs is non-zero, the
    * whole tiles whose pages are consecutive in the pool with one box of
    * [1] per 64 columns (prefillWsRunCopies: pages of 16 to 64 tokens); by
    * cp.async without them; other bodies ignore them. kvrt creates them
    * with each CUDA cache of fp16 or bf16 pages on sm_90 devices and passes
-   * them where the launch takes that body with tensor copies
-   * (KVRT_PREFILL_TMA=0: never); code that fills these arguments itself
-   * may leave them null. */
+   * them where the launch takes that body with tensor copies: on pages of
+   * 32 tokens or more, and on pages of 16 where most of the batch's tiles
+   * lie on runs (runtime/lib/TileRuns.h; KVRT_PREFILL_TMA=0: never). Code
+   * that fills these arguments itself may leave them null. */
   const void *kv_tensor_map;
   /* Non-zero: kv_tensor_map holds both maps and the warp-specialized
    * prefill body copies whole tiles on runs of consecutive pages with [1]
