@@ -320,15 +320,8 @@ TEST_P(GpuAttentionTest, MatchesHostReference) {
                                 kernel.function, attentionThreads(), 0, &plan),
             KVRT_OK)
       << kvrt_last_error();
-  int major = 0, minor = 0;
-  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor,
-                                   0),
-            cudaSuccess);
-  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor,
-                                   0),
-            cudaSuccess);
   const bool expectMaps =
-      plan.query_tile_rows == 128 && major == 9 && minor == 0 &&
+      plan.query_tile_rows == 128 && deviceIsSm90() &&
       prefill != PrefillBody::WarpSpecializedCpAsync &&
       kernel.headDim % 64 == 0 && kernel.dtype != KVRT_DTYPE_F32;
   EXPECT_EQ(plan.tensor_copies, expectMaps && kernel.pageSize >= 16 ? 1 : 0);
@@ -370,14 +363,7 @@ INSTANTIATE_TEST_SUITE_P(Kernels, GpuAttentionTest,
 /// free pages were released in scrambled order does not.
 TEST(GpuPoolTest, PageSixteenTensorCopiesFollowPageRuns) {
   SKIP_WITHOUT_GPU();
-  int major = 0, minor = 0;
-  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor,
-                                   0),
-            cudaSuccess);
-  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor,
-                                   0),
-            cudaSuccess);
-  if (major != 9 || minor != 0)
+  if (!deviceIsSm90())
     GTEST_SKIP() << "tensor maps are made on sm_90 devices only";
   const GpuKernel *kernel = nullptr;
   for (const GpuKernel &candidate : gpuKernels())

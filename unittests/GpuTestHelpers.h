@@ -24,6 +24,20 @@ inline bool haveGpu() {
   return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
+/// Whether device 0 has compute capability 9.0, where kvrt makes its
+/// caches' tensor maps (fails the current test if it cannot tell).
+inline bool deviceIsSm90() {
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) !=
+          cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0) !=
+          cudaSuccess) {
+    ADD_FAILURE() << "device 0's compute capability is unavailable";
+    return false;
+  }
+  return major == 9 && minor == 0;
+}
+
 /// Sets environment variable `name` to `value` for its lifetime (a runtime
 /// knob such as KVRT_DECODE_SPLITS); leaves it unset when `value` is null.
 class ScopedEnv {
