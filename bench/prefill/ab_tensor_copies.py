@@ -18,10 +18,17 @@ which kvrt reads at every launch, differ, so they are timed in turns
 on NaN-poisoned outputs against a float32 reference (the GPU tests' bf16
 bound) and its plan must say which producer it runs.
 
+Several libraries (LIB_DIR,LIB_DIR,...: copies of the device headers
+built by build_ab_libs.sh) compare a change to the body in the same turns:
+each entry is then NAME:ENTRY (NAME the library's directory name), the
+caches are the first library's kvrt (all link the same libkvrt.so), and
+--entries picks the producers (e.g. --entries runs).
+
 Usage (on the GPU machine, after building build-gpu/ab/NAME with
 bench/prefill/build_ab_libs.sh):
-  python3 bench/prefill/ab_tensor_copies.py build-gpu/ab/tree \\
-      [--pages 16,32,64] [--fragment] [--json FILE]
+  python3 bench/prefill/ab_tensor_copies.py build-gpu/ab/tree[,build-gpu/ab/base] \\
+      [--entries runs,pages,cpasync] [--pages 16,32,64] [--fragment] \\
+      [--json FILE]
 """
 import argparse
 import ctypes
@@ -68,7 +75,10 @@ def expected_plan(name, page, fragment):
     return 1, int(name == "runs" and page < 128)
 
 
-def run_shape(kvrt, page, shape, reps, fragment):
+def run_shape(kvrt, libs, producers, page, shape, reps, fragment):
+    """Checks and times every (library, producer) entry on one shape: the
+    row and the failures. `libs`: [(name, libkvcc_bench)]; entries are
+    named by the producer alone when there is one library."""
     causal, B, prefix, tokens = shape
     S = prefix + tokens
     torch.manual_seed(0)
@@ -77,26 +87,32 @@ def run_shape(kvrt, page, shape, reps, fragment):
     k = torch.randn(B, HKV, S, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
     v = torch.randn(B, HKV, S, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
     cache = PagedCache(kvrt, k, v, page, KVRT_DTYPE_BF16, fragment=fragment)
-    kernel = kvrt.bench.kvcc_bench_prefill_kernel_page(int(causal), page)
     out = torch.empty_like(q)
     scale = 1 / math.sqrt(HEAD_DIM)
     row = {"page": page, "B": B, "prefix": prefix, "tokens": tokens,
            "causal": causal, "fragment": fragment, "entries": []}
     failures = []
+    entries = {}
+    for lib_name, bench in libs:
+        kernel = bench.kvcc_bench_prefill_kernel_page(int(causal), page)
+        for producer in producers:
+            name = producer if len(libs) == 1 else f"{lib_name}:{producer}"
+            entries[name] = (producer, kernel)
 
-    def launcher(knobs):
+    def launcher(knobs, kernel):
         def fn():
             set_knobs(knobs)
             cache.prefill(q, out, tokens, scale, causal, kernel)
         return fn
 
-    fns = {name: launcher(knobs) for name, knobs in ENTRIES.items()}
+    fns = {name: launcher(ENTRIES[producer], kernel)
+           for name, (producer, kernel) in entries.items()}
     ref = chunk_reference(q.transpose(1, 2), k, v, causal)
     where = (f"page {page} {'causal' if causal else 'non-causal'} "
              f"{B} x ({prefix} + {tokens})")
     first = None
-    for name, knobs in ENTRIES.items():
-        set_knobs(knobs)
+    for name, (producer, kernel) in entries.items():
+        set_knobs(ENTRIES[producer])
         plan = kvrt.plan(cache, tokens, HQ, causal, kernel)
         out.fill_(float("nan"))
         fns[name]()
@@ -112,7 +128,7 @@ def run_shape(kvrt, page, shape, reps, fragment):
         if not err < ERROR_BOUND:
             failures.append(f"{name} {where}: error {err}")
         got = (plan["tensor_copies"], plan["tensor_copy_runs"])
-        if got != expected_plan(name, page, fragment):
+        if got != expected_plan(producer, page, fragment):
             failures.append(f"{name} {where}: plan says (tensor_copies, "
                             f"tensor_copy_runs) {got}")
     if not failures:
@@ -124,8 +140,12 @@ def run_shape(kvrt, page, shape, reps, fragment):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("lib_dir", help="directory of libkvrt.so and "
-                    "libkvcc_bench.so (build_ab_libs.sh)")
+    ap.add_argument("lib_dirs", help="directory of libkvrt.so and "
+                    "libkvcc_bench.so (build_ab_libs.sh), or several, "
+                    "comma-separated, to compare")
+    ap.add_argument("--entries", default=",".join(ENTRIES),
+                    help="producers to time, comma-separated (runs, pages, "
+                    "cpasync)")
     ap.add_argument("--reps", type=int, default=16)
     ap.add_argument("--pages", default=",".join(map(str, PAGES)),
                     help="page sizes, comma-separated (16, 32, 64)")
@@ -136,15 +156,35 @@ def main():
                     help="shuffle the pool's free pages before the appends")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
-    kvrt = Kvrt(args.lib_dir)
-    kvrt.bench.kvcc_bench_prefill_kernel_page.restype = ctypes.c_void_p
+    producers = args.entries.split(",")
+    unknown = [x for x in producers if x not in ENTRIES]
+    if unknown:
+        ap.error(f"unknown entries {unknown}: choose from {list(ENTRIES)}")
+    lib_dirs = args.lib_dirs.split(",")
+    kvrt = Kvrt(lib_dirs[0])
+    libs = [(os.path.basename(os.path.normpath(lib_dirs[0])), kvrt.bench)]
+    for lib_dir in lib_dirs[1:]:
+        libs.append((os.path.basename(os.path.normpath(lib_dir)),
+                     ctypes.CDLL(os.path.join(lib_dir, "libkvcc_bench.so"))))
+    if len({name for name, _ in libs}) != len(libs):
+        ap.error("the libraries' directory names must differ")
+    for _, bench in libs:
+        bench.kvcc_bench_prefill_kernel_page.restype = ctypes.c_void_p
     rows, failures = [], []
-    names = list(ENTRIES)
+    names = [p if len(libs) == 1 else f"{lib}:{p}"
+             for lib, _ in libs for p in producers]
+    # Ratios: runs against the other producers with one library, else
+    # every entry against the first.
+    if len(libs) == 1:
+        ratios = [("runs", other) for other in ("pages", "cpasync")
+                  if "runs" in names and other in names]
+    else:
+        ratios = [(n, names[0]) for n in names[1:]]
     print(f"pages {'shuffled' if args.fragment else 'in allocator order'}")
     print("| page | mask | B × (prefix + tokens) | "
           + " | ".join(f"{n} TFLOP/s" for n in names)
-          + " | runs / pages | runs / cpasync | errors |")
-    print("|---|---|---|" + "---|" * (len(names) + 3))
+          + "".join(f" | {a} / {b}" for a, b in ratios) + " | errors |")
+    print("|---|---|---|" + "---|" * (len(names) + len(ratios) + 1))
     shapes = SHAPES
     if args.shapes:
         shapes = []
@@ -153,7 +193,8 @@ def main():
             shapes.append((mask == "c", int(B), int(P), int(T)))
     for page in [int(x) for x in args.pages.split(",")]:
         for shape in shapes:
-            row, bad = run_shape(kvrt, page, shape, args.reps, args.fragment)
+            row, bad = run_shape(kvrt, libs, producers, page, shape,
+                                 args.reps, args.fragment)
             rows.append(row)
             failures += bad
             e = {x["entry"]: x for x in row["entries"]}
@@ -164,12 +205,11 @@ def main():
             if all("TFLOPs" in e[n] for n in names):
                 tf = {n: e[n]["TFLOPs"] for n in names}
                 print(head + " | ".join(f"{tf[n]:.0f}" for n in names)
-                      + f" | {tf['runs'] / tf['pages']:.3f} | "
-                      f"{tf['runs'] / tf['cpasync']:.3f} | {errs} |",
-                      flush=True)
+                      + "".join(f" | {tf[a] / tf[b]:.3f}" for a, b in ratios)
+                      + f" | {errs} |", flush=True)
             else:
                 print(head + " | ".join("not timed" for _ in names)
-                      + f" | | | {errs} |", flush=True)
+                      + " |" * len(ratios) + f" | {errs} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(),
