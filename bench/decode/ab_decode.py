@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Interleaved A/B of decode kernels from several benchmark libraries, in
+one process on the same data, with torch SDPA's cuDNN backend timed in the
+same turns: each library is bench/decode/bench_kernels.cu built against
+its own copy of kvrt's device headers (bench/prefill/build_ab_libs.sh), and
+its entry is the kernel bench_decode.py's "kvcc pP" columns time
+(kvcc_bench_launch_direct: split-K or wide blocks as kvrt plans them, the
+merge included, resident page tables, pages in random order).
+
+For each shape (fp16, d 128, the decode benchmark's grid unless --shapes
+says otherwise) every entry runs once on NaN-poisoned outputs and is
+checked against a float32 reference (bench_decode.py's bound); then all
+entries and cuDNN are timed in turns (interleaved_ms), the turns repeated
+--rounds times, and each entry's time is the median of its rounds.
+
+Usage (on the GPU machine; run it again with the libraries reversed,
+then ab_decode_table.py renders both runs as one markdown table):
+  bench/prefill/build_ab_libs.sh base=/path/to/base/include tree=
+  python3 bench/decode/ab_decode.py build-gpu/ab/base,build-gpu/ab/tree \\
+      [--pages 16,64] [--shapes 32/8:16x4096,...] [--json FILE]
+  python3 bench/decode/ab_decode_table.py ab1.json ab2.json
+"""
+import argparse
+import ctypes
+import json
+import math
+import os
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, os.path.dirname(__file__))
+from ab_decode_table import parse_shapes  # noqa: E402
+from bench_decode import (ERROR_BOUND, GQA, HEAD_DIM, SHAPES,  # noqa: E402
+                          Kvrt, ResidentPages, checked_run, interleaved_ms,
+                          reference, rel_error)
+
+
+def launcher(lib, pages, q, out, scale):
+    B, Hkv, S, page = pages.shape
+
+    def fn():
+        status = lib.kvcc_bench_launch_direct(
+            pages.pool.data_ptr(), 2 * page * HEAD_DIM * 2,
+            pages.indptr.data_ptr(), pages.kv_lens.data_ptr(),
+            pages.indices.data_ptr(), q.data_ptr(), out.data_ptr(), B,
+            q.shape[2], Hkv, page, S, scale, pages.stream)
+        if status != 0:
+            raise RuntimeError(f"kvcc_bench_launch_direct: status {status}")
+    return fn
+
+
+def run_shape(kvrt, libs, shape, page, rounds):
+    hq, hkv, B, S = shape
+    torch.manual_seed(0)
+    q = torch.randn(B, hq, 1, HEAD_DIM, device="cuda", dtype=torch.float16)
+    k = torch.randn(B, hkv, S, HEAD_DIM, device="cuda", dtype=torch.float16)
+    v = torch.randn(B, hkv, S, HEAD_DIM, device="cuda", dtype=torch.float16)
+    ref = reference(q, k, v)
+    scale = 1.0 / math.sqrt(HEAD_DIM)
+    qk = q.transpose(1, 2).contiguous()
+    pages = ResidentPages(kvrt, k, v, page)
+    row = {"hq": hq, "hkv": hkv, "B": B, "S": S, "page": page,
+           "entries": {}}
+    failures = []
+    fns = {}
+    first = None
+    for name, lib in libs:
+        out = torch.empty_like(qk)
+        fn = launcher(lib, pages, qk, out, scale)
+        err = checked_run(fn, out, ref)
+        diff = rel_error(out, first.float()) if first is not None else 0.0
+        if first is None:
+            first = out.clone()
+        row["entries"][name] = {"err": err, "diff_vs_first": diff}
+        if not err < ERROR_BOUND:
+            failures.append(f"{name} {hq}/{hkv} {B} x {S} p{page}: "
+                            f"error {err}")
+        fns[name] = fn
+
+    def cudnn():
+        with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+            return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+    row["cudnn_err"] = rel_error(cudnn(), ref)
+    fns["cudnn"] = cudnn
+    if not failures:
+        samples = {name: [] for name in fns}
+        for _ in range(rounds):
+            for name, ms in interleaved_ms(fns).items():
+                samples[name].append(ms)
+        for name, times in samples.items():
+            entry = row["entries"].setdefault(name, {})
+            entry["ms"] = statistics.median(times)
+            entry["ms_rounds"] = times
+    del pages
+    return row, failures
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("lib_dirs", help="benchmark library directories "
+                    "(build_ab_libs.sh), comma-separated; the first one's "
+                    "libkvrt.so is loaded")
+    ap.add_argument("--pages", default="16", help="page sizes (16, 64)")
+    ap.add_argument("--shapes", help="Hq/Hkv:BxS,... instead of the decode "
+                    "benchmark's grid")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="repetitions of the timing turns")
+    ap.add_argument("--json", help="also write the rows here")
+    args = ap.parse_args()
+    lib_dirs = args.lib_dirs.split(",")
+    kvrt = Kvrt(lib_dirs[0])
+    libs = [(os.path.basename(os.path.normpath(lib_dirs[0])), kvrt.bench)]
+    for lib_dir in lib_dirs[1:]:
+        lib = ctypes.CDLL(os.path.join(lib_dir, "libkvcc_bench.so"))
+        lib.kvcc_bench_launch_direct.argtypes = (
+            kvrt.bench.kvcc_bench_launch_direct.argtypes)
+        libs.append((os.path.basename(os.path.normpath(lib_dir)), lib))
+    names = [name for name, _ in libs]
+    if len(set(names)) != len(names):
+        ap.error("the libraries' directory names must differ")
+    try:
+        shapes = (parse_shapes(args.shapes) if args.shapes else
+                  [(hq, hkv, B, S) for hq, hkv in GQA for B, S in SHAPES])
+    except ValueError as ex:
+        ap.error(str(ex))
+    columns = ([f"{n} ms" for n in names] + ["cuDNN ms"]
+               + [f"{n} / {names[0]}" for n in names[1:]]
+               + [f"vs cuDNN {n}" for n in names] + ["errors"])
+    print("| Hq/Hkv | B × S | page | " + " | ".join(columns) + " |")
+    print("|---|---|---|" + "---|" * len(columns))
+    rows, failures = [], []
+    for page in [int(x) for x in args.pages.split(",")]:
+        for shape in shapes:
+            row, bad = run_shape(kvrt, libs, shape, page, args.rounds)
+            rows.append(row)
+            failures += bad
+            e = row["entries"]
+            errs = " / ".join(f"{e[n]['err']:.1e}" for n in names)
+            head = (f"| {row['hq']}/{row['hkv']} | {row['B']} × {row['S']} | "
+                    f"{page} | ")
+            if "ms" not in e.get("cudnn", {}):
+                print(head + "not timed | " + errs + " |", flush=True)
+                continue
+            ms = {n: e[n]["ms"] for n in names + ["cudnn"]}
+            # Ratios are times: above 1 means faster than the first
+            # library (or than cuDNN).
+            cells = ([f"{ms[n]:.4f}" for n in names + ["cudnn"]]
+                     + [f"{ms[names[0]] / ms[n]:.4f}" for n in names[1:]]
+                     + [f"{ms['cudnn'] / ms[n]:.4f}" for n in names]
+                     + [errs])
+            print(head + " | ".join(cells) + " |", flush=True)
+    for n in names[1:]:
+        ratios = [r["entries"][names[0]]["ms"] / r["entries"][n]["ms"]
+                  for r in rows if "ms" in r["entries"].get(n, {})
+                  and "ms" in r["entries"][names[0]]]
+        if ratios:
+            geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            print(f"{n} vs {names[0]}: geometric mean {geo:.4f}x faster, "
+                  f"{min(ratios):.4f}-{max(ratios):.4f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": torch.cuda.get_device_name(),
+                       "command": " ".join(sys.argv), "rows": rows,
+                       "failures": failures}, f, indent=1)
+    for failure in failures:
+        print("FAIL", failure)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
