@@ -21,8 +21,6 @@ then ab_decode_table.py renders both runs as one markdown table):
   python3 bench/decode/ab_decode_table.py ab1.json ab2.json
 """
 import argparse
-import ctypes
-import json
 import math
 import os
 import statistics
@@ -35,8 +33,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, os.path.dirname(__file__))
 from ab_decode_table import parse_shapes  # noqa: E402
 from bench_decode import (ERROR_BOUND, GQA, HEAD_DIM, SHAPES,  # noqa: E402
-                          Kvrt, ResidentPages, checked_run, interleaved_ms,
-                          reference, rel_error)
+                          ResidentPages, checked_run, finish_ab,
+                          interleaved_ms, load_libraries, reference,
+                          rel_error)
 
 
 def launcher(lib, pages, q, out, scale):
@@ -111,17 +110,12 @@ def main():
                     help="repetitions of the timing turns")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
-    lib_dirs = args.lib_dirs.split(",")
-    kvrt = Kvrt(lib_dirs[0])
-    libs = [(os.path.basename(os.path.normpath(lib_dirs[0])), kvrt.bench)]
-    for lib_dir in lib_dirs[1:]:
-        lib = ctypes.CDLL(os.path.join(lib_dir, "libkvcc_bench.so"))
-        lib.kvcc_bench_launch_direct.argtypes = (
-            kvrt.bench.kvcc_bench_launch_direct.argtypes)
-        libs.append((os.path.basename(os.path.normpath(lib_dir)), lib))
+    try:
+        kvrt, libs = load_libraries(args.lib_dirs.split(","),
+                                    ["kvcc_bench_launch_direct"])
+    except ValueError as ex:
+        ap.error(str(ex))
     names = [name for name, _ in libs]
-    if len(set(names)) != len(names):
-        ap.error("the libraries' directory names must differ")
     try:
         shapes = (parse_shapes(args.shapes) if args.shapes else
                   [(hq, hkv, B, S) for hq, hkv in GQA for B, S in SHAPES])
@@ -161,14 +155,7 @@ def main():
             geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
             print(f"{n} vs {names[0]}: geometric mean {geo:.4f}x faster, "
                   f"{min(ratios):.4f}-{max(ratios):.4f}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": torch.cuda.get_device_name(),
-                       "command": " ".join(sys.argv), "rows": rows,
-                       "failures": failures}, f, indent=1)
-    for failure in failures:
-        print("FAIL", failure)
-    return 1 if failures else 0
+    return finish_ab(args.json, rows, failures)
 
 
 if __name__ == "__main__":

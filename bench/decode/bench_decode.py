@@ -639,6 +639,41 @@ def checked_run(fn, out, ref):
     return rel_error(out.transpose(1, 2), ref)
 
 
+def load_libraries(lib_dirs, functions=()):
+    """The A/B scripts' libraries: a Kvrt on the first of `lib_dirs`
+    (build_ab_libs.sh directories, whose libkvcc_bench.so all link the
+    same libkvrt.so) and [(name, libkvcc_bench)] of every one, named by
+    its directory; the others get the first's ctypes signatures of
+    `functions`. Raises ValueError when two names are the same."""
+    kvrt = Kvrt(lib_dirs[0])
+    libs = [(os.path.basename(os.path.normpath(lib_dirs[0])), kvrt.bench)]
+    for lib_dir in lib_dirs[1:]:
+        lib = ctypes.CDLL(os.path.join(lib_dir, "libkvcc_bench.so"))
+        for name in functions:
+            getattr(lib, name).argtypes = getattr(kvrt.bench, name).argtypes
+            getattr(lib, name).restype = getattr(kvrt.bench, name).restype
+        libs.append((os.path.basename(os.path.normpath(lib_dir)), lib))
+    names = [name for name, _ in libs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"the libraries' directory names must differ: "
+                         f"{names}")
+    return kvrt, libs
+
+
+def finish_ab(json_path, rows, failures):
+    """The A/B scripts' end: the rows to `json_path` (when given) with the
+    device and the command line, one FAIL line per failure; the exit
+    status."""
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"device": torch.cuda.get_device_name(),
+                       "command": " ".join(sys.argv), "rows": rows,
+                       "failures": failures}, f, indent=1)
+    for failure in failures:
+        print("FAIL", failure)
+    return 1 if failures else 0
+
+
 def rel_error(x, ref):
     x = x.float()
     if not torch.isfinite(x).all():

@@ -32,7 +32,6 @@ bench/prefill/build_ab_libs.sh):
 """
 import argparse
 import ctypes
-import json
 import math
 import os
 import sys
@@ -40,7 +39,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "decode"))
-from bench_decode import Kvrt, PagedCache, rel_error  # noqa: E402
+from bench_decode import (PagedCache, finish_ab,  # noqa: E402
+                          load_libraries, rel_error)
 from bench_prefill import KVRT_DTYPE_BF16, chunk_reference  # noqa: E402
 from ab_prefill import prefill_flops, time_entries  # noqa: E402
 
@@ -160,14 +160,10 @@ def main():
     unknown = [x for x in producers if x not in ENTRIES]
     if unknown:
         ap.error(f"unknown entries {unknown}: choose from {list(ENTRIES)}")
-    lib_dirs = args.lib_dirs.split(",")
-    kvrt = Kvrt(lib_dirs[0])
-    libs = [(os.path.basename(os.path.normpath(lib_dirs[0])), kvrt.bench)]
-    for lib_dir in lib_dirs[1:]:
-        libs.append((os.path.basename(os.path.normpath(lib_dir)),
-                     ctypes.CDLL(os.path.join(lib_dir, "libkvcc_bench.so"))))
-    if len({name for name, _ in libs}) != len(libs):
-        ap.error("the libraries' directory names must differ")
+    try:
+        kvrt, libs = load_libraries(args.lib_dirs.split(","))
+    except ValueError as ex:
+        ap.error(str(ex))
     for _, bench in libs:
         bench.kvcc_bench_prefill_kernel_page.restype = ctypes.c_void_p
     rows, failures = [], []
@@ -210,14 +206,7 @@ def main():
             else:
                 print(head + " | ".join("not timed" for _ in names)
                       + " |" * len(ratios) + f" | {errs} |", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": torch.cuda.get_device_name(),
-                       "command": " ".join(sys.argv), "rows": rows,
-                       "failures": failures}, f, indent=1)
-    for failure in failures:
-        print("FAIL", failure)
-    return 1 if failures else 0
+    return finish_ab(args.json, rows, failures)
 
 
 if __name__ == "__main__":
