@@ -5,7 +5,8 @@ same turns: each library is bench/decode/bench_kernels.cu built against
 its own copy of kvrt's device headers (bench/prefill/build_ab_libs.sh), and
 its entry is the kernel bench_decode.py's "kvcc pP" columns time
 (kvcc_bench_launch_direct: split-K or wide blocks as kvrt plans them, the
-merge included, resident page tables, pages in random order).
+merge included, resident page tables, pages in random order unless
+--page-order says otherwise).
 
 For each shape (fp16, d 128, the decode benchmark's grid unless --shapes
 says otherwise) every entry runs once on NaN-poisoned outputs and is
@@ -32,8 +33,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(__file__))
 from ab_decode_table import parse_shapes  # noqa: E402
-from bench_decode import (ERROR_BOUND, GQA, HEAD_DIM, SHAPES,  # noqa: E402
-                          ResidentPages, checked_run, finish_ab,
+from bench_decode import (ERROR_BOUND, GQA, HEAD_DIM, PAGE_ORDERS,  # noqa: E402
+                          SHAPES, ResidentPages, checked_run, finish_ab,
                           interleaved_ms, load_libraries, reference,
                           rel_error)
 
@@ -63,7 +64,7 @@ def run_shape(kvrt, libs, shape, page, rounds):
     qk = q.transpose(1, 2).contiguous()
     pages = ResidentPages(kvrt, k, v, page)
     row = {"hq": hq, "hkv": hkv, "B": B, "S": S, "page": page,
-           "entries": {}}
+           "page_order": ResidentPages.order, "entries": {}}
     failures = []
     fns = {}
     first = None
@@ -106,6 +107,9 @@ def main():
     ap.add_argument("--pages", default="16", help="page sizes (16, 64)")
     ap.add_argument("--shapes", help="Hq/Hkv:BxS,... instead of the decode "
                     "benchmark's grid")
+    ap.add_argument("--page-order", choices=PAGE_ORDERS, default="random",
+                    help="where the pages lie in the pool (bench_decode.py's "
+                    "page_permutation)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="repetitions of the timing turns")
     ap.add_argument("--json", help="also write the rows here")
@@ -116,6 +120,7 @@ def main():
     except ValueError as ex:
         ap.error(str(ex))
     names = [name for name, _ in libs]
+    ResidentPages.order = args.page_order
     try:
         shapes = (parse_shapes(args.shapes) if args.shapes else
                   [(hq, hkv, B, S) for hq, hkv in GQA for B, S in SHAPES])

@@ -254,20 +254,34 @@ class PagedCache:
         self.kvrt.lib.kvrt_pool_destroy(self.pool)
 
 
-PAGE_ORDERS = ("random", "row", "token")
+PAGE_ORDERS = ("random", "row", "token", "window")
+# "window" order: the pool's pages shuffled within aligned windows of this
+# many bytes (the 2 MiB of a GPU large page: cudaMalloc's granularity).
+WINDOW_BYTES = 2 << 20
 
 
-def page_permutation(rows, per_row, order):
+def page_permutation(rows, per_row, order, page_bytes=0):
     """Pool page of page j of row r (flattened r * per_row + j): "random" a
     random permutation (a pool after much allocation and release), "row"
     each row's pages consecutive, "token" page j of every row before page
     j + 1 of any (what a fresh pool hands out to a batch decoding in step:
-    a row's pages `rows` apart)."""
+    a row's pages `rows` apart), "window" the row order shuffled within
+    aligned windows of WINDOW_BYTES of `page_bytes` pages (as random as
+    "random" below that size, each window read whole: what separates
+    "random" from "row" by the span of memory a row's reads cover)."""
+    n = rows * per_row
     if order == "random":
-        return torch.randperm(rows * per_row, device="cuda")
-    index = torch.arange(rows * per_row, device="cuda")
+        return torch.randperm(n, device="cuda")
+    index = torch.arange(n, device="cuda")
     if order == "row":
         return index
+    if order == "window":
+        if page_bytes <= 0:
+            raise ValueError("window order needs the page size in bytes")
+        w = max(1, WINDOW_BYTES // page_bytes)
+        # Sorted by window, then randomly within it: position i's pool
+        # page lies in i's own window.
+        return torch.argsort((index // w) * n + torch.randperm(n, device="cuda"))
     return (index % per_row) * rows + index // per_row
 
 
@@ -284,7 +298,7 @@ class ResidentPages:
         B, Hkv, S, d = k.shape
         assert S % page == 0
         rows, per_row = B * Hkv, S // page
-        perm = page_permutation(rows, per_row, self.order)
+        perm = page_permutation(rows, per_row, self.order, 2 * page * d * 2)
         self.pool = torch.empty(rows * per_row, 2, page, d, dtype=k.dtype,
                                 device="cuda")
         self.pool[perm.view(rows, per_row)] = torch.stack(
