@@ -254,13 +254,13 @@ class PagedCache:
         self.kvrt.lib.kvrt_pool_destroy(self.pool)
 
 
-PAGE_ORDERS = ("random", "row", "token", "window")
+PAGE_ORDERS = ("random", "row", "token", "window", "heads")
 # "window" order: the pool's pages shuffled within aligned windows of this
 # many bytes (the 2 MiB of a GPU large page: cudaMalloc's granularity).
 WINDOW_BYTES = 2 << 20
 
 
-def page_permutation(rows, per_row, order, page_bytes=0):
+def page_permutation(rows, per_row, order, page_bytes=0, heads=1):
     """Pool page of page j of row r (flattened r * per_row + j): "random" a
     random permutation (a pool after much allocation and release), "row"
     each row's pages consecutive, "token" page j of every row before page
@@ -268,7 +268,11 @@ def page_permutation(rows, per_row, order, page_bytes=0):
     a row's pages `rows` apart), "window" the row order shuffled within
     aligned windows of WINDOW_BYTES of `page_bytes` pages (as random as
     "random" below that size, each window read whole: what separates
-    "random" from "row" by the span of memory a row's reads cover)."""
+    "random" from "row" by the span of memory a row's reads cover),
+    "heads" page j of a sequence's `heads` rows (r = sequence * heads +
+    head) side by side, these groups in random order (as a pool after much
+    allocation and release where each append takes a sequence's kv heads'
+    pages together)."""
     n = rows * per_row
     if order == "random":
         return torch.randperm(n, device="cuda")
@@ -282,6 +286,10 @@ def page_permutation(rows, per_row, order, page_bytes=0):
         # Sorted by window, then randomly within it: position i's pool
         # page lies in i's own window.
         return torch.argsort((index // w) * n + torch.randperm(n, device="cuda"))
+    if order == "heads":
+        r, j = index // per_row, index % per_row
+        groups = torch.randperm(n // heads, device="cuda")
+        return groups[(r // heads) * per_row + j] * heads + r % heads
     return (index % per_row) * rows + index // per_row
 
 
@@ -298,7 +306,8 @@ class ResidentPages:
         B, Hkv, S, d = k.shape
         assert S % page == 0
         rows, per_row = B * Hkv, S // page
-        perm = page_permutation(rows, per_row, self.order, 2 * page * d * 2)
+        perm = page_permutation(rows, per_row, self.order, 2 * page * d * 2,
+                                Hkv)
         self.pool = torch.empty(rows * per_row, 2, page, d, dtype=k.dtype,
                                 device="cuda")
         self.pool[perm.view(rows, per_row)] = torch.stack(
