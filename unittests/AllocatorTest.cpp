@@ -9,6 +9,7 @@
 #include "PageAllocator.h"
 #include "TileRuns.h"
 
+#include <cstdlib>
 #include <numeric>
 
 using namespace kvrt::test;
@@ -500,6 +501,79 @@ TEST(StatsTest, CacheDestroyReturnsPagesOfEverySequence) {
   int64_t length = -1;
   ASSERT_EQ(kvrt_cache_sequence_length(second, a, &length), KVRT_OK);
   EXPECT_EQ(length, 5);
+}
+
+/// The pages the next allocation of `count` pages on `pool` takes, handed
+/// back afterwards (white-box: the pool's allocator).
+std::vector<int32_t> nextPages(kvrt_pool *pool, int64_t count) {
+  std::vector<int32_t> taken(static_cast<size_t>(count));
+  EXPECT_TRUE(pool->pages.allocate(count, taken.data()));
+  // Released in the order taken: the next allocation takes them so again.
+  pool->pages.release(taken.data(), count);
+  return taken;
+}
+
+/// On one cache of two heads (pages of 4 tokens): sequence A's prompt of
+/// 8 tokens (head 0 takes pages 0, 1 and head 1 pages 2, 3), then A and B
+/// decoding in step, taking their pages a step at a time, interleaved: A's
+/// head 0 ends with 0, 1, 4, 8, 12, 16 and head 1 with 2, 3, 5, 9, 13, 17.
+void promptThenDecodeInStep(kvrt_pool *pool, kvrt_cache *cache, int32_t a,
+                            int32_t b) {
+  Tensor prompt(KVRT_DTYPE_F32, 8 * 2 * 16);
+  ASSERT_EQ(kvrt_append(cache, 1, &a, 8, prompt.data(), prompt.data(), nullptr),
+            KVRT_OK)
+      << kvrt_last_error();
+  const int32_t ids[] = {a, b};
+  Tensor data(KVRT_DTYPE_F32, 2 * 1 * 2 * 16);
+  for (int step = 0; step < 16; ++step)
+    ASSERT_EQ(kvrt_append(cache, 2, ids, 1, data.data(), data.data(), nullptr),
+              KVRT_OK)
+        << kvrt_last_error();
+  EXPECT_EQ(freePages(pool), 32 - 20);
+}
+
+TEST(ReleaseOrderTest, DestroyedSequenceReturnsPagesInAscendingOrder) {
+  kvrt_cache_desc desc = makeDesc(2, 16, KVRT_DTYPE_F32, 4, 64);
+  PoolPtr pool = makePool(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 32);
+  kvrt_cache *cache = makeCache(pool.get(), desc);
+  int32_t a = makeSequence(pool.get()), b = makeSequence(pool.get());
+  promptThenDecodeInStep(pool.get(), cache, a, b);
+  ASSERT_EQ(kvrt_sequence_destroy(pool.get(), a), KVRT_OK);
+  // Both heads' pages together in id order (the prompt's runs and the
+  // decode steps' single pages merged), so that a new sequence's append
+  // takes adjacent pages as runs.
+  const std::vector<int32_t> expected = {0, 1, 2,  3,  4,  5,
+                                         8, 9, 12, 13, 16, 17};
+  EXPECT_EQ(nextPages(pool.get(), 12), expected);
+  EXPECT_TRUE(checkInvariants(pool.get()));
+  // A new sequence of 8 tokens gets them head by head: 0, 1 / 2, 3.
+  int32_t c = makeSequence(pool.get());
+  Tensor data(KVRT_DTYPE_F32, 8 * 2 * 16);
+  ASSERT_EQ(kvrt_append(cache, 1, &c, 8, data.data(), data.data(), nullptr),
+            KVRT_OK);
+  kvrt::Sequence *sequence = pool->findSequence(c);
+  ASSERT_NE(sequence, nullptr);
+  const kvrt::CacheSequence *state = cache->state(*sequence);
+  ASSERT_NE(state, nullptr);
+  EXPECT_EQ(state->heads[0].pages, (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(state->heads[1].pages, (std::vector<int32_t>{2, 3}));
+}
+
+TEST(ReleaseOrderTest, HeadsOrderKnob) {
+  // KVRT_RELEASE_ORDER=heads, read when the pool is created: head by head
+  // in token order, as before (the last head's pages on top).
+  ASSERT_EQ(setenv("KVRT_RELEASE_ORDER", "heads", 1), 0);
+  kvrt_cache_desc desc = makeDesc(2, 16, KVRT_DTYPE_F32, 4, 64);
+  PoolPtr pool = makePool(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 32);
+  unsetenv("KVRT_RELEASE_ORDER");
+  kvrt_cache *cache = makeCache(pool.get(), desc);
+  int32_t a = makeSequence(pool.get()), b = makeSequence(pool.get());
+  promptThenDecodeInStep(pool.get(), cache, a, b);
+  ASSERT_EQ(kvrt_sequence_destroy(pool.get(), a), KVRT_OK);
+  const std::vector<int32_t> expected = {2, 3, 5, 9, 13, 17,
+                                         0, 1, 4, 8, 12, 16};
+  EXPECT_EQ(nextPages(pool.get(), 12), expected);
+  EXPECT_TRUE(checkInvariants(pool.get()));
 }
 
 } // namespace

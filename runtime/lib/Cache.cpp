@@ -10,8 +10,11 @@
 #include "Handles.h"
 #include "PageFormat.h"
 
+#include <algorithm>
 #include <limits>
 #include <memory>
+#include <new>
+#include <vector>
 
 namespace {
 
@@ -122,15 +125,70 @@ kvrt_cache::state(const kvrt::Sequence &sequence) const {
   return &sequence.caches[index];
 }
 
+namespace {
+
+/// Every page of `heads` in ascending id order into `out`, or false where
+/// the copies do not fit in memory. A head's pages are mostly runs of
+/// consecutive ids (what one append took: a sequence appended at once
+/// holds one run a head), so this sorts the runs, not the pages.
+bool ascendingPages(const std::vector<kvrt::HeadTable> &heads,
+                    std::vector<int32_t> &out) {
+  struct Run {
+    int32_t first;
+    int32_t length;
+    const int32_t *pages;
+  };
+  size_t total = 0, numRuns = 0;
+  for (const kvrt::HeadTable &head : heads) {
+    total += head.pages.size();
+    for (size_t i = 0; i < head.pages.size(); ++i)
+      numRuns += i == 0 || head.pages[i] != head.pages[i - 1] + 1;
+  }
+  std::vector<Run> runs;
+  try {
+    runs.reserve(numRuns);
+    out.reserve(total);
+  } catch (const std::bad_alloc &) {
+    return false;
+  }
+  for (const kvrt::HeadTable &head : heads)
+    for (size_t i = 0; i < head.pages.size(); ++i) {
+      if (i == 0 || head.pages[i] != head.pages[i - 1] + 1)
+        runs.push_back({head.pages[i], 0, head.pages.data() + i});
+      ++runs.back().length;
+    }
+  std::sort(runs.begin(), runs.end(),
+            [](const Run &a, const Run &b) { return a.first < b.first; });
+  for (const Run &run : runs)
+    out.insert(out.end(), run.pages, run.pages + run.length);
+  return true;
+}
+
+} // namespace
+
 void kvrt_cache::release(kvrt::Sequence &sequence) {
   const size_t index = static_cast<size_t>(slot);
   if (sequence.caches.size() <= index)
     return;
   kvrt::CacheSequence &cacheState = sequence.caches[index];
   bool mirrored = false;
-  for (kvrt::HeadTable &head : cacheState.heads) {
-    dropPages(head.pages.data(), static_cast<int64_t>(head.pages.size()));
+  for (const kvrt::HeadTable &head : cacheState.heads)
     mirrored = mirrored || head.mirrorOffset >= 0;
+  // Every head's pages at once in ascending id order: the free list hands
+  // them out in that order, so what was consecutive in the pool comes
+  // back as runs, whichever heads and appends took it. Head by head in
+  // token order, a decode-grown sequence's pages (taken a step at a time,
+  // between other sequences') come back interleaved, and after a few
+  // generations of sequences a row's pages lie almost nowhere side by
+  // side (bench/results/decode_churn/).
+  std::vector<int32_t> all;
+  if (pool->sortedRelease && !ascendingPages(cacheState.heads, all))
+    all.clear();
+  if (!all.empty()) {
+    dropPages(all.data(), static_cast<int64_t>(all.size()));
+  } else {
+    for (kvrt::HeadTable &head : cacheState.heads)
+      dropPages(head.pages.data(), static_cast<int64_t>(head.pages.size()));
   }
   if (mirrored) {
     std::lock_guard<std::mutex> lock(deviceMutex);

@@ -126,6 +126,11 @@ struct kvrt_pool {
   /// The one allocation all pages are carved from.
   char *base = nullptr;
   kvrt::PageAllocator pages;
+  /// Whether a destroyed sequence returns each cache's pages in ascending
+  /// id order (kvrt_cache::release); false: head by head in token order,
+  /// as before session 28 (KVRT_RELEASE_ORDER=heads at pool creation, a
+  /// benchmarking knob).
+  bool sortedRelease = true;
 
   /// Guards `caches` (see the lock order above).
   mutable std::shared_mutex structureMutex;
@@ -188,7 +193,10 @@ struct kvrt_cache {
   kvrt::CacheSequence *state(kvrt::Sequence &sequence, bool create) const;
   /// The state of `sequence` in this cache, or null (lock held).
   const kvrt::CacheSequence *state(const kvrt::Sequence &sequence) const;
-  /// Frees everything `sequence` holds in this cache (lock held).
+  /// Frees everything `sequence` holds in this cache (lock held): its pages
+  /// return to the free list in ascending id order (pool->sortedRelease),
+  /// so that the next allocations take its runs of consecutive pages
+  /// whole. Never fails (unsorted where the sort's copy does not fit).
   void release(kvrt::Sequence &sequence);
 };
 

@@ -10,6 +10,7 @@
 #include "Handles.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 
@@ -142,6 +143,8 @@ extern "C" kvrt_status kvrt_pool_create(kvrt_device device, int64_t page_bytes,
     pool->device = device;
     pool->pageBytes = page_bytes;
     pool->numPages = num_pages;
+    if (const char *order = std::getenv("KVRT_RELEASE_ORDER"))
+      pool->sortedRelease = std::strcmp(order, "heads") != 0;
     size_t bytes = static_cast<size_t>(page_bytes * num_pages);
     if (device == KVRT_DEVICE_HOST) {
       // aligned_alloc wants a size that is a multiple of the alignment.
