@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <numeric>
+#include <string>
 
 using namespace kvrt::test;
 
@@ -513,39 +514,79 @@ std::vector<int32_t> nextPages(kvrt_pool *pool, int64_t count) {
   return taken;
 }
 
-/// On one cache of two heads (pages of 4 tokens): sequence A's prompt of
-/// 8 tokens (head 0 takes pages 0, 1 and head 1 pages 2, 3), then A and B
-/// decoding in step, taking their pages a step at a time, interleaved: A's
-/// head 0 ends with 0, 1, 4, 8, 12, 16 and head 1 with 2, 3, 5, 9, 13, 17.
-void promptThenDecodeInStep(kvrt_pool *pool, kvrt_cache *cache, int32_t a,
-                            int32_t b) {
-  Tensor prompt(KVRT_DTYPE_F32, 8 * 2 * 16);
-  ASSERT_EQ(kvrt_append(cache, 1, &a, 8, prompt.data(), prompt.data(), nullptr),
-            KVRT_OK)
-      << kvrt_last_error();
-  const int32_t ids[] = {a, b};
-  Tensor data(KVRT_DTYPE_F32, 2 * 1 * 2 * 16);
-  for (int step = 0; step < 16; ++step)
-    ASSERT_EQ(kvrt_append(cache, 2, ids, 1, data.data(), data.data(), nullptr),
-              KVRT_OK)
-        << kvrt_last_error();
-  EXPECT_EQ(freePages(pool), 32 - 20);
-}
+/// Sets (or, with null, unsets) KVRT_RELEASE_ORDER until destroyed, then
+/// restores what the process had.
+class ScopedReleaseOrder {
+public:
+  explicit ScopedReleaseOrder(const char *order) {
+    if (const char *old = std::getenv("KVRT_RELEASE_ORDER")) {
+      saved = old;
+      hadValue = true;
+    }
+    if (order)
+      setenv("KVRT_RELEASE_ORDER", order, 1);
+    else
+      unsetenv("KVRT_RELEASE_ORDER");
+  }
+  ~ScopedReleaseOrder() {
+    if (hadValue)
+      setenv("KVRT_RELEASE_ORDER", saved.c_str(), 1);
+    else
+      unsetenv("KVRT_RELEASE_ORDER");
+  }
 
-TEST(ReleaseOrderTest, DestroyedSequenceReturnsPagesInAscendingOrder) {
-  kvrt_cache_desc desc = makeDesc(2, 16, KVRT_DTYPE_F32, 4, 64);
-  PoolPtr pool = makePool(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 32);
-  kvrt_cache *cache = makeCache(pool.get(), desc);
-  int32_t a = makeSequence(pool.get()), b = makeSequence(pool.get());
-  promptThenDecodeInStep(pool.get(), cache, a, b);
-  ASSERT_EQ(kvrt_sequence_destroy(pool.get(), a), KVRT_OK);
+private:
+  std::string saved;
+  bool hadValue = false;
+};
+
+/// A pool of 32 pages and one cache of two heads (pages of 4 tokens),
+/// created with KVRT_RELEASE_ORDER=`order` (unset: null): sequence A's
+/// prompt of 8 tokens (head 0 takes pages 0, 1 and head 1 pages 2, 3), then
+/// A and B decoding in step, taking their pages a step at a time,
+/// interleaved (A's head 0 ends with 0, 1, 4, 8, 12, 16 and head 1 with 2,
+/// 3, 5, 9, 13, 17), then A destroyed.
+class ReleaseOrderTest : public ::testing::Test {
+protected:
+  void destroyAfterDecodeInStep(const char *order) {
+    kvrt_cache_desc desc = makeDesc(2, 16, KVRT_DTYPE_F32, 4, 64);
+    {
+      ScopedReleaseOrder scoped(order);
+      pool = makePool(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 32);
+    }
+    ASSERT_TRUE(pool);
+    cache = makeCache(pool.get(), desc);
+    ASSERT_NE(cache, nullptr);
+    const int32_t ids[] = {makeSequence(pool.get()), makeSequence(pool.get())};
+    Tensor prompt(KVRT_DTYPE_F32, 8 * 2 * 16);
+    ASSERT_EQ(
+        kvrt_append(cache, 1, ids, 8, prompt.data(), prompt.data(), nullptr),
+        KVRT_OK)
+        << kvrt_last_error();
+    Tensor step(KVRT_DTYPE_F32, 2 * 1 * 2 * 16);
+    for (int i = 0; i < 16; ++i)
+      ASSERT_EQ(
+          kvrt_append(cache, 2, ids, 1, step.data(), step.data(), nullptr),
+          KVRT_OK)
+          << kvrt_last_error();
+    EXPECT_EQ(freePages(pool.get()), 32 - 20);
+    ASSERT_EQ(kvrt_sequence_destroy(pool.get(), ids[0]), KVRT_OK);
+    EXPECT_TRUE(checkInvariants(pool.get()));
+  }
+
+  PoolPtr pool;
+  kvrt_cache *cache = nullptr;
+};
+
+TEST_F(ReleaseOrderTest, DestroyedSequenceReturnsPagesInAscendingOrder) {
+  destroyAfterDecodeInStep(nullptr);
+  ASSERT_FALSE(HasFatalFailure());
   // Both heads' pages together in id order (the prompt's runs and the
   // decode steps' single pages merged), so that a new sequence's append
   // takes adjacent pages as runs.
   const std::vector<int32_t> expected = {0, 1, 2,  3,  4,  5,
                                          8, 9, 12, 13, 16, 17};
   EXPECT_EQ(nextPages(pool.get(), 12), expected);
-  EXPECT_TRUE(checkInvariants(pool.get()));
   // A new sequence of 8 tokens gets them head by head: 0, 1 / 2, 3.
   int32_t c = makeSequence(pool.get());
   Tensor data(KVRT_DTYPE_F32, 8 * 2 * 16);
@@ -559,21 +600,33 @@ TEST(ReleaseOrderTest, DestroyedSequenceReturnsPagesInAscendingOrder) {
   EXPECT_EQ(state->heads[1].pages, (std::vector<int32_t>{2, 3}));
 }
 
-TEST(ReleaseOrderTest, HeadsOrderKnob) {
+TEST(ReleaseOrderRunsTest, SequenceAppendedAtOnceComesBackInOrder) {
+  // One run a head (0, 1 and 2, 3), already ascending head after head:
+  // returned as they are, the first head's taken first.
+  kvrt_cache_desc desc = makeDesc(2, 16, KVRT_DTYPE_F32, 4, 64);
+  PoolPtr pool;
+  {
+    ScopedReleaseOrder scoped(nullptr);
+    pool = makePool(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 8);
+  }
+  kvrt_cache *cache = makeCache(pool.get(), desc);
+  int32_t a = makeSequence(pool.get());
+  Tensor data(KVRT_DTYPE_F32, 8 * 2 * 16);
+  ASSERT_EQ(kvrt_append(cache, 1, &a, 8, data.data(), data.data(), nullptr),
+            KVRT_OK);
+  ASSERT_EQ(kvrt_sequence_destroy(pool.get(), a), KVRT_OK);
+  EXPECT_EQ(nextPages(pool.get(), 4), (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_TRUE(checkInvariants(pool.get()));
+}
+
+TEST_F(ReleaseOrderTest, HeadsOrderKnob) {
   // KVRT_RELEASE_ORDER=heads, read when the pool is created: head by head
   // in token order, as before (the last head's pages on top).
-  ASSERT_EQ(setenv("KVRT_RELEASE_ORDER", "heads", 1), 0);
-  kvrt_cache_desc desc = makeDesc(2, 16, KVRT_DTYPE_F32, 4, 64);
-  PoolPtr pool = makePool(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc), 32);
-  unsetenv("KVRT_RELEASE_ORDER");
-  kvrt_cache *cache = makeCache(pool.get(), desc);
-  int32_t a = makeSequence(pool.get()), b = makeSequence(pool.get());
-  promptThenDecodeInStep(pool.get(), cache, a, b);
-  ASSERT_EQ(kvrt_sequence_destroy(pool.get(), a), KVRT_OK);
+  destroyAfterDecodeInStep("heads");
+  ASSERT_FALSE(HasFatalFailure());
   const std::vector<int32_t> expected = {2, 3, 5, 9, 13, 17,
                                          0, 1, 4, 8, 12, 16};
   EXPECT_EQ(nextPages(pool.get(), 12), expected);
-  EXPECT_TRUE(checkInvariants(pool.get()));
 }
 
 } // namespace

@@ -8,6 +8,9 @@
 //                      a batch kept incrementally (planDeviceTables) against
 //                      rebuilding the whole CSR as the first runtime did;
 //                      both include a one-token append (TablesAppendOnly)
+//   SequenceDestroy    kvrt_sequence_destroy of a sequence whose pages are
+//                      one run a row or every page its own run, in kvrt's
+//                      release order (sorted) and head by head
 //   ServingTrace       thousands of sequences of random lengths arriving and
 //                      finishing; per-layer budgets from the PyramidKV
 //                      schedule, per-head budgets spread 4x (AdaKV-style),
@@ -28,6 +31,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -477,6 +481,60 @@ BENCHMARK_CAPTURE(ServingTrace, smoke,
                   TraceConfig{2, 2, 16, 16, 24, 4, 16, 200, 4, 24, 48, 8, 20.0,
                               4.0, 4096, 1})
     ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+/// kvrt_sequence_destroy of a sequence holding range(0) pages per row
+/// (pages of one token) in 4 caches of 8 heads: with range(1) = 0 each
+/// row's pages one run (appended at once), with 1 every page a run of its
+/// own (decoded in step with a second sequence); range(2) = 0 kvrt's
+/// release order (sorted), 1 head by head (KVRT_RELEASE_ORDER=heads).
+void SequenceDestroy(benchmark::State &state) {
+  constexpr int32_t kLayers = 4, kHeads = 8;
+  const int32_t tokens = static_cast<int32_t>(state.range(0));
+  const bool interleaved = state.range(1) != 0;
+  kvrt_cache_desc desc{kHeads, 4, KVRT_DTYPE_F16, 1, tokens};
+  if (state.range(2) != 0)
+    setenv("KVRT_RELEASE_ORDER", "heads", 1);
+  kvrt_pool *pool = nullptr;
+  kvrt_status status =
+      kvrt_pool_create(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc),
+                       2 * int64_t(kLayers) * kHeads * tokens + 16, &pool);
+  unsetenv("KVRT_RELEASE_ORDER");
+  std::vector<kvrt_cache *> caches(kLayers, nullptr);
+  for (kvrt_cache *&cache : caches)
+    if (status == KVRT_OK)
+      status = kvrt_cache_create(pool, &desc, &cache);
+  std::vector<unsigned char> rows(size_t(2) * tokens * kHeads * 4 * 2);
+  for (auto _ : state) {
+    state.PauseTiming();
+    int32_t ids[2] = {-1, -1};
+    for (int32_t &id : ids)
+      if (status == KVRT_OK)
+        status = kvrt_sequence_create(pool, &id);
+    for (int32_t t = 0; status == KVRT_OK && t < (interleaved ? tokens : 1);
+         ++t)
+      for (kvrt_cache *cache : caches)
+        if (status == KVRT_OK)
+          status = kvrt_append(cache, interleaved ? 2 : 1, ids,
+                               interleaved ? 1 : tokens, rows.data(),
+                               rows.data(), nullptr);
+    if (status != KVRT_OK) {
+      state.SkipWithError(kvrt_last_error());
+      break;
+    }
+    state.ResumeTiming();
+    status = kvrt_sequence_destroy(pool, ids[0]);
+    state.PauseTiming();
+    if (status == KVRT_OK)
+      status = kvrt_sequence_destroy(pool, ids[1]);
+    state.ResumeTiming();
+  }
+  state.counters["pages"] = double(kLayers) * kHeads * tokens;
+  kvrt_pool_destroy(pool);
+}
+BENCHMARK(SequenceDestroy)
+    ->ArgsProduct({{8192}, {0, 1}, {0, 1}})
+    ->Iterations(5)
     ->Unit(benchmark::kMillisecond);
 
 } // namespace

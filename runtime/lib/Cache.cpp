@@ -11,6 +11,7 @@
 #include "PageFormat.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <new>
@@ -128,39 +129,54 @@ kvrt_cache::state(const kvrt::Sequence &sequence) const {
 namespace {
 
 /// Every page of `heads` in ascending id order into `out`, or false where
-/// the copies do not fit in memory. A head's pages are mostly runs of
-/// consecutive ids (what one append took: a sequence appended at once
-/// holds one run a head), so this sorts the runs, not the pages.
+/// the scratch does not fit in memory or a page appears twice. A bitmap
+/// over the pages' id range instead of a comparison sort: a decode-grown
+/// sequence's pages are mostly runs of one, and sorting them cost ten times
+/// what returning them does (bench/allocator, SequenceDestroy).
+/// Whether the heads' pages, head after head, are already in ascending id
+/// order (a sequence appended at once: one run a head).
+bool headsAscending(const std::vector<kvrt::HeadTable> &heads) {
+  int32_t last = -1;
+  for (const kvrt::HeadTable &head : heads)
+    for (int32_t page : head.pages) {
+      if (page <= last)
+        return false;
+      last = page;
+    }
+  return true;
+}
+
 bool ascendingPages(const std::vector<kvrt::HeadTable> &heads,
                     std::vector<int32_t> &out) {
-  struct Run {
-    int32_t first;
-    int32_t length;
-    const int32_t *pages;
-  };
-  size_t total = 0, numRuns = 0;
-  for (const kvrt::HeadTable &head : heads) {
-    total += head.pages.size();
-    for (size_t i = 0; i < head.pages.size(); ++i)
-      numRuns += i == 0 || head.pages[i] != head.pages[i - 1] + 1;
-  }
-  std::vector<Run> runs;
+  size_t total = 0;
+  int32_t low = std::numeric_limits<int32_t>::max(), high = -1;
+  for (const kvrt::HeadTable &head : heads)
+    for (int32_t page : head.pages) {
+      low = std::min(low, page);
+      high = std::max(high, page);
+      ++total;
+    }
+  if (total == 0)
+    return true;
+  std::vector<uint64_t> bits;
   try {
-    runs.reserve(numRuns);
+    bits.assign(static_cast<size_t>(high - low) / 64 + 1, 0);
     out.reserve(total);
   } catch (const std::bad_alloc &) {
     return false;
   }
   for (const kvrt::HeadTable &head : heads)
-    for (size_t i = 0; i < head.pages.size(); ++i) {
-      if (i == 0 || head.pages[i] != head.pages[i - 1] + 1)
-        runs.push_back({head.pages[i], 0, head.pages.data() + i});
-      ++runs.back().length;
+    for (int32_t page : head.pages) {
+      const size_t offset = static_cast<size_t>(page - low);
+      const uint64_t bit = uint64_t(1) << (offset % 64);
+      if (bits[offset / 64] & bit)
+        return false;
+      bits[offset / 64] |= bit;
     }
-  std::sort(runs.begin(), runs.end(),
-            [](const Run &a, const Run &b) { return a.first < b.first; });
-  for (const Run &run : runs)
-    out.insert(out.end(), run.pages, run.pages + run.length);
+  for (size_t word = 0; word < bits.size(); ++word)
+    for (uint64_t set = bits[word]; set != 0; set &= set - 1)
+      out.push_back(low + static_cast<int32_t>(word * 64) +
+                    __builtin_ctzll(set));
   return true;
 }
 
@@ -182,9 +198,13 @@ void kvrt_cache::release(kvrt::Sequence &sequence) {
   // generations of sequences a row's pages lie almost nowhere side by
   // side (bench/results/decode_churn/).
   std::vector<int32_t> all;
-  if (pool->sortedRelease && !ascendingPages(cacheState.heads, all))
-    all.clear();
-  if (!all.empty()) {
+  if (pool->sortedRelease && headsAscending(cacheState.heads)) {
+    // Each release goes on top: the last head first, so that the first
+    // head's pages are taken first.
+    for (auto head = cacheState.heads.rbegin();
+         head != cacheState.heads.rend(); ++head)
+      dropPages(head->pages.data(), static_cast<int64_t>(head->pages.size()));
+  } else if (pool->sortedRelease && ascendingPages(cacheState.heads, all)) {
     dropPages(all.data(), static_cast<int64_t>(all.size()));
   } else {
     for (kvrt::HeadTable &head : cacheState.heads)
