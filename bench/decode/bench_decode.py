@@ -140,16 +140,20 @@ class Kvrt:
 
 
 class PagedCache:
-    """A kvrt CUDA pool and cache holding K/V [B, Hkv, S, d] as B sequences.
-    kvrt's allocator gives a fresh pool's pages out in order, so each
-    sequence's rows lie on runs of consecutive pages; with `fragment` the
-    pool's free pages are shuffled first (see shuffle_free_pages)."""
+    """A kvrt CUDA pool and cache holding K/V [B, Hkv, S, d] as B sequences,
+    sequence b the first lengths[b] tokens (all S without `lengths`), each
+    appended at once. kvrt's allocator gives a fresh pool's pages out in
+    order, so each sequence's rows lie on runs of consecutive pages; with
+    `fragment` the pool's free pages are shuffled first (see
+    shuffle_free_pages)."""
 
-    def __init__(self, kvrt, k, v, page, dtype=KVRT_DTYPE_F16, fragment=False):
+    def __init__(self, kvrt, k, v, page, dtype=KVRT_DTYPE_F16, fragment=False,
+                 lengths=None):
         self.kvrt = kvrt
         B, Hkv, S, d = k.shape
+        lengths = lengths or [S] * B
         desc = CacheDesc(Hkv, d, dtype, page, S)
-        pages = B * Hkv * ((S + page - 1) // page) + 16
+        pages = sum(Hkv * ((n + page - 1) // page) for n in lengths) + 16
         self.pool = ctypes.c_void_p()
         kvrt.check(kvrt.lib.kvrt_pool_create(
             KVRT_DEVICE_CUDA, kvrt.lib.kvrt_cache_page_bytes(ctypes.byref(desc)),
@@ -169,12 +173,12 @@ class PagedCache:
         self.ids = (ctypes.c_int32 * B)(*ids)
         # kvrt_append takes [batch, tokens, kv_heads, head_dim].
         stream = torch.cuda.current_stream().cuda_stream
-        for b in range(B):
-            kb = k[b].transpose(0, 1).contiguous()
-            vb = v[b].transpose(0, 1).contiguous()
+        for b, n in enumerate(lengths):
+            kb = k[b, :, :n].transpose(0, 1).contiguous()
+            vb = v[b, :, :n].transpose(0, 1).contiguous()
             one = (ctypes.c_int32 * 1)(ids[b])
             kvrt.check(kvrt.lib.kvrt_append(
-                self.cache, 1, one, S, kb.data_ptr(),
+                self.cache, 1, one, n, kb.data_ptr(),
                 vb.data_ptr(), stream), "kvrt_append")
             torch.cuda.synchronize()
         self.batch = B
@@ -255,8 +259,8 @@ class PagedCache:
 
 
 PAGE_ORDERS = ("random", "row", "token", "window", "heads")
-# "window" order: the pool's pages shuffled within aligned windows of this
-# many bytes (the 2 MiB of a GPU large page: cudaMalloc's granularity).
+# "window" order: the pool's pages shuffled within windows of this many
+# bytes (the 2 MiB of a GPU large page: cudaMalloc's granularity).
 WINDOW_BYTES = 2 << 20
 
 
@@ -266,9 +270,11 @@ def page_permutation(rows, per_row, order, page_bytes=0, heads=1):
     each row's pages consecutive, "token" page j of every row before page
     j + 1 of any (what a fresh pool hands out to a batch decoding in step:
     a row's pages `rows` apart), "window" the row order shuffled within
-    aligned windows of WINDOW_BYTES of `page_bytes` pages (as random as
-    "random" below that size, each window read whole: what separates
-    "random" from "row" by the span of memory a row's reads cover),
+    windows of WINDOW_BYTES of `page_bytes` pages, counted from the pool's
+    start (as random as "random" below that size, each window read whole:
+    what separates "random" from "row" by the span of memory a row's reads
+    cover; torch aligns the pool to 512 bytes at least, so a window may
+    straddle two 2 MiB large pages),
     "heads" page j of a sequence's `heads` rows (r = sequence * heads +
     head) side by side, these groups in random order (as a pool after much
     allocation and release where each append takes a sequence's kv heads'
@@ -306,8 +312,8 @@ class ResidentPages:
         B, Hkv, S, d = k.shape
         assert S % page == 0
         rows, per_row = B * Hkv, S // page
-        perm = page_permutation(rows, per_row, self.order, 2 * page * d * 2,
-                                Hkv)
+        perm = page_permutation(rows, per_row, self.order,
+                                2 * page * d * k.element_size(), Hkv)
         self.pool = torch.empty(rows * per_row, 2, page, d, dtype=k.dtype,
                                 device="cuda")
         self.pool[perm.view(rows, per_row)] = torch.stack(

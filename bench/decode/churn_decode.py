@@ -52,47 +52,6 @@ def pages_for(tokens, page):
     return (tokens + page - 1) // page
 
 
-class RaggedCache(PagedCache):
-    """A PagedCache of sequences of their own lengths: keys/values
-    [B, Hkv, S, d] of which sequence b holds the first lengths[b] tokens,
-    each appended by one kvrt_append into a pool of its own (in order, or
-    with `fragment` over shuffled free pages)."""
-
-    def __init__(self, kvrt, k, v, lengths, page, fragment=False):
-        self.kvrt = kvrt
-        B, Hkv, S, d = k.shape
-        desc = CacheDesc(Hkv, d, KVRT_DTYPE_F16, page, S)
-        pages = sum(Hkv * pages_for(n, page) for n in lengths) + 16
-        self.pool = ctypes.c_void_p()
-        kvrt.check(kvrt.lib.kvrt_pool_create(
-            KVRT_DEVICE_CUDA, kvrt.lib.kvrt_cache_page_bytes(ctypes.byref(desc)),
-            pages, ctypes.byref(self.pool)), "kvrt_pool_create")
-        if fragment:
-            self.shuffle_free_pages(desc, pages)
-        self.cache = ctypes.c_void_p()
-        kvrt.check(kvrt.lib.kvrt_cache_create(self.pool, ctypes.byref(desc),
-                                              ctypes.byref(self.cache)),
-                   "kvrt_cache_create")
-        stream = torch.cuda.current_stream().cuda_stream
-        ids = []
-        for b, n in enumerate(lengths):
-            i = ctypes.c_int32()
-            kvrt.check(kvrt.lib.kvrt_sequence_create(self.pool,
-                                                     ctypes.byref(i)),
-                       "kvrt_sequence_create")
-            ids.append(i.value)
-            kb = k[b, :, :n].transpose(0, 1).contiguous()
-            vb = v[b, :, :n].transpose(0, 1).contiguous()
-            kvrt.check(kvrt.lib.kvrt_append(
-                self.cache, 1, (ctypes.c_int32 * 1)(i.value), n,
-                kb.data_ptr(), vb.data_ptr(), stream), "kvrt_append")
-        torch.cuda.synchronize()
-        self.ids = (ctypes.c_int32 * B)(*ids)
-        self.batch = B
-        self.kernels = {}
-        self.stream = stream
-
-
 class Serving:
     """The serving loop: `batch` slots on one pool of `layers` caches
     (page `page`, Hkv kv heads, d 128, fp16). Layer 0's keys and values
@@ -291,8 +250,8 @@ def run_page(kvrt, args, page):
                      for b, n in enumerate(lengths)])
     scale = 1.0 / math.sqrt(HEAD_DIM)
     kernel = kvrt.bench.kvcc_bench_kernel(hq // Hkv, page)
-    fresh = RaggedCache(kvrt, k, v, lengths, page)
-    shuffled = RaggedCache(kvrt, k, v, lengths, page, fragment=True)
+    fresh = PagedCache(kvrt, k, v, page, lengths=lengths)
+    shuffled = PagedCache(kvrt, k, v, page, fragment=True, lengths=lengths)
     del k, v
     fns, outs = {}, {}
 
