@@ -16,8 +16,11 @@
 //                      schedule, per-head budgets spread 4x (AdaKV-style),
 //                      SnapKV-style selection after prefill, H2O-style
 //                      eviction at decode. Reports memory waste (% of bytes
-//                      held), table overhead (% of KV bytes) and what an
-//                      allocator whose blocks span all heads would hold.
+//                      held), table overhead (% of KV bytes), what an
+//                      allocator whose blocks span all heads would hold,
+//                      and how many neighbouring table entries are
+//                      neighbouring pages (kvrt's release order or head
+//                      by head)
 //
 // Results and the exact command: bench/results/allocator.md.
 //
@@ -211,6 +214,9 @@ struct TraceConfig {
   double headSpread;     // largest / smallest head weight
   int64_t poolPages;
   uint32_t seed;
+  /// Pages of destroyed sequences back head by head in token order
+  /// (KVRT_RELEASE_ORDER=heads) instead of kvrt's ascending order.
+  bool headsRelease = false;
 };
 
 /// PyramidKV's per-layer budgets (excluding the window) for a prompt of
@@ -239,8 +245,11 @@ public:
       : config(traceConfig), rng(traceConfig.seed) {
     kvrt_cache_desc desc{config.kvHeads, config.headDim, KVRT_DTYPE_F16,
                          config.pageSize, 1 << 16};
+    if (config.headsRelease)
+      setenv("KVRT_RELEASE_ORDER", "heads", 1);
     kvrt_pool_create(KVRT_DEVICE_HOST, kvrt_cache_page_bytes(&desc),
                      config.poolPages, &pool);
+    unsetenv("KVRT_RELEASE_ORDER");
     caches.resize(size_t(config.layers));
     for (kvrt_cache *&cache : caches)
       kvrt_cache_create(pool, &desc, &cache);
@@ -273,7 +282,7 @@ public:
   int32_t served = 0;
   int64_t snapshots = 0;
   double wasteSum = 0, wasteMax = 0, tableMax = 0, spanningRatioSum = 0;
-  double partialPerHeadMax = 0;
+  double partialPerHeadMax = 0, adjacentSum = 0;
   int64_t reservedMax = 0, bytesHeldPeak = 0, tokensPeak = 0;
 
 private:
@@ -438,6 +447,29 @@ private:
     bytesHeldPeak = std::max(bytesHeldPeak, usage.bytes_held);
     tokensPeak = std::max(tokensPeak, tokens);
     spanningRatioSum += double(spanningPages) / double(usage.pages_used);
+    adjacentSum += adjacentShare();
+  }
+
+  /// Of the active rows' neighbouring table entries (page j, page j + 1),
+  /// the share whose ids are adjacent too: how much of what decode reads
+  /// lies on runs of consecutive pages (white-box: kvrt's tables).
+  double adjacentShare() const {
+    int64_t pairs = 0, adjacent = 0;
+    for (const Active &sequence : active) {
+      const kvrt::Sequence *record = pool->findSequence(sequence.id);
+      for (const kvrt_cache *cache : caches) {
+        const kvrt::CacheSequence *state =
+            record ? cache->state(*record) : nullptr;
+        if (!state)
+          continue;
+        for (const kvrt::HeadTable &head : state->heads)
+          for (size_t j = 1; j < head.pages.size(); ++j) {
+            ++pairs;
+            adjacent += head.pages[j] == head.pages[j - 1] + 1;
+          }
+      }
+    }
+    return pairs ? 100.0 * double(adjacent) / double(pairs) : 0.0;
   }
 
   kvrt_pool *pool = nullptr;
@@ -466,6 +498,8 @@ void ServingTrace(benchmark::State &state, TraceConfig config) {
         double(trace.bytesHeldPeak) / (1 << 20);
     state.counters["head_spanning_alloc_ratio"] =
         trace.spanningRatioSum / double(trace.snapshots);
+    state.counters["adjacent_pages_pct_mean"] =
+        trace.adjacentSum / double(trace.snapshots);
   }
 }
 
@@ -474,6 +508,12 @@ void ServingTrace(benchmark::State &state, TraceConfig config) {
 BENCHMARK_CAPTURE(ServingTrace, llama3_8b_8layers,
                   TraceConfig{8, 8, 128, 16, 2000, 32, 64, 2048, 16, 256, 256,
                               32, 20.0, 4.0, 1 << 16, 1})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+// The same with pages back head by head (KVRT_RELEASE_ORDER=heads).
+BENCHMARK_CAPTURE(ServingTrace, llama3_8b_8layers_heads_release,
+                  TraceConfig{8, 8, 128, 16, 2000, 32, 64, 2048, 16, 256, 256,
+                              32, 20.0, 4.0, 1 << 16, 1, true})
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
 // For the test suite: seconds under sanitizers.
