@@ -196,7 +196,8 @@ struct kvrt_cache {
   /// Frees everything `sequence` holds in this cache (lock held): its pages
   /// return to the free list in ascending id order (pool->sortedRelease),
   /// so that the next allocations take its runs of consecutive pages
-  /// whole. Never fails (unsorted where the sort's copy does not fit).
+  /// whole. Never fails (head by head where the ordering's scratch does not
+  /// fit in memory).
   void release(kvrt::Sequence &sequence);
 };
 
