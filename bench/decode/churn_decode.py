@@ -195,11 +195,11 @@ class Serving:
                 self.draw(s, first=False)
         self.admit()
 
-    def attention(self, q, out, scale, kernel, slots, ids):
-        """Layer 0's decode call over `slots` (sequence ids `ids`)."""
+    def attention(self, q, out, scale, kernel, ids):
+        """Layer 0's decode call over the sequences `ids` (a ctypes array)."""
         kvrt = self.kvrt
         kvrt.check(kvrt.lib.kvrt_attention_launch(
-            self.caches[0], len(slots), ids, 1, q.shape[2], q.data_ptr(),
+            self.caches[0], len(ids), ids, 1, q.shape[2], q.data_ptr(),
             out.data_ptr(), scale, 0, kernel, kvrt.threads, self.stream),
             "kvrt_attention_launch")
 
@@ -257,7 +257,7 @@ def run_page(kvrt, args, page):
 
     def churned(serving, out):
         ids = (ctypes.c_int32 * B)(*(serving.ids[s] for s in slots))
-        return lambda: serving.attention(q, out, scale, kernel, slots, ids)
+        return lambda: serving.attention(q, out, scale, kernel, ids)
 
     for order, serving in servings.items():
         name = f"churned_{order}"
