@@ -128,6 +128,23 @@ TEST(SplitPlanTest, FillsTheChipOnlyWhenNeeded) {
   EXPECT_EQ(kvrt::cuda::planSplits(1024, 512, 396).numSplits, 1);
 }
 
+TEST(SplitPlanTest, WarpTurnsFollowTheBody) {
+  using kvrt::cuda::decodeWarpKeys;
+  // The tensor-core body deals 16-key chunks to its warps, whatever the
+  // page size.
+  EXPECT_EQ(decodeWarpKeys(KVRT_DTYPE_F16, 128, 4, 16, 9), 16);
+  EXPECT_EQ(decodeWarpKeys(KVRT_DTYPE_F16, 128, 4, 64, 9), 16);
+  EXPECT_EQ(decodeWarpKeys(KVRT_DTYPE_BF16, 256, 8, 32, 8), 16);
+  EXPECT_EQ(decodeWarpKeys(KVRT_DTYPE_BF16, 64, 1, 128, 8), 16);
+  // The CUDA-core body deals pages: fp32, other head dims, groups above 8,
+  // pages below 16 tokens, GPUs before sm_80.
+  EXPECT_EQ(decodeWarpKeys(KVRT_DTYPE_F32, 128, 4, 64, 9), 64);
+  EXPECT_EQ(decodeWarpKeys(KVRT_DTYPE_F16, 96, 4, 64, 9), 64);
+  EXPECT_EQ(decodeWarpKeys(KVRT_DTYPE_F16, 128, 16, 64, 9), 64);
+  EXPECT_EQ(decodeWarpKeys(KVRT_DTYPE_F16, 128, 4, 8, 9), 8);
+  EXPECT_EQ(decodeWarpKeys(KVRT_DTYPE_F16, 128, 4, 64, 7), 64);
+}
+
 TEST(WorkspaceLayoutTest, HookPartsOnLinesAndBlockSharesExclusive) {
   using kvrt::cuda::kKeyScoreBlockSlots;
   // The accumulation drops whole 128-byte lines of each block's slots from
@@ -823,6 +840,31 @@ TEST(GpuSplitKTest, PlanReportsTheLayoutAndSplitOfALaunch) {
   kvrt_attention_plan_info scored = plan(longRows, 70, kernel, true);
   EXPECT_EQ(scored.query_tile_rows, 0);
   EXPECT_EQ(scored.grid[1], 3 * 70);
+
+  // Pages of 64 tokens: the tensor-core body's warps take 16-key chunks, so
+  // a split needs a page (four chunks) rather than a page per warp, and
+  // 8192 keys (128 pages) split as planSplits counts 128 groups of four
+  // chunks: on the H200 43 splits of 3 pages, where counting pages allowed
+  // 16 splits of 8.
+  {
+    RandomDeviceCache pages64;
+    ASSERT_NO_FATAL_FAILURE(fillRandomDeviceCache(
+        {8192}, numKvHeads, headDim, KVRT_DTYPE_BF16, 64, rng, pages64));
+    const GpuKernel &kernel64 = kernelNamed("bf16_d128_g4_p64_full");
+    kvrt_attention_plan_info decode64 = plan(pages64, 1, kernel64);
+    int perSm = 0;
+    ASSERT_EQ(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                  &perSm, kernel64.function, decode64.block_threads,
+                  size_t(decode64.shared_bytes)),
+              cudaSuccess);
+    const kvrt::cuda::SplitPlan want =
+        kvrt::cuda::planSplits(numKvHeads, 128, int64_t(sms) * perSm);
+    EXPECT_EQ(decode64.num_splits, want.numSplits);
+    if (want.numSplits > 1) {
+      EXPECT_EQ(decode64.pages_per_split, want.pagesPerSplit);
+      EXPECT_GE(int64_t(decode64.num_splits) * decode64.pages_per_split, 128);
+    }
+  }
 
   kvrt_attention_plan_info info;
   EXPECT_KVRT_ERROR(kvrt_attention_plan(longRows.cache, 3, longRows.ids.data(),

@@ -14,6 +14,12 @@ checked against a float32 reference (bench_decode.py's bound); then all
 entries and cuDNN are timed in turns (interleaved_ms), the turns repeated
 --rounds times, and each entry's time is the median of its rounds.
 
+An entry is a library directory, optionally followed by @VAR=VALUE
+settings of kvrt's environment that hold while that entry runs (checked
+and timed), so that one library can be timed against itself under another
+setting, e.g. a forced split count against the planner's:
+build-gpu/lib,build-gpu/lib@KVRT_DECODE_SPLITS=43.
+
 Usage (on the GPU machine; run it again with the libraries reversed,
 then ab_decode_table.py renders both runs as one markdown table):
   bench/prefill/build_ab_libs.sh base=/path/to/base/include tree=
@@ -39,15 +45,36 @@ from bench_decode import (ERROR_BOUND, GQA, HEAD_DIM, PAGE_ORDERS,  # noqa: E402
                           rel_error)
 
 
-def launcher(lib, pages, q, out, scale):
+def parse_entry(entry):
+    """(library directory, {VAR: VALUE}) of an entry DIR[@VAR=VALUE...]."""
+    lib_dir, *settings = entry.split("@")
+    env = {}
+    for setting in settings:
+        var, sep, value = setting.partition("=")
+        if not sep or not var:
+            raise ValueError(f"{entry}: expected @VAR=VALUE, got @{setting}")
+        env[var] = value
+    return lib_dir, env
+
+
+def launcher(lib, pages, q, out, scale, env):
     B, Hkv, S, page = pages.shape
 
     def fn():
-        status = lib.kvcc_bench_launch_direct(
-            pages.pool.data_ptr(), 2 * page * HEAD_DIM * 2,
-            pages.indptr.data_ptr(), pages.kv_lens.data_ptr(),
-            pages.indices.data_ptr(), q.data_ptr(), out.data_ptr(), B,
-            q.shape[2], Hkv, page, S, scale, pages.stream)
+        saved = {var: os.environ.get(var) for var in env}
+        os.environ.update(env)
+        try:
+            status = lib.kvcc_bench_launch_direct(
+                pages.pool.data_ptr(), 2 * page * HEAD_DIM * 2,
+                pages.indptr.data_ptr(), pages.kv_lens.data_ptr(),
+                pages.indices.data_ptr(), q.data_ptr(), out.data_ptr(), B,
+                q.shape[2], Hkv, page, S, scale, pages.stream)
+        finally:
+            for var, value in saved.items():
+                if value is None:
+                    del os.environ[var]
+                else:
+                    os.environ[var] = value
         if status != 0:
             raise RuntimeError(f"kvcc_bench_launch_direct: status {status}")
     return fn
@@ -68,9 +95,9 @@ def run_shape(kvrt, libs, shape, page, rounds):
     failures = []
     fns = {}
     first = None
-    for name, lib in libs:
+    for name, lib, env in libs:
         out = torch.empty_like(qk)
-        fn = launcher(lib, pages, qk, out, scale)
+        fn = launcher(lib, pages, qk, out, scale, env)
         err = checked_run(fn, out, ref)
         diff = rel_error(out, first.float()) if first is not None else 0.0
         if first is None:
@@ -102,8 +129,9 @@ def run_shape(kvrt, libs, shape, page, rounds):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("lib_dirs", help="benchmark library directories "
-                    "(build_ab_libs.sh), comma-separated; the first one's "
-                    "libkvrt.so is loaded")
+                    "(build_ab_libs.sh), comma-separated, each optionally "
+                    "followed by @VAR=VALUE environment settings for its "
+                    "entry; the first one's libkvrt.so is loaded")
     ap.add_argument("--pages", default="16", help="page sizes (16, 64)")
     ap.add_argument("--shapes", help="Hq/Hkv:BxS,... instead of the decode "
                     "benchmark's grid")
@@ -115,11 +143,19 @@ def main():
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
     try:
-        kvrt, libs = load_libraries(args.lib_dirs.split(","),
-                                    ["kvcc_bench_launch_direct"])
+        entries = [parse_entry(e) for e in args.lib_dirs.split(",")]
+        dirs = list(dict.fromkeys(lib_dir for lib_dir, _ in entries))
+        kvrt, loaded = load_libraries(dirs, ["kvcc_bench_launch_direct"])
     except ValueError as ex:
         ap.error(str(ex))
-    names = [name for name, _ in libs]
+    by_dir = dict(zip(dirs, (lib for _, lib in loaded)))
+    base_names = dict(zip(dirs, (name for name, _ in loaded)))
+    libs = [(base_names[lib_dir]
+             + "".join(f"@{var}={value}" for var, value in env.items()),
+             by_dir[lib_dir], env) for lib_dir, env in entries]
+    names = [name for name, _, _ in libs]
+    if len(set(names)) != len(names):
+        ap.error(f"entries must differ: {names}")
     ResidentPages.order = args.page_order
     try:
         shapes = (parse_shapes(args.shapes) if args.shapes else

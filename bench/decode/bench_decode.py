@@ -839,7 +839,7 @@ def main():
                         kvrt.bench.kvcc_bench_set_variant(0)
                 if args.block_times and page == 16:
                     row["kvcc_p16_block_times"] = block_times(kvrt, fn)
-                if args.sweep and page == 16 and B * hkv < 132:
+                if args.sweep and B * hkv < 132:
                     # Split counts around one wave of 4 blocks per SM (the
                     # planner picks the first count filling >= 85% of it).
                     wave = 4 * props.multi_processor_count / (B * hkv)

@@ -34,6 +34,21 @@ struct SplitPlan {
 /// as the best count's. Pure function, for tests.
 SplitPlan planSplits(int64_t baseBlocks, int64_t maxPages, int64_t slots);
 
+/// Keys a warp of a decode block takes at a time, which the split count
+/// must leave every warp at least one of: the tensor-core body
+/// (attention_mma.cuh, kMmaAttentionSupported: fp16/bf16, head_dim 64, 128
+/// or 256, groups of 1-8, pages of a multiple of 16 tokens, on sm_80 and
+/// newer) deals its split's 16-key chunks to the warps in turn, the
+/// CUDA-core body whole pages. Pure function, for tests.
+inline int64_t decodeWarpKeys(kvrt_dtype dtype, int headDim, int group,
+                              int pageSize, int computeMajor) {
+  const bool tensorCores =
+      (dtype == KVRT_DTYPE_F16 || dtype == KVRT_DTYPE_BF16) &&
+      (headDim == 64 || headDim == 128 || headDim == 256) && group >= 1 &&
+      group <= 8 && pageSize >= 16 && pageSize % 16 == 0 && computeMajor >= 8;
+  return tensorCores ? 16 : pageSize;
+}
+
 /// Query rows per block in the prefill layout (kvrt::device::kPrefillRows).
 inline constexpr int kPrefillTileRows = 64;
 /// Query rows and threads per block of the warp-specialized prefill layout
