@@ -148,7 +148,7 @@ def main():
         impls["cudnn"] = cudnn
         if fi is not None:
             cache, indptr, indices, last = fi.pages(resident)
-            wrapper = fi.wrappers["tc_"]
+            wrapper = fi.wrappers["tc_", args.page]
             wrapper.plan(indptr, indices, last, hq, hkv, d, args.page,
                          pos_encoding_mode="NONE", q_data_type=q.dtype,
                          kv_data_type=cache.dtype, sm_scale=scale)
