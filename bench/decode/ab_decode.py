@@ -18,7 +18,9 @@ An entry is a library directory, optionally followed by @VAR=VALUE
 settings of kvrt's environment that hold while that entry runs (checked
 and timed), so that one library can be timed against itself under another
 setting, e.g. a forced split count against the planner's:
-build-gpu/lib,build-gpu/lib@KVRT_DECODE_SPLITS=43.
+build-gpu/lib,build-gpu/lib@KVRT_DECODE_SPLITS=43. @variant=NAME instead
+runs one of bench_kernels.cu's page-16 kernel variants (bench_decode.py's
+VARIANT_NAMES, as its --variants) in place of the emitted kernel.
 
 Usage (on the GPU machine; run it again with the libraries reversed,
 then ab_decode_table.py renders both runs as one markdown table):
@@ -40,29 +42,37 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, os.path.dirname(__file__))
 from ab_decode_table import parse_shapes  # noqa: E402
 from bench_decode import (ERROR_BOUND, GQA, HEAD_DIM, PAGE_ORDERS,  # noqa: E402
-                          SHAPES, ResidentPages, checked_run, finish_ab,
-                          interleaved_ms, load_libraries, reference,
-                          rel_error)
+                          SHAPES, VARIANT_NAMES, ResidentPages, checked_run,
+                          finish_ab, interleaved_ms, load_libraries,
+                          reference, rel_error)
 
 
 def parse_entry(entry):
-    """(library directory, {VAR: VALUE}) of an entry DIR[@VAR=VALUE...]."""
+    """(library directory, {VAR: VALUE}) of an entry DIR[@VAR=VALUE...];
+    a variant=NAME setting is checked against VARIANT_NAMES."""
     lib_dir, *settings = entry.split("@")
     env = {}
     for setting in settings:
         var, sep, value = setting.partition("=")
         if not sep or not var:
             raise ValueError(f"{entry}: expected @VAR=VALUE, got @{setting}")
+        if var == "variant" and value not in VARIANT_NAMES:
+            raise ValueError(f"{entry}: no variant {value!r}; variants: "
+                             + ", ".join(VARIANT_NAMES))
         env[var] = value
     return lib_dir, env
 
 
-def launcher(lib, pages, q, out, scale, env):
+def launcher(lib, pages, q, out, scale, settings):
     B, Hkv, S, page = pages.shape
+    env = {var: value for var, value in settings.items() if var != "variant"}
+    variant = (VARIANT_NAMES.index(settings["variant"]) + 1
+               if "variant" in settings else 0)
 
     def fn():
         saved = {var: os.environ.get(var) for var in env}
         os.environ.update(env)
+        lib.kvcc_bench_set_variant(variant)
         try:
             status = lib.kvcc_bench_launch_direct(
                 pages.pool.data_ptr(), 2 * page * HEAD_DIM * 2,
@@ -70,6 +80,7 @@ def launcher(lib, pages, q, out, scale, env):
                 pages.indices.data_ptr(), q.data_ptr(), out.data_ptr(), B,
                 q.shape[2], Hkv, page, S, scale, pages.stream)
         finally:
+            lib.kvcc_bench_set_variant(0)
             for var, value in saved.items():
                 if value is None:
                     del os.environ[var]
