@@ -42,23 +42,27 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, os.path.dirname(__file__))
 from ab_decode_table import parse_shapes  # noqa: E402
 from bench_decode import (ERROR_BOUND, GQA, HEAD_DIM, PAGE_ORDERS,  # noqa: E402
-                          SHAPES, VARIANT_NAMES, ResidentPages, checked_run,
-                          finish_ab, interleaved_ms, load_libraries,
-                          reference, rel_error)
+                          SHAPES, SPECIAL_VARIANTS, VARIANT_NAMES,
+                          ResidentPages, checked_run, finish_ab,
+                          interleaved_ms, load_libraries, reference,
+                          rel_error)
 
 
 def parse_entry(entry):
     """(library directory, {VAR: VALUE}) of an entry DIR[@VAR=VALUE...];
     a variant=NAME setting is checked against VARIANT_NAMES."""
     lib_dir, *settings = entry.split("@")
+    lib_dir = os.path.normpath(lib_dir)
     env = {}
     for setting in settings:
         var, sep, value = setting.partition("=")
         if not sep or not var:
             raise ValueError(f"{entry}: expected @VAR=VALUE, got @{setting}")
-        if var == "variant" and value not in VARIANT_NAMES:
+        if var == "variant" and (value not in VARIANT_NAMES
+                                 or value in SPECIAL_VARIANTS):
             raise ValueError(f"{entry}: no variant {value!r}; variants: "
-                             + ", ".join(VARIANT_NAMES))
+                             + ", ".join(v for v in VARIANT_NAMES
+                                         if v not in SPECIAL_VARIANTS))
         env[var] = value
     return lib_dir, env
 
@@ -167,6 +171,17 @@ def main():
     names = [name for name, _, _ in libs]
     if len(set(names)) != len(names):
         ap.error(f"entries must differ: {names}")
+    pages = [int(x) for x in args.pages.split(",")]
+    if any("variant" in env for _, _, env in libs) and pages != [16]:
+        # bench_kernels.cu's variants are page-16 kernels; at other page
+        # sizes the emitted kernel would run under the variant's name.
+        ap.error("@variant entries need --pages 16")
+    # Settings every entry inherits (an exported knob would force the
+    # baseline too): printed, and kept in the JSON's rows.
+    inherited = {var: value for var, value in os.environ.items()
+                 if var.startswith("KVRT_")}
+    if inherited:
+        print(f"inherited by every entry: {inherited}")
     ResidentPages.order = args.page_order
     try:
         shapes = (parse_shapes(args.shapes) if args.shapes else
@@ -179,9 +194,10 @@ def main():
     print("| Hq/Hkv | B × S | page | " + " | ".join(columns) + " |")
     print("|---|---|---|" + "---|" * len(columns))
     rows, failures = [], []
-    for page in [int(x) for x in args.pages.split(",")]:
+    for page in pages:
         for shape in shapes:
             row, bad = run_shape(kvrt, libs, shape, page, args.rounds)
+            row["environment"] = inherited
             rows.append(row)
             failures += bad
             e = row["entries"]

@@ -975,20 +975,20 @@ def write_markdown(result, path):
             f"| {cell(r.get('flashinfer_ms'), '.4f')} "
             f"| {g:.0f} ({100 * g / read:.0f}%) "
             f"| {r.get('cudnn_GBps', float('nan')):.0f} "
-            f"| {s.get('p16', float('nan')):.2f} | {s.get('p64', float('nan')):.2f} "
+            f"| {s.get('p16', float('nan')):.3f} | {s.get('p64', float('nan')):.3f} "
             f"| {r.get('speedup_vs_flash', {}).get('p16', float('nan')):.2f} "
-            f"| {cell(fs.get('p16'), '.2f')} | {cell(fs.get('p64'), '.2f')} "
+            f"| {cell(fs.get('p16'), '.3f')} | {cell(fs.get('p64'), '.3f')} "
             f"| {r['kvcc_p16_err']:.1e} |")
     lines.append("")
     for p in (16, 64):
         if ratios[p]:
             lines.append(f"Geometric mean speedup vs cuDNN, page {p}: "
-                         f"{geomean(ratios[p]):.2f}x; minimum {min(ratios[p]):.2f}x")
+                         f"{geomean(ratios[p]):.3f}x; minimum {min(ratios[p]):.4f}x")
     for p in (16, 64):
         if fi_ratios[p]:
             lines.append(f"Geometric mean speedup vs FlashInfer, page {p}: "
-                         f"{geomean(fi_ratios[p]):.2f}x; minimum "
-                         f"{min(fi_ratios[p]):.2f}x")
+                         f"{geomean(fi_ratios[p]):.3f}x; minimum "
+                         f"{min(fi_ratios[p]):.4f}x")
     lines.append("")
     lines.append(f"FlashInfer: {result['flashinfer']}")
     lines += flashinfer_markdown(result)

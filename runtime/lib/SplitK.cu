@@ -788,6 +788,44 @@ bool kvrt::cuda::prefillWsRunCopies(int headDim, int pageSize) {
                                           kvrt::device::kPrefillWsKeys);
 }
 
+namespace {
+/// decodeWarpKeys restates which shapes the tensor-core decode body takes
+/// (kMmaAttentionSupported, on sm_80+): checked here against it over
+/// element types, head dims, groups and page sizes on both sides of each
+/// of its bounds.
+template <typename T>
+constexpr kvrt_dtype dtypeOf() {
+  return std::is_same_v<T, __half>          ? KVRT_DTYPE_F16
+         : std::is_same_v<T, __nv_bfloat16> ? KVRT_DTYPE_BF16
+                                            : KVRT_DTYPE_F32;
+}
+template <typename T, int HeadDim, int Group, int Page>
+constexpr bool warpKeysAgree() {
+  return kvrt::cuda::decodeWarpKeys(dtypeOf<T>(), HeadDim, Group, Page, 8) ==
+         (kvrt::device::kMmaAttentionSupported<T, HeadDim, Group, Page> ? 16
+                                                                        : Page);
+}
+template <typename T, int HeadDim, int Group, int... Pages>
+constexpr bool warpKeysAgreePages() {
+  return (warpKeysAgree<T, HeadDim, Group, Pages>() && ...);
+}
+template <typename T, int HeadDim, int... Groups>
+constexpr bool warpKeysAgreeGroups() {
+  return (warpKeysAgreePages<T, HeadDim, Groups, 4, 8, 16, 32, 48, 64,
+                             128>() &&
+          ...);
+}
+template <typename T, int... HeadDims> constexpr bool warpKeysAgreeAll() {
+  return (warpKeysAgreeGroups<T, HeadDims, 1, 2, 3, 4, 5, 8, 9, 16>() &&
+          ...);
+}
+static_assert(warpKeysAgreeAll<__half, 32, 64, 96, 128, 256, 512>() &&
+                  warpKeysAgreeAll<__nv_bfloat16, 32, 64, 96, 128, 256,
+                                   512>() &&
+                  warpKeysAgreeAll<float, 64, 128, 256>(),
+              "decodeWarpKeys and kMmaAttentionSupported disagree");
+} // namespace
+
 SplitPlan kvrt::cuda::planSplits(int64_t baseBlocks, int64_t maxPages,
                                  int64_t slots) {
   if (baseBlocks <= 0 || maxPages <= 1 || slots <= 0)

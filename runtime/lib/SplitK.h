@@ -27,7 +27,9 @@ struct SplitPlan {
 };
 
 /// Chooses the split of a launch of `baseBlocks` blocks (kv heads x batch x
-/// tokens) over rows of at most `maxPages` pages on a device that holds
+/// tokens) over rows of at most `maxPages` units (planAttention passes
+/// groups of a block's warps' turns, decodeWarpKeys; the result's
+/// pagesPerSplit counts the same units) on a device that holds
 /// `slots` such blocks at once: none when its waves already keep most slots
 /// busy (below one wave: it nearly fills the slots; above: its last wave is
 /// not mostly empty), else the fewest splits whose waves are nearly as busy
@@ -40,8 +42,8 @@ SplitPlan planSplits(int64_t baseBlocks, int64_t maxPages, int64_t slots);
 /// or 256, groups of 1-8, pages of a multiple of 16 tokens, on sm_80 and
 /// newer) deals its split's 16-key chunks to the warps in turn, the
 /// CUDA-core body whole pages. Pure function, for tests.
-inline int64_t decodeWarpKeys(kvrt_dtype dtype, int headDim, int group,
-                              int pageSize, int computeMajor) {
+constexpr int64_t decodeWarpKeys(kvrt_dtype dtype, int headDim, int group,
+                                 int pageSize, int computeMajor) {
   const bool tensorCores =
       (dtype == KVRT_DTYPE_F16 || dtype == KVRT_DTYPE_BF16) &&
       (headDim == 64 || headDim == 128 || headDim == 256) && group >= 1 &&
