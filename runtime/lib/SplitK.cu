@@ -957,7 +957,7 @@ kvrt_status kvrt::cuda::planAttention(const void *kernel,
   // work: a 16-key chunk in the tensor-core body, a page in the CUDA-core
   // one. (Counting pages for both gave rows on pages of 32 or 64 tokens
   // too few splits: 9-75% fewer blocks at batch 1 up to 64K keys, and
-  // batch 1 x 32K at page 64 ran 43 splits instead of 57, 2.4% slower.)
+  // batch 1 x 32K at page 64 ran 43 splits instead of 57, 2.1-2.7% slower.)
   const int64_t warps = threads / 32;
   const int64_t warpKeys = decodeWarpKeys(
       dtype, params.head_dim, params.num_q_heads / params.num_kv_heads,
