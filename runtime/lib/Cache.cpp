@@ -128,11 +128,6 @@ kvrt_cache::state(const kvrt::Sequence &sequence) const {
 
 namespace {
 
-/// Every page of `heads` in ascending id order into `out`, or false where
-/// the scratch does not fit in memory or a page appears twice. A bitmap
-/// over the pages' id range instead of a comparison sort: a decode-grown
-/// sequence's pages are mostly runs of one, and sorting them cost ten times
-/// what returning them does (bench/allocator, SequenceDestroy).
 /// Whether the heads' pages, head after head, are already in ascending id
 /// order (a sequence appended at once: one run a head).
 bool headsAscending(const std::vector<kvrt::HeadTable> &heads) {
@@ -146,6 +141,11 @@ bool headsAscending(const std::vector<kvrt::HeadTable> &heads) {
   return true;
 }
 
+/// Every page of `heads` in ascending id order into `out`, or false where
+/// the scratch does not fit in memory or a page appears twice. A bitmap
+/// over the pages' id range instead of a comparison sort: a decode-grown
+/// sequence's pages are mostly runs of one, and sorting them cost ten times
+/// what returning them does (bench/allocator, SequenceDestroy).
 bool ascendingPages(const std::vector<kvrt::HeadTable> &heads,
                     std::vector<int32_t> &out) {
   size_t total = 0;
