@@ -14,6 +14,19 @@ checked against a float32 reference (bench_decode.py's bound); then all
 entries and cuDNN are timed in turns (interleaved_ms), the turns repeated
 --rounds times, and each entry's time is the median of its rounds.
 
+Back to back, a call whose K+V fit in L2 (under about 50 MB on the H200:
+batch 1 up to 8K, say) finds part of its data left there by the call
+before, and how much depends on what ran before the entry's turn: in
+session 30 two entries running one kernel on the same pages at 32/8
+1 x 8K took 0.0143 and 0.0167 ms, each steady over its rounds, and cuDNN
+reads 1 x 8K in 0.0128 ms back to back but 0.0169 ms when each call
+reads a copy of the cache the calls before it did not
+(bench/results/decode_ab/README.md). --rotate times such shapes that way,
+as a model's decode step reads each layer's cache after the other layers:
+every entry and cuDNN cycle through copies of the cache (each kvcc copy
+in its own pool) that add up to four times the L2 size besides the one a
+call reads.
+
 An entry is a library directory, optionally followed by @VAR=VALUE
 settings of kvrt's environment that hold while that entry runs (checked
 and timed), so that one library can be timed against itself under another
@@ -40,7 +53,8 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ab_decode_table import parse_shapes  # noqa: E402
+from ab_decode_table import (parse_shapes, rotating,  # noqa: E402
+                             rotation_copies)
 from bench_decode import (ERROR_BOUND, GQA, HEAD_DIM, PAGE_ORDERS,  # noqa: E402
                           SHAPES, SPECIAL_VARIANTS, VARIANT_NAMES,
                           ResidentPages, checked_run, finish_ab,
@@ -95,7 +109,7 @@ def launcher(lib, pages, q, out, scale, settings):
     return fn
 
 
-def run_shape(kvrt, libs, shape, page, rounds):
+def run_shape(kvrt, libs, shape, page, rounds, rotate_bytes=0):
     hq, hkv, B, S = shape
     torch.manual_seed(0)
     q = torch.randn(B, hq, 1, HEAD_DIM, device="cuda", dtype=torch.float16)
@@ -104,15 +118,24 @@ def run_shape(kvrt, libs, shape, page, rounds):
     ref = reference(q, k, v)
     scale = 1.0 / math.sqrt(HEAD_DIM)
     qk = q.transpose(1, 2).contiguous()
-    pages = ResidentPages(kvrt, k, v, page)
+    copies = rotation_copies(2 * k.numel() * k.element_size(), rotate_bytes)
+    # Each copy of the pages in its own pool (and, for cuDNN, of k and v):
+    # with --rotate every call reads a copy the calls before it did not.
+    pages = [ResidentPages(kvrt, k, v, page) for _ in range(copies)]
+    kvs = [(k, v)] + [(k.clone(), v.clone()) for _ in range(copies - 1)]
     row = {"hq": hq, "hkv": hkv, "B": B, "S": S, "page": page,
-           "page_order": ResidentPages.order, "entries": {}}
+           "page_order": ResidentPages.order, "copies": copies,
+           "entries": {}}
     failures = []
     fns = {}
     first = None
+    # One turn for all entries: they read the same pools, and an entry's
+    # call must not find the copy the last call of another left in L2.
+    turn = [0]
     for name, lib, env in libs:
         out = torch.empty_like(qk)
-        fn = launcher(lib, pages, qk, out, scale, env)
+        fn = rotating([launcher(lib, p, qk, out, scale, env) for p in pages],
+                      turn)
         err = checked_run(fn, out, ref)
         diff = rel_error(out, first.float()) if first is not None else 0.0
         if first is None:
@@ -123,9 +146,10 @@ def run_shape(kvrt, libs, shape, page, rounds):
                             f"error {err}")
         fns[name] = fn
 
-    def cudnn():
+    def sdpa(k, v):
         with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
             return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+    cudnn = rotating([lambda k=k, v=v: sdpa(k, v) for k, v in kvs])
     row["cudnn_err"] = rel_error(cudnn(), ref)
     fns["cudnn"] = cudnn
     if not failures:
@@ -137,7 +161,7 @@ def run_shape(kvrt, libs, shape, page, rounds):
             entry = row["entries"].setdefault(name, {})
             entry["ms"] = statistics.median(times)
             entry["ms_rounds"] = times
-    del pages
+    del pages, kvs
     return row, failures
 
 
@@ -155,6 +179,13 @@ def main():
                     "page_permutation)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="repetitions of the timing turns")
+    ap.add_argument("--rotate", action="store_true",
+                    help="time each call on a copy of the cache the calls "
+                    "before it did not read (copies of K+V adding up to "
+                    "four times the L2 size besides the one read): needed "
+                    "where a shape's K+V fit in L2 (under about 50 MB on "
+                    "the H200), whose back-to-back times otherwise depend "
+                    "on what ran before")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
     try:
@@ -193,10 +224,15 @@ def main():
                + [f"vs cuDNN {n}" for n in names] + ["errors"])
     print("| Hq/Hkv | B × S | page | " + " | ".join(columns) + " |")
     print("|---|---|---|" + "---|" * len(columns))
+    rotate_bytes = 0
+    if args.rotate:
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        rotate_bytes = 4 * (getattr(props, "L2_cache_size", 0) or (50 << 20))
     rows, failures = [], []
     for page in pages:
         for shape in shapes:
-            row, bad = run_shape(kvrt, libs, shape, page, args.rounds)
+            row, bad = run_shape(kvrt, libs, shape, page, args.rounds,
+                                 rotate_bytes)
             row["environment"] = inherited
             rows.append(row)
             failures += bad

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Markdown table of two runs of ab_decode.py with the libraries in
-opposite orders (standard library only): per shape each entry's time and
+opposite orders, and ab_decode.py's other helpers that need no GPU
+(standard library only): per shape each entry's time and
 cuDNN's as "first run / second run", each entry's change against the base
 entry (base time / entry time − 1: above 0 the entry is faster) and the
 base entry's speed against cuDNN (cuDNN time / base time).
@@ -11,7 +12,37 @@ The base defaults to the first run's first library.
 """
 import argparse
 import json
+import math
 import sys
+
+# Most copies of a shape's cache ab_decode.py --rotate keeps (the smallest
+# shapes).
+MAX_COPIES = 64
+
+
+def rotation_copies(kv_bytes, rotate_bytes):
+    """Copies of a shape's K+V that --rotate keeps: enough that the others
+    hold at least `rotate_bytes` (0: no rotation, one copy), at most
+    MAX_COPIES."""
+    if rotate_bytes <= 0:
+        return 1
+    return min(MAX_COPIES, 1 + math.ceil(rotate_bytes / kv_bytes))
+
+
+def rotating(fns, turn=None):
+    """One call that calls fns[0], fns[1], ... in turn, one per call. Calls
+    made with the same `turn` (a one-element list, the next index) share
+    the turn: where each calls one copy of some data, a call of either
+    reads the copy after the one the last call of any read."""
+    if len(fns) == 1:
+        return fns[0]
+    turn = [0] if turn is None else turn
+
+    def fn():
+        index = turn[0] % len(fns)
+        turn[0] = index + 1
+        return fns[index]()
+    return fn
 
 
 def parse_shapes(text):

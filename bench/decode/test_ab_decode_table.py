@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Checks ab_decode_table.py (ab_decode.py's shape parser and its two-run
-table) on JSON shaped like ab_decode.py's (standard library only; ctest
-runs it as bench-ab-decode-table)."""
+"""Checks ab_decode_table.py (ab_decode.py's shape parser, --rotate's
+copies and its two-run table) on JSON shaped like ab_decode.py's
+(standard library only; ctest runs it as bench-ab-decode-table)."""
 import json
 import os
 import subprocess
@@ -11,7 +11,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from ab_decode_table import parse_shapes, render  # noqa: E402
+from ab_decode_table import (MAX_COPIES, parse_shapes, render,  # noqa: E402
+                             rotating, rotation_copies)
 
 
 def run(rows):
@@ -39,6 +40,33 @@ class ParseShapesTest(unittest.TestCase):
                      "a/8:1x64", ""):
             with self.assertRaises(ValueError, msg=text):
                 parse_shapes(text)
+
+
+class RotationTest(unittest.TestCase):
+    def test_copies_cover_the_bytes_asked_for_besides_the_one_read(self):
+        self.assertEqual(rotation_copies(17 << 20, 0), 1)
+        # 200 MiB of others at 17 MiB a copy: 12 others, 13 in all.
+        self.assertEqual(rotation_copies(17 << 20, 200 << 20), 13)
+        self.assertEqual(rotation_copies(50 << 20, 200 << 20), 5)
+        # A copy at least as large as the bytes asked for: one other.
+        self.assertEqual(rotation_copies(256 << 20, 200 << 20), 2)
+        self.assertEqual(rotation_copies(1 << 10, 200 << 20), MAX_COPIES)
+
+    def test_rotating_calls_each_in_turn(self):
+        calls = []
+        fn = rotating([lambda i=i: calls.append(i) or i for i in range(3)])
+        self.assertEqual([fn() for _ in range(7)], [0, 1, 2, 0, 1, 2, 0])
+        self.assertEqual(calls, [0, 1, 2, 0, 1, 2, 0])
+
+        turn = [0]
+        a = rotating([lambda: "a0", lambda: "a1", lambda: "a2"], turn)
+        b = rotating([lambda: "b0", lambda: "b1", lambda: "b2"], turn)
+        self.assertEqual([a(), a(), b(), b(), a()],
+                         ["a0", "a1", "b2", "b0", "a1"])
+
+        def single():
+            return 5
+        self.assertIs(rotating([single]), single)
 
 
 class RenderTest(unittest.TestCase):
