@@ -11,6 +11,12 @@ launches per call and median duration, and the median span of one call
 kernels' sum is the time the GPU spent between them (launch gaps, the
 merge waiting on the attention kernel's last blocks).
 
+The calls run back to back on one copy of the data, so below about 50 MB
+of K+V (batch 1 up to 8K on the H200) part of each call's data is still in
+L2 from the call before, cuDNN's more than kvcc's (session 30,
+bench/results/decode_ab/README.md): compare such shapes' kernels with that
+in mind, and their end-to-end times with ab_decode.py --rotate.
+
 Usage (on the GPU machine, after run_on_device.sh's builds):
   python3 bench/decode/profile_decode.py --lib-dir build-gpu/lib \
       [--shape 32/8:16x4096 ...] [--json FILE]
