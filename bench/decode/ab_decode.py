@@ -18,7 +18,7 @@ Back to back, a call whose K+V fit in L2 (under about 50 MB on the H200:
 batch 1 up to 8K, say) finds part of its data left there by the call
 before, and how much depends on what ran before the entry's turn: in
 session 30 two entries running one kernel on the same pages at 32/8
-1 x 8K took 0.0143 and 0.0167 ms, each steady over its rounds, and cuDNN
+1 x 8K took 0.0144 and 0.0164 ms, each steady over its rounds, and cuDNN
 reads 1 x 8K in 0.0128 ms back to back but 0.0169 ms when each call
 reads a copy of the cache the calls before it did not
 (bench/results/decode_ab/README.md). --rotate times such shapes that way,

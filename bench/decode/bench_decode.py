@@ -455,8 +455,8 @@ def interleaved_ms(fns, reps=15, calls=10, warm=5):
     Back to back, a call whose data fit in L2 (under about 50 MB on the
     H200) finds part of them left there by the call before: the decode
     grid's shapes (134 MB and more) time the same as when each call reads
-    a copy of its cache the calls before it did not (within 0.3%, session
-    30), smaller ones do not (ab_decode.py --rotate times them so)."""
+    a copy of its cache the calls before it did not (within 0.3% in the
+    same turns, session 30), smaller ones do not (ab_decode.py --rotate times them so)."""
     names = list(fns)
     for name in names:
         for _ in range(warm):
