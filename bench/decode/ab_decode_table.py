@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Markdown table of two runs of ab_decode.py with the libraries in
-opposite orders, and ab_decode.py's other helpers that need no GPU
-(standard library only): per shape each entry's time and
-cuDNN's as "first run / second run", each entry's change against the base
-entry (base time / entry time − 1: above 0 the entry is faster) and the
-base entry's speed against cuDNN (cuDNN time / base time).
+opposite orders: per shape each entry's time and cuDNN's as "first run /
+second run", each entry's change against the base entry (base time /
+entry time − 1: above 0 the entry is faster) and the base entry's speed
+against cuDNN (cuDNN time / base time). Also ab_decode.py's helpers that
+need no GPU: its --shapes parser and --rotate's copies. Standard library
+only.
 
 Usage:
   python3 bench/decode/ab_decode_table.py ORDER1.json ORDER2.json [--base NAME]

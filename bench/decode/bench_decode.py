@@ -456,7 +456,8 @@ def interleaved_ms(fns, reps=15, calls=10, warm=5):
     H200) finds part of them left there by the call before: the decode
     grid's shapes (134 MB and more) time the same as when each call reads
     a copy of its cache the calls before it did not (within 0.3% in the
-    same turns, session 30), smaller ones do not (ab_decode.py --rotate times them so)."""
+    same turns, session 30), smaller ones do not (ab_decode.py --rotate
+    times them so)."""
     names = list(fns)
     for name in names:
         for _ in range(warm):
